@@ -1,0 +1,1 @@
+"""The `modelrelease` command line."""

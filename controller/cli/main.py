@@ -1,0 +1,123 @@
+"""`modelrelease`: generate and check CRDs, validate release manifests, show a rollout plan."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from controller import crdgen, manifests
+from controller.domain import planning
+from controller.resources import kinds
+
+DEFAULT_CRD_DIR = Path("crds")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    code: int = args.handler(args)
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modelrelease", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    crds = commands.add_parser("crds", help="write the CRD YAML generated from the models")
+    crds.add_argument("--out", type=Path, default=DEFAULT_CRD_DIR, help="folder of CRD files (default: crds)")
+    crds.add_argument("--check", action="store_true", help="only compare; exit 1 when the files differ")
+    crds.set_defaults(handler=_crds)
+
+    validate = commands.add_parser("validate", help="check release manifests; every problem with file:line")
+    validate.add_argument("files", nargs="+", type=Path)
+    validate.set_defaults(handler=_validate)
+
+    plan = commands.add_parser("plan", help="show the replica plan and GPU cost of each ModelRelease")
+    plan.add_argument("files", nargs="+", type=Path)
+    plan.add_argument(
+        "--stable-replicas", type=int, help="replicas of the running stable (default: as the spec)"
+    )
+    plan.add_argument("--stable-gpus", type=int, help="GPUs per stable replica (default: as the spec)")
+    plan.set_defaults(handler=_plan)
+    return parser
+
+
+def _crds(args: argparse.Namespace) -> int:
+    if args.check:
+        problems = crdgen.diff_crds(args.out)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        if problems:
+            print(
+                "the CRDs differ from the models; run `modelrelease crds` and commit the result",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{args.out}: CRDs match the models")
+        return 0
+    for path in crdgen.write_crds(args.out):
+        print(f"wrote {path}")
+    return 0
+
+
+def _load_all(files: Sequence[Path]) -> tuple[list[manifests.Manifest], list[str]]:
+    loaded: list[manifests.Manifest] = []
+    problems: list[str] = []
+    for path in files:
+        try:
+            loaded.extend(manifests.load_file(path))
+        except manifests.ManifestError as error:
+            problems.extend(str(p) for p in error.problems)
+        except OSError as error:
+            problems.append(f"{path}: cannot read: {error.strerror}")
+    return loaded, problems
+
+
+def _validate(args: argparse.Namespace) -> int:
+    loaded, problems = _load_all(args.files)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    for manifest in loaded:
+        resource = manifest.resource
+        assert isinstance(
+            resource, kinds.ModelRelease | kinds.AnalysisTemplate | kinds.GitSource | kinds.Approval
+        )
+        print(f"{manifest.source}:{manifest.line}: {resource.kind} {resource.metadata.name}: valid")
+    return 1 if problems else 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    loaded, problems = _load_all(args.files)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    refused = False
+    for manifest in loaded:
+        release = manifest.resource
+        if not isinstance(release, kinds.ModelRelease):
+            continue
+        spec = release.spec
+        resource = spec.gpu_budget.resource_name if spec.gpu_budget else "nvidia.com/gpu"
+        stable = planning.StableFootprint(
+            replicas=args.stable_replicas or spec.serving.replicas,
+            gpus_per_replica=args.stable_gpus
+            if args.stable_gpus is not None
+            else spec.serving.gpus_per_replica(resource),
+        )
+        plan = planning.plan_rollout(spec, stable)
+        print(f"{manifest.source}: ModelRelease {release.metadata.name} (model {spec.model.name})")
+        if isinstance(plan, planning.Refusal):
+            print(f"  refused ({plan.reason}): {plan.message}")
+            refused = True
+            continue
+        print(f"  {'step':<40} {'canary':>6} {'stable':>6} {'weight':>6}")
+        for step in (*plan.steps, plan.promotion):
+            print(f"  {step.label:<40} {step.canary_replicas:>6} {step.stable_replicas:>6} {step.weight:>5}%")
+        budget = "unlimited" if plan.budget_gpus is None else str(plan.budget_gpus)
+        print(f"  peak GPUs: {plan.peak_gpus} (budget {budget})")
+    return 1 if problems or refused else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,145 @@
+"""What the engine wants done, as desired state. Executing an action twice changes nothing."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from analysis import schema, verdicts
+from controller.resources import modelrelease
+
+
+class CreateWorkload(schema.Frozen):
+    """A Deployment `name` serving `revision` exists (created with `replicas` if absent)."""
+
+    type: Literal["CreateWorkload"] = "CreateWorkload"
+    name: str
+    revision: str
+    replicas: int
+    model_name: str
+    model_version: str
+    model_uri: str
+    serving: modelrelease.Serving
+    gpus_per_replica: int
+
+
+class ScaleWorkload(schema.Frozen):
+    type: Literal["ScaleWorkload"] = "ScaleWorkload"
+    name: str
+    replicas: int
+
+
+class DeleteWorkload(schema.Frozen):
+    type: Literal["DeleteWorkload"] = "DeleteWorkload"
+    name: str
+
+
+class SetTrafficWeight(schema.Frozen):
+    """All traffic goes to stable except `canary_weight` percent to the canary (if any).
+
+    With no canary, or weight 0, the canary (or blue-green preview) takes no production traffic.
+    """
+
+    type: Literal["SetTrafficWeight"] = "SetTrafficWeight"
+    stable_revision: str
+    canary_revision: str | None
+    canary_weight: int = Field(ge=0, le=100)
+
+
+class StartAnalysis(schema.Frozen):
+    type: Literal["StartAnalysis"] = "StartAnalysis"
+    run: str
+    template: str
+    step_index: int
+    canary_revision: str
+    baseline_revision: str
+    start: datetime
+    max_duration: timedelta
+
+
+class StopAnalysis(schema.Frozen):
+    type: Literal["StopAnalysis"] = "StopAnalysis"
+    run: str
+
+
+class RequestApproval(schema.Frozen):
+    """Ask approvers (Slack buttons if `slack`) to approve gate `step_index` of `revision`."""
+
+    type: Literal["RequestApproval"] = "RequestApproval"
+    key: str
+    step_index: int
+    revision: str
+    model_version: str
+    slack: bool
+    channel: str | None
+
+
+class NotificationEvent(StrEnum):
+    STARTED = "Started"
+    STEP_COMPLETED = "StepCompleted"
+    ANALYSIS = "Analysis"
+    PAUSED = "Paused"
+    PROMOTED = "Promoted"
+    ROLLED_BACK = "RolledBack"
+    FAILED = "Failed"
+
+
+class Notify(schema.Frozen):
+    """Tell the release's channel. `key` is unique per message; adapters may use it to deduplicate."""
+
+    type: Literal["Notify"] = "Notify"
+    key: str
+    channel: str
+    event: NotificationEvent
+    revision: str
+    model_version: str | None
+    message: str
+    verdict: verdicts.Verdict | None = None
+
+
+class PromoteModel(schema.Frozen):
+    """Point the registry alias at the promoted version."""
+
+    type: Literal["PromoteModel"] = "PromoteModel"
+    model_name: str
+    version: str
+    alias: str
+
+
+class TagRolledBack(schema.Frozen):
+    """Mark a registry version as rolled back, with the reason."""
+
+    type: Literal["TagRolledBack"] = "TagRolledBack"
+    model_name: str
+    version: str
+    reason: str
+
+
+class WriteBackToGit(schema.Frozen):
+    """Make the release manifest in Git say `restore_version` again, so Git matches the cluster."""
+
+    type: Literal["WriteBackToGit"] = "WriteBackToGit"
+    key: str
+    model_name: str
+    restore_version: str
+    rolled_back_version: str
+    reason: str
+
+
+Action = Annotated[
+    CreateWorkload
+    | ScaleWorkload
+    | DeleteWorkload
+    | SetTrafficWeight
+    | StartAnalysis
+    | StopAnalysis
+    | RequestApproval
+    | Notify
+    | PromoteModel
+    | TagRolledBack
+    | WriteBackToGit,
+    Field(discriminator="type"),
+]

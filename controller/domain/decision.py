@@ -1,0 +1,30 @@
+"""What one reconcile returns: actions to run in order, the status to write, when to look again."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+
+from analysis import schema
+from controller.domain import actions
+from controller.resources import releasestatus
+
+
+class EventType(StrEnum):
+    NORMAL = "Normal"
+    WARNING = "Warning"
+
+
+class Event(schema.Frozen):
+    """A Kubernetes Event the shell posts on the release: a transition, with its reason."""
+
+    type: EventType
+    reason: str
+    message: str
+
+
+class Decision(schema.Frozen):
+    actions: tuple[actions.Action, ...]
+    status: releasestatus.ModelReleaseStatus
+    requeue_after: timedelta | None
+    events: tuple[Event, ...] = ()

@@ -1,0 +1,172 @@
+"""Read release manifests (YAML files) into resource models, with errors a person can act on.
+
+Every problem names the file, the line, the field path in manifest spelling
+(`spec.strategy.canary.steps[2].setWeight`) and what is wrong, and every problem in a file
+is reported, not just the first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from controller.resources import kinds, meta
+
+
+@dataclass(frozen=True)
+class Problem:
+    source: str
+    line: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}" if self.line else self.source
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class ManifestError(ValueError):
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True)
+class Manifest:
+    source: str
+    line: int
+    resource: BaseModel
+
+
+def load_file(path: Path) -> list[Manifest]:
+    return load_text(path.read_text(encoding="utf-8"), str(path))
+
+
+def load_text(text: str, source: str) -> list[Manifest]:
+    """Every resource in a (multi-document) YAML text; raises ManifestError with every problem."""
+    try:
+        nodes = [n for n in yaml.compose_all(text, Loader=yaml.SafeLoader) if n is not None]
+        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ManifestError([Problem(source, line, "", f"not valid YAML: {error}")]) from error
+    manifests: list[Manifest] = []
+    problems: list[Problem] = []
+    for node, document in zip(nodes, documents, strict=True):
+        try:
+            manifests.append(
+                Manifest(source, node.start_mark.line + 1, parse_document(document, node, source))
+            )
+        except ManifestError as error:
+            problems.extend(error.problems)
+    if problems:
+        raise ManifestError(problems)
+    return manifests
+
+
+def parse_document(document: Any, node: yaml.Node | None = None, source: str = "<input>") -> BaseModel:
+    line = node.start_mark.line + 1 if node is not None else None
+    if not isinstance(document, dict):
+        raise ManifestError([Problem(source, line, "", "a manifest is a mapping with apiVersion and kind")])
+    api_version, kind_name = document.get("apiVersion"), document.get("kind")
+    kind = kinds.BY_KIND.get(kind_name) if isinstance(kind_name, str) else None
+    if api_version != meta.API_VERSION or kind is None:
+        known = ", ".join(k.kind for k in kinds.KINDS)
+        raise ManifestError(
+            [
+                Problem(
+                    source,
+                    line,
+                    "",
+                    f"expected apiVersion {meta.API_VERSION} and a kind of {known}; "
+                    f"got apiVersion {api_version!r}, kind {kind_name!r}",
+                )
+            ]
+        )
+    try:
+        return kind.envelope.model_validate(document)
+    except ValidationError as error:
+        errors = _root_causes(error.errors(include_url=False))
+        raise ManifestError([_problem(e, node, source) for e in errors]) from None
+
+
+def _root_causes(errors: list[Any]) -> list[Any]:
+    """Drop a "too short" error on a list whose item already failed: it is only the echo of it."""
+    locs = [tuple(e["loc"]) for e in errors]
+    return [
+        e
+        for e in errors
+        if not (
+            e["type"] == "too_short"
+            and any(
+                len(other) > len(e["loc"]) and other[: len(e["loc"])] == tuple(e["loc"]) for other in locs
+            )
+        )
+    ]
+
+
+def _problem(error: Any, root: yaml.Node | None, source: str) -> Problem:
+    loc = tuple(error["loc"])
+    return Problem(source, _line_of(root, loc), format_path(loc), describe(error))
+
+
+def format_path(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif str(part).startswith(("function-", "tagged-union")):
+            continue
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def describe(error: Any) -> str:
+    """A pydantic error as a sentence that says what is wrong with the value."""
+    kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
+    if kind == "extra_forbidden":
+        return "unknown field (check its spelling and indentation)"
+    if kind == "missing":
+        return "is required"
+    if kind in ("less_than_equal", "less_than"):
+        bound = ctx.get("le", ctx.get("lt"))
+        return (
+            f"{value!r} is above {bound}" if kind == "less_than_equal" else f"{value!r} is not below {bound}"
+        )
+    if kind in ("greater_than_equal", "greater_than"):
+        bound = ctx.get("ge", ctx.get("gt"))
+        return (
+            f"{value!r} is below {bound}"
+            if kind == "greater_than_equal"
+            else f"{value!r} is not above {bound}"
+        )
+    if kind == "string_pattern_mismatch":
+        return f"{value!r} does not match {ctx.get('pattern')}"
+    message = str(error["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    return message
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    if node is None:
+        return None
+    found = node
+    for part in loc:
+        child = None
+        if isinstance(found, yaml.MappingNode):
+            child = next((v for k, v in found.value if k.value == part), None)
+            if child is None:  # an unknown key: point at the key itself
+                child = next((k for k, _ in found.value if k.value == part), None)
+        elif isinstance(found, yaml.SequenceNode) and isinstance(part, int) and part < len(found.value):
+            child = found.value[part]
+        if child is None:
+            break
+        found = child
+    return found.start_mark.line + 1

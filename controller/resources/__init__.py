@@ -1,0 +1,1 @@
+"""The project's Kubernetes resources as frozen pydantic models: the single source of the CRDs."""

@@ -1,0 +1,241 @@
+"""ModelRelease spec: which model version to serve, how to serve it, and how to roll it out."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Self
+
+from pydantic import Field, field_validator, model_validator
+
+from analysis import schema
+from controller.resources import meta
+
+
+class ModelRef(schema.Frozen):
+    """An MLflow registered model, pinned by version or by alias (resolved and pinned in status)."""
+
+    name: str = Field(min_length=1, description="MLflow registered model name.")
+    version: str | None = Field(None, pattern=r"^[0-9]+$", description="Registry version, e.g. '7'.")
+    alias: str | None = Field(None, min_length=1, description="Registry alias, e.g. 'champion-candidate'.")
+    require_tags: dict[str, str] = Field(
+        default_factory=dict, description="Tags the version must carry before rollout starts."
+    )
+    promote_alias: str = Field("production", min_length=1, description="Alias moved on promotion.")
+
+    @model_validator(mode="after")
+    def _exactly_one_of_version_or_alias(self) -> Self:
+        if (self.version is None) == (self.alias is None):
+            raise ValueError("give exactly one of 'version' or 'alias'")
+        return self
+
+
+class Resources(schema.Frozen):
+    limits: dict[str, schema.Quantity] = Field(default_factory=dict)
+    requests: dict[str, schema.Quantity] = Field(default_factory=dict)
+
+
+class Serving(schema.Frozen):
+    """The pod template of the model server. Replicas are not part of the revision."""
+
+    image: str = Field(min_length=1)
+    replicas: int = Field(1, ge=1, le=1000)
+    resources: Resources = Resources()
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    env: schema.KubeList = Field(default_factory=list)
+    ports: schema.KubeList = Field(default_factory=list)
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: schema.KubeList = Field(default_factory=list)
+    readiness_probe: schema.KubeObject | None = None
+    liveness_probe: schema.KubeObject | None = None
+    service_account_name: str | None = None
+    pod_labels: dict[str, str] = Field(default_factory=dict)
+    pod_annotations: dict[str, str] = Field(default_factory=dict)
+    model_uri_env: str = Field("MODEL_URI", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    warmup: schema.Duration = Field(
+        timedelta(0), description="Time after a pod is Ready before it takes traffic or counts in analysis."
+    )
+
+    def gpus_per_replica(self, resource_name: str) -> int:
+        """Whole accelerators one replica asks for (its limit, else its request)."""
+        value = self.resources.limits.get(resource_name, self.resources.requests.get(resource_name, 0))
+        return int(value)
+
+    @field_validator("resources")
+    @classmethod
+    def _accelerators_are_whole(cls, value: Resources) -> Resources:
+        for section in (value.limits, value.requests):
+            for name, quantity in section.items():
+                if name.endswith("/gpu") and not str(quantity).isdigit():
+                    raise ValueError(f"{name}: {quantity!r} is not a whole number of accelerators")
+        return value
+
+
+class AnalysisStep(schema.Frozen):
+    template: str = Field(pattern=meta.DNS_SUBDOMAIN, description="AnalysisTemplate name in this namespace.")
+    max_duration: schema.Duration = Field(
+        timedelta(minutes=15), description="Longest the step may run; then INCONCLUSIVE, never a silent pass."
+    )
+
+    @field_validator("max_duration")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than 0s")
+        return value
+
+
+class PauseStep(schema.Frozen):
+    duration: schema.Duration | None = Field(None, description="Pause length; omitted = until promoted.")
+
+
+class ApprovalStep(schema.Frozen):
+    slack: bool = Field(True, description="Post Approve / Roll back buttons to the release's Slack channel.")
+
+
+class CanaryStep(schema.Frozen):
+    """Exactly one of setWeight, pause, analysis, approval."""
+
+    set_weight: int | None = None
+    pause: PauseStep | None = None
+    analysis: AnalysisStep | None = None
+    approval: ApprovalStep | None = None
+
+    @field_validator("set_weight")
+    @classmethod
+    def _weight_is_a_percentage(cls, value: int | None) -> int | None:
+        if value is not None and value > 100:
+            raise ValueError(f"{value} is above 100")
+        if value is not None and value < 0:
+            raise ValueError(f"{value} is below 0")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one_kind(self) -> Self:
+        given = [name for name in ("setWeight", "pause", "analysis", "approval") if self._has(name)]
+        if len(given) != 1:
+            shown = ", ".join(given) if given else "none"
+            raise ValueError(f"a step has exactly one of setWeight, pause, analysis, approval (got {shown})")
+        return self
+
+    def _has(self, key: str) -> bool:
+        return {
+            "setWeight": self.set_weight is not None,
+            "pause": self.pause is not None,
+            "analysis": self.analysis is not None,
+            "approval": self.approval is not None,
+        }[key]
+
+    def describe(self) -> str:
+        if self.set_weight is not None:
+            return f"setWeight {self.set_weight}"
+        if self.pause is not None:
+            return f"pause {schema.format_duration(self.pause.duration)}" if self.pause.duration else "pause"
+        if self.analysis is not None:
+            return f"analysis {self.analysis.template}"
+        return "approval"
+
+
+class CanaryStrategy(schema.Frozen):
+    steps: tuple[CanaryStep, ...] = Field(min_length=1, max_length=100)
+    scale_down_delay: schema.Duration = Field(
+        timedelta(seconds=30), description="How long the old stable keeps running after promotion."
+    )
+
+
+class BlueGreenStrategy(schema.Frozen):
+    preview_replicas: int | None = Field(None, ge=1, description="Preview size; default: serving.replicas.")
+    pre_promotion_analysis: AnalysisStep | None = None
+    post_promotion_analysis: AnalysisStep | None = None
+    auto_promote: bool = Field(True, description="False: wait for an approval (or promote) before switching.")
+    scale_down_delay: schema.Duration = Field(
+        timedelta(seconds=30), description="How long the old active keeps running after promotion."
+    )
+
+
+class Strategy(schema.Frozen):
+    canary: CanaryStrategy | None = None
+    blue_green: BlueGreenStrategy | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_strategy(self) -> Self:
+        if (self.canary is None) == (self.blue_green is None):
+            raise ValueError("give exactly one of 'canary' or 'blueGreen'")
+        return self
+
+
+class ReplicasRouting(schema.Frozen):
+    """One Service over both tracks; the canary's share ≈ its share of ready replicas."""
+
+
+class GatewayAPIRouting(schema.Frozen):
+    http_route: str = Field(
+        pattern=meta.DNS_SUBDOMAIN, description="HTTPRoute whose backendRef weights move."
+    )
+
+
+class IstioRouting(schema.Frozen):
+    virtual_service: str = Field(pattern=meta.DNS_SUBDOMAIN)
+    route: str | None = Field(None, description="Named HTTP route in the VirtualService; default: the first.")
+
+
+class TrafficRouting(schema.Frozen):
+    replicas: ReplicasRouting | None = None
+    gateway_api: GatewayAPIRouting | None = Field(None, alias="gatewayAPI")
+    istio: IstioRouting | None = None
+
+    @model_validator(mode="after")
+    def _at_most_one_router(self) -> Self:
+        given = [r for r in (self.replicas, self.gateway_api, self.istio) if r is not None]
+        if len(given) > 1:
+            raise ValueError("give one of 'replicas', 'gatewayAPI' or 'istio'")
+        return self
+
+    @property
+    def by_replicas(self) -> bool:
+        """True for the default router: one Service, the share follows the replica ratio."""
+        return self.gateway_api is None and self.istio is None
+
+
+class GPUBudget(schema.Frozen):
+    max_extra_gpus: int = Field(ge=0, alias="maxExtraGPUs", description="GPUs beyond the stable's.")
+    resource_name: str = Field("nvidia.com/gpu", min_length=1)
+
+
+class SlackNotifications(schema.Frozen):
+    channel: str = Field(min_length=1, description="Channel name or ID, e.g. '#ml-releases'.")
+
+
+class Notifications(schema.Frozen):
+    slack: SlackNotifications | None = None
+
+
+class GitWriteBack(schema.Frozen):
+    enabled: bool = False
+
+
+class ModelReleaseSpec(schema.Frozen):
+    model: ModelRef
+    serving: Serving
+    strategy: Strategy
+    traffic_routing: TrafficRouting = Field(
+        default_factory=lambda: TrafficRouting(replicas=ReplicasRouting())
+    )
+    gpu_budget: GPUBudget | None = Field(None, alias="gpuBudget")
+    notifications: Notifications = Notifications()
+    git_write_back: GitWriteBack = GitWriteBack()
+    progress_deadline: schema.Duration = Field(
+        timedelta(minutes=10), description="Longest a step may wait for its workloads (plus warm-up)."
+    )
+
+    @model_validator(mode="after")
+    def _budget_resource_is_requested(self) -> Self:
+        budget = self.gpu_budget
+        if budget is not None:
+            limits = self.serving.resources.limits
+            requests = self.serving.resources.requests
+            if budget.resource_name not in limits and budget.resource_name not in requests:
+                raise ValueError(
+                    f"gpuBudget counts {budget.resource_name!r} but serving.resources asks for none of it"
+                )
+        return self

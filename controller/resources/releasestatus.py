@@ -1,0 +1,128 @@
+"""ModelRelease status: everything the engine needs to resume, and what SREs read with kubectl.
+
+The controller may be killed at any instant; the next reconcile continues from this
+object alone, so whatever decides the next step is stored here, not in process memory.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from analysis import schema, verdicts
+from controller.resources import meta
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    PROGRESSING = "Progressing"
+    PAUSED = "Paused"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    PROMOTING = "Promoting"
+    SUCCEEDED = "Succeeded"
+    ROLLED_BACK = "RolledBack"
+    FAILED = "Failed"
+
+
+ROLLOUT_PHASES = frozenset({Phase.PROGRESSING, Phase.PAUSED, Phase.AWAITING_APPROVAL, Phase.PROMOTING})
+
+
+class ApprovalDecision(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class StepAnalysis(schema.Frozen):
+    """One analysis run of the current rollout, with the judge's evidence once it has a verdict."""
+
+    step_index: int
+    run: str
+    template: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    verdict: verdicts.Verdict = verdicts.Verdict.RUNNING
+    rule: str | None = None
+    metrics: tuple[verdicts.MetricResult, ...] = ()
+
+
+class ApprovalRecord(schema.Frozen):
+    """Who let a gate pass (or stopped it), when and how: the audit trail in status."""
+
+    step_index: int
+    revision: str
+    decision: ApprovalDecision
+    by: str
+    at: datetime
+    via: str = Field(
+        description="Approval object name, or 'promote' / 'promote-full' for an operator command."
+    )
+
+
+class ResolvedModel(schema.Frozen):
+    """A registry version and its artifact URI, pinned for as long as the model reference is unchanged."""
+
+    reference: str = Field(description="Hash of spec.model this resolution belongs to.")
+    version: str
+    uri: str
+
+
+class Rollback(schema.Frozen):
+    revision: str
+    model_version: str | None = None
+    reason: str
+    message: str
+    at: datetime
+    evidence: tuple[verdicts.MetricResult, ...] = ()
+
+
+class Retiring(schema.Frozen):
+    """A previous stable kept running until `at`, then removed."""
+
+    name: str
+    at: datetime
+
+
+class HandledCommands(schema.Frozen):
+    """The last operator command token acted on, per command, so each is acted on once."""
+
+    abort: str | None = None
+    promote: str | None = None
+    promote_full: str | None = None
+    retry: str | None = None
+
+
+class ModelReleaseStatus(schema.Frozen):
+    phase: Phase = Phase.PENDING
+    reason: str | None = None
+    message: str = ""
+    observed_generation: int | None = None
+    revision: str | None = Field(None, description="Revision of the current spec (pod template + model).")
+    stable_revision: str | None = None
+    stable_model_version: str | None = None
+    stable_replicas: int | None = None
+    stable_gpus_per_replica: int = 0
+    canary_revision: str | None = None
+    canary_model_version: str | None = None
+    resolved_model: ResolvedModel | None = None
+    attempt: int = Field(
+        0, description="Counts rollouts of the current canary revision (retries, step edits)."
+    )
+    rollout_started_at: datetime | None = None
+    current_step_index: int | None = None
+    step_started_at: datetime | None = None
+    steps_hash: str | None = None
+    promote_full: bool = False
+    canary_weight: int = 0
+    analysis: tuple[StepAnalysis, ...] = ()
+    approvals: tuple[ApprovalRecord, ...] = ()
+    last_rollback: Rollback | None = None
+    retiring: tuple[Retiring, ...] = ()
+    handled_commands: HandledCommands = HandledCommands()
+    notifications: tuple[str, ...] = Field((), description="Notification keys already sent.")
+    conditions: tuple[meta.Condition, ...] = ()
+
+    @property
+    def last_verdict(self) -> verdicts.Verdict | None:
+        return self.analysis[-1].verdict if self.analysis else None

@@ -1,0 +1,260 @@
+"""A small in-memory world for exercising the engine: Deployments that become Ready after a
+start delay, a traffic router, scripted analysis verdicts and approvers, and a clock.
+
+It checks the engine's safety invariants after every single action, so a decision whose
+prefix would overload the GPU budget or send traffic to a cold workload fails the test at
+the exact action that did it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from analysis import verdicts
+from controller.domain import actions, engine, naming
+from controller.domain import decision as decisions
+from controller.domain import observations as obs_
+from controller.resources import modelrelease, releasestatus
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+RELEASE = "fraud"
+
+VerdictScript = Callable[[actions.StartAnalysis, datetime], verdicts.Verdict]
+
+
+def passes_after(delay: timedelta) -> VerdictScript:
+    def script(run: actions.StartAnalysis, now: datetime) -> verdicts.Verdict:
+        return verdicts.Verdict.PASS if now >= run.start + delay else verdicts.Verdict.RUNNING
+
+    return script
+
+
+def fails_after(delay: timedelta) -> VerdictScript:
+    def script(run: actions.StartAnalysis, now: datetime) -> verdicts.Verdict:
+        return verdicts.Verdict.FAIL if now >= run.start + delay else verdicts.Verdict.RUNNING
+
+    return script
+
+
+def always(verdict: verdicts.Verdict) -> VerdictScript:
+    return lambda run, now: verdict
+
+
+class InvariantBrokenError(AssertionError):
+    pass
+
+
+@dataclass
+class Deployment:
+    name: str
+    revision: str
+    replicas: int
+    gpus_per_replica: int
+    ready_replicas: int = 0
+    changed_at: datetime = T0
+    ready_since: datetime | None = None
+
+
+@dataclass
+class World:
+    model_version: str = "7"
+    now: datetime = T0
+    start_delay: timedelta = timedelta(seconds=20)
+    never_ready: set[str] = field(default_factory=set)  # revisions whose pods never become Ready
+    deployments: dict[str, Deployment] = field(default_factory=dict)
+    traffic: obs_.Traffic | None = None
+    runs: dict[str, actions.StartAnalysis] = field(default_factory=dict)
+    verdict: VerdictScript = field(default_factory=lambda: passes_after(timedelta(minutes=5)))
+    approvals: list[obs_.ObservedApproval] = field(default_factory=list)
+    approver: Callable[[actions.RequestApproval, datetime], releasestatus.ApprovalDecision | None] | None = (
+        None
+    )
+    commands: obs_.Commands = field(default_factory=obs_.Commands)
+    generation: int = 1
+    gpu_budget: int | None = None
+    log: list[tuple[datetime, actions.Action]] = field(default_factory=list)
+    peak_gpus: int = 0
+    model_tags: dict[str, str] = field(default_factory=dict)
+
+    # -- the world moving on its own --------------------------------------------------------
+
+    def tick(self, by: timedelta) -> None:
+        self.now += by
+        self._settle_pods()
+
+    def _settle_pods(self) -> None:
+        for d in self.deployments.values():
+            if d.revision in self.never_ready:
+                d.ready_replicas = 0
+                continue
+            if d.ready_replicas != d.replicas and self.now >= d.changed_at + self.start_delay:
+                d.ready_replicas = d.replicas
+                d.ready_since = d.changed_at + self.start_delay
+
+    # -- executing the engine's actions -----------------------------------------------------
+
+    def execute(self, action: actions.Action) -> None:
+        self.log.append((self.now, action))
+        match action:
+            case actions.CreateWorkload():
+                if action.name not in self.deployments:
+                    self.deployments[action.name] = Deployment(
+                        action.name,
+                        action.revision,
+                        action.replicas,
+                        action.gpus_per_replica,
+                        changed_at=self.now,
+                    )
+            case actions.ScaleWorkload():
+                d = self.deployments.get(action.name)
+                if d is not None and d.replicas != action.replicas:
+                    if action.replicas > d.replicas:
+                        d.changed_at = self.now
+                        d.ready_since = None
+                    d.ready_replicas = min(d.ready_replicas, action.replicas)
+                    d.replicas = action.replicas
+            case actions.DeleteWorkload():
+                self.deployments.pop(action.name, None)
+            case actions.SetTrafficWeight():
+                self.traffic = obs_.Traffic(
+                    stable_revision=action.stable_revision,
+                    canary_revision=action.canary_revision,
+                    canary_weight=action.canary_weight,
+                )
+            case actions.StartAnalysis():
+                self.runs.setdefault(action.run, action)
+            case actions.StopAnalysis():
+                pass
+            case actions.RequestApproval():
+                if self.approver is not None:
+                    decided = self.approver(action, self.now)
+                    if decided is not None:
+                        self.approve(action.revision, action.step_index, decided)
+            case _:
+                pass
+        self._settle_pods()
+        self.check_invariants()
+
+    def approve(
+        self, revision: str, step: int, decision: releasestatus.ApprovalDecision, by: str = "ana"
+    ) -> None:
+        self.approvals.append(
+            obs_.ObservedApproval(
+                name=f"approval-{len(self.approvals)}",
+                revision=revision,
+                step=step,
+                decision=decision,
+                by=by,
+                created_at=self.now,
+            )
+        )
+
+    def total_gpus(self) -> int:
+        return sum(d.replicas * d.gpus_per_replica for d in self.deployments.values())
+
+    def check_invariants(self) -> None:
+        gpus = self.total_gpus()
+        self.peak_gpus = max(self.peak_gpus, gpus)
+        if self.gpu_budget is not None and gpus > self.gpu_budget:
+            raise InvariantBrokenError(f"{gpus} GPUs requested, budget {self.gpu_budget}: {self.deployments}")
+        t = self.traffic
+        if t is not None and t.canary_revision is not None and t.canary_weight > 0:
+            canary = self._by_revision(t.canary_revision)
+            if canary is None or canary.ready_replicas == 0:
+                raise InvariantBrokenError(
+                    f"{t.canary_weight}% of traffic sent to {t.canary_revision}, which is not Ready"
+                )
+        if t is not None and (t.canary_weight < 100 or t.canary_revision is None):
+            stable = self._by_revision(t.stable_revision)
+            if stable is None or stable.ready_replicas == 0:
+                raise InvariantBrokenError(f"traffic sent to stable {t.stable_revision}, which is not Ready")
+
+    def _by_revision(self, revision: str) -> Deployment | None:
+        return next((d for d in self.deployments.values() if d.revision == revision), None)
+
+    # -- what the shell would observe -------------------------------------------------------
+
+    def observe(self) -> obs_.Observations:
+        analysis = {
+            name: verdicts.AnalysisSummary(verdict=self.verdict(run, self.now), rule="scripted")
+            for name, run in self.runs.items()
+        }
+        return obs_.Observations(
+            release=obs_.ReleaseIdentity(name=RELEASE, generation=self.generation),
+            model=obs_.RegistryVersion(
+                version=self.model_version, uri=f"models:/fraud/{self.model_version}", tags=self.model_tags
+            ),
+            workloads={
+                d.name: obs_.Workload(
+                    name=d.name,
+                    revision=d.revision,
+                    replicas=d.replicas,
+                    ready_replicas=d.ready_replicas,
+                    ready_since=d.ready_since,
+                )
+                for d in self.deployments.values()
+            },
+            traffic=self.traffic,
+            analysis=analysis,
+            approvals=tuple(self.approvals),
+            commands=self.commands,
+        )
+
+    def executed(self, kind: type[actions.Action]) -> list[actions.Action]:  # type: ignore[valid-type]
+        return [a for _, a in self.log if isinstance(a, kind)]
+
+
+@dataclass
+class Run:
+    """Drives reconcile → execute → wait, like the runtime, until the release settles."""
+
+    spec: modelrelease.ModelReleaseSpec
+    world: World
+    status: releasestatus.ModelReleaseStatus = field(default_factory=releasestatus.ModelReleaseStatus)
+    decisions: list[decisions.Decision] = field(default_factory=list)
+    idle_step: timedelta = timedelta(seconds=10)
+
+    def reconcile(self) -> decisions.Decision:
+        decision = engine.reconcile(self.spec, self.status, self.world.observe(), now=self.world.now)
+        for action in decision.actions:
+            self.world.execute(action)
+        self.status = decision.status
+        self.decisions.append(decision)
+        return decision
+
+    def until(self, done: Callable[[Run], bool], limit: timedelta = timedelta(hours=6)) -> Run:
+        end = self.world.now + limit
+        while self.world.now < end:
+            decision = self.reconcile()
+            if done(self):
+                return self
+            wait = decision.requeue_after if decision.requeue_after else self.idle_step
+            self.world.tick(min(max(wait, timedelta(seconds=1)), self.idle_step))
+        raise AssertionError(f"not done within {limit}: {self.status.phase} {self.status.message}")
+
+    def settle(self, limit: timedelta = timedelta(hours=6)) -> Run:
+        """Until a terminal phase with nothing left to do (including scale-down delays)."""
+        terminal = {
+            releasestatus.Phase.SUCCEEDED,
+            releasestatus.Phase.ROLLED_BACK,
+            releasestatus.Phase.FAILED,
+        }
+
+        def quiet(run: Run) -> bool:
+            last = run.decisions[-1]
+            return run.status.phase in terminal and not last.actions and last.requeue_after is None
+
+        return self.until(quiet, limit)
+
+    def in_phase(self, *phases: releasestatus.Phase) -> Run:
+        return self.until(lambda run: run.status.phase in phases)
+
+    def set_spec(self, spec: modelrelease.ModelReleaseSpec) -> None:
+        self.spec = spec
+        self.world.generation += 1
+
+
+def workload(revision: str) -> str:
+    return naming.workload_name(RELEASE, revision)
