@@ -561,6 +561,14 @@ class _Turn:
             canary_revision=target.revision,
             canary_weight=st.canary_weight,
         )
+        if (
+            entry.kind == planning.StepKind.ANALYSIS
+            and index < len(plan.steps)
+            and self._failed(index, target)
+        ):
+            # A failed verdict is acted on before anything else: after a restart mid-rollback,
+            # the world must not be steered back toward a canary that has already failed.
+            return self._analysis_step(target, index, entry, plan)
         if self._converge(wants, traffic) or self._keep_analysis_running():
             return self._move()
         if index >= len(plan.steps):
@@ -572,6 +580,12 @@ class _Turn:
         if entry.kind == planning.StepKind.APPROVAL:
             return self._approval_step(target, index, entry, plan)
         return self._analysis_step(target, index, entry, plan)
+
+    def _failed(self, index: int, target: Target) -> bool:
+        run = naming.analysis_run_name(self.name, target.revision, self.status.attempt, index)
+        result = self.obs.analysis.get(run)
+        running = any(r.run == run and r.finished_at is None for r in self.status.analysis)
+        return running and result is not None and result.verdict == Verdict.FAIL
 
     def _keep_analysis_running(self) -> bool:
         """An analysis the status says is running must be running (e.g. after a restart)."""

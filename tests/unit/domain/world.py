@@ -75,6 +75,7 @@ class World:
     generation: int = 1
     gpu_budget: int | None = None
     log: list[tuple[datetime, actions.Action]] = field(default_factory=list)
+    requests: list[actions.RequestApproval] = field(default_factory=list)
     peak_gpus: int = 0
     model_tags: dict[str, str] = field(default_factory=dict)
 
@@ -83,6 +84,17 @@ class World:
     def tick(self, by: timedelta) -> None:
         self.now += by
         self._settle_pods()
+        self._answer_requests()
+
+    def _answer_requests(self) -> None:
+        """Approvers answer a request some time after it was made, never within the same instant."""
+        if self.approver is None:
+            return
+        for request in self.requests:
+            decided = self.approver(request, self.now)
+            if decided is not None:
+                self.approve(request.revision, request.step_index, decided)
+        self.requests.clear()
 
     def _settle_pods(self) -> None:
         for d in self.deployments.values():
@@ -128,10 +140,7 @@ class World:
             case actions.StopAnalysis():
                 pass
             case actions.RequestApproval():
-                if self.approver is not None:
-                    decided = self.approver(action, self.now)
-                    if decided is not None:
-                        self.approve(action.revision, action.step_index, decided)
+                self.requests.append(action)
             case _:
                 pass
         self._settle_pods()

@@ -1,0 +1,469 @@
+"""Canary rollouts, step by step, on the in-memory world."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from analysis import verdicts
+from controller.domain import actions, engine, naming
+from controller.resources import releasestatus
+from tests.unit.domain import builders
+from tests.unit.domain import world as w
+
+Phase = releasestatus.Phase
+Verdict = verdicts.Verdict
+
+
+def deployed(**spec: Any) -> w.Run:
+    """A release serving model 6 as stable, with the spec then moved to model 7."""
+    world = w.World(model_version="6", gpu_budget=spec.pop("gpu_budget", None))
+    run = w.Run(builders.release_spec(version="6", **spec), world).settle()
+    assert run.status.phase == Phase.SUCCEEDED
+    world.model_version = "7"
+    world.log.clear()
+    run.set_spec(builders.release_spec(version="7", **spec))
+    return run
+
+
+def canary_revision(run: w.Run) -> str:
+    return naming.build_revision(run.spec.serving, "fraud", "7")
+
+
+def test_the_first_deploy_becomes_stable_without_steps_once_it_is_warm() -> None:
+    world = w.World(model_version="6")
+    run = w.Run(builders.release_spec(version="6"), world)
+    run.reconcile()
+    revision = run.status.canary_revision
+    assert revision is not None
+    assert [type(a) for _, a in world.log] == [actions.CreateWorkload]
+    assert world.traffic is None, "no traffic before the first deploy is warm"
+    run.settle()
+    assert run.status.phase == Phase.SUCCEEDED
+    assert run.status.stable_revision == revision
+    assert world.traffic == w.obs_.Traffic(stable_revision=revision, canary_revision=None, canary_weight=0)
+    assert [a.version for a in world.executed(actions.PromoteModel)] == ["6"]
+
+
+def test_the_canary_deployment_is_named_after_the_release_and_its_revision() -> None:
+    run = deployed()
+    run.reconcile()
+    [create] = run.world.executed(actions.CreateWorkload)
+    assert create.name == f"fraud-{canary_revision(run)}"
+    assert create.model_uri == "models:/fraud/7"
+    assert create.replicas == 1
+
+
+def test_no_canary_traffic_is_set_until_the_canary_is_ready_and_warmed_up() -> None:
+    run = deployed(warmup="90s")
+    run.until(lambda r: r.world.traffic is not None and r.world.traffic.canary_weight == 25)
+    [create_time] = [t for t, a in run.world.log if isinstance(a, actions.CreateWorkload)]
+    [weight_time] = [
+        t for t, a in run.world.log if isinstance(a, actions.SetTrafficWeight) and a.canary_weight == 25
+    ]
+    ready_after = run.world.start_delay
+    assert weight_time - create_time >= ready_after + timedelta(seconds=90)
+
+
+def test_a_full_canary_walks_every_step_and_promotes() -> None:
+    run = deployed(gpu_budget=6)
+    run.settle()
+    weights = [a.canary_weight for a in run.world.executed(actions.SetTrafficWeight) if a.canary_revision]
+    assert weights == [0, 25, 50, 100]
+    revision = canary_revision(run)
+    assert run.status.phase == Phase.SUCCEEDED
+    assert run.status.reason == "Promoted"
+    assert run.status.stable_revision == revision
+    assert run.status.stable_model_version == "7"
+    assert run.status.canary_revision is None
+    assert [a.alias for a in run.world.executed(actions.PromoteModel)] == ["production"]
+    assert list(run.world.deployments) == [w.workload(revision)]
+
+
+def test_the_old_stable_is_removed_only_after_the_scale_down_delay() -> None:
+    run = deployed()
+    run.until(lambda r: r.status.reason == "Promoted")
+    promoted_at = run.world.now
+    old = next(n for n in run.world.deployments if not n.endswith(canary_revision(run)))
+    assert run.status.retiring[0].name == old
+    run.settle()
+    [(deleted_at, _)] = [(t, a) for t, a in run.world.log if isinstance(a, actions.DeleteWorkload)]
+    assert deleted_at - promoted_at >= timedelta(seconds=30)
+
+
+@pytest.mark.parametrize(
+    ("pause", "expect_wait"),
+    [({"duration": "5m"}, timedelta(minutes=5)), ({"duration": "90s"}, timedelta(seconds=90))],
+)
+def test_a_timed_pause_holds_the_step_for_its_duration(pause: dict[str, str], expect_wait: timedelta) -> None:
+    run = deployed(steps=[{"setWeight": 20}, {"pause": pause}, {"setWeight": 50}])
+    run.in_phase(Phase.PAUSED)
+    paused_at = run.world.now
+    assert run.decisions[-1].requeue_after == expect_wait
+    run.until(lambda r: r.status.phase != Phase.PAUSED)
+    assert run.world.now - paused_at >= expect_wait
+    assert run.status.current_step_index == 2
+
+
+def test_an_indefinite_pause_waits_until_promoted() -> None:
+    run = deployed(steps=[{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}])
+    run.in_phase(Phase.PAUSED)
+    run.world.tick(timedelta(hours=5))
+    run.reconcile()
+    assert run.status.phase == Phase.PAUSED
+    assert run.decisions[-1].requeue_after is None
+    run.world.commands = run.world.commands.model_copy(update={"promote": "t1"})
+    run.reconcile()
+    assert run.status.current_step_index == 2
+    assert run.status.phase == Phase.PROGRESSING
+    run.settle()
+    assert run.status.phase == Phase.SUCCEEDED
+
+
+@pytest.mark.parametrize(
+    ("verdict", "phase", "reason"),
+    [
+        (Verdict.PASS, Phase.PROGRESSING, "StepCompleted"),
+        (Verdict.FAIL, Phase.ROLLED_BACK, "AnalysisFailed"),
+        (Verdict.INCONCLUSIVE, Phase.PAUSED, "AnalysisInconclusive"),
+    ],
+)
+def test_an_analysis_verdict_decides_the_step(verdict: Verdict, phase: Phase, reason: str) -> None:
+    run = deployed()
+    run.world.verdict = w.always(verdict)
+    run.until(lambda r: r.status.analysis and r.status.analysis[0].verdict != Verdict.RUNNING)
+    assert run.status.phase == phase
+    assert run.status.reason == reason
+    assert run.status.analysis[0].verdict == verdict
+    assert run.status.analysis[0].finished_at is not None
+    assert run.world.executed(actions.StopAnalysis)
+
+
+def test_a_running_analysis_keeps_the_step_and_asks_to_be_looked_at_again() -> None:
+    run = deployed()
+    run.world.verdict = w.always(Verdict.RUNNING)
+    run.until(lambda r: bool(r.status.analysis))
+    decision = run.reconcile()
+    assert decision.actions == ()
+    assert run.status.current_step_index == 1
+    assert decision.requeue_after == timedelta(seconds=30)
+
+
+def test_an_analysis_still_running_at_max_duration_is_inconclusive_never_a_pass() -> None:
+    run = deployed()
+    run.world.verdict = w.always(Verdict.RUNNING)
+    run.until(lambda r: bool(r.status.analysis))
+    started = run.status.analysis[0].started_at
+    run.until(lambda r: r.status.phase == Phase.PAUSED)
+    assert run.world.now - started >= timedelta(minutes=15)
+    assert run.status.reason == "AnalysisInconclusive"
+    assert run.status.analysis[0].verdict == Verdict.INCONCLUSIVE
+    assert "maxDuration 15m reached" in (run.status.analysis[0].rule or "")
+    assert run.status.current_step_index == 1, "an inconclusive analysis does not advance"
+
+
+def test_after_an_inconclusive_analysis_promote_continues_and_abort_rolls_back() -> None:
+    run = deployed()
+    run.world.verdict = w.always(Verdict.INCONCLUSIVE)
+    run.in_phase(Phase.PAUSED)
+    run.world.commands = run.world.commands.model_copy(update={"promote": "go"})
+    run.reconcile()
+    assert run.status.current_step_index == 2
+
+    run = deployed()
+    run.world.verdict = w.always(Verdict.INCONCLUSIVE)
+    run.in_phase(Phase.PAUSED)
+    run.world.commands = run.world.commands.model_copy(update={"abort": "stop"})
+    run.reconcile()
+    assert run.status.phase == Phase.ROLLED_BACK
+    assert run.status.reason == "Aborted"
+
+
+def test_a_failed_analysis_keeps_its_evidence_in_the_rollback() -> None:
+    evidence = verdicts.MetricResult(
+        name="p99", verdict=Verdict.FAIL, baseline=0.2, canary=0.3, effect=0.5, evidence=80.0
+    )
+
+    def judged(run: actions.StartAnalysis, now: Any) -> Verdict:
+        return Verdict.FAIL
+
+    run = deployed()
+    run.world.verdict = judged
+    original_observe = run.world.observe
+
+    def observe() -> w.obs_.Observations:
+        seen = original_observe()
+        summaries = {
+            k: v.model_copy(update={"metrics": (evidence,), "rule": "p99 evidence 80 > 1/α"})
+            for k, v in seen.analysis.items()
+        }
+        return seen.model_copy(update={"analysis": summaries})
+
+    run.world.observe = observe  # type: ignore[method-assign]
+    run.in_phase(Phase.ROLLED_BACK)
+    rollback = run.status.last_rollback
+    assert rollback is not None
+    assert rollback.reason == "AnalysisFailed"
+    assert rollback.evidence == (evidence,)
+    assert rollback.model_version == "7"
+    assert "p99 evidence 80" in rollback.message
+
+
+def test_the_rollback_sends_traffic_back_to_stable_before_the_canary_is_scaled_down() -> None:
+    run = deployed()
+    run.world.verdict = w.always(Verdict.FAIL)
+    run.settle()
+    log = [a for _, a in run.world.log]
+    revision = canary_revision(run)
+    back = next(
+        i for i, a in enumerate(log) if isinstance(a, actions.SetTrafficWeight) and a.canary_revision is None
+    )
+    removed = next(
+        i
+        for i, a in enumerate(log)
+        if isinstance(a, actions.DeleteWorkload) and a.name == w.workload(revision)
+    )
+    assert back < removed
+    assert run.status.phase == Phase.ROLLED_BACK
+    assert set(run.world.deployments) == {w.workload(run.status.stable_revision or "")}
+    assert run.world.deployments[w.workload(run.status.stable_revision or "")].replicas == 4
+
+
+def test_a_rollback_tags_the_version_and_writes_the_previous_version_back_to_git() -> None:
+    run = deployed(write_back=True)
+    run.world.verdict = w.always(Verdict.FAIL)
+    run.settle()
+    [tag] = run.world.executed(actions.TagRolledBack)
+    assert (tag.version, tag.reason) == ("7", "AnalysisFailed")
+    [write_back] = run.world.executed(actions.WriteBackToGit)
+    assert (write_back.restore_version, write_back.rolled_back_version) == ("6", "7")
+
+
+def test_a_rolled_back_revision_is_not_rolled_out_again_by_later_reconciles() -> None:
+    run = deployed()
+    run.world.verdict = w.always(Verdict.FAIL)
+    run.settle()
+    run.world.log.clear()
+    run.world.tick(timedelta(hours=1))
+    decision = run.reconcile()
+    assert decision.actions == ()
+    assert run.status.phase == Phase.ROLLED_BACK
+
+
+def test_an_unrelated_spec_edit_does_not_roll_out_a_rolled_back_revision_again() -> None:
+    run = deployed()
+    run.world.verdict = w.always(Verdict.FAIL)
+    run.settle()
+    run.set_spec(run.spec.model_copy(update={"progress_deadline": timedelta(minutes=20)}))
+    run.reconcile()
+    assert run.status.phase == Phase.ROLLED_BACK
+    assert not run.world.executed(actions.CreateWorkload)[1:]
+
+
+def test_retry_rolls_a_rolled_back_revision_out_again_from_step_0() -> None:
+    run = deployed()
+    run.world.verdict = w.always(Verdict.FAIL)
+    run.settle()
+    run.world.verdict = w.passes_after(timedelta(minutes=2))
+    run.world.commands = run.world.commands.model_copy(update={"retry": "r1"})
+    run.reconcile()
+    assert run.status.phase == Phase.PROGRESSING
+    assert run.status.attempt == 2
+    assert run.status.current_step_index == 0
+    run.settle()
+    assert run.status.phase == Phase.SUCCEEDED
+    assert run.status.stable_model_version == "7"
+
+
+def test_a_new_spec_after_a_rollback_rolls_out_its_revision() -> None:
+    run = deployed()
+    run.world.verdict = w.always(Verdict.FAIL)
+    run.settle()
+    run.world.verdict = w.passes_after(timedelta(minutes=2))
+    run.world.model_version = "8"
+    run.set_spec(builders.release_spec(version="8"))
+    run.settle()
+    assert run.status.stable_model_version == "8"
+
+
+def test_manual_abort_rolls_back_with_the_reason() -> None:
+    run = deployed()
+    run.until(lambda r: r.status.current_step_index == 1)
+    run.world.commands = run.world.commands.model_copy(update={"abort": "a1"})
+    run.reconcile()
+    assert run.status.phase == Phase.ROLLED_BACK
+    assert run.status.reason == "Aborted"
+    assert "step 1 (analysis latency-and-errors)" in run.status.message
+
+
+def test_an_abort_token_is_acted_on_once() -> None:
+    run = deployed()
+    run.until(lambda r: r.status.current_step_index == 1)
+    run.world.commands = run.world.commands.model_copy(update={"abort": "a1"})
+    run.settle()
+    run.world.commands = run.world.commands.model_copy(update={"retry": "r1"})
+    run.until(lambda r: r.status.current_step_index == 1)
+    assert run.status.phase == Phase.PROGRESSING, "the old abort token does not abort the retried rollout"
+
+
+def test_an_abort_with_no_rollout_in_progress_changes_nothing_but_is_recorded() -> None:
+    run = deployed()
+    run.settle()
+    run.world.commands = run.world.commands.model_copy(update={"abort": "late"})
+    decision = run.reconcile()
+    assert decision.actions == ()
+    assert run.status.phase == Phase.SUCCEEDED
+    assert run.status.handled_commands.abort == "late"
+    assert [e.reason for e in decision.events] == ["AbortIgnored"]
+
+
+def test_promote_full_skips_the_remaining_steps_and_promotes_when_the_canary_is_whole() -> None:
+    run = deployed(steps=[{"setWeight": 10}, {"pause": {}}, {"setWeight": 50}, {"approval": {}}])
+    run.in_phase(Phase.PAUSED)
+    run.world.commands = run.world.commands.model_copy(update={"promote_full": "pf"})
+    run.reconcile()
+    assert run.status.phase == Phase.PROMOTING
+    assert run.status.approvals[-1].via == "promote-full"
+    run.settle()
+    assert run.status.reason == "Promoted"
+    assert not run.world.executed(actions.RequestApproval)
+
+
+@pytest.mark.parametrize(
+    ("decision", "phase"),
+    [
+        (releasestatus.ApprovalDecision.APPROVE, Phase.SUCCEEDED),
+        (releasestatus.ApprovalDecision.REJECT, Phase.ROLLED_BACK),
+    ],
+)
+def test_an_approval_gate_waits_for_a_decision_on_this_revision_and_step(
+    decision: releasestatus.ApprovalDecision, phase: Phase
+) -> None:
+    run = deployed(steps=[{"setWeight": 10}, {"approval": {"slack": True}}, {"setWeight": 50}])
+    run.in_phase(Phase.AWAITING_APPROVAL)
+    [request] = run.world.executed(actions.RequestApproval)
+    assert (request.step_index, request.slack, request.channel) == (1, True, "#ml-releases")
+    revision = canary_revision(run)
+    run.world.approve("0000000000", 1, decision)  # another revision
+    run.world.approve(revision, 0, decision)  # another step
+    run.world.tick(timedelta(minutes=1))
+    run.reconcile()
+    assert run.status.phase == Phase.AWAITING_APPROVAL
+    run.world.approve(revision, 1, decision, by="ana")
+    run.settle()
+    assert run.status.phase == phase
+    assert [(a.by, a.decision) for a in run.status.approvals] == [("ana", decision)]
+    assert len(run.world.executed(actions.RequestApproval)) == 1
+
+
+def test_an_approval_from_a_previous_attempt_does_not_pass_the_gate_of_a_retry() -> None:
+    run = deployed(steps=[{"setWeight": 10}, {"approval": {}}, {"setWeight": 50}])
+    run.in_phase(Phase.AWAITING_APPROVAL)
+    revision = canary_revision(run)
+    run.world.approve(revision, 1, releasestatus.ApprovalDecision.REJECT)
+    run.settle()
+    run.world.tick(timedelta(minutes=1))
+    run.world.approvals.clear()
+    run.world.approve(revision, 1, releasestatus.ApprovalDecision.APPROVE)
+    run.world.tick(timedelta(minutes=1))
+    run.world.commands = run.world.commands.model_copy(update={"retry": "again"})
+    run.in_phase(Phase.AWAITING_APPROVAL)
+    run.world.tick(timedelta(minutes=5))
+    run.reconcile()
+    assert run.status.phase == Phase.AWAITING_APPROVAL
+
+
+def test_editing_the_steps_mid_rollout_starts_again_at_step_0_with_traffic_reset_first() -> None:
+    run = deployed(steps=[{"setWeight": 40}, {"pause": {}}, {"setWeight": 60}])
+    run.in_phase(Phase.PAUSED)
+    assert run.world.traffic is not None
+    assert run.world.traffic.canary_weight == 40
+    run.world.log.clear()
+    run.set_spec(
+        builders.release_spec(version="7", steps=[{"setWeight": 10}, {"pause": {}}, {"setWeight": 50}])
+    )
+    decision = run.reconcile()
+    assert run.status.reason in ("StepsChanged", "StepCompleted", "PauseStep")
+    assert "StepsChanged" in [e.reason for e in decision.events]
+    assert run.status.attempt == 2
+    first = next(
+        a for a in decision.actions if isinstance(a, actions.SetTrafficWeight | actions.ScaleWorkload)
+    )
+    assert isinstance(first, actions.SetTrafficWeight)
+    assert first.canary_weight == 0, "traffic leaves the canary before it is scaled down"
+    run.in_phase(Phase.PAUSED)
+    assert run.world.traffic.canary_weight == 10
+    assert run.status.current_step_index == 1
+
+
+def test_a_new_revision_mid_rollout_abandons_the_old_canary_safely_and_starts_the_new_one() -> None:
+    run = deployed(gpu_budget=6)
+    run.until(lambda r: r.world.traffic is not None and r.world.traffic.canary_weight == 25)
+    old = w.workload(canary_revision(run))
+    run.world.log.clear()
+    run.world.model_version = "8"
+    run.set_spec(builders.release_spec(version="8"))
+    decision = run.reconcile()
+    new_revision = naming.build_revision(run.spec.serving, "fraud", "8")
+    world_changes = [a for a in decision.actions if not isinstance(a, actions.StopAnalysis | actions.Notify)]
+    kinds = [
+        (type(a).__name__, getattr(a, "name", getattr(a, "canary_revision", None))) for a in world_changes
+    ]
+    assert kinds[0] == ("SetTrafficWeight", new_revision), "traffic leaves the old canary first"
+    first = world_changes[0]
+    assert isinstance(first, actions.SetTrafficWeight)
+    assert first.canary_weight == 0
+    assert kinds.index(("DeleteWorkload", old)) < kinds.index(("CreateWorkload", w.workload(new_revision)))
+    assert "RolloutSuperseded" in [e.reason for e in decision.events]
+    assert run.status.canary_revision == new_revision
+    run.settle()
+    assert run.status.stable_model_version == "8"
+
+
+def test_a_spec_reverted_to_stable_mid_rollout_abandons_the_canary() -> None:
+    run = deployed()
+    run.until(lambda r: r.status.current_step_index == 1)
+    run.world.model_version = "6"
+    run.set_spec(builders.release_spec(version="6"))
+    run.settle()
+    assert run.status.phase == Phase.SUCCEEDED
+    assert run.status.canary_revision is None
+    assert len(run.world.deployments) == 1
+    assert run.world.executed(actions.StopAnalysis)
+
+
+def test_a_canary_that_never_becomes_ready_fails_the_step_at_the_progress_deadline() -> None:
+    run = deployed(deadline="5m", warmup="60s")
+    run.world.never_ready.add(naming.build_revision(run.spec.serving, "fraud", "7"))
+    run.in_phase(Phase.ROLLED_BACK)
+    assert run.status.reason == "ProgressDeadlineExceeded"
+    assert run.status.message == (
+        f"step 0 (setWeight 25): {w.workload(canary_revision(run))} has 0/1 ready replicas after 6m"
+    )
+    started = run.status.last_rollback.at if run.status.last_rollback else None
+    assert started is not None
+
+
+def test_a_first_deploy_that_never_becomes_ready_fails_and_is_left_for_debugging() -> None:
+    world = w.World(model_version="6")
+    spec = builders.release_spec(version="6", deadline="3m", warmup="0s")
+    world.never_ready.add(naming.build_revision(spec.serving, "fraud", "6"))
+    run = w.Run(spec, world).settle()
+    assert run.status.phase == Phase.FAILED
+    assert run.status.reason == "ProgressDeadlineExceeded"
+    assert len(world.deployments) == 1
+
+
+def test_the_engine_raises_if_the_machine_never_settles(monkeypatch: pytest.MonkeyPatch) -> None:
+    from controller.domain import machine
+
+    def restless(spec: Any, status: releasestatus.ModelReleaseStatus, obs: Any, now: Any) -> machine.Move:
+        return machine.Move(status.model_copy(update={"attempt": status.attempt + 1}))
+
+    monkeypatch.setattr(machine, "advance", restless)
+    with pytest.raises(engine.EngineDidNotSettleError):
+        engine.reconcile(
+            builders.release_spec(), releasestatus.ModelReleaseStatus(), w.World().observe(), now=w.T0
+        )

@@ -1,0 +1,136 @@
+"""What status says: model resolution, conditions, generations, notifications."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from controller.domain import actions, engine
+from controller.domain import observations as obs_
+from controller.resources import meta, modelrelease, releasestatus
+from tests.unit.domain import builders
+from tests.unit.domain import world as w
+
+Phase = releasestatus.Phase
+
+
+def conditions(status: releasestatus.ModelReleaseStatus) -> dict[str, tuple[str, str]]:
+    return {c.type: (c.status.value, c.reason) for c in status.conditions}
+
+
+def test_conditions_follow_the_phase_with_kubernetes_conventions() -> None:
+    world = w.World(model_version="6")
+    run = w.Run(builders.release_spec(version="6"), world)
+    run.reconcile()
+    assert conditions(run.status) == {
+        "Ready": ("False", "FirstDeploy"),
+        "Progressing": ("True", "FirstDeploy"),
+        "Degraded": ("False", "FirstDeploy"),
+    }
+    run.settle()
+    assert conditions(run.status)["Ready"] == ("True", "Deployed")
+    assert conditions(run.status)["Progressing"][0] == "False"
+
+
+def test_a_condition_keeps_its_transition_time_while_its_status_holds() -> None:
+    world = w.World(model_version="6")
+    run = w.Run(builders.release_spec(version="6"), world).settle()
+    ready = next(c for c in run.status.conditions if c.type == "Ready")
+    world.tick(timedelta(hours=1))
+    run.reconcile()
+    again = next(c for c in run.status.conditions if c.type == "Ready")
+    assert again.last_transition_time == ready.last_transition_time
+    assert again.status == meta.ConditionStatus.TRUE
+
+
+def test_observed_generation_follows_the_release_generation() -> None:
+    world = w.World(model_version="6")
+    run = w.Run(builders.release_spec(version="6"), world).settle()
+    assert run.status.observed_generation == 1
+    run.set_spec(builders.release_spec(version="6", replicas=5))
+    run.reconcile()
+    assert run.status.observed_generation == 2
+    assert all(c.observed_generation == 2 for c in run.status.conditions)
+
+
+def test_changing_only_replicas_scales_stable_in_place_without_a_rollout() -> None:
+    world = w.World(model_version="6")
+    run = w.Run(builders.release_spec(version="6"), world).settle()
+    revision = run.status.stable_revision
+    run.set_spec(builders.release_spec(version="6", replicas=6))
+    run.settle()
+    assert run.status.stable_revision == revision
+    assert [d.replicas for d in world.deployments.values()] == [6]
+    assert run.status.stable_replicas == 6
+
+
+def test_an_alias_is_resolved_once_and_pinned_while_the_model_reference_is_unchanged() -> None:
+    spec = modelrelease.ModelReleaseSpec.model_validate(
+        {**builders.release_spec().to_manifest(), "model": {"name": "fraud", "alias": "champion"}}
+    )
+    world = w.World(model_version="6")
+    run = w.Run(spec, world).settle()
+    assert run.status.resolved_model is not None
+    assert run.status.resolved_model.version == "6"
+    world.model_version = "9"  # the alias moves in the registry; the release does not follow by itself
+    world.tick(timedelta(minutes=5))
+    decision = run.reconcile()
+    assert decision.actions == ()
+    assert run.status.stable_model_version == "6"
+
+
+def test_a_model_missing_a_required_tag_is_refused_before_anything_starts() -> None:
+    world = w.World(model_version="6", model_tags={"validation": "failed"})
+    run = w.Run(builders.release_spec(version="6", require_tags={"validation": "passed"}), world)
+    run.reconcile()
+    assert run.status.phase == Phase.FAILED
+    assert run.status.reason == "RequiredTagsMissing"
+    assert run.status.message == "model fraud version 6 lacks the required tags validation=passed"
+    assert world.log == []
+
+
+def test_a_model_the_registry_cannot_resolve_is_pending_then_failed_with_the_registry_error() -> None:
+    spec = builders.release_spec(version="6")
+    status = releasestatus.ModelReleaseStatus()
+    seen = obs_.Observations(release=obs_.ReleaseIdentity(name="fraud"))
+    waiting = engine.reconcile(spec, status, seen, now=w.T0)
+    assert (waiting.status.phase, waiting.status.reason) == (Phase.PENDING, "ResolvingModel")
+    failed = engine.reconcile(
+        spec, waiting.status, seen.model_copy(update={"model_error": "version 6 not found"}), now=w.T0
+    )
+    assert failed.status.phase == Phase.FAILED
+    assert failed.status.message == "cannot resolve fraud version 6: version 6 not found"
+
+
+def test_notification_keys_are_recorded_so_each_message_is_sent_once() -> None:
+    world = w.World(model_version="6")
+    run = w.Run(builders.release_spec(version="6"), world).settle()
+    world.model_version = "7"
+    run.set_spec(builders.release_spec(version="7"))
+    run.settle()
+    keys = [a.key for a in world.executed(actions.Notify)]
+    assert len(keys) == len(set(keys))
+    suffixes = [k.split("/")[1] for k in run.status.notifications]
+    assert suffixes == ["started", "step-0", "analysis-1", "step-1", "step-2", "step-3", "promoted"]
+
+
+def test_without_a_slack_channel_no_notifications_are_emitted() -> None:
+    world = w.World(model_version="6")
+    run = w.Run(builders.release_spec(version="6", slack=False), world).settle()
+    assert world.executed(actions.Notify) == []
+    assert run.status.notifications == ()
+
+
+def test_status_reports_step_weight_versions_and_analysis_mid_rollout() -> None:
+    world = w.World(model_version="6")
+    run = w.Run(builders.release_spec(version="6"), world).settle()
+    world.model_version = "7"
+    run.set_spec(builders.release_spec(version="7"))
+    run.until(lambda r: r.status.current_step_index == 2)
+    status = run.status
+    assert (status.phase, status.current_step_index, status.canary_weight) == (Phase.PROGRESSING, 2, 25)
+    assert (status.stable_model_version, status.canary_model_version) == ("6", "7")
+    assert status.last_verdict == "Pass"
+    assert status.analysis[0].template == "latency-and-errors"
+    manifest = status.to_manifest()
+    assert manifest["currentStepIndex"] == 2
+    assert manifest["analysis"][0]["verdict"] == "Pass"
