@@ -76,6 +76,8 @@ class _Turn:
         self.name = observations.release.name
         self.acts: list[actions.Action] = []
         self.events: list[decisions.Event] = []
+        self.wake_hint: datetime | None = None
+        self.desired_traffic: actions.SetTrafficWeight | None = None
         budget = spec.gpu_budget
         self.gpu_resource = budget.resource_name if budget else "nvidia.com/gpu"
 
@@ -89,7 +91,7 @@ class _Turn:
         self.events.append(decisions.Event(type=kind, reason=reason, message=message))
 
     def _move(self, wake_at: datetime | None = None) -> Move:
-        return Move(self.status, tuple(self.acts), tuple(self.events), wake_at)
+        return Move(self.status, tuple(self.acts), tuple(self.events), _earliest(wake_at, self.wake_hint))
 
     def _notify(
         self,
@@ -118,10 +120,10 @@ class _Turn:
         self._set(notifications=(*self.status.notifications, key))
 
     def _warm(self, workload: obs_.Workload | None, replicas: int) -> tuple[bool, datetime | None]:
-        """Ready with `replicas` replicas and past warm-up; else when warm-up ends, if known."""
-        if workload is None or workload.ready_replicas < replicas or workload.ready_since is None:
+        """At least `replicas` pods Ready and past warm-up; else when that will be, if known."""
+        warm_at = workload.warm_at(replicas, self.spec.serving.warmup) if workload is not None else None
+        if warm_at is None:
             return False, None
-        warm_at = workload.ready_since + self.spec.serving.warmup
         return warm_at <= self.now, warm_at
 
     def _create(self, target: Target, replicas: int) -> actions.CreateWorkload:
@@ -162,11 +164,27 @@ class _Turn:
         first: list[actions.Action] = []
         last: list[actions.Action] = []
         current = self.obs.traffic
+        held = False
         if traffic is not None and (current is None or not current.matches(traffic)):
-            (last if _adds_exposure(traffic, current) else first).append(traffic)
+            if not _adds_exposure(traffic, current):
+                first.append(traffic)
+            elif self._ready_for(traffic):
+                last.append(traffic)
+            else:
+                # Never route toward a workload that is not Ready, whatever the status says
+                # (e.g. resuming from a status older than the world): wait for it instead.
+                held = True
+                self.wake_hint = self.now + POLL
         queued = [*first, *downs, *ups, *last]
         self.acts.extend(queued)
-        return bool(queued)
+        return bool(queued) or held
+
+    def _ready_for(self, traffic: actions.SetTrafficWeight) -> bool:
+        receiving = {traffic.stable_revision} if traffic.canary_weight < 100 else set()
+        if traffic.canary_revision is not None and traffic.canary_weight > 0:
+            receiving.add(traffic.canary_revision)
+        ready = {w.revision for w in self.obs.workloads.values() if w.ready_replicas > 0}
+        return receiving <= ready
 
     def _plan(self) -> planning.RolloutPlan | planning.Refusal:
         stable = planning.StableFootprint(
@@ -186,7 +204,7 @@ class _Turn:
     def _stop_running_analyses(self, rule: str) -> None:
         finished = []
         for record in self.status.analysis:
-            if record.verdict == Verdict.RUNNING:
+            if record.verdict == Verdict.RUNNING and record.finished_at is None:
                 self.acts.append(actions.StopAnalysis(run=record.run))
                 record = record.model_copy(update={"finished_at": self.now, "rule": rule})
             finished.append(record)
@@ -277,20 +295,17 @@ class _Turn:
 
     # ---- operator commands ----------------------------------------------------------------
 
-    def _fresh(self, command: str) -> str | None:
+    def _take(self, command: str) -> bool:
+        """True once per fresh command token; the token is then recorded as handled."""
         token: str | None = getattr(self.obs.commands, command)
-        return (
-            token if token is not None and token != getattr(self.status.handled_commands, command) else None
-        )
-
-    def _mark(self, command: str, token: str) -> None:
+        if token is None or token == getattr(self.status.handled_commands, command):
+            return False
         self._set(handled_commands=self.status.handled_commands.model_copy(update={command: token}))
+        return True
 
     def _on_retry(self, target: Target) -> bool:
-        token = self._fresh("retry")
-        if token is None:
+        if not self._take("retry"):
             return False
-        self._mark("retry", token)
         if self.status.phase in (Phase.ROLLED_BACK, Phase.FAILED):
             self._set(
                 phase=Phase.PENDING,
@@ -304,10 +319,8 @@ class _Turn:
         return True
 
     def _on_abort(self, target: Target) -> bool:
-        token = self._fresh("abort")
-        if token is None:
+        if not self._take("abort"):
             return False
-        self._mark("abort", token)
         if self._in_rollout(target):
             self._rollback(target, "Aborted", f"aborted by an operator at {self._step_label()}")
         else:
@@ -315,10 +328,8 @@ class _Turn:
         return True
 
     def _on_promote_full(self, target: Target) -> bool:
-        token = self._fresh("promote_full")
-        if token is None:
+        if not self._take("promote_full"):
             return False
-        self._mark("promote_full", token)
         plan = self._plan()
         if not self._in_rollout(target) or isinstance(plan, planning.Refusal):
             self._event("PromoteIgnored", f"no rollout to promote (phase {self.status.phase.value})")
@@ -337,10 +348,8 @@ class _Turn:
         return True
 
     def _on_promote(self, target: Target) -> bool:
-        token = self._fresh("promote")
-        if token is None:
+        if not self._take("promote"):
             return False
-        self._mark("promote", token)
         plan = self._plan()
         index = self.status.current_step_index
         if (
@@ -561,16 +570,32 @@ class _Turn:
             canary_revision=target.revision,
             canary_weight=st.canary_weight,
         )
-        if (
-            entry.kind == planning.StepKind.ANALYSIS
-            and index < len(plan.steps)
-            and self._failed(index, target)
-        ):
-            # A failed verdict is acted on before anything else: after a restart mid-rollback,
-            # the world must not be steered back toward a canary that has already failed.
-            return self._analysis_step(target, index, entry, plan)
+        self.desired_traffic = traffic
+        # The step's own transition is tried first: after a restart the world may be ahead of a
+        # status that was never written, and converging first would undo work (scale down warm
+        # GPU pods, take traffic back) only to redo it a moment later.
+        before = self.status
+        move = self._step(target, index, entry, plan)
+        if move.status != before or move.actions:
+            return move
         if self._converge(wants, traffic) or self._keep_analysis_running():
             return self._move()
+        return move
+
+    def _traffic_reached(self) -> bool:
+        """Traffic is at least where the status says (ahead is fine: a status not yet written)."""
+        seen, wanted = self.obs.traffic, self.desired_traffic
+        if seen is None or wanted is None:
+            return False
+        same_arms = (seen.stable_revision, seen.canary_revision) == (
+            wanted.stable_revision,
+            wanted.canary_revision,
+        )
+        return same_arms and seen.canary_weight >= wanted.canary_weight
+
+    def _step(
+        self, target: Target, index: int, entry: planning.PlannedStep, plan: planning.RolloutPlan
+    ) -> Move:
         if index >= len(plan.steps):
             return self._promote_when_warm(target, entry)
         if entry.kind == planning.StepKind.WEIGHT:
@@ -581,11 +606,18 @@ class _Turn:
             return self._approval_step(target, index, entry, plan)
         return self._analysis_step(target, index, entry, plan)
 
-    def _failed(self, index: int, target: Target) -> bool:
-        run = naming.analysis_run_name(self.name, target.revision, self.status.attempt, index)
-        result = self.obs.analysis.get(run)
-        running = any(r.run == run and r.finished_at is None for r in self.status.analysis)
-        return running and result is not None and result.verdict == Verdict.FAIL
+    def _approvals_for(self, index: int, target: Target) -> list[obs_.ObservedApproval]:
+        """Decisions on this gate of this attempt, oldest first."""
+        started = self.status.rollout_started_at
+        assert started is not None
+        return sorted(
+            (
+                a
+                for a in self.obs.approvals
+                if a.revision == target.revision and a.step == index and a.created_at >= started
+            ),
+            key=lambda a: (a.created_at, a.name),
+        )
 
     def _keep_analysis_running(self) -> bool:
         """An analysis the status says is running must be running (e.g. after a restart)."""
@@ -669,7 +701,7 @@ class _Turn:
         stable_needed = min(
             entry.stable_replicas, math.ceil((self.status.stable_replicas or 0) * (100 - entry.weight) / 100)
         )
-        if warm and stable is not None and stable.ready_replicas >= stable_needed:
+        if warm and stable is not None and stable.ready_replicas >= stable_needed and self._traffic_reached():
             self._complete(target, index, entry, plan)
             return self._move()
         return self._wait_for_warm(target, entry.label, canary, entry.canary_replicas, warm_at)
@@ -721,16 +753,7 @@ class _Turn:
             self._set(notifications=(*self.status.notifications, key))
             self._event("AwaitingApproval", message)
             return self._move()
-        assert st.rollout_started_at is not None
-        started = st.rollout_started_at
-        relevant = sorted(
-            (
-                a
-                for a in self.obs.approvals
-                if a.revision == target.revision and a.step == index and a.created_at >= started
-            ),
-            key=lambda a: (a.created_at, a.name),
-        )
+        relevant = self._approvals_for(index, target)
         rejection = next((a for a in relevant if a.decision == releasestatus.ApprovalDecision.REJECT), None)
         if rejection is not None:
             self._record_approval(
@@ -772,6 +795,9 @@ class _Turn:
         run = naming.analysis_run_name(self.name, target.revision, st.attempt, index)
         record = next((r for r in st.analysis if r.run == run), None)
         if record is None:
+            seen, wanted = self.obs.traffic, self.desired_traffic
+            if seen is None or wanted is None or not seen.matches(wanted):
+                return self._move()  # the comparison starts once traffic is at this step's weight
             record = releasestatus.StepAnalysis(
                 step_index=index, run=run, template=entry.analysis.template, started_at=self.now
             )
@@ -842,7 +868,7 @@ class _Turn:
             return self._move()
         canary = self.obs.workloads.get(naming.workload_name(self.name, target.revision))
         warm, warm_at = self._warm(canary, entry.canary_replicas)
-        if not warm:
+        if not warm or not self._traffic_reached():
             return self._wait_for_warm(target, "promotion", canary, entry.canary_replicas, warm_at)
         assert st.stable_revision is not None
         previous = naming.workload_name(self.name, st.stable_revision)

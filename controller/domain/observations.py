@@ -8,7 +8,7 @@ moving, so replaying a decision on its own output yields nothing new.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from pydantic import Field
 
@@ -37,11 +37,22 @@ class Workload(schema.Frozen):
     name: str
     revision: str
     replicas: int = Field(description="Desired replicas (spec.replicas).")
-    ready_replicas: int = 0
-    ready_since: datetime | None = Field(
-        None, description="When ready replicas last reached `replicas`; None while fewer are Ready."
+    ready_pods_since: tuple[datetime, ...] = Field(
+        (), description="When each Ready pod became Ready, oldest first: one entry per Ready pod."
     )
     failing: str | None = Field(None, description="Why pods cannot start (crash loop, unschedulable).")
+
+    @property
+    def ready_replicas(self) -> int:
+        return len(self.ready_pods_since)
+
+    def warm_at(self, replicas: int, warmup: timedelta) -> datetime | None:
+        """When `replicas` pods will have been Ready for `warmup`; None while fewer are Ready."""
+        if replicas <= 0:
+            return datetime.min.replace(tzinfo=UTC)
+        if len(self.ready_pods_since) < replicas:
+            return None
+        return sorted(self.ready_pods_since)[replicas - 1] + warmup
 
 
 class Traffic(schema.Frozen):
@@ -98,11 +109,11 @@ def project(observations: Observations, done: tuple[actions.Action, ...]) -> Obs
                     name=action.name, revision=action.revision, replicas=action.replicas
                 )
             case actions.ScaleWorkload() if action.name in workloads:
+                # Scaling down removes the newest pods first; scaling up adds pods not yet Ready.
                 current = workloads[action.name]
-                ready = min(current.ready_replicas, action.replicas)
-                still_ready = current.ready_since if ready >= action.replicas else None
+                kept = tuple(sorted(current.ready_pods_since)[: action.replicas])
                 workloads[action.name] = current.model_copy(
-                    update={"replicas": action.replicas, "ready_replicas": ready, "ready_since": still_ready}
+                    update={"replicas": action.replicas, "ready_pods_since": kept}
                 )
             case actions.DeleteWorkload():
                 workloads.pop(action.name, None)

@@ -375,7 +375,7 @@ def test_an_approval_from_a_previous_attempt_does_not_pass_the_gate_of_a_retry()
     assert run.status.phase == Phase.AWAITING_APPROVAL
 
 
-def test_editing_the_steps_mid_rollout_starts_again_at_step_0_with_traffic_reset_first() -> None:
+def test_editing_the_steps_mid_rollout_starts_again_at_step_0_with_traffic_lowered_first() -> None:
     run = deployed(steps=[{"setWeight": 40}, {"pause": {}}, {"setWeight": 60}])
     run.in_phase(Phase.PAUSED)
     assert run.world.traffic is not None
@@ -392,7 +392,7 @@ def test_editing_the_steps_mid_rollout_starts_again_at_step_0_with_traffic_reset
         a for a in decision.actions if isinstance(a, actions.SetTrafficWeight | actions.ScaleWorkload)
     )
     assert isinstance(first, actions.SetTrafficWeight)
-    assert first.canary_weight == 0, "traffic leaves the canary before it is scaled down"
+    assert first.canary_weight == 10, "traffic drops to the new step's weight before the canary shrinks"
     run.in_phase(Phase.PAUSED)
     assert run.world.traffic.canary_weight == 10
     assert run.status.current_step_index == 1
@@ -467,3 +467,47 @@ def test_the_engine_raises_if_the_machine_never_settles(monkeypatch: pytest.Monk
         engine.reconcile(
             builders.release_spec(), releasestatus.ModelReleaseStatus(), w.World().observe(), now=w.T0
         )
+
+
+def test_retry_after_a_failed_first_deploy_waits_a_fresh_progress_deadline() -> None:
+    world = w.World(model_version="6")
+    spec = builders.release_spec(version="6", deadline="3m", warmup="0s")
+    revision = naming.build_revision(spec.serving, "fraud", "6")
+    world.never_ready.add(revision)
+    run = w.Run(spec, world).settle()
+    assert run.status.phase == Phase.FAILED
+    world.never_ready.clear()
+    world.commands = world.commands.model_copy(update={"retry": "again"})
+    run.settle()
+    assert run.status.phase == Phase.SUCCEEDED
+    assert run.status.stable_revision == revision
+    assert len(world.executed(actions.CreateWorkload)) == 1, "the same Deployment is reused"
+
+
+def test_resuming_from_a_status_older_than_a_finished_rollback_never_routes_to_a_new_cold_canary() -> None:
+    run = deployed(steps=[{"setWeight": 25}, {"approval": {}}, {"setWeight": 50}])
+    run.in_phase(Phase.AWAITING_APPROVAL)
+    stale = run.status
+    run.world.approve(canary_revision(run), 1, releasestatus.ApprovalDecision.REJECT)
+    run.reconcile()  # rolls back fully: traffic to stable, canary deleted
+    assert run.status.phase == Phase.ROLLED_BACK
+    assert run.world.deployments.keys() == {w.workload(run.status.stable_revision or "")}
+    run.status = stale  # the controller died before this status was written
+    decision = run.reconcile()
+    assert not [a for a in decision.actions if isinstance(a, actions.CreateWorkload)]
+    assert run.status.phase == Phase.ROLLED_BACK
+
+
+def test_traffic_toward_a_workload_that_is_not_ready_is_held_until_it_is() -> None:
+    run = deployed()
+    run.until(lambda r: r.world.traffic is not None and r.world.traffic.canary_weight == 25)
+    revision = canary_revision(run)
+    run.world.deployments.pop(w.workload(revision))  # someone deleted the canary
+    run.world.traffic = w.obs_.Traffic(
+        stable_revision=run.status.stable_revision or "", canary_revision=revision, canary_weight=0
+    )
+    decision = run.reconcile()
+    assert [type(a) for a in decision.actions] == [actions.CreateWorkload]
+    assert decision.requeue_after == timedelta(seconds=30)
+    run.until(lambda r: r.world.traffic is not None and r.world.traffic.canary_weight == 25)
+    assert run.world.ready_replicas(run.world.deployments[w.workload(revision)]) >= 1

@@ -249,4 +249,4 @@ def test_traffic_is_never_weighted_to_a_workload_that_is_not_ready(scenario: Sce
     if traffic is not None and traffic.canary_revision is not None and traffic.canary_weight > 0:
         ready = [d for d in outcome.world.deployments.values() if d.revision == traffic.canary_revision]
         assert ready
-        assert ready[0].ready_replicas > 0
+        assert outcome.world.ready_replicas(ready[0]) > 0

@@ -48,13 +48,23 @@ class InvariantBrokenError(AssertionError):
 
 @dataclass
 class Deployment:
+    """A Deployment with its pods: each pod becomes Ready `start_delay` after it started."""
+
     name: str
     revision: str
-    replicas: int
     gpus_per_replica: int
-    ready_replicas: int = 0
-    changed_at: datetime = T0
-    ready_since: datetime | None = None
+    pods: list[datetime] = field(default_factory=list)  # start times, oldest first
+
+    @property
+    def replicas(self) -> int:
+        return len(self.pods)
+
+    def ready_at(self, start_delay: timedelta, never: bool) -> list[datetime]:
+        return [] if never else [start + start_delay for start in self.pods]
+
+    def scale(self, replicas: int, now: datetime) -> None:
+        # Kubernetes removes the newest (least ready) pods first when scaling down.
+        self.pods = self.pods[:replicas] + [now] * max(0, replicas - len(self.pods))
 
 
 @dataclass
@@ -83,7 +93,6 @@ class World:
 
     def tick(self, by: timedelta) -> None:
         self.now += by
-        self._settle_pods()
         self._answer_requests()
 
     def _answer_requests(self) -> None:
@@ -96,15 +105,6 @@ class World:
                 self.approve(request.revision, request.step_index, decided)
         self.requests.clear()
 
-    def _settle_pods(self) -> None:
-        for d in self.deployments.values():
-            if d.revision in self.never_ready:
-                d.ready_replicas = 0
-                continue
-            if d.ready_replicas != d.replicas and self.now >= d.changed_at + self.start_delay:
-                d.ready_replicas = d.replicas
-                d.ready_since = d.changed_at + self.start_delay
-
     # -- executing the engine's actions -----------------------------------------------------
 
     def execute(self, action: actions.Action) -> None:
@@ -112,21 +112,12 @@ class World:
         match action:
             case actions.CreateWorkload():
                 if action.name not in self.deployments:
-                    self.deployments[action.name] = Deployment(
-                        action.name,
-                        action.revision,
-                        action.replicas,
-                        action.gpus_per_replica,
-                        changed_at=self.now,
-                    )
+                    created = Deployment(action.name, action.revision, action.gpus_per_replica)
+                    created.scale(action.replicas, self.now)
+                    self.deployments[action.name] = created
             case actions.ScaleWorkload():
-                d = self.deployments.get(action.name)
-                if d is not None and d.replicas != action.replicas:
-                    if action.replicas > d.replicas:
-                        d.changed_at = self.now
-                        d.ready_since = None
-                    d.ready_replicas = min(d.ready_replicas, action.replicas)
-                    d.replicas = action.replicas
+                if action.name in self.deployments:
+                    self.deployments[action.name].scale(action.replicas, self.now)
             case actions.DeleteWorkload():
                 self.deployments.pop(action.name, None)
             case actions.SetTrafficWeight():
@@ -143,7 +134,6 @@ class World:
                 self.requests.append(action)
             case _:
                 pass
-        self._settle_pods()
         self.check_invariants()
 
     def approve(
@@ -171,17 +161,24 @@ class World:
         t = self.traffic
         if t is not None and t.canary_revision is not None and t.canary_weight > 0:
             canary = self._by_revision(t.canary_revision)
-            if canary is None or canary.ready_replicas == 0:
+            if canary is None or self.ready_replicas(canary) == 0:
                 raise InvariantBrokenError(
                     f"{t.canary_weight}% of traffic sent to {t.canary_revision}, which is not Ready"
                 )
         if t is not None and (t.canary_weight < 100 or t.canary_revision is None):
             stable = self._by_revision(t.stable_revision)
-            if stable is None or stable.ready_replicas == 0:
+            if stable is None or self.ready_replicas(stable) == 0:
                 raise InvariantBrokenError(f"traffic sent to stable {t.stable_revision}, which is not Ready")
 
     def _by_revision(self, revision: str) -> Deployment | None:
         return next((d for d in self.deployments.values() if d.revision == revision), None)
+
+    def ready_pods_since(self, deployment: Deployment) -> tuple[datetime, ...]:
+        ready = deployment.ready_at(self.start_delay, deployment.revision in self.never_ready)
+        return tuple(sorted(t for t in ready if t <= self.now))
+
+    def ready_replicas(self, deployment: Deployment) -> int:
+        return len(self.ready_pods_since(deployment))
 
     # -- what the shell would observe -------------------------------------------------------
 
@@ -200,8 +197,7 @@ class World:
                     name=d.name,
                     revision=d.revision,
                     replicas=d.replicas,
-                    ready_replicas=d.ready_replicas,
-                    ready_since=d.ready_since,
+                    ready_pods_since=self.ready_pods_since(d),
                 )
                 for d in self.deployments.values()
             },
