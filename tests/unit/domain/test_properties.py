@@ -121,8 +121,11 @@ class Outcome:
 
 def _scripted(scenario: Scenario) -> w.VerdictScript:
     def script(run: actions.StartAnalysis, now: datetime) -> Verdict:
+        # A verdict needs data collected after the start, so never appears at the instant of it.
         verdict, minutes = scenario.verdicts[run.step_index % 8]
-        return verdict if now >= run.start + timedelta(minutes=minutes) else Verdict.RUNNING
+        return (
+            verdict if now > run.start and now >= run.start + timedelta(minutes=minutes) else Verdict.RUNNING
+        )
 
     return script
 
