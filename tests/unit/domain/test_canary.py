@@ -442,8 +442,10 @@ def test_a_canary_that_never_becomes_ready_fails_the_step_at_the_progress_deadli
     assert run.status.message == (
         f"step 0 (setWeight 25): {w.workload(canary_revision(run))} has 0/1 ready replicas after 6m"
     )
-    started = run.status.last_rollback.at if run.status.last_rollback else None
-    assert started is not None
+    rollback = run.status.last_rollback
+    assert rollback is not None
+    assert rollback.at - run.world.log[0][0] >= timedelta(minutes=6), "not before the deadline + warm-up"
+    assert run.world.deployments.keys() == {w.workload(run.status.stable_revision or "")}
 
 
 def test_a_first_deploy_that_never_becomes_ready_fails_and_is_left_for_debugging() -> None:
