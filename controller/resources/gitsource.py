@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Self
 
 from pydantic import Field, model_validator
@@ -40,6 +40,6 @@ class GitSourceSpec(schema.Frozen):
 
 class GitSourceStatus(schema.Frozen):
     observed_commit: str | None = None
-    last_sync_time: str | None = None
+    last_sync_time: datetime | None = None
     applied: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()

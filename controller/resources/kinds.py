@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from analysis import schema, specs
 from controller.resources import approval, gitsource, meta, modelrelease, releasestatus
@@ -37,16 +37,11 @@ class GitSource(schema.Frozen):
     status: gitsource.GitSourceStatus | None = None
 
 
-class ApprovalStatus(schema.Frozen):
-    consumed_by: str | None = Field(None, description="Release and step that acted on this approval.")
-
-
 class Approval(schema.Frozen):
     api_version: Literal["modelrelease.dev/v1alpha1"] = "modelrelease.dev/v1alpha1"
     kind: Literal["Approval"] = "Approval"
     metadata: meta.ObjectMeta
     spec: approval.ApprovalSpec
-    status: ApprovalStatus | None = None
 
 
 @dataclass(frozen=True)
@@ -119,7 +114,7 @@ KINDS: tuple[Kind, ...] = (
         singular="approval",
         envelope=Approval,
         spec=approval.ApprovalSpec,
-        status=ApprovalStatus,
+        status=None,
         printer_columns=(
             PrinterColumn("Release", ".spec.release"),
             PrinterColumn("Step", ".spec.step", "integer"),

@@ -96,19 +96,10 @@ class ApprovalStep(schema.Frozen):
 class CanaryStep(schema.Frozen):
     """Exactly one of setWeight, pause, analysis, approval."""
 
-    set_weight: int | None = None
+    set_weight: int | None = Field(None, ge=0, le=100, description="Canary traffic share, percent.")
     pause: PauseStep | None = None
     analysis: AnalysisStep | None = None
     approval: ApprovalStep | None = None
-
-    @field_validator("set_weight")
-    @classmethod
-    def _weight_is_a_percentage(cls, value: int | None) -> int | None:
-        if value is not None and value > 100:
-            raise ValueError(f"{value} is above 100")
-        if value is not None and value < 0:
-            raise ValueError(f"{value} is below 0")
-        return value
 
     @model_validator(mode="after")
     def _exactly_one_kind(self) -> Self:

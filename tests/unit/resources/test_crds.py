@@ -103,7 +103,8 @@ def test_the_crd_schema_rejects_what_the_models_reject() -> None:
     errors = list(jsonschema.Draft4Validator(_crd_schema("ModelRelease")).iter_errors(document))
     assert sorted(e.json_path for e in errors) == [
         "$.spec.serving.replicas",
-    ], "setWeight's bound lives in a validator; replicas' bound is in the schema"
+        "$.spec.strategy.canary.steps[0].setWeight",
+    ]
 
 
 def test_a_union_with_no_structural_form_is_refused_by_the_generator() -> None:
