@@ -1,0 +1,288 @@
+"""The emulated Kubernetes API server: kmock's HTTP server and discovery over our `Store`.
+
+kmock (by Kopf's author) gives the HTTP serving, request parsing into group/version/plural/
+namespace/name, and the discovery documents. Its own object emulator is a plain dict merge, so
+every resource request is answered here instead, by the store that carries the API server's
+semantics; see docs/testing.md for what is and is not reproduced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp.web
+import attrs
+import kmock
+
+from controller.sandbox import errors, faults, kinds, selectors, store, tables
+
+_VERB_BY_ACTION = {
+    kmock.action.LIST: "list",
+    kmock.action.WATCH: "watch",
+    kmock.action.FETCH: "get",
+    kmock.action.CREATE: "create",
+    kmock.action.UPDATE: "patch",
+    kmock.action.DELETE: "delete",
+}
+MAX_WATCH_SECONDS = 1800.0
+
+
+@attrs.define(kw_only=True)
+class EmulatedApiServer(kmock.KubernetesScaffold):
+    store: store.Store = attrs.field(factory=store.Store)
+    faults: faults.FaultInjector = attrs.field(factory=faults.FaultInjector)
+    _wakeups: set[asyncio.Event] = attrs.field(factory=set, init=False)
+    _loop: asyncio.AbstractEventLoop | None = attrs.field(default=None, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self.store.subscribe(self._on_change)
+
+    # ----- watch wake-ups (the store may be written from another thread) ------------------------
+    def _on_change(self) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake_all)
+
+    def _wake_all(self) -> None:
+        for wakeup in list(self._wakeups):
+            wakeup.set()
+
+    # ----- dispatch ----------------------------------------------------------------------------
+    async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        self._loop = asyncio.get_running_loop()
+        resource = request.resource
+        if resource is None or resource.plural is None:
+            self._publish_discovery()
+            return await super()._handle(request)
+        verb = "update" if request.method == kmock.method.PUT else _VERB_BY_ACTION.get(request.action or "", "")
+        client = request.headers.get("User-Agent", "")
+        try:
+            rtype = self.store.find_type(resource.group or "", resource.version or "", resource.plural)
+            name = request.name or _body_name(request)
+            fault = self.faults.take(verb, rtype.plural, name, request.subresource, client)
+            if fault is not None:
+                await self._inject(fault)
+            return await self._serve(request, rtype, verb, client)
+        except errors.ApiError as exc:
+            return aiohttp.web.json_response(exc.as_status(), status=exc.code)
+
+    async def _inject(self, fault: faults.FaultRule) -> None:
+        if fault.hang:
+            await asyncio.sleep(fault.hang)  # the fault itself is a slow server; nothing waits on it in tests
+            raise errors.ApiError(504, "Timeout", "injected: the server did not answer in time")
+        reason = {409: "Conflict", 429: "TooManyRequests", 503: "ServiceUnavailable"}.get(fault.code, "InternalError")
+        raise errors.ApiError(fault.code, reason, f"injected fault ({fault.code})")
+
+    async def _serve(
+        self, request: kmock.Request, rtype: kinds.ResourceType, verb: str, client: str
+    ) -> aiohttp.web.StreamResponse:
+        params = request.params
+        namespace = request.namespace if rtype.namespaced else ""
+        accept = request.headers.get("Accept", "")
+        include = params.get("includeObject", "PartialObjectMetadata")
+        if verb == "list":
+            items, revision = self.store.list(
+                rtype, namespace if rtype.namespaced else None, params.get("labelSelector"), params.get("fieldSelector")
+            )
+            if tables.wants_table(accept):
+                return _json(tables.build_table(rtype, items, revision, include_object=include, now=tables.utcnow()))
+            return _json(
+                {
+                    "kind": f"{rtype.kind}List",
+                    "apiVersion": rtype.api_version,
+                    "metadata": {"resourceVersion": str(revision)},
+                    "items": items,
+                }
+            )
+        if verb == "watch":
+            return await self._watch(request, rtype, namespace if rtype.namespaced else None)
+        if verb == "get":
+            obj = self.store.get(rtype, namespace or "", request.name or "")
+            if tables.wants_table(accept):
+                table = tables.build_table(rtype, [obj], self.store.revision, include_object=include, now=tables.utcnow())
+                return _json(table)
+            return _json(obj)
+        body = _body(request)
+        if verb == "create":
+            if request.subresource is not None:
+                raise errors.ApiError(405, "MethodNotAllowed", f"create on {request.subresource} is not served")
+            return _json(self.store.create(rtype, namespace or "", body, client=client), status=201)
+        name = request.name or ""
+        if verb == "update":
+            return _json(
+                self.store.replace(rtype, namespace or "", name, body, subresource=request.subresource, client=client)
+            )
+        if verb == "patch":
+            content_type = request.headers.get("Content-Type", "")
+            return _json(
+                self.store.patch(
+                    rtype, namespace or "", name, content_type, body, subresource=request.subresource, client=client
+                )
+            )
+        if verb == "delete":
+            return _json(self.store.delete(rtype, namespace or "", name, body or {}, client=client))
+        raise errors.ApiError(405, "MethodNotAllowed", f"{request.method} is not served on {rtype.plural}")
+
+    async def _watch(
+        self, request: kmock.Request, rtype: kinds.ResourceType, namespace: str | None
+    ) -> aiohttp.web.StreamResponse:
+        params = request.params
+        label_selector = params.get("labelSelector")
+        field_selector = params.get("fieldSelector")
+        if request.name:
+            name_term = f"metadata.name={request.name}"
+            field_selector = f"{field_selector},{name_term}" if field_selector else name_term
+        by_labels = selectors.parse_label_selector(label_selector)
+        by_fields = selectors.parse_field_selector(field_selector)
+        loop = asyncio.get_running_loop()
+        timeout = min(float(params.get("timeoutSeconds", MAX_WATCH_SECONDS)), MAX_WATCH_SECONDS)
+        deadline = loop.time() + timeout
+        since = params.get("resourceVersion", "")
+        initial = params.get("sendInitialEvents") == "true"
+
+        response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
+        assert request._raw_request is not None  # kmock keeps it for every served request
+        await response.prepare(request._raw_request)
+
+        async def send(event_type: str, obj: dict[str, Any]) -> None:
+            await response.write(json.dumps({"type": event_type, "object": obj}).encode() + b"\n")
+
+        wakeup = asyncio.Event()
+        self._wakeups.add(wakeup)
+        try:
+            if not since or since == "0" or initial:
+                # "Start from any version": the current state as ADDED events, then changes after it.
+                items, last = self.store.list(rtype, namespace, label_selector, field_selector)
+                for obj in items:
+                    await send("ADDED", obj)
+                if initial:
+                    marker = {"metadata": {"resourceVersion": str(last), "annotations": {"k8s.io/initial-events-end": "true"}}}
+                    await send("BOOKMARK", {"kind": rtype.kind, "apiVersion": rtype.api_version, **marker})
+            else:
+                try:
+                    last = int(since)
+                except ValueError as exc:
+                    raise errors.ApiError(400, "BadRequest", f"invalid resourceVersion {since!r}") from exc
+            while (remaining := deadline - loop.time()) > 0:
+                wakeup.clear()  # cleared before reading, so a write after the read still wakes us
+                events = self.store.events_after(rtype, last)
+                for event in events:
+                    last = event.revision
+                    if namespace is not None and event.namespace != namespace:
+                        continue
+                    now_in = event.type != "DELETED" and by_labels(event.object) and by_fields(event.object)
+                    was_in = event.previous is not None and by_labels(event.previous) and by_fields(event.previous)
+                    if event.type == "DELETED":
+                        now_in, was_in = False, was_in or (by_labels(event.object) and by_fields(event.object))
+                    if now_in and was_in:
+                        await send("MODIFIED", event.object)
+                    elif now_in:
+                        await send("ADDED", event.object)
+                    elif was_in:
+                        await send("DELETED", event.object)
+                if not events:
+                    try:
+                        await asyncio.wait_for(wakeup.wait(), timeout=remaining)
+                    except TimeoutError:
+                        break
+        except (ConnectionError, asyncio.CancelledError):
+            self._wakeups.discard(wakeup)
+            raise
+        self._wakeups.discard(wakeup)
+        await response.write_eof()
+        return response
+
+    # ----- discovery (kmock routes the paths; the documents come from the store's types) --------
+    def _publish_discovery(self) -> None:
+        """Mirror the store's types into kmock's table, which its `/` path listing reads."""
+        for key in list(self.resources):
+            del self.resources[key]
+        for rtype in self.store.types():
+            self.resources[kmock.resource(rtype.group, rtype.version, rtype.plural)] = kmock.ResourceInfo(
+                namespaced=rtype.namespaced, kind=rtype.kind, verbs=set(rtype.verbs)
+            )
+
+    def _groups(self) -> dict[str, list[str]]:
+        groups: dict[str, list[str]] = {}
+        for rtype in self.store.types():
+            if rtype.group and rtype.version not in groups.setdefault(rtype.group, []):
+                groups[rtype.group].append(rtype.version)
+        return groups
+
+    @staticmethod
+    def _group_document(group: str, versions: list[str]) -> dict[str, Any]:
+        listed = [{"groupVersion": f"{group}/{version}", "version": version} for version in versions]
+        return {"name": group, "versions": listed, "preferredVersion": listed[0]}
+
+    async def _serve_api(self, request: kmock.Request) -> dict[str, Any]:
+        return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+
+    async def _serve_apis(self, request: kmock.Request) -> dict[str, Any]:
+        groups = [self._group_document(group, versions) for group, versions in sorted(self._groups().items())]
+        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+
+    async def _serve_group(self, request: kmock.Request) -> dict[str, Any]:
+        group = request.resource.group if request.resource is not None else None
+        versions = self._groups().get(group or "")
+        if not versions:
+            raise kmock.KubernetesResourceNotFoundError()
+        return {"kind": "APIGroup", "apiVersion": "v1", **self._group_document(group or "", versions)}
+
+    async def _serve_version(self, request: kmock.Request) -> dict[str, Any]:
+        group = request.resource.group if request.resource is not None else ""
+        version = request.resource.version if request.resource is not None else ""
+        served = [t for t in self.store.types() if (t.group, t.version) == (group, version)]
+        if not served:
+            raise kmock.KubernetesResourceNotFoundError()
+        resources: list[dict[str, Any]] = []
+        for rtype in sorted(served, key=lambda t: t.plural):
+            resources.append(
+                {
+                    "name": rtype.plural,
+                    "singularName": rtype.singular,
+                    "namespaced": rtype.namespaced,
+                    "kind": rtype.kind,
+                    "verbs": list(rtype.verbs),
+                    "shortNames": list(rtype.short_names),
+                    "categories": list(rtype.categories),
+                }
+            )
+            if rtype.status_subresource:
+                resources.append(
+                    {
+                        "name": f"{rtype.plural}/status",
+                        "singularName": "",
+                        "namespaced": rtype.namespaced,
+                        "kind": rtype.kind,
+                        "verbs": ["get", "patch", "update"],
+                    }
+                )
+        group_version = f"{group}/{version}" if group else version
+        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}
+
+
+def _body(request: kmock.Request) -> Any:
+    if not request.body:
+        return None
+    try:
+        return json.loads(request.body)
+    except ValueError as exc:
+        raise errors.ApiError(400, "BadRequest", f"the request body is not JSON: {exc}") from exc
+
+
+def _body_name(request: kmock.Request) -> str:
+    if request.action == kmock.action.CREATE and request.body:
+        try:
+            data = json.loads(request.body)
+        except ValueError:
+            return ""
+        if isinstance(data, dict):
+            return str((data.get("metadata") or {}).get("name") or "")
+    return ""
+
+
+def _json(payload: dict[str, Any], status: int = 200) -> aiohttp.web.Response:
+    return aiohttp.web.json_response(payload, status=status)
