@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import pathlib
 import threading
-from collections.abc import Iterable
-from typing import Any
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import kmock
 import yaml
@@ -18,6 +19,7 @@ import yaml
 from controller.sandbox import apiserver, errors, faults, simulator, store, thirdparty
 
 CLIENT = "sandbox-admin"
+T = TypeVar("T")
 
 
 class SandboxCluster:
@@ -32,7 +34,9 @@ class SandboxCluster:
         self._started = threading.Event()
         self._failure: BaseException | None = None
         self.port = 0
+        self._changed = threading.Condition()
         self.store.subscribe(self._wake_simulator)
+        self.store.subscribe(self._notify_waiters)
         for crd in (*thirdparty.KOPF_PEERING, *thirdparty.TRAFFIC):
             self.create(crd)
 
@@ -85,6 +89,23 @@ class SandboxCluster:
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self.simulator.wakeup.set)
+
+    def _notify_waiters(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_until(self, condition: Callable[[], T | None], *, timeout: float, what: str = "") -> T:
+        """Block until `condition()` is truthy (re-checked after every write); its value, or TimeoutError."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                value = condition()
+                if value:
+                    return value
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"not within {timeout} s: {what or condition}")
+                self._changed.wait(timeout=min(remaining, 1.0))
 
     # ----- conveniences for tests and the demo -------------------------------------------------
     def write_kubeconfig(self, path: pathlib.Path, namespace: str = "default") -> pathlib.Path:

@@ -1,0 +1,5 @@
+"""`python -m controller …` is the `modelrelease` command."""
+
+from controller.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,82 @@
+"""Kubernetes Events on the ModelRelease: transitions, notifications and approval requests.
+
+Each Event's name is derived from what it says (a notification's key, or a transition's reason and
+message), so posting it again after a crash answers 409 and nothing is said twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import datetime
+
+from controller import errors, ports
+from controller.adapters import kubeapi
+from controller.domain import actions
+from controller.domain import decision as decisions
+from controller.resources import meta
+
+COMPONENT = "modelrelease-controller"
+
+
+def build_event_name(release: str, *parts: str) -> str:
+    digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
+    return f"{release[:200]}.{digest}"
+
+
+class KubeEvents:
+    def __init__(self, api: kubeapi.KubeApi, clock: Callable[[], datetime]) -> None:
+        self._api = api
+        self._clock = clock
+
+    def post(self, release: ports.ReleaseRef, name: str, event_type: str, reason: str, message: str) -> bool:
+        """Post one Event; False when an Event of that name exists already (said before)."""
+        stamp = self._clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": release.namespace},
+            "involvedObject": {
+                "apiVersion": meta.API_VERSION,
+                "kind": "ModelRelease",
+                "name": release.name,
+                "namespace": release.namespace,
+                "uid": release.uid,
+            },
+            "type": event_type,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": COMPONENT},
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        try:
+            self._api.create(kubeapi.build_path("v1", "events", release.namespace), body)
+        except errors.ConflictError:
+            return False
+        return True
+
+    def post_transition(self, release: ports.ReleaseRef, event: decisions.Event, attempt: int) -> bool:
+        name = build_event_name(release.name, release.uid, str(attempt), event.reason, event.message)
+        return self.post(release, name, event.type.value, event.reason, event.message)
+
+
+class EventNotifier:
+    """The notifier every install has: notifications become Events (Slack arrives as another adapter)."""
+
+    def __init__(self, events: KubeEvents) -> None:
+        self._events = events
+
+    def post_notification(self, release: ports.ReleaseRef, action: actions.Notify) -> None:
+        name = build_event_name(release.name, release.uid, "notify", action.key)
+        self._events.post(release, name, "Normal", f"Notify{action.event.value}", action.message)
+
+    def post_approval_request(self, release: ports.ReleaseRef, action: actions.RequestApproval) -> None:
+        name = build_event_name(release.name, release.uid, "approval", action.key)
+        message = (
+            f"step {action.step_index} of revision {action.revision} (model version {action.model_version}) waits for "
+            f"approval: create an Approval with release {release.name}, revision {action.revision}, "
+            f"step {action.step_index}"
+        )
+        self._events.post(release, name, "Normal", "ApprovalRequested", message)

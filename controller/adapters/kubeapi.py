@@ -1,0 +1,104 @@
+"""A small JSON client over the official `kubernetes` client's transport, for any kind by path.
+
+The generated typed APIs would give each kind its own model classes; the controller works with
+plain JSON objects (Deployments, Services, HTTPRoutes, VirtualServices, our CRs) the same way, so it
+uses the client's configuration, auth and connection pool and speaks JSON itself.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import kubernetes
+import urllib3
+
+from controller import errors
+
+USER_AGENT = "modelrelease-controller"
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+
+Obj = dict[str, Any]
+
+
+def build_path(api_version: str, plural: str, namespace: str | None, name: str | None = None, sub: str | None = None) -> str:
+    prefix = f"/apis/{api_version}" if "/" in api_version else f"/api/{api_version}"
+    parts = [prefix]
+    if namespace:
+        parts.append(f"namespaces/{quote(namespace)}")
+    parts.append(plural)
+    if name:
+        parts.append(quote(name))
+    if sub:
+        parts.append(sub)
+    return "/".join(parts)
+
+
+class KubeApi:
+    def __init__(self, api_client: Any, *, timeout: float = 10.0) -> None:
+        self._client = api_client
+        self._client.user_agent = USER_AGENT
+        self._timeout = timeout
+
+    @property
+    def configuration(self) -> Any:
+        return self._client.configuration
+
+    @classmethod
+    def from_kubeconfig(cls, path: str | None = None, *, timeout: float = 10.0) -> KubeApi:
+        configuration = kubernetes.client.Configuration()
+        try:
+            kubernetes.config.load_kube_config(config_file=path, client_configuration=configuration)
+        except kubernetes.config.ConfigException:
+            kubernetes.config.load_incluster_config(client_configuration=configuration)
+        return cls(kubernetes.client.ApiClient(configuration), timeout=timeout)
+
+    def request(
+        self, method: str, path: str, *, body: Any = None, query: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Obj:
+        url = self._client.configuration.host + path + (f"?{urlencode(query)}" if query else "")
+        headers = {"Accept": "application/json", "Content-Type": content_type, "User-Agent": USER_AGENT}
+        self._client.update_params_for_auth(headers, [], ["BearerToken"], path, method, body)
+        try:
+            response = self._client.rest_client.pool_manager.request(
+                method, url, body=None if body is None else json.dumps(body), headers=headers,
+                timeout=urllib3.Timeout(total=self._timeout), retries=False,
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise errors.UnavailableError(f"{method} {path}: {exc}") from exc
+        text = response.data.decode() if response.data else ""
+        if 200 <= response.status < 300:
+            return json.loads(text) if text else {}
+        raise _error(method, path, response.status, text)
+
+    def get(self, path: str, query: dict[str, str] | None = None) -> Obj:
+        return self.request("GET", path, query=query)
+
+    def create(self, path: str, body: Obj) -> Obj:
+        return self.request("POST", path, body=body)
+
+    def merge_patch(self, path: str, body: Obj) -> Obj:
+        return self.request("PATCH", path, body=body, content_type=MERGE_PATCH)
+
+    def delete(self, path: str, body: Obj | None = None) -> Obj:
+        return self.request("DELETE", path, body=body)
+
+
+def _error(method: str, path: str, code: int, text: str) -> errors.ModelReleaseError:
+    try:
+        message = json.loads(text).get("message", text)
+    except ValueError:
+        message = text
+    where = f"{method} {path}: {code} {message}"
+    if code == 409:
+        return errors.ConflictError(where)
+    if code == 404:
+        return errors.NotFoundError(where)
+    if code in (400, 415, 422):
+        return errors.InvalidError(where)
+    if code in (401, 403):
+        return errors.PermanentError(where)
+    return errors.UnavailableError(where)

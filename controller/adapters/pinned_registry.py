@@ -1,0 +1,32 @@
+"""The registry of an install without MLflow: a pinned `spec.model.version` is taken as given.
+
+Aliases and required tags need a real registry, so they fail with a message saying so; the MLflow
+adapter (its own issue) replaces this one.
+"""
+
+from __future__ import annotations
+
+from controller import errors
+from controller.domain import actions, observations
+from controller.resources import modelrelease
+
+
+class PinnedVersionRegistry:
+    def fetch_version(self, model: modelrelease.ModelRef) -> observations.RegistryVersion:
+        if model.version is None:
+            raise errors.PermanentError(
+                f"alias {model.alias!r} needs a model registry; none is configured (pin spec.model.version)"
+            )
+        if model.require_tags:
+            raise errors.PermanentError("spec.model.requireTags needs a model registry; none is configured")
+        return observations.RegistryVersion(version=model.version, uri=f"models:/{model.name}/{model.version}")
+
+    def apply_promotion(self, action: actions.PromoteModel) -> None:
+        raise errors.PermanentError(
+            f"no model registry configured: alias {action.alias!r} of {action.model_name} not moved to {action.version}"
+        )
+
+    def apply_rolled_back_tag(self, action: actions.TagRolledBack) -> None:
+        raise errors.PermanentError(
+            f"no model registry configured: {action.model_name} version {action.version} not tagged rolled back"
+        )

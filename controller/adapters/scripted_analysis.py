@@ -1,0 +1,65 @@
+"""Analysis verdicts scripted in a ConfigMap: the sandbox's and the demo's analysis backend.
+
+The statistical judge on Prometheus data is its own adapter (issue "Analysis"). Until a release
+uses it, this backend lets the emulated cluster exercise every analysis path honestly: a ConfigMap
+`modelrelease-analysis-script` in the release's namespace maps a run name, a model version, or
+`default` to `Pass`, `Fail` or `Inconclusive`. Without an entry a run stays Running, so the
+engine ends it INCONCLUSIVE at maxDuration: never a silent pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from analysis import verdicts
+from controller import errors, ports
+from controller.adapters import kubeapi
+from controller.domain import actions
+from controller.resources import releasestatus
+
+CONFIGMAP = "modelrelease-analysis-script"
+
+
+class ScriptedAnalysis:
+    def __init__(self, api: kubeapi.KubeApi) -> None:
+        self._api = api
+
+    def fetch_results(
+        self, release: ports.ReleaseRef, status: releasestatus.ModelReleaseStatus, runs: Sequence[releasestatus.StepAnalysis]
+    ) -> dict[str, verdicts.AnalysisSummary]:
+        if not runs:
+            return {}
+        try:
+            script = self._api.get(kubeapi.build_path("v1", "configmaps", release.namespace, CONFIGMAP)).get("data") or {}
+        except errors.NotFoundError:
+            script = {}
+        results: dict[str, verdicts.AnalysisSummary] = {}
+        for run in runs:
+            for key in (run.run, status.canary_model_version or "", "default"):
+                if key and key in script:
+                    verdict = verdicts.Verdict(script[key])
+                    rule = f"scripted: ConfigMap {CONFIGMAP} entry {key!r} says {verdict.value}"
+                    results[run.run] = verdicts.AnalysisSummary(verdict=verdict, rule=rule)
+                    break
+        return results
+
+    def apply_start(self, release: ports.ReleaseRef, action: actions.StartAnalysis) -> None:
+        """Nothing to start: the run is recorded in status and read on every reconcile."""
+
+    def apply_stop(self, release: ports.ReleaseRef, action: actions.StopAnalysis) -> None:
+        """Nothing runs between reconciles, so nothing to stop."""
+
+
+class NoAnalysis:
+    """No backend configured: every run stays Running and ends INCONCLUSIVE at maxDuration."""
+
+    def fetch_results(
+        self, release: ports.ReleaseRef, status: releasestatus.ModelReleaseStatus, runs: Sequence[releasestatus.StepAnalysis]
+    ) -> dict[str, verdicts.AnalysisSummary]:
+        return {}
+
+    def apply_start(self, release: ports.ReleaseRef, action: actions.StartAnalysis) -> None:
+        pass
+
+    def apply_stop(self, release: ports.ReleaseRef, action: actions.StopAnalysis) -> None:
+        pass

@@ -1,0 +1,167 @@
+"""Deployments: one per revision, named by the engine, labelled with release and revision.
+
+Readiness comes from the pods (each Ready pod's transition time), because the engine's warm-up
+and resume logic counts pods, not the Deployment's aggregate.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from controller import errors, ports
+from controller.adapters import kubeapi, labels
+from controller.domain import actions, observations
+from controller.resources import meta
+
+FAILING_REASONS = frozenset(
+    {"CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError", "InvalidImageName"}
+)
+CONTAINER = "model"
+
+
+def owner_reference(release: ports.ReleaseRef) -> dict[str, Any]:
+    return {
+        "apiVersion": meta.API_VERSION,
+        "kind": "ModelRelease",
+        "name": release.name,
+        "uid": release.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def build_deployment(release: ports.ReleaseRef, action: actions.CreateWorkload, track: str) -> dict[str, Any]:
+    serving = action.serving
+    selector = {labels.RELEASE: release.name, labels.REVISION: action.revision}
+    env = [
+        *serving.env,
+        {"name": serving.model_uri_env, "value": action.model_uri},
+        {"name": "MODEL_NAME", "value": action.model_name},
+        {"name": "MODEL_VERSION", "value": action.model_version},
+    ]
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": serving.image,
+        "env": env,
+        "resources": serving.resources.model_dump(mode="json", by_alias=True, exclude_defaults=True),
+        "securityContext": {"allowPrivilegeEscalation": False},
+    }
+    for key, value in (
+        ("command", list(serving.command)),
+        ("args", list(serving.args)),
+        ("ports", list(serving.ports)),
+        ("readinessProbe", serving.readiness_probe),
+        ("livenessProbe", serving.liveness_probe),
+    ):
+        if value:
+            container[key] = value
+    pod_spec: dict[str, Any] = {"containers": [container]}
+    if serving.node_selector:
+        pod_spec["nodeSelector"] = dict(serving.node_selector)
+    if serving.tolerations:
+        pod_spec["tolerations"] = list(serving.tolerations)
+    if serving.service_account_name:
+        pod_spec["serviceAccountName"] = serving.service_account_name
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": action.name,
+            "namespace": release.namespace,
+            "labels": {**selector, labels.TRACK: track, labels.MANAGED_BY: labels.MANAGER},
+            "annotations": {labels.MODEL_VERSION: action.model_version},
+            "ownerReferences": [owner_reference(release)],
+        },
+        "spec": {
+            "replicas": action.replicas,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {
+                    "labels": {**serving.pod_labels, **selector},
+                    "annotations": dict(serving.pod_annotations),
+                },
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+def _ready_since(pod: dict[str, Any]) -> datetime | None:
+    for condition in (pod.get("status") or {}).get("conditions", []) or []:
+        if condition.get("type") == "Ready" and condition.get("status") == "True":
+            stamp = condition.get("lastTransitionTime")
+            return datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else None
+    return None
+
+
+def _failing(pod: dict[str, Any]) -> str | None:
+    for status in (pod.get("status") or {}).get("containerStatuses", []) or []:
+        waiting = (status.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in FAILING_REASONS:
+            return f"pod {pod['metadata']['name']}: {waiting['reason']}"
+    for condition in (pod.get("status") or {}).get("conditions", []) or []:
+        if condition.get("type") == "PodScheduled" and condition.get("reason") == "Unschedulable":
+            return f"pod {pod['metadata']['name']}: Unschedulable: {condition.get('message', '')}".rstrip(": ")
+    return None
+
+
+class KubeWorkloads:
+    def __init__(self, api: kubeapi.KubeApi) -> None:
+        self._api = api
+
+    def _deployments_path(self, namespace: str, name: str | None = None) -> str:
+        return kubeapi.build_path("apps/v1", "deployments", namespace, name)
+
+    def fetch_workloads(self, release: ports.ReleaseRef) -> dict[str, observations.Workload]:
+        selector = {"labelSelector": f"{labels.RELEASE}={release.name}"}
+        deployments = self._api.get(self._deployments_path(release.namespace), selector)["items"]
+        pods = self._api.get(kubeapi.build_path("v1", "pods", release.namespace), selector)["items"]
+        result: dict[str, observations.Workload] = {}
+        for deployment in deployments:
+            metadata = deployment["metadata"]
+            if metadata.get("deletionTimestamp"):
+                continue
+            revision = (metadata.get("labels") or {}).get(labels.REVISION, "")
+            mine = [
+                pod
+                for pod in pods
+                if (pod["metadata"].get("labels") or {}).get(labels.REVISION) == revision
+                and not pod["metadata"].get("deletionTimestamp")
+            ]
+            ready = sorted(since for pod in mine if (since := _ready_since(pod)) is not None)
+            failing = next((reason for pod in mine if (reason := _failing(pod))), None)
+            result[metadata["name"]] = observations.Workload(
+                name=metadata["name"],
+                revision=revision,
+                replicas=int(deployment["spec"].get("replicas", 1)),
+                ready_pods_since=tuple(ready),
+                failing=failing,
+            )
+        return result
+
+    def apply_create(self, release: ports.ReleaseRef, action: actions.CreateWorkload, track: str) -> None:
+        body = build_deployment(release, action, track)
+        try:
+            self._api.create(self._deployments_path(release.namespace), body)
+        except errors.ConflictError:
+            pass  # it exists: created before a crash, or by the previous attempt; the engine scales it
+
+    def apply_scale(self, release: ports.ReleaseRef, action: actions.ScaleWorkload) -> None:
+        self._api.merge_patch(self._deployments_path(release.namespace, action.name), {"spec": {"replicas": action.replicas}})
+
+    def apply_delete(self, release: ports.ReleaseRef, action: actions.DeleteWorkload) -> None:
+        try:
+            self._api.delete(self._deployments_path(release.namespace, action.name))
+        except errors.NotFoundError:
+            pass  # already gone
+
+    def apply_cleanup(self, namespace: str, release: str) -> None:
+        """Delete every Deployment and Service of the release: we do not rely on garbage collection."""
+        selector = {"labelSelector": f"{labels.RELEASE}={release},{labels.MANAGED_BY}={labels.MANAGER}"}
+        for api_version, plural in (("apps/v1", "deployments"), ("v1", "services")):
+            for obj in self._api.get(kubeapi.build_path(api_version, plural, namespace), selector)["items"]:
+                try:
+                    self._api.delete(kubeapi.build_path(api_version, plural, namespace, obj["metadata"]["name"]))
+                except errors.NotFoundError:
+                    pass

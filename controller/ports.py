@@ -1,0 +1,62 @@
+"""One `typing.Protocol` per external system the shell talks to; adapters implement them.
+
+Every method raises only `controller.errors` types. `fetch_*` reads, `apply_*`/`post_*` write;
+each write is idempotent (desired state, or deduplicated by the action's key), because after a
+crash the engine may ask for the same action again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Protocol
+
+from analysis import verdicts
+from controller.domain import actions, observations
+from controller.resources import modelrelease, releasestatus
+
+
+@dataclasses.dataclass(frozen=True)
+class ReleaseRef:
+    """The ModelRelease an adapter works for: where it lives, its uid (for ownership) and its spec."""
+
+    namespace: str
+    name: str
+    uid: str
+    spec: modelrelease.ModelReleaseSpec
+
+
+class Workloads(Protocol):
+    def fetch_workloads(self, release: ReleaseRef) -> dict[str, observations.Workload]: ...
+    def apply_create(self, release: ReleaseRef, action: actions.CreateWorkload, track: str) -> None: ...
+    def apply_scale(self, release: ReleaseRef, action: actions.ScaleWorkload) -> None: ...
+    def apply_delete(self, release: ReleaseRef, action: actions.DeleteWorkload) -> None: ...
+    def apply_cleanup(self, namespace: str, release: str) -> None: ...
+
+
+class TrafficRouter(Protocol):
+    def fetch_traffic(self, release: ReleaseRef) -> observations.Traffic | None: ...
+    def apply_weight(self, release: ReleaseRef, action: actions.SetTrafficWeight) -> None: ...
+
+
+class AnalysisBackend(Protocol):
+    def fetch_results(
+        self, release: ReleaseRef, status: releasestatus.ModelReleaseStatus, runs: Sequence[releasestatus.StepAnalysis]
+    ) -> dict[str, verdicts.AnalysisSummary]: ...
+    def apply_start(self, release: ReleaseRef, action: actions.StartAnalysis) -> None: ...
+    def apply_stop(self, release: ReleaseRef, action: actions.StopAnalysis) -> None: ...
+
+
+class Notifier(Protocol):
+    def post_notification(self, release: ReleaseRef, action: actions.Notify) -> None: ...
+    def post_approval_request(self, release: ReleaseRef, action: actions.RequestApproval) -> None: ...
+
+
+class ModelRegistry(Protocol):
+    def fetch_version(self, model: modelrelease.ModelRef) -> observations.RegistryVersion: ...
+    def apply_promotion(self, action: actions.PromoteModel) -> None: ...
+    def apply_rolled_back_tag(self, action: actions.TagRolledBack) -> None: ...
+
+
+class ReleaseRepository(Protocol):
+    def apply_write_back(self, release: ReleaseRef, action: actions.WriteBackToGit) -> None: ...

@@ -1,0 +1,133 @@
+"""Kopf wiring: one daemon per ModelRelease runs reconciles; watch events on what it owns wake it.
+
+A daemon (not change handlers) suits a level-based engine: Kopf starts one for every release it
+sees, also after a restart (resume), and stops it on deletion. Each loop reconciles once and then
+waits for the engine's requeue time, a wake-up from an event (the release, its Deployments, pods
+or Approvals changed), or the poll interval, whichever comes first. Transient errors go back to
+Kopf as `kopf.TemporaryError`, so Kopf restarts the daemon with backoff; permanent ones are
+written to status as phase Failed with the reason, and the daemon waits for the object to change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from controller import errors
+from controller.adapters import labels
+from controller.resources import meta
+from controller.runtime import observe, reconciler, settings as settings_
+
+
+class Wakeups:
+    """One asyncio.Event per release: set by watch events, awaited by that release's daemon."""
+
+    def __init__(self) -> None:
+        self._events: dict[tuple[str, str], asyncio.Event] = {}
+
+    def get(self, namespace: str, name: str) -> asyncio.Event:
+        return self._events.setdefault((namespace, name), asyncio.Event())
+
+    def wake(self, namespace: str | None, name: str | None) -> None:
+        if namespace and name:
+            self.get(namespace, name).set()
+
+    def forget(self, namespace: str, name: str) -> None:
+        self._events.pop((namespace, name), None)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def register(
+    registry: kopf.OperatorRegistry,
+    config: settings_.RuntimeSettings,
+    io: observe.Ports,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+) -> Wakeups:
+    wakeups = Wakeups()
+    release_filter: dict[str, Any] | None = dict(config.label_selector) or None
+    owned: dict[str, Any] = {labels.RELEASE: kopf.PRESENT}
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=meta.GROUP)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=meta.GROUP, key="last-handled-configuration"
+        )
+        settings.persistence.finalizer = f"{meta.GROUP}/finalizer"
+        settings.posting.level = logging.WARNING  # our transitions are posted as Events by the reconciler
+        settings.peering.lifetime = int(config.peering_lifetime)
+        settings.networking.request_timeout = config.request_timeout * 3
+        settings.watching.server_timeout = 300
+
+    @kopf.daemon(meta.GROUP, meta.VERSION, "modelreleases", registry=registry, labels=release_filter,
+                 cancellation_timeout=5.0, backoff=1.0)
+    async def run_release(
+        name: str, namespace: str, stopped: kopf.DaemonStopped, logger: logging.Logger, retry: int, **_: Any
+    ) -> None:
+        wakeup = wakeups.get(namespace, name)
+        while not stopped:
+            wakeup.clear()  # cleared before observing: a change during the reconcile wakes the next loop
+            try:
+                outcome = await asyncio.to_thread(
+                    reconciler.reconcile_release, io, namespace, name, clock=clock, logger=logger
+                )
+            except errors.TransientError as exc:
+                delay = min(config.backoff_max, 0.5 * 2 ** min(retry, 8))
+                raise kopf.TemporaryError(f"will retry: {exc}", delay=delay) from exc
+            except errors.PermanentError as exc:
+                logger.error("cannot reconcile: %s", exc)
+                await asyncio.to_thread(reconciler.record_permanent_error, io, namespace, name, exc, clock)
+                outcome = reconciler.Outcome(requeue_after=None)
+            retry = 0
+            wait = config.poll_interval
+            if outcome.requeue_after is not None:
+                wait = min(wait, outcome.requeue_after)
+            await _wait(wakeup, stopped, wait.total_seconds())
+
+    @kopf.on.delete(meta.GROUP, meta.VERSION, "modelreleases", registry=registry, labels=release_filter)
+    def clean_up(name: str, namespace: str, **_: Any) -> None:
+        """Delete what the release created; a real cluster's GC would too, but nothing relies on it."""
+        wakeups.forget(namespace, name)
+        try:
+            io.workloads.apply_cleanup(namespace, name)
+        except errors.TransientError as exc:
+            raise kopf.TemporaryError(str(exc), delay=2) from exc
+
+    @kopf.on.event(meta.GROUP, meta.VERSION, "modelreleases", registry=registry, labels=release_filter)
+    def release_changed(name: str, namespace: str, **_: Any) -> None:
+        wakeups.wake(namespace, name)
+
+    @kopf.on.event("apps", "v1", "deployments", registry=registry, labels=owned)
+    def deployment_changed(namespace: str, labels: dict[str, str], **_: Any) -> None:
+        wakeups.wake(namespace, labels.get(_RELEASE))
+
+    @kopf.on.event("", "v1", "pods", registry=registry, labels=owned)
+    def pod_changed(namespace: str, labels: dict[str, str], **_: Any) -> None:
+        wakeups.wake(namespace, labels.get(_RELEASE))
+
+    @kopf.on.event(meta.GROUP, meta.VERSION, "approvals", registry=registry)
+    def approval_changed(namespace: str, spec: dict[str, Any], **_: Any) -> None:
+        wakeups.wake(namespace, spec.get("release"))
+
+    return wakeups
+
+
+_RELEASE = labels.RELEASE
+
+
+async def _wait(wakeup: asyncio.Event, stopped: kopf.DaemonStopped, seconds: float) -> None:
+    waiters = [asyncio.ensure_future(wakeup.wait()), asyncio.ensure_future(stopped.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=max(seconds, 0.05), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

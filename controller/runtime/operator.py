@@ -1,0 +1,70 @@
+"""`modelrelease run`: build the adapters from settings and run Kopf until stopped.
+
+The same code path serves a real cluster and the emulated one: both are reached through the
+kubeconfig (or the in-cluster service account).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from controller.adapters import events, kubeapi, pinned_registry, scripted_analysis, traffic, workloads
+from controller.runtime import handlers, observe, settings as settings_
+
+
+def build_ports(config: settings_.RuntimeSettings) -> observe.Ports:
+    api = kubeapi.KubeApi.from_kubeconfig(config.kubeconfig, timeout=config.request_timeout)
+    kube_events = events.KubeEvents(api, handlers.utcnow)
+    analysis: Any = scripted_analysis.ScriptedAnalysis(api) if config.analysis == "scripted" else scripted_analysis.NoAnalysis()
+    return observe.Ports(
+        api=api,
+        workloads=workloads.KubeWorkloads(api),
+        analysis=analysis,
+        notifier=events.EventNotifier(kube_events),
+        registry=pinned_registry.PinnedVersionRegistry(),
+        repository=None,
+        events=kube_events,
+        router=lambda release: traffic.build_router(api, release),
+    )
+
+
+def build_registry(config: settings_.RuntimeSettings, io: observe.Ports) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    configuration = io.api.configuration
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        token = (configuration.api_key or {}).get("authorization") or (configuration.api_key or {}).get("BearerToken")
+        scheme, _sep, value = (token or "").partition(" ")
+        return kopf.ConnectionInfo(
+            server=configuration.host,
+            ca_path=configuration.ssl_ca_cert,
+            insecure=not configuration.verify_ssl,
+            certificate_path=configuration.cert_file,
+            private_key_path=configuration.key_file,
+            scheme=scheme or None,
+            token=value or None,
+        )
+
+    handlers.register(registry, config, io)
+    return registry
+
+
+def run(config: settings_.RuntimeSettings) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    io = build_ports(config)
+    registry = build_registry(config, io)
+    asyncio.run(
+        kopf.operator(
+            registry=registry,
+            standalone=config.standalone,
+            priority=config.priority,
+            peering_name=config.peering_name,
+            namespaces=list(config.namespaces),
+            clusterwide=not config.namespaces,
+        )
+    )

@@ -1,0 +1,183 @@
+"""One reconcile of one release: observe → decide (pure engine) → execute → events → status.
+
+Nothing is kept in memory between calls. Actions run before the status write; a crash in between
+is safe because every action is desired state or deduplicated by name, and the engine decides
+again from what it then observes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import pydantic
+
+from controller import errors, manifests, ports
+from controller.adapters import events, kubeapi
+from controller.domain import actions, engine
+from controller.resources import meta, modelrelease, releasestatus
+from controller.runtime import observe, statuspatch
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    requeue_after: timedelta | None
+    actions: tuple[actions.Action, ...] = ()
+    status_written: bool = False
+    phase: str | None = None
+
+
+def release_path(namespace: str, name: str, sub: str | None = None) -> str:
+    return kubeapi.build_path(meta.API_VERSION, "modelreleases", namespace, name, sub)
+
+
+def dump_status(status: releasestatus.ModelReleaseStatus) -> dict[str, Any]:
+    return status.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _track(status: releasestatus.ModelReleaseStatus, spec: modelrelease.ModelReleaseSpec, revision: str) -> str:
+    if status.stable_revision in (None, revision):
+        return "stable"
+    return "preview" if spec.strategy.blue_green is not None else "canary"
+
+
+def execute(
+    io: observe.Ports,
+    release: ports.ReleaseRef,
+    status: releasestatus.ModelReleaseStatus,
+    todo: tuple[actions.Action, ...],
+    logger: logging.Logger,
+) -> None:
+    for action in todo:
+        match action:
+            case actions.CreateWorkload():
+                io.workloads.apply_create(release, action, _track(status, release.spec, action.revision))
+            case actions.ScaleWorkload():
+                io.workloads.apply_scale(release, action)
+            case actions.DeleteWorkload():
+                io.workloads.apply_delete(release, action)
+            case actions.SetTrafficWeight():
+                io.router(release).apply_weight(release, action)
+            case actions.StartAnalysis():
+                io.analysis.apply_start(release, action)
+            case actions.StopAnalysis():
+                io.analysis.apply_stop(release, action)
+            case actions.RequestApproval():
+                io.notifier.post_approval_request(release, action)
+            case actions.Notify():
+                io.notifier.post_notification(release, action)
+            case actions.PromoteModel() | actions.TagRolledBack():
+                _registry_write(io, release, action, logger)
+            case actions.WriteBackToGit():
+                if io.repository is None:
+                    message = f"no Git repository configured: {action.model_name} not restored to {action.restore_version}"
+                    _skipped(io, release, "GitWriteBackSkipped", message, action.key, logger)
+                else:
+                    io.repository.apply_write_back(release, action)
+
+
+def _registry_write(
+    io: observe.Ports, release: ports.ReleaseRef, action: actions.PromoteModel | actions.TagRolledBack,
+    logger: logging.Logger,
+) -> None:
+    try:
+        if isinstance(action, actions.PromoteModel):
+            io.registry.apply_promotion(action)
+        else:
+            io.registry.apply_rolled_back_tag(action)
+    except errors.PermanentError as exc:
+        # The rollout's outcome stands; the registry's side of it is reported, not retried forever.
+        _skipped(io, release, "RegistryUpdateSkipped", str(exc), f"{action.type}/{action.version}", logger)
+
+
+def _skipped(io: observe.Ports, release: ports.ReleaseRef, reason: str, message: str, key: str, logger: logging.Logger) -> None:
+    logger.warning("%s: %s", reason, message)
+    io.events.post(release, events.build_event_name(release.name, release.uid, reason, key), "Warning", reason, message)
+
+
+def _invalid_spec_message(exc: pydantic.ValidationError) -> str:
+    problems = [f"spec.{manifests.format_path(tuple(e['loc']))}: {manifests.describe(e)}" for e in exc.errors()]
+    return "; ".join(problems[:5])
+
+
+def reconcile_release(
+    io: observe.Ports, namespace: str, name: str, *, clock: Callable[[], datetime], logger: logging.Logger
+) -> Outcome:
+    try:
+        body = io.api.get(release_path(namespace, name))
+    except errors.NotFoundError:
+        return Outcome(requeue_after=None)  # deleted meanwhile
+    if body["metadata"].get("deletionTimestamp"):
+        return Outcome(requeue_after=None)
+    raw_status = body.get("status") or {}
+    try:
+        status = releasestatus.ModelReleaseStatus.model_validate(raw_status)
+    except pydantic.ValidationError:
+        logger.warning("status of %s/%s is unreadable; starting from an empty status", namespace, name)
+        status = releasestatus.ModelReleaseStatus()
+    try:
+        spec = modelrelease.ModelReleaseSpec.model_validate(body.get("spec"))
+    except pydantic.ValidationError as exc:
+        return _write_failure(io, body, status, "InvalidSpec", _invalid_spec_message(exc), clock)
+    release = ports.ReleaseRef(namespace=namespace, name=name, uid=body["metadata"]["uid"], spec=spec)
+    now = clock()
+    observed = observe.observe(io, release, body, status)
+    decision = engine.reconcile(release.spec, status, observed, now=now)
+    execute(io, release, status, decision.actions, logger)
+    for event in decision.events:
+        io.events.post_transition(release, event, decision.status.attempt)
+    written = _write_status(io, body, status, decision.status)
+    return Outcome(
+        requeue_after=decision.requeue_after,
+        actions=decision.actions,
+        status_written=written,
+        phase=decision.status.phase.value,
+    )
+
+
+def _write_status(
+    io: observe.Ports, body: dict[str, Any], old: releasestatus.ModelReleaseStatus, new: releasestatus.ModelReleaseStatus
+) -> bool:
+    if dump_status(old) == dump_status(new):
+        return False  # nothing changed: no write, no new resourceVersion, no watch event
+    patch = {
+        "metadata": {"resourceVersion": body["metadata"]["resourceVersion"]},
+        "status": statuspatch.build_merge_patch(body.get("status") or {}, dump_status(new)),
+    }
+    io.api.merge_patch(release_path(body["metadata"]["namespace"], body["metadata"]["name"], "status"), patch)
+    return True
+
+
+def _write_failure(
+    io: observe.Ports,
+    body: dict[str, Any],
+    status: releasestatus.ModelReleaseStatus,
+    reason: str,
+    message: str,
+    clock: Callable[[], datetime],
+) -> Outcome:
+    """A permanent problem with the object itself: say so in status (once) and wait for an edit."""
+    failed = status.model_copy(
+        update={
+            "phase": releasestatus.Phase.FAILED,
+            "reason": reason,
+            "message": message,
+            "observed_generation": int(body["metadata"].get("generation", 1)),
+        }
+    )
+    written = _write_status(io, body, status, failed)
+    return Outcome(requeue_after=None, status_written=written, phase=failed.phase.value)
+
+
+def record_permanent_error(
+    io: observe.Ports, namespace: str, name: str, exc: errors.PermanentError, clock: Callable[[], datetime]
+) -> Outcome:
+    body = io.api.get(release_path(namespace, name))
+    try:
+        status = releasestatus.ModelReleaseStatus.model_validate(body.get("status") or {})
+    except pydantic.ValidationError:
+        status = releasestatus.ModelReleaseStatus()
+    return _write_failure(io, body, status, type(exc).__name__.removesuffix("Error") or "Error", str(exc), clock)
