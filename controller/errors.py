@@ -1,12 +1,12 @@
 """The shell's error tree. Adapters raise only these; only `controller/runtime` maps them to Kopf's.
 
-    ModelReleaseError
-    ├── TransientError        retry with backoff: the same call may succeed later
-    │   ├── ConflictError     409: someone wrote first; re-read and decide again
-    │   └── UnavailableError  5xx, 429, timeouts, refused connections
-    └── PermanentError        retrying the same call cannot help: say why in status
-        ├── NotFoundError     404 on something that must exist (a named HTTPRoute, …)
-        └── InvalidError      400/415/422: our request or the user's object is malformed
+ModelReleaseError
+├── TransientError        retry with backoff: the same call may succeed later
+│   ├── ConflictError     409: someone wrote first; re-read and decide again
+│   └── UnavailableError  5xx, 429, timeouts, refused connections
+└── PermanentError        retrying the same call cannot help: say why in status
+    ├── NotFoundError     404 on something that must exist (a named HTTPRoute, …)
+    └── InvalidError      400/415/422: our request or the user's object is malformed
 """
 
 from __future__ import annotations

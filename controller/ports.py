@@ -41,7 +41,10 @@ class TrafficRouter(Protocol):
 
 class AnalysisBackend(Protocol):
     def fetch_results(
-        self, release: ReleaseRef, status: releasestatus.ModelReleaseStatus, runs: Sequence[releasestatus.StepAnalysis]
+        self,
+        release: ReleaseRef,
+        status: releasestatus.ModelReleaseStatus,
+        runs: Sequence[releasestatus.StepAnalysis],
     ) -> dict[str, verdicts.AnalysisSummary]: ...
     def apply_start(self, release: ReleaseRef, action: actions.StartAnalysis) -> None: ...
     def apply_stop(self, release: ReleaseRef, action: actions.StopAnalysis) -> None: ...

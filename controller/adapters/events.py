@@ -75,8 +75,8 @@ class EventNotifier:
     def post_approval_request(self, release: ports.ReleaseRef, action: actions.RequestApproval) -> None:
         name = build_event_name(release.name, release.uid, "approval", action.key)
         message = (
-            f"step {action.step_index} of revision {action.revision} (model version {action.model_version}) waits for "
-            f"approval: create an Approval with release {release.name}, revision {action.revision}, "
-            f"step {action.step_index}"
+            f"step {action.step_index} of revision {action.revision} "
+            f"(model version {action.model_version}) waits for approval: create an Approval with "
+            f"release {release.name}, revision {action.revision}, step {action.step_index}"
         )
         self._events.post(release, name, "Normal", "ApprovalRequested", message)

@@ -23,7 +23,9 @@ JSON_PATCH = "application/json-patch+json"
 Obj = dict[str, Any]
 
 
-def build_path(api_version: str, plural: str, namespace: str | None, name: str | None = None, sub: str | None = None) -> str:
+def build_path(
+    api_version: str, plural: str, namespace: str | None, name: str | None = None, sub: str | None = None
+) -> str:
     prefix = f"/apis/{api_version}" if "/" in api_version else f"/api/{api_version}"
     parts = [prefix]
     if namespace:
@@ -50,13 +52,22 @@ class KubeApi:
     def from_kubeconfig(cls, path: str | None = None, *, timeout: float = 10.0) -> KubeApi:
         configuration = kubernetes.client.Configuration()
         try:
-            kubernetes.config.load_kube_config(config_file=path, client_configuration=configuration)
+            kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=path, client_configuration=configuration
+            )
         except kubernetes.config.ConfigException:
-            kubernetes.config.load_incluster_config(client_configuration=configuration)
+            kubernetes.config.load_incluster_config(  # type: ignore[no-untyped-call]
+                client_configuration=configuration
+            )
         return cls(kubernetes.client.ApiClient(configuration), timeout=timeout)
 
     def request(
-        self, method: str, path: str, *, body: Any = None, query: dict[str, str] | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: dict[str, str] | None = None,
         content_type: str = "application/json",
     ) -> Obj:
         url = self._client.configuration.host + path + (f"?{urlencode(query)}" if query else "")
@@ -64,8 +75,12 @@ class KubeApi:
         self._client.update_params_for_auth(headers, [], ["BearerToken"], path, method, body)
         try:
             response = self._client.rest_client.pool_manager.request(
-                method, url, body=None if body is None else json.dumps(body), headers=headers,
-                timeout=urllib3.Timeout(total=self._timeout), retries=False,
+                method,
+                url,
+                body=None if body is None else json.dumps(body),
+                headers=headers,
+                timeout=urllib3.Timeout(total=self._timeout),
+                retries=False,
             )
         except urllib3.exceptions.HTTPError as exc:
             raise errors.UnavailableError(f"{method} {path}: {exc}") from exc

@@ -13,4 +13,6 @@ MODEL_VERSION = f"{meta.GROUP}/model-version"
 STABLE_REVISION = f"{meta.GROUP}/stable-revision"
 CANARY_REVISION = f"{meta.GROUP}/canary-revision"
 CANARY_WEIGHT = f"{meta.GROUP}/canary-weight"
-COMMAND_PREFIX = f"{meta.GROUP}/command-"  # command-abort, command-promote, command-promote-full, command-retry
+COMMAND_PREFIX = (
+    f"{meta.GROUP}/command-"  # command-abort, command-promote, command-promote-full, command-retry
+)

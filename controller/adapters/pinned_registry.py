@@ -19,14 +19,18 @@ class PinnedVersionRegistry:
             )
         if model.require_tags:
             raise errors.PermanentError("spec.model.requireTags needs a model registry; none is configured")
-        return observations.RegistryVersion(version=model.version, uri=f"models:/{model.name}/{model.version}")
+        return observations.RegistryVersion(
+            version=model.version, uri=f"models:/{model.name}/{model.version}"
+        )
 
     def apply_promotion(self, action: actions.PromoteModel) -> None:
         raise errors.PermanentError(
-            f"no model registry configured: alias {action.alias!r} of {action.model_name} not moved to {action.version}"
+            f"no model registry configured: alias {action.alias!r} of {action.model_name} "
+            f"not moved to version {action.version}"
         )
 
     def apply_rolled_back_tag(self, action: actions.TagRolledBack) -> None:
         raise errors.PermanentError(
-            f"no model registry configured: {action.model_name} version {action.version} not tagged rolled back"
+            f"no model registry configured: {action.model_name} version {action.version} "
+            "not tagged rolled back"
         )

@@ -25,12 +25,20 @@ class ScriptedAnalysis:
         self._api = api
 
     def fetch_results(
-        self, release: ports.ReleaseRef, status: releasestatus.ModelReleaseStatus, runs: Sequence[releasestatus.StepAnalysis]
+        self,
+        release: ports.ReleaseRef,
+        status: releasestatus.ModelReleaseStatus,
+        runs: Sequence[releasestatus.StepAnalysis],
     ) -> dict[str, verdicts.AnalysisSummary]:
         if not runs:
             return {}
         try:
-            script = self._api.get(kubeapi.build_path("v1", "configmaps", release.namespace, CONFIGMAP)).get("data") or {}
+            script = (
+                self._api.get(kubeapi.build_path("v1", "configmaps", release.namespace, CONFIGMAP)).get(
+                    "data"
+                )
+                or {}
+            )
         except errors.NotFoundError:
             script = {}
         results: dict[str, verdicts.AnalysisSummary] = {}
@@ -54,7 +62,10 @@ class NoAnalysis:
     """No backend configured: every run stays Running and ends INCONCLUSIVE at maxDuration."""
 
     def fetch_results(
-        self, release: ports.ReleaseRef, status: releasestatus.ModelReleaseStatus, runs: Sequence[releasestatus.StepAnalysis]
+        self,
+        release: ports.ReleaseRef,
+        status: releasestatus.ModelReleaseStatus,
+        runs: Sequence[releasestatus.StepAnalysis],
     ) -> dict[str, verdicts.AnalysisSummary]:
         return {}
 

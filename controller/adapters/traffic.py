@@ -79,7 +79,11 @@ class Services:
             return None
 
     def ensure(
-        self, release: ports.ReleaseRef, name: str, selector: dict[str, str], annotations: dict[str, str | None]
+        self,
+        release: ports.ReleaseRef,
+        name: str,
+        selector: dict[str, str],
+        annotations: dict[str, str | None],
     ) -> None:
         """The Service exists with this selector and these annotations (one write at most)."""
         current = self.fetch(release, name)
@@ -110,24 +114,34 @@ class Services:
         if current["spec"].get("selector") == selector and same_annotations:
             return
         patch: dict[str, Any] = {
-            "metadata": {"annotations": annotations, "resourceVersion": current["metadata"]["resourceVersion"]},
+            "metadata": {
+                "annotations": annotations,
+                "resourceVersion": current["metadata"]["resourceVersion"],
+            },
             # merge-patch merges maps: keys that must go are sent as null
-            "spec": {"selector": {**{k: None for k in current["spec"].get("selector") or {}}, **selector}},
+            "spec": {"selector": {**dict.fromkeys(current["spec"].get("selector") or {}), **selector}},
         }
         self._api.merge_patch(self.path(release.namespace, name), patch)
 
     def ensure_tracks(self, release: ports.ReleaseRef, action: actions.SetTrafficWeight) -> None:
         self.ensure(
-            release, stable_service(release.name), {labels.RELEASE: release.name, labels.REVISION: action.stable_revision}, {}
+            release,
+            stable_service(release.name),
+            {labels.RELEASE: release.name, labels.REVISION: action.stable_revision},
+            {},
         )
         canary = action.canary_revision or action.stable_revision
-        self.ensure(release, canary_service(release.name), {labels.RELEASE: release.name, labels.REVISION: canary}, {})
+        self.ensure(
+            release, canary_service(release.name), {labels.RELEASE: release.name, labels.REVISION: canary}, {}
+        )
 
     def fetch_track_revisions(self, release: ports.ReleaseRef) -> tuple[str | None, str | None]:
         found = []
         for name in (stable_service(release.name), canary_service(release.name)):
             service = self.fetch(release, name)
-            found.append(None if service is None else (service["spec"].get("selector") or {}).get(labels.REVISION))
+            found.append(
+                None if service is None else (service["spec"].get("selector") or {}).get(labels.REVISION)
+            )
         return found[0], found[1]
 
 
@@ -144,7 +158,9 @@ class ReplicaRatioRouter:
         return _traffic_from(service["metadata"].get("annotations") or {})
 
     def apply_weight(self, release: ports.ReleaseRef, action: actions.SetTrafficWeight) -> None:
-        self._services.ensure(release, release.name, build_selector(release.name, action), _weight_annotations(action))
+        self._services.ensure(
+            release, release.name, build_selector(release.name, action), _weight_annotations(action)
+        )
 
 
 class _RouteRouter:
@@ -164,7 +180,9 @@ class _RouteRouter:
     def read_weights(self, route: dict[str, Any], release: ports.ReleaseRef) -> tuple[int, int] | None:
         raise NotImplementedError
 
-    def write_weights(self, route: dict[str, Any], release: ports.ReleaseRef, stable: int, canary: int) -> dict[str, Any]:
+    def write_weights(
+        self, route: dict[str, Any], release: ports.ReleaseRef, stable: int, canary: int
+    ) -> dict[str, Any]:
         raise NotImplementedError
 
     def _fetch_route(self, release: ports.ReleaseRef) -> dict[str, Any]:
@@ -185,12 +203,15 @@ class _RouteRouter:
         canary_weight = round(100 * weights[1] / max(sum(weights), 1))
         canary = canary_revision if canary_revision != stable_revision else None
         return observations.Traffic(
-            stable_revision=stable_revision, canary_revision=canary, canary_weight=canary_weight if canary else 0
+            stable_revision=stable_revision,
+            canary_revision=canary,
+            canary_weight=canary_weight if canary else 0,
         )
 
     def apply_weight(self, release: ports.ReleaseRef, action: actions.SetTrafficWeight) -> None:
         if self.fetch_traffic(release) == observations.Traffic(
-            stable_revision=action.stable_revision, canary_revision=action.canary_revision,
+            stable_revision=action.stable_revision,
+            canary_revision=action.canary_revision,
             canary_weight=action.canary_weight if action.canary_revision else 0,
         ):
             return
@@ -198,7 +219,10 @@ class _RouteRouter:
         stable_weight = 100 - action.canary_weight if action.canary_revision else 100
         canary_weight = 100 - stable_weight
         current_stable, current_canary = self._services.fetch_track_revisions(release)
-        if current_canary != (action.canary_revision or action.stable_revision) or current_stable != action.stable_revision:
+        if (
+            current_canary != (action.canary_revision or action.stable_revision)
+            or current_stable != action.stable_revision
+        ):
             # Moving a track Service to another revision while it carries weight would shift live traffic:
             # take its weight away first.
             route = self._fetch_route(release)
@@ -212,7 +236,8 @@ class _RouteRouter:
     def _patch_route(self, release: ports.ReleaseRef, route: dict[str, Any]) -> None:
         patch = {"metadata": {"resourceVersion": route["metadata"]["resourceVersion"]}, "spec": route["spec"]}
         self._api.merge_patch(
-            kubeapi.build_path(self.api_version, self.plural, release.namespace, route["metadata"]["name"]), patch
+            kubeapi.build_path(self.api_version, self.plural, release.namespace, route["metadata"]["name"]),
+            patch,
         )
 
 
@@ -241,12 +266,17 @@ class GatewayApiRouter(_RouteRouter):
         return rules
 
     def read_weights(self, route: dict[str, Any], release: ports.ReleaseRef) -> tuple[int, int] | None:
-        refs = {ref.get("name"): int(ref.get("weight", 1)) for ref in self._rules(route, release)[0]["backendRefs"]}
+        refs = {
+            ref.get("name"): int(ref.get("weight", 1))
+            for ref in self._rules(route, release)[0]["backendRefs"]
+        }
         if stable_service(release.name) not in refs:
             return None
         return refs.get(stable_service(release.name), 0), refs.get(canary_service(release.name), 0)
 
-    def write_weights(self, route: dict[str, Any], release: ports.ReleaseRef, stable: int, canary: int) -> dict[str, Any]:
+    def write_weights(
+        self, route: dict[str, Any], release: ports.ReleaseRef, stable: int, canary: int
+    ) -> dict[str, Any]:
         route = copy.deepcopy(route)
         port = _service_port(release)
         for rule in self._rules(route, release):
@@ -284,9 +314,13 @@ class IstioRouter(_RouteRouter):
         }
         if stable_service(release.name) not in destinations:
             return None
-        return destinations.get(stable_service(release.name), 0), destinations.get(canary_service(release.name), 0)
+        return destinations.get(stable_service(release.name), 0), destinations.get(
+            canary_service(release.name), 0
+        )
 
-    def write_weights(self, route: dict[str, Any], release: ports.ReleaseRef, stable: int, canary: int) -> dict[str, Any]:
+    def write_weights(
+        self, route: dict[str, Any], release: ports.ReleaseRef, stable: int, canary: int
+    ) -> dict[str, Any]:
         route = copy.deepcopy(route)
         target = self._http_route(route, release)
         for http in route["spec"]["http"]:

@@ -6,6 +6,7 @@ and resume logic counts pods, not the Deployment's aggregate.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from typing import Any
 
@@ -102,7 +103,9 @@ def _failing(pod: dict[str, Any]) -> str | None:
             return f"pod {pod['metadata']['name']}: {waiting['reason']}"
     for condition in (pod.get("status") or {}).get("conditions", []) or []:
         if condition.get("type") == "PodScheduled" and condition.get("reason") == "Unschedulable":
-            return f"pod {pod['metadata']['name']}: Unschedulable: {condition.get('message', '')}".rstrip(": ")
+            return f"pod {pod['metadata']['name']}: Unschedulable: {condition.get('message', '')}".rstrip(
+                ": "
+            )
     return None
 
 
@@ -148,7 +151,9 @@ class KubeWorkloads:
             pass  # it exists: created before a crash, or by the previous attempt; the engine scales it
 
     def apply_scale(self, release: ports.ReleaseRef, action: actions.ScaleWorkload) -> None:
-        self._api.merge_patch(self._deployments_path(release.namespace, action.name), {"spec": {"replicas": action.replicas}})
+        self._api.merge_patch(
+            self._deployments_path(release.namespace, action.name), {"spec": {"replicas": action.replicas}}
+        )
 
     def apply_delete(self, release: ports.ReleaseRef, action: actions.DeleteWorkload) -> None:
         try:
@@ -161,7 +166,7 @@ class KubeWorkloads:
         selector = {"labelSelector": f"{labels.RELEASE}={release},{labels.MANAGED_BY}={labels.MANAGER}"}
         for api_version, plural in (("apps/v1", "deployments"), ("v1", "services")):
             for obj in self._api.get(kubeapi.build_path(api_version, plural, namespace), selector)["items"]:
-                try:
-                    self._api.delete(kubeapi.build_path(api_version, plural, namespace, obj["metadata"]["name"]))
-                except errors.NotFoundError:
-                    pass
+                with contextlib.suppress(errors.NotFoundError):
+                    self._api.delete(
+                        kubeapi.build_path(api_version, plural, namespace, obj["metadata"]["name"])
+                    )

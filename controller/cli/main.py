@@ -1,8 +1,9 @@
-"""`modelrelease`: generate and check CRDs, validate manifests, show a plan, run the controller or a sandbox."""
+"""`modelrelease`: CRDs, manifest checks, plans; run the controller, or serve a sandbox cluster."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,26 +44,39 @@ def _parser() -> argparse.ArgumentParser:
     plan.set_defaults(handler=_plan)
 
     run = commands.add_parser("run", help="run the controller against the current kubeconfig")
-    run.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
-    run.add_argument("--namespace", action="append", default=[], help="watch only this namespace (repeatable)")
     run.add_argument(
-        "--selector", action="append", default=[], metavar="KEY=VALUE",
+        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)"
+    )
+    run.add_argument(
+        "--namespace", action="append", default=[], help="watch only this namespace (repeatable)"
+    )
+    run.add_argument(
+        "--selector",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="handle only releases with this label, to shard a large fleet (repeatable)",
     )
     peering = run.add_mutually_exclusive_group()
     peering.add_argument("--standalone", action="store_true", help="no peering: this process always acts")
     peering.add_argument("--peering", help="peering object name; only the highest-priority peer acts")
     run.add_argument("--priority", type=int, default=0, help="peering priority (higher acts)")
-    run.add_argument("--peering-lifetime", type=float, default=60.0, help="seconds a silent peer counts as alive")
+    run.add_argument(
+        "--peering-lifetime", type=float, default=60.0, help="seconds a silent peer counts as alive"
+    )
     run.add_argument("--poll-interval", type=float, default=30.0, help="longest seconds between reconciles")
     run.add_argument("--request-timeout", type=float, default=10.0, help="seconds per API request")
     run.add_argument(
-        "--analysis", choices=("none", "scripted"), default="none",
+        "--analysis",
+        choices=("none", "scripted"),
+        default="none",
         help="analysis backend: none (runs end INCONCLUSIVE) or scripted (ConfigMap verdicts, for sandboxes)",
     )
     run.set_defaults(handler=_run)
 
-    sandbox = commands.add_parser("sandbox", help="serve an emulated cluster on 127.0.0.1 (for demos and tests)")
+    sandbox = commands.add_parser(
+        "sandbox", help="serve an emulated cluster on 127.0.0.1 (for demos and tests)"
+    )
     sandbox.add_argument("--kubeconfig", type=Path, required=True, help="where to write its kubeconfig")
     sandbox.add_argument("--port", type=int, default=0, help="port (default: any free one)")
     sandbox.add_argument("--crds", type=Path, default=DEFAULT_CRD_DIR, help="CRD folder to install")
@@ -110,10 +124,8 @@ def _sandbox(args: argparse.Namespace) -> int:
         sandbox.install_crds(sorted(args.crds.glob("*.yaml")))
         sandbox.write_kubeconfig(args.kubeconfig)
         print(f"sandbox API server on {sandbox.url}; kubeconfig {args.kubeconfig}", flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        except KeyboardInterrupt:
-            pass
     return 0
 
 

@@ -21,7 +21,8 @@ import kopf
 from controller import errors
 from controller.adapters import labels
 from controller.resources import meta
-from controller.runtime import observe, reconciler, settings as settings_
+from controller.runtime import observe, reconciler
+from controller.runtime import settings as settings_
 
 
 class Wakeups:
@@ -68,11 +69,21 @@ def register(
         settings.networking.request_timeout = config.request_timeout * 3
         settings.watching.server_timeout = 300
 
-    @kopf.daemon(meta.GROUP, meta.VERSION, "modelreleases", registry=registry, labels=release_filter,
-                 cancellation_timeout=5.0, backoff=1.0)
-    async def run_release(
-        name: str, namespace: str, stopped: kopf.DaemonStopped, logger: logging.Logger, retry: int, **_: Any
-    ) -> None:
+    @kopf.daemon(
+        meta.GROUP,
+        meta.VERSION,
+        "modelreleases",
+        registry=registry,
+        labels=release_filter,
+        cancellation_timeout=5.0,
+        backoff=1.0,
+    )
+    async def run_release(**kwargs: Any) -> None:
+        name: str = kwargs["name"]
+        namespace: str = kwargs["namespace"]
+        stopped: kopf.DaemonStopped = kwargs["stopped"]
+        logger: logging.Logger = kwargs["logger"]
+        retry: int = kwargs["retry"]
         wakeup = wakeups.get(namespace, name)
         while not stopped:
             wakeup.clear()  # cleared before observing: a change during the reconcile wakes the next loop
@@ -94,8 +105,10 @@ def register(
             await _wait(wakeup, stopped, wait.total_seconds())
 
     @kopf.on.delete(meta.GROUP, meta.VERSION, "modelreleases", registry=registry, labels=release_filter)
-    def clean_up(name: str, namespace: str, **_: Any) -> None:
+    def clean_up(**kwargs: Any) -> None:
         """Delete what the release created; a real cluster's GC would too, but nothing relies on it."""
+        name: str = kwargs["name"]
+        namespace: str = kwargs["namespace"]
         wakeups.forget(namespace, name)
         try:
             io.workloads.apply_cleanup(namespace, name)
@@ -103,20 +116,20 @@ def register(
             raise kopf.TemporaryError(str(exc), delay=2) from exc
 
     @kopf.on.event(meta.GROUP, meta.VERSION, "modelreleases", registry=registry, labels=release_filter)
-    def release_changed(name: str, namespace: str, **_: Any) -> None:
-        wakeups.wake(namespace, name)
+    def release_changed(**kwargs: Any) -> None:
+        wakeups.wake(kwargs["namespace"], kwargs["name"])
 
     @kopf.on.event("apps", "v1", "deployments", registry=registry, labels=owned)
-    def deployment_changed(namespace: str, labels: dict[str, str], **_: Any) -> None:
-        wakeups.wake(namespace, labels.get(_RELEASE))
+    def deployment_changed(**kwargs: Any) -> None:
+        wakeups.wake(kwargs["namespace"], kwargs["labels"].get(_RELEASE))
 
     @kopf.on.event("", "v1", "pods", registry=registry, labels=owned)
-    def pod_changed(namespace: str, labels: dict[str, str], **_: Any) -> None:
-        wakeups.wake(namespace, labels.get(_RELEASE))
+    def pod_changed(**kwargs: Any) -> None:
+        wakeups.wake(kwargs["namespace"], kwargs["labels"].get(_RELEASE))
 
     @kopf.on.event(meta.GROUP, meta.VERSION, "approvals", registry=registry)
-    def approval_changed(namespace: str, spec: dict[str, Any], **_: Any) -> None:
-        wakeups.wake(namespace, spec.get("release"))
+    def approval_changed(**kwargs: Any) -> None:
+        wakeups.wake(kwargs["namespace"], kwargs["spec"].get("release"))
 
     return wakeups
 

@@ -33,7 +33,9 @@ def build_commands(annotations: dict[str, str]) -> observations.Commands:
     return observations.Commands(**values)
 
 
-def fetch_approvals(api: kubeapi.KubeApi, release: ports.ReleaseRef) -> tuple[observations.ObservedApproval, ...]:
+def fetch_approvals(
+    api: kubeapi.KubeApi, release: ports.ReleaseRef
+) -> tuple[observations.ObservedApproval, ...]:
     items = api.get(kubeapi.build_path(meta.API_VERSION, "approvals", release.namespace))["items"]
     found = []
     for item in items:
@@ -71,7 +73,9 @@ def observe(
     running = [run for run in status.analysis if run.finished_at is None]
     return observations.Observations(
         release=observations.ReleaseIdentity(
-            name=release.name, namespace=release.namespace, generation=int(body["metadata"].get("generation", 1))
+            name=release.name,
+            namespace=release.namespace,
+            generation=int(body["metadata"].get("generation", 1)),
         ),
         model=model,
         model_error=model_error,

@@ -13,13 +13,18 @@ from typing import Any
 import kopf
 
 from controller.adapters import events, kubeapi, pinned_registry, scripted_analysis, traffic, workloads
-from controller.runtime import handlers, observe, settings as settings_
+from controller.runtime import handlers, observe
+from controller.runtime import settings as settings_
 
 
 def build_ports(config: settings_.RuntimeSettings) -> observe.Ports:
     api = kubeapi.KubeApi.from_kubeconfig(config.kubeconfig, timeout=config.request_timeout)
     kube_events = events.KubeEvents(api, handlers.utcnow)
-    analysis: Any = scripted_analysis.ScriptedAnalysis(api) if config.analysis == "scripted" else scripted_analysis.NoAnalysis()
+    analysis: Any = (
+        scripted_analysis.ScriptedAnalysis(api)
+        if config.analysis == "scripted"
+        else scripted_analysis.NoAnalysis()
+    )
     return observe.Ports(
         api=api,
         workloads=workloads.KubeWorkloads(api),
@@ -38,7 +43,9 @@ def build_registry(config: settings_.RuntimeSettings, io: observe.Ports) -> kopf
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
-        token = (configuration.api_key or {}).get("authorization") or (configuration.api_key or {}).get("BearerToken")
+        token = (configuration.api_key or {}).get("authorization") or (configuration.api_key or {}).get(
+            "BearerToken"
+        )
         scheme, _sep, value = (token or "").partition(" ")
         return kopf.ConnectionInfo(
             server=configuration.host,

@@ -38,7 +38,9 @@ def dump_status(status: releasestatus.ModelReleaseStatus) -> dict[str, Any]:
     return status.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def _track(status: releasestatus.ModelReleaseStatus, spec: modelrelease.ModelReleaseSpec, revision: str) -> str:
+def _track(
+    status: releasestatus.ModelReleaseStatus, spec: modelrelease.ModelReleaseSpec, revision: str
+) -> str:
     if status.stable_revision in (None, revision):
         return "stable"
     return "preview" if spec.strategy.blue_green is not None else "canary"
@@ -73,14 +75,19 @@ def execute(
                 _registry_write(io, release, action, logger)
             case actions.WriteBackToGit():
                 if io.repository is None:
-                    message = f"no Git repository configured: {action.model_name} not restored to {action.restore_version}"
+                    message = (
+                        f"no Git repository configured: {action.model_name} "
+                        f"not restored to version {action.restore_version}"
+                    )
                     _skipped(io, release, "GitWriteBackSkipped", message, action.key, logger)
                 else:
                     io.repository.apply_write_back(release, action)
 
 
 def _registry_write(
-    io: observe.Ports, release: ports.ReleaseRef, action: actions.PromoteModel | actions.TagRolledBack,
+    io: observe.Ports,
+    release: ports.ReleaseRef,
+    action: actions.PromoteModel | actions.TagRolledBack,
     logger: logging.Logger,
 ) -> None:
     try:
@@ -93,13 +100,19 @@ def _registry_write(
         _skipped(io, release, "RegistryUpdateSkipped", str(exc), f"{action.type}/{action.version}", logger)
 
 
-def _skipped(io: observe.Ports, release: ports.ReleaseRef, reason: str, message: str, key: str, logger: logging.Logger) -> None:
+def _skipped(
+    io: observe.Ports, release: ports.ReleaseRef, reason: str, message: str, key: str, logger: logging.Logger
+) -> None:
     logger.warning("%s: %s", reason, message)
-    io.events.post(release, events.build_event_name(release.name, release.uid, reason, key), "Warning", reason, message)
+    io.events.post(
+        release, events.build_event_name(release.name, release.uid, reason, key), "Warning", reason, message
+    )
 
 
 def _invalid_spec_message(exc: pydantic.ValidationError) -> str:
-    problems = [f"spec.{manifests.format_path(tuple(e['loc']))}: {manifests.describe(e)}" for e in exc.errors()]
+    problems = [
+        f"spec.{manifests.format_path(tuple(e['loc']))}: {manifests.describe(e)}" for e in exc.errors()
+    ]
     return "; ".join(problems[:5])
 
 
@@ -139,7 +152,10 @@ def reconcile_release(
 
 
 def _write_status(
-    io: observe.Ports, body: dict[str, Any], old: releasestatus.ModelReleaseStatus, new: releasestatus.ModelReleaseStatus
+    io: observe.Ports,
+    body: dict[str, Any],
+    old: releasestatus.ModelReleaseStatus,
+    new: releasestatus.ModelReleaseStatus,
 ) -> bool:
     if dump_status(old) == dump_status(new):
         return False  # nothing changed: no write, no new resourceVersion, no watch event
@@ -180,4 +196,6 @@ def record_permanent_error(
         status = releasestatus.ModelReleaseStatus.model_validate(body.get("status") or {})
     except pydantic.ValidationError:
         status = releasestatus.ModelReleaseStatus()
-    return _write_failure(io, body, status, type(exc).__name__.removesuffix("Error") or "Error", str(exc), clock)
+    return _write_failure(
+        io, body, status, type(exc).__name__.removesuffix("Error") or "Error", str(exc), clock
+    )

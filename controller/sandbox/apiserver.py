@@ -16,7 +16,8 @@ import aiohttp.web
 import attrs
 import kmock
 
-from controller.sandbox import errors, faults, kinds, selectors, store, tables
+from controller.sandbox import errors, kinds, selectors, store, tables
+from controller.sandbox import faults as faults_
 
 _VERB_BY_ACTION = {
     kmock.action.LIST: "list",
@@ -32,7 +33,7 @@ MAX_WATCH_SECONDS = 1800.0
 @attrs.define(kw_only=True)
 class EmulatedApiServer(kmock.KubernetesScaffold):
     store: store.Store = attrs.field(factory=store.Store)
-    faults: faults.FaultInjector = attrs.field(factory=faults.FaultInjector)
+    faults: faults_.FaultInjector = attrs.field(factory=faults_.FaultInjector)
     _wakeups: set[asyncio.Event] = attrs.field(factory=set, init=False)
     _loop: asyncio.AbstractEventLoop | None = attrs.field(default=None, init=False)
 
@@ -57,7 +58,13 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
         if resource is None or resource.plural is None:
             self._publish_discovery()
             return await super()._handle(request)
-        verb = "update" if request.method == kmock.method.PUT else _VERB_BY_ACTION.get(request.action or "", "")
+        verb = (
+            "update"
+            if request.method == kmock.method.PUT
+            else _VERB_BY_ACTION.get(request.action, "")
+            if request.action
+            else ""
+        )
         client = request.headers.get("User-Agent", "")
         try:
             rtype = self.store.find_type(resource.group or "", resource.version or "", resource.plural)
@@ -69,11 +76,13 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
         except errors.ApiError as exc:
             return aiohttp.web.json_response(exc.as_status(), status=exc.code)
 
-    async def _inject(self, fault: faults.FaultRule) -> None:
+    async def _inject(self, fault: faults_.FaultRule) -> None:
         if fault.hang:
             await asyncio.sleep(fault.hang)  # the fault itself is a slow server; nothing waits on it in tests
             raise errors.ApiError(504, "Timeout", "injected: the server did not answer in time")
-        reason = {409: "Conflict", 429: "TooManyRequests", 503: "ServiceUnavailable"}.get(fault.code, "InternalError")
+        reason = {409: "Conflict", 429: "TooManyRequests", 503: "ServiceUnavailable"}.get(
+            fault.code, "InternalError"
+        )
         raise errors.ApiError(fault.code, reason, f"injected fault ({fault.code})")
 
     async def _serve(
@@ -84,11 +93,16 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
         accept = request.headers.get("Accept", "")
         include = params.get("includeObject", "PartialObjectMetadata")
         if verb == "list":
-            items, revision = self.store.list(
-                rtype, namespace if rtype.namespaced else None, params.get("labelSelector"), params.get("fieldSelector")
+            items, revision = self.store.list_objects(
+                rtype,
+                namespace if rtype.namespaced else None,
+                params.get("labelSelector"),
+                params.get("fieldSelector"),
             )
             if tables.wants_table(accept):
-                return _json(tables.build_table(rtype, items, revision, include_object=include, now=tables.utcnow()))
+                return _json(
+                    tables.build_table(rtype, items, revision, include_object=include, now=tables.utcnow())
+                )
             return _json(
                 {
                     "kind": f"{rtype.kind}List",
@@ -102,24 +116,36 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
         if verb == "get":
             obj = self.store.get(rtype, namespace or "", request.name or "")
             if tables.wants_table(accept):
-                table = tables.build_table(rtype, [obj], self.store.revision, include_object=include, now=tables.utcnow())
+                table = tables.build_table(
+                    rtype, [obj], self.store.revision, include_object=include, now=tables.utcnow()
+                )
                 return _json(table)
             return _json(obj)
         body = _body(request)
         if verb == "create":
             if request.subresource is not None:
-                raise errors.ApiError(405, "MethodNotAllowed", f"create on {request.subresource} is not served")
+                raise errors.ApiError(
+                    405, "MethodNotAllowed", f"create on {request.subresource} is not served"
+                )
             return _json(self.store.create(rtype, namespace or "", body, client=client), status=201)
         name = request.name or ""
         if verb == "update":
             return _json(
-                self.store.replace(rtype, namespace or "", name, body, subresource=request.subresource, client=client)
+                self.store.replace(
+                    rtype, namespace or "", name, body, subresource=request.subresource, client=client
+                )
             )
         if verb == "patch":
             content_type = request.headers.get("Content-Type", "")
             return _json(
                 self.store.patch(
-                    rtype, namespace or "", name, content_type, body, subresource=request.subresource, client=client
+                    rtype,
+                    namespace or "",
+                    name,
+                    content_type,
+                    body,
+                    subresource=request.subresource,
+                    client=client,
                 )
             )
         if verb == "delete":
@@ -155,11 +181,16 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
         try:
             if not since or since == "0" or initial:
                 # "Start from any version": the current state as ADDED events, then changes after it.
-                items, last = self.store.list(rtype, namespace, label_selector, field_selector)
+                items, last = self.store.list_objects(rtype, namespace, label_selector, field_selector)
                 for obj in items:
                     await send("ADDED", obj)
                 if initial:
-                    marker = {"metadata": {"resourceVersion": str(last), "annotations": {"k8s.io/initial-events-end": "true"}}}
+                    marker = {
+                        "metadata": {
+                            "resourceVersion": str(last),
+                            "annotations": {"k8s.io/initial-events-end": "true"},
+                        }
+                    }
                     await send("BOOKMARK", {"kind": rtype.kind, "apiVersion": rtype.api_version, **marker})
             else:
                 try:
@@ -174,9 +205,14 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
                     if namespace is not None and event.namespace != namespace:
                         continue
                     now_in = event.type != "DELETED" and by_labels(event.object) and by_fields(event.object)
-                    was_in = event.previous is not None and by_labels(event.previous) and by_fields(event.previous)
+                    was_in = (
+                        event.previous is not None and by_labels(event.previous) and by_fields(event.previous)
+                    )
                     if event.type == "DELETED":
-                        now_in, was_in = False, was_in or (by_labels(event.object) and by_fields(event.object))
+                        now_in, was_in = (
+                            False,
+                            was_in or (by_labels(event.object) and by_fields(event.object)),
+                        )
                     if now_in and was_in:
                         await send("MODIFIED", event.object)
                     elif now_in:
@@ -261,7 +297,12 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
                     }
                 )
         group_version = f"{group}/{version}" if group else version
-        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}
+        return {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": group_version,
+            "resources": resources,
+        }
 
 
 def _body(request: kmock.Request) -> Any:

@@ -23,7 +23,7 @@ T = TypeVar("T")
 
 
 class SandboxCluster:
-    def __init__(self, *, seed: int = 0, pods: simulator.PodBehaviour = simulator.PodBehaviour()) -> None:
+    def __init__(self, *, seed: int = 0, pods: simulator.PodBehaviour = simulator.DEFAULT_BEHAVIOUR) -> None:
         self.store = store.Store(seed=seed)
         self.faults = faults.FaultInjector()
         self.simulator = simulator.WorkloadSimulator(self.store, default=pods, seed=seed)
@@ -114,7 +114,12 @@ class SandboxCluster:
             "kind": "Config",
             "clusters": [{"name": "sandbox", "cluster": {"server": self.url}}],
             "users": [{"name": "sandbox", "user": {}}],
-            "contexts": [{"name": "sandbox", "context": {"cluster": "sandbox", "user": "sandbox", "namespace": namespace}}],
+            "contexts": [
+                {
+                    "name": "sandbox",
+                    "context": {"cluster": "sandbox", "user": "sandbox", "namespace": namespace},
+                }
+            ],
             "current-context": "sandbox",
         }
         path.write_text(yaml.safe_dump(config))
@@ -124,7 +129,8 @@ class SandboxCluster:
         """Create `obj` (any served kind) as an administrator would with kubectl create."""
         group, _, version = obj["apiVersion"].rpartition("/")
         rtype = next(
-            (t for t in self.store.types() if (t.group, t.version, t.kind) == (group, version, obj["kind"])), None
+            (t for t in self.store.types() if (t.group, t.version, t.kind) == (group, version, obj["kind"])),
+            None,
         )
         if rtype is None:
             raise errors.ApiError(404, "NotFound", f"no kind {obj['kind']} in {obj['apiVersion']}")

@@ -46,7 +46,9 @@ class FaultInjector:
             self.rules.append(rule)
         return rule
 
-    def take(self, verb: str, plural: str, name: str, subresource: str | None, client: str) -> FaultRule | None:
+    def take(
+        self, verb: str, plural: str, name: str, subresource: str | None, client: str
+    ) -> FaultRule | None:
         """The first live rule matching this request, spending one of its `times`."""
         with self._lock:
             for rule in self.rules:

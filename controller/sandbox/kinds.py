@@ -56,7 +56,9 @@ BUILT_IN: tuple[ResourceType, ...] = (
     _core("secrets", "Secret"),
     _core("events", "Event"),
     _core("serviceaccounts", "ServiceAccount"),
-    ResourceType("apps", "v1", "deployments", "Deployment", "deployment", True, True, short_names=("deploy",)),
+    ResourceType(
+        "apps", "v1", "deployments", "Deployment", "deployment", True, True, short_names=("deploy",)
+    ),
     ResourceType("events.k8s.io", "v1", "events", "Event", "event"),
     ResourceType("coordination.k8s.io", "v1", "leases", "Lease", "lease"),
     ResourceType(

@@ -50,7 +50,9 @@ def _merge_list(target: list[Any], patch: list[Any], key: str) -> list[Any]:
     for item in patch:
         if not isinstance(item, dict) or key not in item:
             return copy.deepcopy(patch)  # not keyed: the list is replaced, as for atomic lists
-        index = next((i for i, old in enumerate(result) if isinstance(old, dict) and old.get(key) == item[key]), None)
+        index = next(
+            (i for i, old in enumerate(result) if isinstance(old, dict) and old.get(key) == item[key]), None
+        )
         if item.get("$patch") == "delete":
             if index is not None:
                 result.pop(index)
@@ -86,9 +88,11 @@ def json_patch(target: Any, operations: Any) -> Any:
     try:
         return jsonpatch.apply_patch(target, operations, in_place=False)
     except jsonpatch.JsonPatchTestFailed as exc:
-        raise errors.ApiError(422, "Invalid", f"the server rejected our request due to an error in our request: {exc}")
+        raise errors.ApiError(
+            422, "Invalid", f"the server rejected our request due to an error in our request: {exc}"
+        ) from exc
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-        raise errors.ApiError(422, "Invalid", f"invalid JSON patch: {exc}")
+        raise errors.ApiError(422, "Invalid", f"invalid JSON patch: {exc}") from exc
 
 
 def apply_patch(target: dict[str, Any], content_type: str, body: Any, *, built_in: bool) -> dict[str, Any]:
@@ -105,9 +109,13 @@ def apply_patch(target: dict[str, Any], content_type: str, body: Any, *, built_i
             415, "UnsupportedMediaType", "strategic merge patch is not supported for custom resources"
         )
     elif kind == APPLY_PATCH:
-        raise errors.ApiError(415, "UnsupportedMediaType", "server-side apply is not emulated; use merge-patch")
+        raise errors.ApiError(
+            415, "UnsupportedMediaType", "server-side apply is not emulated; use merge-patch"
+        )
     else:
-        raise errors.ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format: {kind}")
+        raise errors.ApiError(
+            415, "UnsupportedMediaType", f"the body of the request was in an unknown format: {kind}"
+        )
     if not isinstance(result, dict):
         raise errors.ApiError(422, "Invalid", "the patched object is not an object")
     return result

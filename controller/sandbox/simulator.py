@@ -9,6 +9,7 @@ job on a real cluster). Behaviour is chosen per model version (the container's M
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import random
@@ -30,6 +31,9 @@ class PodBehaviour:
     never_ready: bool = False
 
 
+DEFAULT_BEHAVIOUR = PodBehaviour()
+
+
 def _timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -48,7 +52,7 @@ class WorkloadSimulator:
         self,
         cluster_store: store.Store,
         *,
-        default: PodBehaviour = PodBehaviour(),
+        default: PodBehaviour = DEFAULT_BEHAVIOUR,
         seed: int = 0,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
@@ -72,10 +76,8 @@ class WorkloadSimulator:
             self.wakeup.clear()
             due = self.step()
             timeout = None if due is None else max(due.total_seconds(), 0.01)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wakeup.wait(), timeout=timeout)
-            except TimeoutError:
-                pass
 
     def step(self) -> timedelta | None:
         """Bring pods and Deployment status in line with now; how long until the next pod is due."""
@@ -97,7 +99,12 @@ class WorkloadSimulator:
         return next_due
 
     def _step_deployment(
-        self, deployments_type: Any, pods_type: Any, deployment: dict[str, Any], pods: list[dict[str, Any]], now: datetime
+        self,
+        deployments_type: Any,
+        pods_type: Any,
+        deployment: dict[str, Any],
+        pods: list[dict[str, Any]],
+        now: datetime,
     ) -> timedelta | None:
         meta = deployment["metadata"]
         namespace, name = meta["namespace"], meta["name"]
@@ -133,7 +140,12 @@ class WorkloadSimulator:
         return next_due
 
     def _create_pod(
-        self, pods_type: Any, deployment: dict[str, Any], template_hash: str, behaviour: PodBehaviour, now: datetime
+        self,
+        pods_type: Any,
+        deployment: dict[str, Any],
+        template_hash: str,
+        behaviour: PodBehaviour,
+        now: datetime,
     ) -> dict[str, Any]:
         meta = deployment["metadata"]
         template = deployment["spec"].get("template", {})
@@ -160,11 +172,17 @@ class WorkloadSimulator:
             "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": _timestamp(now)}],
         }
         return self._store.replace(
-            pods_type, meta["namespace"], pod["metadata"]["name"], {**pod, "status": status},
-            subresource="status", client=CLIENT,
+            pods_type,
+            meta["namespace"],
+            pod["metadata"]["name"],
+            {**pod, "status": status},
+            subresource="status",
+            client=CLIENT,
         )
 
-    def _step_pod(self, pods_type: Any, pod: dict[str, Any], behaviour: PodBehaviour, now: datetime) -> timedelta | None:
+    def _step_pod(
+        self, pods_type: Any, pod: dict[str, Any], behaviour: PodBehaviour, now: datetime
+    ) -> timedelta | None:
         name = pod["metadata"]["name"]
         ready_at = self._ready_at.setdefault(name, now)
         if _is_ready(pod) or behaviour.never_ready:
@@ -173,24 +191,41 @@ class WorkloadSimulator:
             return ready_at - now
         status = dict(pod.get("status") or {})
         if behaviour.crash_loop:
-            restarts = 1 + max((c.get("restartCount", 0) for c in status.get("containerStatuses", [])), default=0)
+            restarts = 1 + max(
+                (c.get("restartCount", 0) for c in status.get("containerStatuses", [])), default=0
+            )
             status["containerStatuses"] = [
-                {"name": "model", "ready": False, "restartCount": restarts,
-                 "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off restarting failed container"}}}
+                {
+                    "name": "model",
+                    "ready": False,
+                    "restartCount": restarts,
+                    "state": {
+                        "waiting": {
+                            "reason": "CrashLoopBackOff",
+                            "message": "back-off restarting failed container",
+                        }
+                    },
+                }
             ]
             self._ready_at[name] = now + behaviour.start_delay * 4
             self._replace_status(pods_type, pod, status)
             return behaviour.start_delay * 4
         status["conditions"] = [{"type": "Ready", "status": "True", "lastTransitionTime": _timestamp(now)}]
-        status["containerStatuses"] = [{"name": "model", "ready": True, "restartCount": 0, "state": {"running": {}}}]
+        status["containerStatuses"] = [
+            {"name": "model", "ready": True, "restartCount": 0, "state": {"running": {}}}
+        ]
         self._replace_status(pods_type, pod, status)
         return None
 
     def _replace_status(self, pods_type: Any, pod: dict[str, Any], status: dict[str, Any]) -> None:
         try:
             self._store.replace(
-                pods_type, pod["metadata"]["namespace"], pod["metadata"]["name"], {**pod, "status": status},
-                subresource="status", client=CLIENT,
+                pods_type,
+                pod["metadata"]["namespace"],
+                pod["metadata"]["name"],
+                {**pod, "status": status},
+                subresource="status",
+                client=CLIENT,
             )
         except errors.ApiError:
             pass  # deleted or changed meanwhile: the next step sees the new state
@@ -198,7 +233,9 @@ class WorkloadSimulator:
     def _delete_pod(self, pods_type: Any, pod: dict[str, Any]) -> None:
         self._ready_at.pop(pod["metadata"]["name"], None)
         try:
-            self._store.delete(pods_type, pod["metadata"]["namespace"], pod["metadata"]["name"], client=CLIENT)
+            self._store.delete(
+                pods_type, pod["metadata"]["namespace"], pod["metadata"]["name"], client=CLIENT
+            )
         except errors.ApiError:
             pass  # already gone
 
@@ -224,8 +261,12 @@ class WorkloadSimulator:
         if status != old:
             try:
                 self._store.replace(
-                    deployments_type, deployment["metadata"]["namespace"], deployment["metadata"]["name"],
-                    {**deployment, "status": status}, subresource="status", client=CLIENT,
+                    deployments_type,
+                    deployment["metadata"]["namespace"],
+                    deployment["metadata"]["name"],
+                    {**deployment, "status": status},
+                    subresource="status",
+                    client=CLIENT,
                 )
             except errors.ApiError:
                 pass  # changed meanwhile; the next step writes again
@@ -233,7 +274,9 @@ class WorkloadSimulator:
 
 def _condition(old: dict[str, Any], kind: str, value: str, reason: str, now: datetime) -> dict[str, Any]:
     previous = next((c for c in old.get("conditions", []) if c.get("type") == kind), None)
-    since = previous["lastTransitionTime"] if previous and previous.get("status") == value else _timestamp(now)
+    since = (
+        previous["lastTransitionTime"] if previous and previous.get("status") == value else _timestamp(now)
+    )
     return {"type": kind, "status": value, "reason": reason, "lastTransitionTime": since}
 
 

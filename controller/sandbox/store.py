@@ -83,7 +83,9 @@ class Store:
         with self._lock:
             rtype = self._types.get((group, version, plural))
         if rtype is None:
-            raise errors.ApiError(404, "NotFound", f"the server could not find the requested resource ({plural})")
+            raise errors.ApiError(
+                404, "NotFound", f"the server could not find the requested resource ({plural})"
+            )
         return rtype
 
     def subscribe(self, listener: Callable[[], None]) -> None:
@@ -99,7 +101,7 @@ class Store:
                 raise errors.not_found(f"{rtype.plural}.{rtype.group}" if rtype.group else rtype.plural, name)
             return copy.deepcopy(obj)
 
-    def list(
+    def list_objects(
         self,
         rtype: kinds.ResourceType,
         namespace: str | None,
@@ -122,22 +124,36 @@ class Store:
     def events_after(self, rtype: kinds.ResourceType, revision: int) -> list[WatchEvent]:
         with self._lock:
             # Events are appended in revision order, so a binary search would do; linear is plenty here.
-            return [event for event in self._events if event.revision > revision and event.type_key == rtype.key]
+            return [
+                event for event in self._events if event.revision > revision and event.type_key == rtype.key
+            ]
 
     def objects(self, plural: str) -> list[Obj]:
         """Every stored object of a plural, any group: for tests and the simulator."""
         with self._lock:
-            return [copy.deepcopy(obj) for (key, _, _), obj in sorted(self._objects.items()) if key[2] == plural]
+            return [
+                copy.deepcopy(obj) for (key, _, _), obj in sorted(self._objects.items()) if key[2] == plural
+            ]
 
     # ----- writes ------------------------------------------------------------------------------
     def create(self, rtype: kinds.ResourceType, namespace: str, body: Obj, *, client: str = "") -> Obj:
-        return self._recorded("create", rtype, namespace, _name_of(body), None, None, client, self._create, body)
+        return self._recorded(
+            "create", rtype, namespace, _name_of(body), None, None, client, self._create, body
+        )
 
     def replace(
-        self, rtype: kinds.ResourceType, namespace: str, name: str, body: Obj, *, subresource: str | None = None,
+        self,
+        rtype: kinds.ResourceType,
+        namespace: str,
+        name: str,
+        body: Obj,
+        *,
+        subresource: str | None = None,
         client: str = "",
     ) -> Obj:
-        return self._recorded("update", rtype, namespace, name, subresource, None, client, self._replace, body)
+        return self._recorded(
+            "update", rtype, namespace, name, subresource, None, client, self._replace, body
+        )
 
     def patch(
         self,
@@ -151,13 +167,30 @@ class Store:
         client: str = "",
     ) -> Obj:
         return self._recorded(
-            "patch", rtype, namespace, name, subresource, content_type, client, self._patch, content_type, body
+            "patch",
+            rtype,
+            namespace,
+            name,
+            subresource,
+            content_type,
+            client,
+            self._patch,
+            content_type,
+            body,
         )
 
     def delete(
-        self, rtype: kinds.ResourceType, namespace: str, name: str, options: Obj | None = None, *, client: str = ""
+        self,
+        rtype: kinds.ResourceType,
+        namespace: str,
+        name: str,
+        options: Obj | None = None,
+        *,
+        client: str = "",
     ) -> Obj:
-        return self._recorded("delete", rtype, namespace, name, None, None, client, self._delete, options or {})
+        return self._recorded(
+            "delete", rtype, namespace, name, None, None, client, self._delete, options or {}
+        )
 
     # ----- internals ---------------------------------------------------------------------------
     def _key(self, rtype: kinds.ResourceType, namespace: str, name: str) -> ObjKey:
@@ -182,7 +215,9 @@ class Store:
             except errors.ApiError as exc:
                 self._record(verb, rtype, namespace, name, subresource, exc.code, None, content_type, client)
                 raise
-            self._record(verb, rtype, namespace, obj["metadata"]["name"], subresource, code, obj, content_type, client)
+            self._record(
+                verb, rtype, namespace, obj["metadata"]["name"], subresource, code, obj, content_type, client
+            )
             listeners = list(self._listeners)
         for listener in listeners:
             listener()
@@ -216,7 +251,9 @@ class Store:
             )
         )
 
-    def _emit(self, kind: str, rtype: kinds.ResourceType, namespace: str, obj: Obj, previous: Obj | None) -> None:
+    def _emit(
+        self, kind: str, rtype: kinds.ResourceType, namespace: str, obj: Obj, previous: Obj | None
+    ) -> None:
         self._events.append(
             WatchEvent(self.revision, kind, rtype.key, namespace, copy.deepcopy(obj), copy.deepcopy(previous))
         )
@@ -239,13 +276,17 @@ class Store:
             body_namespace = meta.get("namespace")
             if body_namespace and namespace and body_namespace != namespace:
                 raise errors.ApiError(
-                    400, "BadRequest", f"the namespace of the object ({body_namespace}) does not match the request"
+                    400,
+                    "BadRequest",
+                    f"the namespace of the object ({body_namespace}) does not match the request",
                 )
             meta["namespace"] = namespace or body_namespace or "default"
             namespace = meta["namespace"]
         if not meta.get("name"):
             if not meta.get("generateName"):
-                raise errors.ApiError(422, "Invalid", "metadata.name: Required value: name or generateName is required")
+                raise errors.ApiError(
+                    422, "Invalid", "metadata.name: Required value: name or generateName is required"
+                )
             for _ in range(100):
                 meta["name"] = self._generated_name(meta["generateName"])
                 if self._key(rtype, namespace, meta["name"]) not in self._objects:
@@ -276,7 +317,9 @@ class Store:
         if current is None:
             raise errors.not_found(rtype.plural, name)
         if subresource not in (None, "status"):
-            raise errors.ApiError(404, "NotFound", f"subresource {subresource!r} is not served by the emulator")
+            raise errors.ApiError(
+                404, "NotFound", f"subresource {subresource!r} is not served by the emulator"
+            )
         if subresource == "status" and not rtype.status_subresource:
             raise errors.ApiError(404, "NotFound", f"{rtype.plural} has no status subresource")
         return rtype, namespace, name, subresource, current
@@ -286,7 +329,9 @@ class Store:
         meta = current["metadata"]
         if expected_version and expected_version != meta["resourceVersion"]:
             raise errors.conflict(
-                rtype.plural, name, "the object has been modified; please apply your changes to the latest version"
+                rtype.plural,
+                name,
+                "the object has been modified; please apply your changes to the latest version",
             )
         if subresource == "status":
             merged = copy.deepcopy(current)
@@ -303,8 +348,17 @@ class Store:
                     merged.pop("status", None)
         new_meta = merged.setdefault("metadata", {})
         if new_meta.get("name", name) != name:
-            raise errors.ApiError(400, "BadRequest", f"metadata.name {new_meta.get('name')!r} does not match {name!r}")
-        for server_field in ("uid", "creationTimestamp", "generation", "deletionTimestamp", "namespace", "name"):
+            raise errors.ApiError(
+                400, "BadRequest", f"metadata.name {new_meta.get('name')!r} does not match {name!r}"
+            )
+        for server_field in (
+            "uid",
+            "creationTimestamp",
+            "generation",
+            "deletionTimestamp",
+            "namespace",
+            "name",
+        ):
             if server_field in meta:
                 new_meta[server_field] = meta[server_field]
             else:
@@ -335,7 +389,9 @@ class Store:
         rtype, _, _, _, current = self._existing()
         patched = patching.apply_patch(current, content_type, body, built_in=rtype.built_in)
         # A resourceVersion in the patch is a precondition: it must still be the current one.
-        return self._store_update(patched, expected_version=patched.get("metadata", {}).get("resourceVersion"))
+        return self._store_update(
+            patched, expected_version=patched.get("metadata", {}).get("resourceVersion")
+        )
 
     def _delete(self, options: Obj) -> tuple[int, Obj]:
         rtype, namespace, name, _, current = self._existing()

@@ -1,4 +1,4 @@
-"""`meta.k8s.io/v1` Table responses, so `kubectl get` prints a CRD's printer columns as it would on a cluster."""
+"""`meta.k8s.io/v1` Table responses, so `kubectl get` prints a CRD's printer columns as on a cluster."""
 
 from __future__ import annotations
 
@@ -42,7 +42,9 @@ def evaluate_json_path(obj: Any, path: str) -> Any:
                 found.append(node[int(index)])
             elif filter_key is not None and isinstance(node, list):
                 found.extend(
-                    item for item in node if isinstance(item, dict) and str(item.get(filter_key)) == filter_value
+                    item
+                    for item in node
+                    if isinstance(item, dict) and str(item.get(filter_key)) == filter_value
                 )
         nodes = found
     return nodes[0] if nodes else None
@@ -71,7 +73,12 @@ def _cell(value: Any, column_type: str, now: datetime) -> Any:
 
 
 def build_table(
-    rtype: kinds.ResourceType, objects: list[dict[str, Any]], revision: int, *, include_object: str, now: datetime
+    rtype: kinds.ResourceType,
+    objects: list[dict[str, Any]],
+    revision: int,
+    *,
+    include_object: str,
+    now: datetime,
 ) -> dict[str, Any]:
     columns = rtype.printer_columns or _BUILT_IN_COLUMNS.get(rtype.plural, ())
     if not any(column.get("jsonPath") == ".metadata.creationTimestamp" for column in columns):
@@ -90,7 +97,10 @@ def build_table(
     rows = []
     for obj in objects:
         cells = [obj["metadata"]["name"]]
-        cells += [_cell(evaluate_json_path(obj, column["jsonPath"]), column.get("type", ""), now) for column in columns]
+        cells += [
+            _cell(evaluate_json_path(obj, column["jsonPath"]), column.get("type", ""), now)
+            for column in columns
+        ]
         if include_object == "None":
             row_object: dict[str, Any] | None = None
         elif include_object == "Object":

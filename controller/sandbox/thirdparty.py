@@ -23,7 +23,9 @@ def _crd(group: str, version: str, plural: str, kind: str, *, namespaced: bool =
                     "name": version,
                     "served": True,
                     "storage": True,
-                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                    "schema": {
+                        "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                    },
                 }
             ],
         },

@@ -29,7 +29,11 @@ def release_body(name: str, version: str = "1", **spec_overrides: Any) -> dict[s
         },
         "strategy": {
             "canary": {
-                "steps": [{"setWeight": 25}, {"analysis": {"template": "quality", "maxDuration": "10m"}}, {"setWeight": 50}],
+                "steps": [
+                    {"setWeight": 25},
+                    {"analysis": {"template": "quality", "maxDuration": "10m"}},
+                    {"setWeight": 50},
+                ],
                 "scaleDownDelay": "0s",
             }
         },
@@ -57,14 +61,27 @@ class Controller:
     def start(self) -> Controller:
         self.starts += 1
         args = [
-            sys.executable, "-m", "controller", "run", "--kubeconfig", str(self.kubeconfig),
-            "--poll-interval", "0.5", "--request-timeout", "2", "--analysis", "scripted", *self.extra,
+            sys.executable,
+            "-m",
+            "controller",
+            "run",
+            "--kubeconfig",
+            str(self.kubeconfig),
+            "--poll-interval",
+            "0.5",
+            "--request-timeout",
+            "2",
+            "--analysis",
+            "scripted",
+            *self.extra,
         ]
         if "--peering" not in self.extra:
             args.append("--standalone")
         with self.log.open("ab") as out:
             out.write(f"\n===== start {self.starts} =====\n".encode())
-            self.process = subprocess.Popen(args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ})
+            self.process = subprocess.Popen(
+                args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ}
+            )
         return self
 
     def kill(self) -> None:
@@ -107,7 +124,11 @@ class World:
         return self.store.get(self.rtype("", "v1", "services"), NAMESPACE, name)
 
     def events(self) -> list[dict[str, Any]]:
-        return [e for e in self.store.objects("events") if e.get("source", {}).get("component") == CONTROLLER_AGENT]
+        return [
+            e
+            for e in self.store.objects("events")
+            if e.get("source", {}).get("component") == CONTROLLER_AGENT
+        ]
 
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
         return self.sandbox.create(copy.deepcopy(body))
@@ -117,18 +138,30 @@ class World:
         self.store.patch(rtype, NAMESPACE, name, "application/merge-patch+json", patch, client="test")
 
     def script_analysis(self, verdicts: dict[str, str]) -> None:
-        body = {"apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": "modelrelease-analysis-script", "namespace": NAMESPACE}, "data": verdicts}
+        body = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "modelrelease-analysis-script", "namespace": NAMESPACE},
+            "data": verdicts,
+        }
         rtype = self.rtype("", "v1", "configmaps")
         try:
             self.store.get(rtype, NAMESPACE, body["metadata"]["name"])
         except Exception:
             self.store.create(rtype, NAMESPACE, body, client="test")
         else:
-            self.store.patch(rtype, NAMESPACE, body["metadata"]["name"], "application/merge-patch+json",
-                             {"data": verdicts}, client="test")
+            self.store.patch(
+                rtype,
+                NAMESPACE,
+                body["metadata"]["name"],
+                "application/merge-patch+json",
+                {"data": verdicts},
+                client="test",
+            )
 
-    def wait_for_status(self, name: str, check: Callable[[dict[str, Any]], bool], *, timeout: float = 60, what: str = "") -> dict[str, Any]:
+    def wait_for_status(
+        self, name: str, check: Callable[[dict[str, Any]], bool], *, timeout: float = 60, what: str = ""
+    ) -> dict[str, Any]:
         def probe() -> dict[str, Any] | None:
             try:
                 status = self.status(name)
@@ -142,7 +175,9 @@ class World:
             raise TimeoutError(f"{exc}; last status: {self._safe_status(name)}") from None
 
     def wait_for_phase(self, name: str, *phases: str, timeout: float = 60) -> dict[str, Any]:
-        return self.wait_for_status(name, lambda s: s.get("phase") in phases, timeout=timeout, what=f"phase in {phases}")
+        return self.wait_for_status(
+            name, lambda s: s.get("phase") in phases, timeout=timeout, what=f"phase in {phases}"
+        )
 
     def _safe_status(self, name: str) -> dict[str, Any]:
         try:

@@ -13,7 +13,8 @@ def test_first_deploy_then_canary_promotes_and_retires_the_old_stable(
     first = world.wait_for_phase("ranker", "Succeeded")
     world.patch_release("ranker", {"spec": {"model": {"version": "2"}}})
     done = world.wait_for_status(
-        "ranker", lambda s: s.get("phase") == "Succeeded" and s.get("stableRevision") != first["stableRevision"]
+        "ranker",
+        lambda s: s.get("phase") == "Succeeded" and s.get("stableRevision") != first["stableRevision"],
     )
     assert done["stableModelVersion"] == "2"
     world.sandbox.wait_until(lambda: len(world.deployments()) == 1, timeout=30, what="old stable retired")
