@@ -610,11 +610,13 @@ class _Turn:
         """Decisions on this gate of this attempt, oldest first."""
         started = self.status.rollout_started_at
         assert started is not None
+        # creationTimestamp has whole seconds: an approval made in the second the attempt began counts.
+        since = started.replace(microsecond=0)
         return sorted(
             (
                 a
                 for a in self.obs.approvals
-                if a.revision == target.revision and a.step == index and a.created_at >= started
+                if a.revision == target.revision and a.step == index and a.created_at >= since
             ),
             key=lambda a: (a.created_at, a.name),
         )

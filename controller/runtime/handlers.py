@@ -85,12 +85,20 @@ def register(
         logger: logging.Logger = kwargs["logger"]
         retry: int = kwargs["retry"]
         wakeup = wakeups.get(namespace, name)
+        conflicts = 0
         while not stopped:
             wakeup.clear()  # cleared before observing: a change during the reconcile wakes the next loop
             try:
                 outcome = await asyncio.to_thread(
                     reconciler.reconcile_release, io, namespace, name, clock=clock, logger=logger
                 )
+            except errors.ConflictError as exc:
+                # Someone (often Kopf itself, adding its finalizer) wrote first: decide again on fresh data.
+                conflicts += 1
+                if conflicts > MAX_QUICK_CONFLICTS:
+                    raise kopf.TemporaryError(f"will retry: {exc}", delay=1.0) from exc
+                logger.info("conflict, reconciling again: %s", exc)
+                continue
             except errors.TransientError as exc:
                 delay = min(config.backoff_max, 0.5 * 2 ** min(retry, 8))
                 raise kopf.TemporaryError(f"will retry: {exc}", delay=delay) from exc
@@ -98,7 +106,7 @@ def register(
                 logger.error("cannot reconcile: %s", exc)
                 await asyncio.to_thread(reconciler.record_permanent_error, io, namespace, name, exc, clock)
                 outcome = reconciler.Outcome(requeue_after=None)
-            retry = 0
+            retry = conflicts = 0
             wait = config.poll_interval
             if outcome.requeue_after is not None:
                 wait = min(wait, outcome.requeue_after)
@@ -135,6 +143,7 @@ def register(
 
 
 _RELEASE = labels.RELEASE
+MAX_QUICK_CONFLICTS = 5
 
 
 async def _wait(wakeup: asyncio.Event, stopped: kopf.DaemonStopped, seconds: float) -> None:

@@ -11,7 +11,7 @@ import pydantic
 from controller import errors, ports
 from controller.adapters import kubeapi, labels
 from controller.domain import naming, observations
-from controller.resources import kinds, meta, releasestatus
+from controller.resources import approval, meta, releasestatus
 
 COMMANDS = ("abort", "promote", "promote-full", "retry")
 
@@ -40,19 +40,19 @@ def fetch_approvals(
     found = []
     for item in items:
         try:
-            approval = kinds.Approval.model_validate(item)
+            spec = approval.ApprovalSpec.model_validate(item.get("spec"))
         except pydantic.ValidationError:
             continue  # a malformed Approval approves nothing; the API server's schema normally rejects it
-        if approval.spec.release != release.name:
+        if spec.release != release.name:
             continue
         created = item["metadata"].get("creationTimestamp")
         found.append(
             observations.ObservedApproval(
-                name=approval.metadata.name,
-                revision=approval.spec.revision,
-                step=approval.spec.step,
-                decision=approval.spec.decision,
-                by=approval.spec.by,
+                name=item["metadata"]["name"],
+                revision=spec.revision,
+                step=spec.step,
+                decision=spec.decision,
+                by=spec.by,
                 created_at=datetime.fromisoformat(created.replace("Z", "+00:00")),
             )
         )

@@ -187,3 +187,26 @@ class World:
 
     def controller_writes(self) -> list[Any]:
         return [w for w in self.store.writes if w.client.startswith(CONTROLLER_AGENT)]
+
+
+def gpu_history(world: World, gpus_per_replica: int = 1) -> list[int]:
+    """Total GPUs the release's Deployments ask for after each write, replayed from the write log."""
+    replicas: dict[str, int] = {}
+    totals = []
+    for write in world.store.writes:
+        if write.plural != "deployments" or write.code >= 300 or write.subresource is not None:
+            continue
+        if write.verb == "delete":
+            replicas.pop(write.name, None)
+        elif write.object is not None:
+            replicas[write.name] = int(write.object["spec"].get("replicas", 1))
+        totals.append(sum(replicas.values()) * gpus_per_replica)
+    return totals
+
+
+def successful(world: World, verb: str, plural: str, name: str | None = None) -> list[Any]:
+    return [
+        w
+        for w in world.store.writes
+        if w.verb == verb and w.plural == plural and w.code < 300 and (name is None or w.name == name)
+    ]

@@ -1,0 +1,182 @@
+"""Rollouts end to end: the real controller process, Kopf over HTTP, the emulated cluster."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+from controller.sandbox import faults
+from tests.integration import harness
+
+KUBECTL = pathlib.Path(sys.executable).parent / "kubectl"
+PAUSED_STEPS = [{"setWeight": 25}, {"pause": {}}, {"setWeight": 50}]
+
+
+def deploy_first(world: harness.World, name: str = "ranker", **spec: object) -> dict[str, object]:
+    world.create(harness.release_body(name, "1", **spec))
+    return world.wait_for_phase(name, "Succeeded")
+
+
+def move_to(world: harness.World, version: str, name: str = "ranker") -> None:
+    world.patch_release(name, {"spec": {"model": {"version": version}}})
+
+
+def test_failed_analysis_returns_traffic_to_stable_before_the_canary_is_removed(
+    world: harness.World, controller: harness.Controller
+) -> None:
+    world.script_analysis({"1": "Pass", "2": "Fail"})
+    first = deploy_first(world)
+    move_to(world, "2")
+    rolled = world.wait_for_phase("ranker", "RolledBack")
+    assert rolled["stableRevision"] == first["stableRevision"]
+    canary = rolled["lastRollback"]["revision"]
+    canary_workload = f"ranker-{canary}"
+    world.sandbox.wait_until(
+        lambda: canary_workload not in world.deployments(), timeout=30, what="canary deleted"
+    )
+    (deletion,) = harness.successful(world, "delete", "deployments", canary_workload)
+    restore = [
+        w
+        for w in harness.successful(world, "patch", "services", "ranker")
+        if w.object["spec"]["selector"].get("modelrelease.dev/revision") == first["stableRevision"]
+        and w.seq > harness.successful(world, "create", "deployments", canary_workload)[0].seq
+    ]
+    assert restore, "the production Service never went back to the stable revision"
+    assert restore[0].seq < deletion.seq
+    assert max(harness.gpu_history(world)) <= 4 + 2
+
+
+def test_canary_promotes_through_analysis_within_the_gpu_budget(
+    world: harness.World, controller: harness.Controller
+) -> None:
+    world.script_analysis({"default": "Pass"})
+    deploy_first(world)
+    move_to(world, "2")
+    done = world.wait_for_status(
+        "ranker", lambda s: s.get("phase") == "Succeeded" and s.get("stableModelVersion") == "2"
+    )
+    assert [a["verdict"] for a in done["analysis"]] == ["Pass"]
+    world.sandbox.wait_until(lambda: len(world.deployments()) == 1, timeout=30, what="old stable retired")
+    assert world.service("ranker")["spec"]["selector"]["modelrelease.dev/revision"] == done["stableRevision"]
+    assert max(harness.gpu_history(world)) <= 4 + 2
+
+
+def test_blue_green_switches_back_when_post_promotion_analysis_fails(
+    world: harness.World, controller: harness.Controller
+) -> None:
+    world.script_analysis({"1": "Pass", "2": "Fail"})
+    strategy = {
+        "blueGreen": {
+            "postPromotionAnalysis": {"template": "quality", "maxDuration": "10m"},
+            "scaleDownDelay": "30s",
+        }
+    }
+    first = deploy_first(world, strategy=strategy, gpuBudget={"maxExtraGPUs": 4})
+    move_to(world, "2")
+    rolled = world.wait_for_phase("ranker", "RolledBack")
+    assert rolled["stableRevision"] == first["stableRevision"]
+    selector = world.service("ranker")["spec"]["selector"]
+    assert selector["modelrelease.dev/revision"] == first["stableRevision"]
+    switched = [
+        w
+        for w in harness.successful(world, "patch", "services", "ranker")
+        if w.object["spec"]["selector"].get("modelrelease.dev/revision") == rolled["lastRollback"]["revision"]
+    ]
+    assert switched, "traffic never switched to the green revision before switching back"
+
+
+def test_abort_rolls_back_and_retry_rolls_out_again_to_promotion(
+    world: harness.World, controller: harness.Controller
+) -> None:
+    first = deploy_first(world, strategy={"canary": {"steps": PAUSED_STEPS, "scaleDownDelay": "0s"}})
+    move_to(world, "2")
+    world.wait_for_phase("ranker", "Paused")
+    world.patch_release("ranker", {"metadata": {"annotations": {"modelrelease.dev/command-abort": "t1"}}})
+    aborted = world.wait_for_phase("ranker", "RolledBack")
+    assert aborted["reason"] == "Aborted"
+    assert world.service("ranker")["spec"]["selector"]["modelrelease.dev/revision"] == first["stableRevision"]
+    world.patch_release("ranker", {"metadata": {"annotations": {"modelrelease.dev/command-retry": "t2"}}})
+    world.wait_for_status("ranker", lambda s: s.get("phase") == "Paused" and s.get("attempt", 0) >= 2)
+    world.patch_release("ranker", {"metadata": {"annotations": {"modelrelease.dev/command-promote": "t3"}}})
+    done = world.wait_for_status(
+        "ranker", lambda s: s.get("phase") == "Succeeded" and s.get("stableModelVersion") == "2"
+    )
+    assert done["handledCommands"] == {"abort": "t1", "retry": "t2", "promote": "t3"}
+
+
+def test_approval_gate_waits_for_an_approval_object_and_records_who_approved(
+    world: harness.World, controller: harness.Controller
+) -> None:
+    steps = [{"setWeight": 25}, {"approval": {"slack": False}}, {"setWeight": 50}]
+    deploy_first(world, strategy={"canary": {"steps": steps, "scaleDownDelay": "0s"}})
+    move_to(world, "2")
+    waiting = world.wait_for_phase("ranker", "AwaitingApproval")
+    assert any(e["reason"] == "ApprovalRequested" for e in world.events())
+    world.create(
+        {
+            "apiVersion": "modelrelease.dev/v1alpha1",
+            "kind": "Approval",
+            "metadata": {"name": "ranker-ok", "namespace": harness.NAMESPACE},
+            "spec": {
+                "release": "ranker",
+                "revision": waiting["canaryRevision"],
+                "step": waiting["currentStepIndex"],
+                "decision": "approve",
+                "by": "ana@example.com",
+            },
+        }
+    )
+    done = world.wait_for_status(
+        "ranker", lambda s: s.get("phase") == "Succeeded" and s.get("stableModelVersion") == "2"
+    )
+    assert [(a["by"], a["via"]) for a in done["approvals"]] == [("ana@example.com", "ranker-ok")]
+
+
+def test_injected_conflicts_and_server_errors_are_retried_until_the_rollout_completes(
+    world: harness.World, controller: harness.Controller
+) -> None:
+    world.script_analysis({"default": "Pass"})
+    deploy_first(world)
+    agent = harness.CONTROLLER_AGENT
+    conflicts = world.sandbox.faults.add(
+        faults.FaultRule(
+            times=3, code=409, verb="patch", plural="modelreleases", subresource="status", client=agent
+        )
+    )
+    outages = world.sandbox.faults.add(
+        faults.FaultRule(times=2, code=500, verb="create", plural="deployments")
+    )
+    reads = world.sandbox.faults.add(
+        faults.FaultRule(times=2, code=503, verb="list", plural="pods", client=agent)
+    )
+    move_to(world, "2")
+    world.wait_for_status(
+        "ranker", lambda s: s.get("phase") == "Succeeded" and s.get("stableModelVersion") == "2"
+    )
+    assert (conflicts.hits, outages.hits, reads.hits) == (3, 2, 2)
+    assert all(n == 1 for n in _creations_per_deployment(world).values())
+
+
+def test_kubectl_get_mrel_shows_the_printer_columns(
+    world: harness.World, controller: harness.Controller, kubeconfig: pathlib.Path
+) -> None:
+    deploy_first(world)
+    shown = subprocess.run(
+        [str(KUBECTL), "--kubeconfig", str(kubeconfig), "get", "mrel"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    header, row = shown.stdout.splitlines()
+    assert header.split() == ["NAME", "PHASE", "STEP", "WEIGHT", "STABLE", "CANARY", "VERDICT", "AGE"]
+    assert row.split()[:2] == ["ranker", "Succeeded"]
+    assert shown.stderr == ""
+
+
+def _creations_per_deployment(world: harness.World) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for write in harness.successful(world, "create", "deployments"):
+        counts[write.name] = counts.get(write.name, 0) + 1
+    return counts
