@@ -27,10 +27,19 @@ def reconcile(
     observations: obs_.Observations,
     *,
     now: datetime,
+    one_acting_move: bool = False,
 ) -> decisions.Decision:
+    """Decide as far as this snapshot allows; with `one_acting_move`, stop after the first move that acts.
+
+    The shell writes status after running a decision's actions. A process killed in between, again
+    and again, would let the world run several moves ahead of status if each decision spanned many
+    moves; deciding one acting move at a time keeps the world at most one move ahead of status,
+    which the machine's resume rules are built for. The shell reconciles again at once.
+    """
     done: list[actions.Action] = []
     events: list[decisions.Event] = []
     snapshot = observations
+    stopped_early = False
     for _ in range(MAX_MOVES):
         move = machine.advance(spec, status, snapshot, now)
         if not move.actions and move.status == status:
@@ -39,10 +48,15 @@ def reconcile(
         events.extend(move.events)
         status = move.status
         snapshot = obs_.project(snapshot, move.actions)
+        if one_acting_move and move.actions:
+            stopped_early = True
+            break
     else:
         raise EngineDidNotSettleError(f"no fixed point after {MAX_MOVES} moves; last status {status!r}")
     generation = observations.release.generation
     status = status.model_copy(update={"observed_generation": generation})
     status = status.model_copy(update={"conditions": conditions.build_conditions(status, generation, now)})
     requeue = None if move.wake_at is None else max(move.wake_at - now, timedelta(0))
+    if stopped_early:
+        requeue = timedelta(0)
     return decisions.Decision(actions=tuple(done), status=status, requeue_after=requeue, events=tuple(events))

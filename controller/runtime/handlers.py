@@ -110,7 +110,8 @@ def register(
             wait = config.poll_interval
             if outcome.requeue_after is not None:
                 wait = min(wait, outcome.requeue_after)
-            await _wait(wakeup, stopped, wait.total_seconds())
+            if wait.total_seconds() > 0:
+                await _wait(wakeup, stopped, wait.total_seconds())
 
     @kopf.on.delete(meta.GROUP, meta.VERSION, "modelreleases", registry=registry, labels=release_filter)
     def clean_up(**kwargs: Any) -> None:
@@ -149,7 +150,7 @@ MAX_QUICK_CONFLICTS = 5
 async def _wait(wakeup: asyncio.Event, stopped: kopf.DaemonStopped, seconds: float) -> None:
     waiters = [asyncio.ensure_future(wakeup.wait()), asyncio.ensure_future(stopped.wait())]
     try:
-        await asyncio.wait(waiters, timeout=max(seconds, 0.05), return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for waiter in waiters:
             waiter.cancel()

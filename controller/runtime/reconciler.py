@@ -138,7 +138,7 @@ def reconcile_release(
     release = ports.ReleaseRef(namespace=namespace, name=name, uid=body["metadata"]["uid"], spec=spec)
     now = clock()
     observed = observe.observe(io, release, body, status)
-    decision = engine.reconcile(release.spec, status, observed, now=now)
+    decision = engine.reconcile(release.spec, status, observed, now=now, one_acting_move=True)
     execute(io, release, status, decision.actions, logger)
     for event in decision.events:
         io.events.post_transition(release, event, decision.status.attempt)

@@ -1,0 +1,132 @@
+"""The controller process is SIGKILLed at seeded points and restarted: nothing repeats, nothing is skipped.
+
+Kill points are counted in the controller's own API writes (seeded random gaps of 1–4 writes), so
+they land between any two of its actions, including between a Deployment write and the status
+write that records it. Every rollout must end as the same rollout run without kills ends.
+"""
+
+from __future__ import annotations
+
+import collections
+import pathlib
+import random
+from typing import Any
+
+from controller.sandbox import cluster
+from tests.integration import harness
+
+SEED = 20261123
+MIN_KILLS = 20
+# version → scripted verdict; the third rollout is rolled back, the others promoted
+ROLLOUTS = (("2", "Pass"), ("3", "Fail"), ("4", "Pass"), ("5", "Pass"), ("6", "Pass"), ("7", "Pass"))
+STEPS = [{"setWeight": 25}, {"analysis": {"template": "quality", "maxDuration": "10m"}}, {"setWeight": 50}]
+
+
+def _by_controller(write: Any) -> bool:
+    return write.client.startswith(harness.CONTROLLER_AGENT) or write.client.startswith("kopf")
+
+
+def _summary(world: harness.World) -> dict[str, Any]:
+    status = world.status("ranker")
+    return {
+        "phase": status["phase"],
+        "reason": status.get("reason"),
+        "stableModelVersion": status["stableModelVersion"],
+        "stableRevision": status["stableRevision"],
+        "deployments": sorted(world.deployments()),
+        "selector": world.service("ranker")["spec"]["selector"],
+        "rolledBack": (status.get("lastRollback") or {}).get("revision"),
+    }
+
+
+def _run(
+    world: harness.World, controller: harness.Controller, kills: list[int] | None
+) -> list[dict[str, Any]]:
+    """Deploy v1 then each rollout; with `kills`, SIGKILL + restart at each seeded write count."""
+    rng = random.Random(SEED)
+    summaries = []
+    world.script_analysis({"1": "Pass", **dict(ROLLOUTS)})
+    world.create(
+        harness.release_body("ranker", "1", strategy={"canary": {"steps": STEPS, "scaleDownDelay": "0s"}})
+    )
+    world.wait_for_phase("ranker", "Succeeded")
+    for version, verdict in ROLLOUTS:
+        world.patch_release("ranker", {"spec": {"model": {"version": version}}})
+        ended = "Succeeded" if verdict == "Pass" else "RolledBack"
+
+        def finished(version: str = version, ended: str = ended) -> bool:
+            status = world.status("ranker")
+            return (
+                status.get("phase") == ended
+                and status.get("canaryModelVersion", version) == version
+                and (ended != "Succeeded" or status.get("stableModelVersion") == version)
+            )
+
+        while kills is not None and not finished():
+            target = sum(1 for w in world.store.writes if _by_controller(w)) + rng.randint(1, 4)
+            try:
+                reached = world.sandbox.wait_until(
+                    lambda target=target: (
+                        finished() or sum(1 for w in world.store.writes if _by_controller(w)) >= target
+                    ),
+                    timeout=60,
+                    what=f"controller write {target}",
+                )
+            except TimeoutError as exc:
+                raise TimeoutError(f"{exc}; status {world.status('ranker')}") from None
+            if reached and not finished():
+                controller.kill()
+                kills.append(target)
+                controller.start()
+        world.sandbox.wait_until(finished, timeout=60, what=f"rollout of {version} ends {ended}")
+        world.sandbox.wait_until(
+            lambda: len(world.deployments()) == 1, timeout=60, what="no orphan Deployments"
+        )
+        summaries.append(_summary(world))
+    return summaries
+
+
+def test_killed_and_restarted_controller_ends_every_rollout_as_an_uninterrupted_one(
+    tmp_path: pathlib.Path,
+) -> None:
+    crds = sorted((harness.ROOT / "crds").glob("*.yaml"))
+    with cluster.SandboxCluster(seed=1) as calm:
+        calm.install_crds(crds)
+        controller = harness.Controller(
+            calm.write_kubeconfig(tmp_path / "calm"), tmp_path / "calm.log"
+        ).start()
+        try:
+            expected = _run(harness.World(calm), controller, kills=None)
+        finally:
+            controller.stop()
+    with cluster.SandboxCluster(seed=1) as rough:
+        rough.install_crds(crds)
+        world = harness.World(rough)
+        controller = harness.Controller(
+            rough.write_kubeconfig(tmp_path / "rough"), tmp_path / "rough.log"
+        ).start()
+        kills: list[int] = []
+        try:
+            observed = _run(world, controller, kills)
+        finally:
+            controller.stop()
+
+    assert len(kills) >= MIN_KILLS, f"only {len(kills)} kill points were reached"
+    assert observed == expected
+    # Each revision's Deployment was created once: no step was executed again after a restart.
+    created = collections.Counter(w.name for w in harness.successful(world, "create", "deployments"))
+    assert set(created.values()) == {1}
+    # Nothing was said twice: one Event per transition or notification, however often it was posted.
+    said = collections.Counter((e["reason"], e["message"]) for e in world.events())
+    assert [key for key, count in said.items() if count > 1] == []
+    status = world.status("ranker")
+    assert len(status["notifications"]) == len(set(status["notifications"]))
+    # Steps only moved forward within each attempt, as recorded by every status write.
+    steps: dict[tuple[str, int], list[int]] = collections.defaultdict(list)
+    for write in harness.successful(world, "patch", "modelreleases"):
+        recorded = (write.object or {}).get("status") or {}
+        if write.subresource == "status" and recorded.get("currentStepIndex") is not None:
+            steps[(recorded.get("canaryRevision"), recorded.get("attempt"))].append(
+                recorded["currentStepIndex"]
+            )
+    assert all(indexes == sorted(indexes) for indexes in steps.values())
