@@ -134,3 +134,24 @@ def test_status_reports_step_weight_versions_and_analysis_mid_rollout() -> None:
     manifest = status.to_manifest()
     assert manifest["currentStepIndex"] == 2
     assert manifest["analysis"][0]["verdict"] == "Pass"
+
+
+def test_one_acting_move_stops_after_the_first_move_that_acts_and_asks_to_come_back_at_once() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from controller.domain import engine, observations
+    from controller.resources import releasestatus
+    from tests.unit.domain import builders
+
+    spec = builders.release_spec()
+    observed = observations.Observations(
+        release=observations.ReleaseIdentity(name="ranker"),
+        model=observations.RegistryVersion(version=spec.model.version or "1", uri="models:/m/1"),
+    )
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    whole = engine.reconcile(spec, releasestatus.ModelReleaseStatus(), observed, now=now)
+    empty = releasestatus.ModelReleaseStatus()
+    first = engine.reconcile(spec, empty, observed, now=now, one_acting_move=True)
+    assert first.actions
+    assert first.actions == whole.actions[: len(first.actions)]
+    assert first.requeue_after == timedelta(0)

@@ -159,10 +159,8 @@ def test_generate_name_gets_a_unique_suffix(api: kubeapi.KubeApi) -> None:
     body = deployment("")
     body["metadata"] = {"generateName": "gen-"}
     first, second = api.create(DEPLOYMENTS, body), api.create(DEPLOYMENTS, body)
-    assert (
-        first["metadata"]["name"].startswith("gen-")
-        and first["metadata"]["name"] != second["metadata"]["name"]
-    )
+    assert first["metadata"]["name"].startswith("gen-")
+    assert first["metadata"]["name"] != second["metadata"]["name"]
 
 
 def configmap(name: str, **data: str) -> dict[str, Any]:
