@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import pydantic
 
 from controller import errors, ports
+from controller.adapters import events as events_
 from controller.adapters import kubeapi, labels
 from controller.domain import naming, observations
 from controller.resources import approval, meta, releasestatus
@@ -24,8 +26,8 @@ class Ports:
     notifier: ports.Notifier
     registry: ports.ModelRegistry
     repository: ports.ReleaseRepository | None
-    events: Any  # adapters.events.KubeEvents
-    router: Any  # Callable[[ReleaseRef], ports.TrafficRouter]
+    events: events_.KubeEvents
+    router: Callable[[ports.ReleaseRef], ports.TrafficRouter]
 
 
 def build_commands(annotations: dict[str, str]) -> observations.Commands:
