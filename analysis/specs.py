@@ -4,6 +4,10 @@ Each metric says what it measures (its kind and PromQL), which direction is bad,
 worse the canary may be before it counts (relative margin and absolute floor), and how much
 of the template's false-rollback budget α it may spend. PromQL may use the variables
 {{namespace}}, {{release}}, {{revision}}, {{track}}, {{model}} and {{interval}}.
+
+Counter queries select raw counter series (no `rate()`/`increase()`): the Prometheus source
+computes exact per-interval increases itself, handling counter resets, missing scrapes and
+pod warm-up, so the judge counts requests rather than extrapolated rates.
 """
 
 from __future__ import annotations
@@ -45,12 +49,14 @@ class Margin(schema.Frozen):
 
 
 class ErrorRateQueries(schema.Frozen):
-    requests: str = Field(description="PromQL: requests per interval for one arm.")
-    errors: str = Field(description="PromQL: failed requests per interval for one arm.")
+    requests: str = Field(
+        description="PromQL selecting one arm's request counter series (raw, e.g. one per pod)."
+    )
+    errors: str = Field(description="PromQL selecting one arm's failed-request counter series.")
 
 
 class LatencyQueries(schema.Frozen):
-    buckets: str = Field(description="PromQL: histogram bucket increases per interval, by (le).")
+    buckets: str = Field(description="PromQL selecting one arm's histogram bucket counter series (with le).")
     quantiles: tuple[float, ...] = Field((0.99,), min_length=1)
     slo_seconds: float | None = Field(None, gt=0, description="Latency edge whose exceedance rate is judged.")
 
@@ -63,9 +69,13 @@ class LatencyQueries(schema.Frozen):
 
 
 class GaugeQueries(schema.Frozen):
-    value: str = Field(description="PromQL: the gauge for one arm, e.g. GPU utilisation.")
+    value: str = Field(
+        description="PromQL: the gauge for one arm, e.g. GPU utilisation (averaged over series)."
+    )
     per_request: bool = Field(False, description="Divide by the arm's request rate (load-normalised).")
-    requests: str | None = Field(None, description="PromQL: requests per interval; needed with perRequest.")
+    requests: str | None = Field(
+        None, description="PromQL selecting request counters; needed with perRequest."
+    )
 
     @model_validator(mode="after")
     def _per_request_needs_requests(self) -> Self:
@@ -75,7 +85,9 @@ class GaugeQueries(schema.Frozen):
 
 
 class DistributionQueries(schema.Frozen):
-    counts: str = Field(description="PromQL: prediction counts per interval, by the class label.")
+    counts: str = Field(
+        description="PromQL selecting one arm's prediction counter series, by the class label."
+    )
     label: str = Field("class", description="The label that names the class or bin.")
 
 
@@ -94,6 +106,15 @@ class MetricSpec(schema.Frozen):
         timedelta(minutes=5), description="Time observed before it may pass."
     )
     alpha_share: float = Field(1.0, gt=0, description="Relative weight of this metric in the α split.")
+
+    @model_validator(mode="after")
+    def _direction_fits_kind(self) -> Self:
+        if (
+            self.kind in (MetricKind.ERROR_RATE, MetricKind.LATENCY)
+            and self.bad_direction != BadDirection.INCREASE
+        ):
+            raise ValueError(f"badDirection: a {self.kind.value} metric is bad when it increases")
+        return self
 
     @model_validator(mode="after")
     def _queries_match_kind(self) -> Self:

@@ -26,6 +26,8 @@ class MetricResult(schema.Frozen):
     ci_low: float | None = None
     ci_high: float | None = None
     evidence: float | None = None
+    alpha: float | None = None
+    margin: float | None = None
     baseline_requests: int | None = None
     canary_requests: int | None = None
     message: str | None = None

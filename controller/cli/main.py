@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from controller import crdgen, manifests
+from controller.cli import judging
 from controller.domain import planning
 from controller.resources import kinds
 
@@ -68,11 +69,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--request-timeout", type=float, default=10.0, help="seconds per API request")
     run.add_argument(
         "--analysis",
-        choices=("none", "scripted"),
+        choices=("none", "scripted", "prometheus"),
         default="none",
-        help="analysis backend: none (runs end INCONCLUSIVE) or scripted (ConfigMap verdicts, for sandboxes)",
+        help="analysis backend: prometheus (the judge; needs --prometheus), none (runs end INCONCLUSIVE) "
+        "or scripted (ConfigMap verdicts, for sandboxes)",
     )
+    run.add_argument("--prometheus", help="Prometheus base URL for --analysis prometheus")
     run.set_defaults(handler=_run)
+
+    judging.add_commands(commands)
 
     sandbox = commands.add_parser(
         "sandbox", help="serve an emulated cluster on 127.0.0.1 (for demos and tests)"
@@ -107,6 +112,7 @@ def _run(args: argparse.Namespace) -> int:
         poll_interval=timedelta(seconds=args.poll_interval),
         request_timeout=args.request_timeout,
         analysis=args.analysis,
+        prometheus_url=args.prometheus,
     )
     operator.run(config)
     return 0

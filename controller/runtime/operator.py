@@ -12,7 +12,17 @@ from typing import Any
 
 import kopf
 
-from controller.adapters import events, kubeapi, pinned_registry, scripted_analysis, traffic, workloads
+from analysis import prometheus
+from controller import ports
+from controller.adapters import (
+    events,
+    kubeapi,
+    pinned_registry,
+    prometheus_analysis,
+    scripted_analysis,
+    traffic,
+    workloads,
+)
 from controller.runtime import handlers, observe
 from controller.runtime import settings as settings_
 
@@ -20,11 +30,14 @@ from controller.runtime import settings as settings_
 def build_ports(config: settings_.RuntimeSettings) -> observe.Ports:
     api = kubeapi.KubeApi.from_kubeconfig(config.kubeconfig, timeout=config.request_timeout)
     kube_events = events.KubeEvents(api, handlers.utcnow)
-    analysis: Any = (
-        scripted_analysis.ScriptedAnalysis(api)
-        if config.analysis == "scripted"
-        else scripted_analysis.NoAnalysis()
-    )
+    analysis: ports.AnalysisBackend = scripted_analysis.NoAnalysis()
+    if config.analysis == "scripted":
+        analysis = scripted_analysis.ScriptedAnalysis(api)
+    elif config.analysis == "prometheus":
+        if not config.prometheus_url:
+            raise ValueError("--analysis prometheus needs --prometheus URL")
+        source = prometheus.PrometheusSource(config.prometheus_url, timeout=config.request_timeout)
+        analysis = prometheus_analysis.PrometheusAnalysis(api, source, handlers.utcnow)
     return observe.Ports(
         api=api,
         workloads=workloads.KubeWorkloads(api),

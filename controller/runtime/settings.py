@@ -17,5 +17,6 @@ class RuntimeSettings:
     peering_lifetime: float = 60.0
     poll_interval: timedelta = timedelta(seconds=30)  # longest wait between two reconciles of a release
     request_timeout: float = 10.0
-    analysis: str = "none"  # none | scripted
+    analysis: str = "none"  # none | scripted | prometheus
+    prometheus_url: str | None = None
     backoff_max: float = 60.0

@@ -1,0 +1,67 @@
+"""The reference AnalysisTemplate: the metrics the simulator exports, judged with sensible margins.
+
+Used by the docs' example, the benchmark, the real-Prometheus tests and `make demo`. Margins:
+errors may rise 20 % relative or 0.1 percentage point, whichever is larger; latency p50 and p99
+2.5 %; GPU utilisation 5 %; an output class share 20 % relative or 0.5 point.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from analysis import specs
+
+ARM = 'namespace="{{namespace}}", release="{{release}}", revision="{{revision}}", track="{{track}}"'
+
+
+def reference_manifest(name: str = "inference-slo", interval: str = "1m") -> dict[str, Any]:
+    return {
+        "apiVersion": "modelrelease.dev/v1alpha1",
+        "kind": "AnalysisTemplate",
+        "metadata": {"name": name},
+        "spec": {
+            "interval": interval,
+            "alpha": 0.05,
+            "metrics": [
+                {
+                    "name": "errors",
+                    "kind": "errorRate",
+                    "errorRate": {
+                        "requests": f"inference_requests_total{{{ARM}}}",
+                        "errors": f"inference_errors_total{{{ARM}}}",
+                    },
+                    "margin": {"relative": 0.2, "absolute": 0.001},
+                    "minRequests": 500,
+                },
+                {
+                    "name": "latency",
+                    "kind": "latency",
+                    "latency": {
+                        "buckets": f"inference_latency_seconds_bucket{{{ARM}}}",
+                        "quantiles": [0.5, 0.99],
+                    },
+                    "margin": {"relative": 0.025},
+                    "minRequests": 500,
+                },
+                {
+                    "name": "gpu-utilization",
+                    "kind": "gauge",
+                    "gauge": {"value": f"gpu_utilization{{{ARM}}}"},
+                    "margin": {"relative": 0.05},
+                    "minRequests": 0,
+                },
+                {
+                    "name": "predictions",
+                    "kind": "distribution",
+                    "distribution": {"counts": f"inference_predictions_total{{{ARM}}}", "label": "class"},
+                    "margin": {"relative": 0.2, "absolute": 0.005},
+                    "critical": True,
+                    "minRequests": 500,
+                },
+            ],
+        },
+    }
+
+
+def reference_template(interval: str = "1m") -> specs.AnalysisTemplateSpec:
+    return specs.AnalysisTemplateSpec.model_validate(reference_manifest(interval=interval)["spec"])

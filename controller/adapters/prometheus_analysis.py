@@ -1,0 +1,88 @@
+"""The analysis backend for real releases: the judge on Prometheus data.
+
+Stateless between reconciles: each look re-reads the run's whole window (from the run's
+`startedAt` in status to now) and recomputes every e-process from the first interval, so a
+restarted controller reaches exactly the verdict the old one would have. The AnalysisTemplate
+is read from the release's namespace on every look; a missing or invalid template makes the run
+Inconclusive with the reason (never a pass). Prometheus being down is transient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from analysis import judge, prometheus, specs, verdicts
+from controller import errors, ports
+from controller.adapters import kubeapi
+from controller.domain import actions
+from controller.resources import meta, releasestatus
+
+
+class PrometheusAnalysis:
+    def __init__(
+        self, api: kubeapi.KubeApi, source: prometheus.PrometheusSource, clock: Callable[[], datetime]
+    ) -> None:
+        self._api = api
+        self._source = source
+        self._clock = clock
+
+    def fetch_results(
+        self,
+        release: ports.ReleaseRef,
+        status: releasestatus.ModelReleaseStatus,
+        runs: Sequence[releasestatus.StepAnalysis],
+    ) -> dict[str, verdicts.AnalysisSummary]:
+        results: dict[str, verdicts.AnalysisSummary] = {}
+        for run in runs:
+            if status.canary_revision is None or status.stable_revision is None:
+                continue
+            template = self._fetch_template(release.namespace, run.template)
+            if isinstance(template, str):
+                results[run.run] = verdicts.AnalysisSummary(
+                    verdict=verdicts.Verdict.INCONCLUSIVE, rule=template
+                )
+                continue
+            canary_track = "preview" if release.spec.strategy.blue_green is not None else "canary"
+            target = prometheus.Target(
+                namespace=release.namespace,
+                release=release.name,
+                canary=prometheus.ArmSelector(status.canary_revision, canary_track),
+                baseline=prometheus.ArmSelector(status.stable_revision, "stable"),
+                model=status.canary_model_version or "",
+            )
+            window = prometheus.build_window(
+                run.started_at, self._clock(), template.interval, release.spec.serving.warmup
+            )
+            try:
+                series = self._source.fetch_observations(template, target, window)
+            except prometheus.SourceError as error:
+                raise errors.UnavailableError(str(error)) from error
+            try:
+                results[run.run] = judge.assess(template, series)
+            except judge.InputError as error:
+                rule = f"Prometheus returned data the judge cannot read: {error}"
+                results[run.run] = verdicts.AnalysisSummary(verdict=verdicts.Verdict.INCONCLUSIVE, rule=rule)
+        return results
+
+    def _fetch_template(self, namespace: str, name: str) -> specs.AnalysisTemplateSpec | str:
+        """The template's spec, or why it cannot be used."""
+        path = kubeapi.build_path(meta.API_VERSION, "analysistemplates", namespace, name)
+        try:
+            body = self._api.get(path)
+        except errors.NotFoundError:
+            return f"AnalysisTemplate {namespace}/{name} does not exist"
+        try:
+            return specs.AnalysisTemplateSpec.model_validate(body.get("spec") or {})
+        except ValidationError as error:
+            first = error.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in first["loc"])
+            return f"AnalysisTemplate {namespace}/{name} is invalid at spec.{where}: {first['msg']}"
+
+    def apply_start(self, release: ports.ReleaseRef, action: actions.StartAnalysis) -> None:
+        """Nothing to start: the window is read from Prometheus on every look."""
+
+    def apply_stop(self, release: ports.ReleaseRef, action: actions.StopAnalysis) -> None:
+        """Nothing runs between looks, so nothing to stop."""

@@ -1,0 +1,280 @@
+"""The judge on a real Prometheus: backfilled releases through `modelrelease analyze`, one live scrape.
+
+Four releases are simulated for an hour (1000–3000 rps, 10 % canary, scraped every 30 s with 1 %
+missed scrapes and a baseline pod restart) and backfilled with promtool; the CLI then judges
+each from minute 3 (after warm-up) to the end, as a run that reached its maxDuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from analysis import exporter, openmetrics, reference, simulator, verdicts
+from controller.adapters import kubeapi, prometheus_analysis
+from controller.ports import ReleaseRef
+from controller.resources import modelrelease, releasestatus
+from controller.sandbox import cluster
+from tests.integration import harness, prometheus_server
+
+EDGES = np.asarray(0.04 * 1.025 ** np.arange(0, 138), dtype=np.float64)
+HOUR = 3600.0
+GOOD = simulator.Behaviour()
+RELEASES = {
+    # Proving a p99 within 2.5 % takes tens of thousands of tail requests: the good release serves 3000 rps.
+    "good": simulator.Scenario("good", rps=3000, baseline_pods=2, pod_offset=0.005, warmup_seconds=30),
+    "slow-tail": simulator.Scenario(
+        "slow-tail", rps=1000, baseline_pods=2, canary=GOOD.with_quantile_change(0.99, 0.2)
+    ),
+    "errors": simulator.Scenario(
+        "errors", rps=1000, baseline_pods=2, canary=dataclasses.replace(GOOD, error_rate=0.01)
+    ),
+    "no-canary-traffic": simulator.Scenario("silent", rps=1000, baseline_pods=2, canary_weight=0.0),
+}
+MODELRELEASE = str(pathlib.Path(sys.executable).parent / "modelrelease")
+
+
+@dataclasses.dataclass(frozen=True)
+class Served:
+    prometheus: prometheus_server.PrometheusServer
+    start: float  # epoch seconds at which the backfilled pods started
+    template: pathlib.Path
+    live_template: pathlib.Path
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    folder = tmp_path_factory.mktemp("prometheus")
+    start = float(int(time.time() // 60) * 60 - 3 * HOUR)
+    fleets = [
+        openmetrics.PodFleet(
+            scenario,
+            namespace="ml",
+            release=name,
+            canary="c1",
+            baseline="s1",
+            seed=index,
+            edges=EDGES,
+            missing_scrapes=0.01,
+            restarts=((f"{name}-s1-1", 1500.0),),
+        )
+        for index, (name, scenario) in enumerate(RELEASES.items())
+    ]
+    history = folder / "history.om"
+    with history.open("w") as out:
+        openmetrics.write_history(fleets, out, start_epoch=start, duration_seconds=HOUR, scrape_seconds=30)
+    prometheus_server.backfill(history, folder / "data")
+    history.unlink()
+
+    live = openmetrics.PodFleet(
+        simulator.Scenario("live", rps=500),
+        namespace="ml",
+        release="live",
+        canary="c2",
+        baseline="s2",
+        seed=9,
+        edges=EDGES,
+    )
+    port = prometheus_server.free_port()
+    metrics_server, _ = exporter.serve(live, port)
+    server = prometheus_server.PrometheusServer(folder, scrape_targets=[f"127.0.0.1:{port}"]).start()
+    template = folder / "template.yaml"
+    template.write_text(yaml.safe_dump(reference.reference_manifest()))
+    live_template = folder / "live-template.yaml"
+    live_template.write_text(yaml.safe_dump(reference.reference_manifest(interval="2s")))
+    try:
+        yield Served(server, start, template, live_template)
+    finally:
+        server.stop()
+        metrics_server.shutdown()
+        metrics_server.server_close()
+
+
+def analyze(
+    served: Served, release: str, *extra: str, template: pathlib.Path | None = None
+) -> dict[str, Any]:
+    completed = subprocess.run(
+        [
+            MODELRELEASE,
+            "analyze",
+            f"--prometheus={served.prometheus.url}",
+            f"--template={template or served.template}",
+            "--namespace=ml",
+            f"--release={release}",
+            "--canary=c1",
+            "--baseline=s1",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    result: dict[str, Any] = json.loads(completed.stdout)
+    return result
+
+
+def whole_hour(served: Served, release: str) -> dict[str, Any]:
+    return analyze(
+        served,
+        release,
+        f"--start={served.start + 180:.0f}",
+        f"--end={served.start + HOUR:.0f}",
+        "--warmup=60s",
+        "--final",
+    )
+
+
+def metric(judgement: dict[str, Any], name: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(m for m in judgement["metrics"] if m["name"] == name)
+    return found
+
+
+def test_a_good_release_passes_with_every_metric_inside_its_margin(served: Served) -> None:
+    judgement = whole_hour(served, "good")
+    assert judgement["verdict"] == verdicts.Verdict.PASS, judgement["rule"]
+    errors = metric(judgement, "errors")
+    assert errors["canaryRequests"] > 900_000
+    assert errors["baselineRequests"] > 8_000_000
+
+
+def test_a_canary_with_a_p99_twenty_percent_slower_is_rolled_back_on_the_p99(served: Served) -> None:
+    judgement = whole_hour(served, "slow-tail")
+    assert judgement["verdict"] == verdicts.Verdict.FAIL
+    assert judgement["rule"].startswith("latency:p99:")
+    p99 = metric(judgement, "latency:p99")
+    assert 0.1 < p99["effect"] < 0.3
+    assert p99["evidence"] >= 1 / p99["alpha"]
+    assert metric(judgement, "latency:p50")["verdict"] != verdicts.Verdict.FAIL
+
+
+def test_a_canary_with_twice_the_errors_is_rolled_back_on_errors(served: Served) -> None:
+    judgement = whole_hour(served, "errors")
+    assert judgement["verdict"] == verdicts.Verdict.FAIL
+    errors = metric(judgement, "errors")
+    assert errors["verdict"] == verdicts.Verdict.FAIL
+    assert errors["ciLow"] > 0.2  # worse than the 20 % margin, at the judge's confidence
+    assert 0.008 < errors["canary"] < 0.012
+    assert 0.004 < errors["baseline"] < 0.006
+
+
+def test_a_canary_without_traffic_is_never_a_pass(served: Served) -> None:
+    judgement = whole_hour(served, "no-canary-traffic")
+    assert judgement["verdict"] == verdicts.Verdict.INCONCLUSIVE
+    assert "no canary data" in judgement["rule"]
+    assert metric(judgement, "errors")["canaryRequests"] == 0
+
+
+def test_analyze_names_a_bad_flag_and_exits_two(served: Served) -> None:
+    completed = subprocess.run(
+        [
+            MODELRELEASE,
+            "analyze",
+            f"--prometheus={served.prometheus.url}",
+            f"--template={served.template}",
+            "--namespace=ml",
+            "--release=good",
+            "--canary=c1",
+            "--baseline=s1",
+            "--start=yesterday",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 2
+    assert "--start 'yesterday'" in completed.stderr
+
+
+def test_a_live_scrape_reaches_the_judge_with_requests_on_both_arms(served: Served) -> None:
+    def scraped_seconds() -> float:
+        found = served.prometheus.query(
+            'count_over_time(inference_requests_total{release="live",track="canary"}[1m])'
+        )
+        return float(found[0]["value"][1]) if found else 0.0  # type: ignore[index]
+
+    deadline = time.monotonic() + 60
+    while scraped_seconds() < 8 and time.monotonic() < deadline:
+        time.sleep(0.5)  # waiting on a real server's scrapes, with a deadline
+    assert scraped_seconds() >= 8, "Prometheus did not scrape the live exporter"
+    now = time.time()
+    completed = subprocess.run(
+        [
+            MODELRELEASE,
+            "analyze",
+            f"--prometheus={served.prometheus.url}",
+            f"--template={served.live_template}",
+            "--namespace=ml",
+            "--release=live",
+            "--canary=c2",
+            "--baseline=s2",
+            f"--start={now - 8:.0f}",
+            f"--end={now - 1:.0f}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 0, completed.stderr
+    judgement = json.loads(completed.stdout)
+    errors = metric(judgement, "errors")
+    assert errors["canaryRequests"] > 0
+    assert errors["baselineRequests"] > errors["canaryRequests"]
+    assert judgement["verdict"] == verdicts.Verdict.RUNNING  # seconds of data: well short of minDuration
+
+
+def test_the_controller_adapter_judges_each_running_run_from_status_and_its_template(
+    served: Served, tmp_path: pathlib.Path
+) -> None:
+    with cluster.SandboxCluster(seed=3) as sandbox:
+        sandbox.install_crds(sorted((harness.ROOT / "crds").glob("*.yaml")))
+        template = reference.reference_manifest(name="quality")
+        template["metadata"]["namespace"] = "ml"
+        sandbox.create(template)
+        api = kubeapi.KubeApi.from_kubeconfig(str(sandbox.write_kubeconfig(tmp_path / "kubeconfig")))
+        end = datetime.fromtimestamp(served.start + HOUR, UTC)
+        source = prometheus_analysis.prometheus.PrometheusSource(served.prometheus.url)
+        backend = prometheus_analysis.PrometheusAnalysis(api, source, lambda: end)
+        body = harness.release_body("errors")
+        spec = modelrelease.ModelReleaseSpec.model_validate(
+            {**body["spec"], "serving": {**body["spec"]["serving"], "warmup": "60s"}}
+        )
+        release = ReleaseRef(namespace="ml", name="errors", uid="u1", spec=spec)
+        started = datetime.fromtimestamp(served.start + 180, UTC)
+        runs = (
+            releasestatus.StepAnalysis(step_index=1, run="run-a", template="quality", started_at=started),
+            releasestatus.StepAnalysis(step_index=1, run="run-b", template="missing", started_at=started),
+        )
+        status = releasestatus.ModelReleaseStatus(canary_revision="c1", stable_revision="s1", analysis=runs)
+        with source:
+            results = backend.fetch_results(release, status, runs)
+    assert results["run-a"].verdict == verdicts.Verdict.FAIL
+    assert results["run-a"].rule is not None
+    assert results["run-a"].rule.startswith("errors:")
+    assert results["run-b"].verdict == verdicts.Verdict.INCONCLUSIVE
+    assert results["run-b"].rule == "AnalysisTemplate ml/missing does not exist"
+
+
+def test_an_unreachable_prometheus_is_a_transient_error_for_the_controller(tmp_path: pathlib.Path) -> None:
+    source = prometheus_analysis.prometheus.PrometheusSource(
+        f"http://127.0.0.1:{prometheus_server.free_port()}", timeout=2
+    )
+    window = prometheus_analysis.prometheus.build_window(
+        datetime(2026, 1, 1, tzinfo=UTC),
+        datetime(2026, 1, 1, 0, 5, tzinfo=UTC),
+        timedelta(minutes=1),
+        timedelta(0),
+    )
+    with source, pytest.raises(prometheus_analysis.prometheus.SourceError, match="did not answer"):
+        source.fetch_series("up", window)

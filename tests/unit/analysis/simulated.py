@@ -1,0 +1,43 @@
+"""Simulated releases as the judge reads them: arrays for `batch`, interval samples for `judge`."""
+
+from __future__ import annotations
+
+from analysis import observations, simulator, specs
+
+
+def interval_samples(
+    template: specs.AnalysisTemplateSpec,
+    canary: simulator.ArmCounts,
+    baseline: simulator.ArmCounts,
+    release: int,
+    edges: object = simulator.DEFAULT_EDGES,
+) -> dict[str, tuple[observations.IntervalSample, ...]]:
+    def arm(counts: simulator.ArmCounts, kind: specs.MetricKind, t: int) -> observations.ArmSample:
+        requests = float(counts.requests[release, t])
+        match kind:
+            case specs.MetricKind.ERROR_RATE:
+                return observations.ArmSample(requests=requests, errors=float(counts.errors[release, t]))
+            case specs.MetricKind.LATENCY:
+                buckets = {
+                    f"{e:.6g}": float(c) for e, c in zip(edges, counts.buckets[release, t], strict=True)
+                }  # type: ignore[call-overload]
+                return observations.ArmSample(buckets={**buckets, "+Inf": requests})
+            case specs.MetricKind.GAUGE:
+                return observations.ArmSample(value=float(counts.gpu[release, t]))
+            case specs.MetricKind.DISTRIBUTION:
+                shares = counts.classes[release, t]
+                return observations.ArmSample(
+                    counts={c: float(n) for c, n in zip(simulator.CLASSES, shares, strict=True)}
+                )
+
+    intervals = counts_len = canary.requests.shape[1]
+    del counts_len
+    return {
+        metric.name: tuple(
+            observations.IntervalSample(
+                canary=arm(canary, metric.kind, t), baseline=arm(baseline, metric.kind, t)
+            )
+            for t in range(intervals)
+        )
+        for metric in template.metrics
+    }

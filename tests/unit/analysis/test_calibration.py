@@ -1,0 +1,102 @@
+"""Calibration: good releases judged at every interval are rarely rolled back; bad ones are caught.
+
+Bound: with 500 independent good releases, if the judge's false-rollback probability were
+exactly α = 5 %, the number of false rollbacks would exceed the 99th percentile of
+Binomial(500, 0.05) = 37 with probability ≤ 1 %. The judge is anytime-valid, so its true rate
+is ≤ α whatever the number of looks; the test asserts the count stays within that bound.
+Seeds are fixed, so the outcome is deterministic; changing the judge can make it fail.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from analysis import batch, judge, reference, simulator, verdicts
+from tests.unit.analysis import simulated
+
+RELEASES = 500
+TEMPLATE = reference.reference_template()
+BOUND = int(stats.binom.ppf(0.99, RELEASES, TEMPLATE.alpha))
+INTERVALS = 60
+
+GOOD = {
+    "A/A at 100 rps with diurnal load and pod offsets": simulator.Scenario(
+        "aa", rps=100, pod_offset=0.01, diurnal_amplitude=0.3, diurnal_phase=1.0
+    ),
+    "A/A at 1000 rps with a warm-up and weights changing between steps": simulator.Scenario(
+        "steps",
+        rps=1000,
+        warmup_seconds=30,
+        weight_schedule=((0, 0.1), (1380, 0.25), (2580, 0.5)),
+    ),
+    # The sharpest case: the canary exactly at the edge of its margins (errors +0.1 point,
+    # p99 +2.5 %, GPU +5 %), where the null is tight and a miscalibrated test shows first.
+    "canary exactly at its margins at 1000 rps": simulator.Scenario(
+        "edge",
+        rps=1000,
+        canary=dataclasses.replace(
+            simulator.Behaviour().with_quantile_change(0.99, 0.025), error_rate=0.006, gpu_utilisation=0.5775
+        ),
+    ),
+}
+
+
+def _outcome(scenario: simulator.Scenario, seed: int) -> batch.Outcome:
+    canary, baseline = simulator.simulate_intervals(
+        scenario, seeds=RELEASES, intervals=INTERVALS, seed=seed, start_seconds=180
+    )
+    return batch.outcomes(batch.sub_tests(TEMPLATE, canary, baseline, simulator.DEFAULT_EDGES))
+
+
+@pytest.mark.parametrize("name", sorted(GOOD))
+def test_good_releases_judged_at_every_interval_are_rolled_back_within_the_binomial_bound(name: str) -> None:
+    outcome = _outcome(GOOD[name], seed=11)
+    false_rollbacks = int((outcome.fail_at >= 0).sum())
+    print(f"{name}: {false_rollbacks}/{RELEASES} false rollbacks, {int((outcome.pass_at >= 0).sum())} passed")
+    assert BOUND == 37
+    assert false_rollbacks <= BOUND, f"{false_rollbacks}/{RELEASES} false rollbacks: {set(outcome.failed_by)}"
+
+
+def test_twice_the_errors_at_1000_rps_are_caught_in_almost_every_release() -> None:
+    bad = simulator.Scenario("errors", rps=1000, canary=simulator.Behaviour(error_rate=0.01))
+    outcome = _outcome(bad, seed=12)
+    caught = outcome.fail_at >= 0
+    # Power, not validity: at 60 errors/min on the canary the evidence crosses within minutes.
+    assert caught.mean() >= 0.99
+    assert np.median(outcome.fail_at[caught]) <= 5
+    assert {name for name, hit in zip(outcome.failed_by, caught, strict=True) if hit} == {"errors"}
+
+
+def test_a_fixed_horizon_test_looked_at_every_interval_would_exceed_alpha() -> None:
+    """Why anytime validity matters: a z-test on the error counts at each look inflates false alarms."""
+    canary, baseline = simulator.simulate_intervals(
+        dataclasses.replace(GOOD["A/A at 100 rps with diurnal load and pod offsets"], rps=1000),
+        seeds=RELEASES,
+        intervals=INTERVALS,
+        seed=13,
+    )
+    xc, nc = np.cumsum(canary.errors, axis=1), np.cumsum(canary.requests, axis=1)
+    xb, nb = np.cumsum(baseline.errors, axis=1), np.cumsum(baseline.requests, axis=1)
+    pooled = (xc + xb) / (nc + nb)
+    z = (xc / nc - xb / nb) / np.sqrt(pooled * (1 - pooled) * (1 / nc + 1 / nb))
+    naive = (z > stats.norm.ppf(1 - TEMPLATE.alpha)).any(axis=1).mean()
+    assert naive > 2 * TEMPLATE.alpha  # repeated looks at a one-sided 5 % test: far above 5 %
+
+
+def test_the_judge_and_the_batch_rules_agree_release_by_release() -> None:
+    scenario = simulator.Scenario(
+        "mixed", rps=300, canary=simulator.Behaviour(error_rate=0.0075), pod_offset=0.01
+    )
+    canary, baseline = simulator.simulate_intervals(scenario, seeds=12, intervals=30, seed=14)
+    outcome = batch.outcomes(batch.sub_tests(TEMPLATE, canary, baseline, simulator.DEFAULT_EDGES))
+    assert 0 < int((outcome.fail_at >= 0).sum()) < 12  # both kinds of release are in the sample
+    for release in range(12):
+        summary = judge.assess(TEMPLATE, simulated.interval_samples(TEMPLATE, canary, baseline, release))
+        expected = verdicts.Verdict.FAIL if outcome.fail_at[release] >= 0 else None
+        if expected is None and outcome.pass_at[release] >= 0:
+            expected = verdicts.Verdict.PASS
+        assert summary.verdict == (expected or verdicts.Verdict.RUNNING), (release, summary.rule)
