@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck contracts pytest crds crds-check clean
+.PHONY: test lint typecheck contracts pytest crds crds-check prometheus benchmark clean
 
 test: lint typecheck contracts crds-check pytest
 
@@ -25,8 +25,18 @@ typecheck: $(STAMP)
 contracts: $(STAMP)
 	$(BIN)/lint-imports
 
-pytest: $(STAMP)
+# The real-Prometheus tests need the server and promtool: Debian's package, installed once.
+prometheus:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+pytest: $(STAMP) prometheus
 	$(BIN)/pytest -q
+
+benchmark: $(STAMP)
+	$(BIN)/python -m analysis.benchmark --out docs/benchmarks.md
 
 crds: $(STAMP)
 	$(BIN)/modelrelease crds

@@ -77,7 +77,7 @@ def sub_tests(
                         q,
                         relative,
                     )
-                    name = f"{metric.name}:p{q * 100:g}"
+                    name = specs.quantile_name(metric.name, q)
                     tests.append(SubTest(name, found, share, metric.critical, exposure))
             case specs.MetricKind.GAUGE:
                 increase = metric.bad_direction == specs.BadDirection.INCREASE

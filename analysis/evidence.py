@@ -67,7 +67,7 @@ def rate(
     """Errors (or any bad events) per request: bad when the canary's rate is higher."""
     rho0 = null_ratio(x_b, n_b, relative, absolute)
     return Evidence(
-        log_fail=sequential.count_ratio(n_c, x_c, n_b, x_b, rho0, worse=True),
+        log_fail=sequential.count_ratio(n_c, x_c, n_b, x_b, rho0, worse=True, fresh_starts=True),
         log_pass=np.maximum.accumulate(
             sequential.count_ratio(n_c, x_c, n_b, x_b, rho0, worse=False), axis=-1
         ),
@@ -118,6 +118,8 @@ def quantile_shift(
     quantile: float,
     factor: float,
     anchor: npt.NDArray[np.int64] | None = None,
+    *,
+    fresh_starts: bool = False,
 ) -> tuple[FloatArray, FloatArray]:
     """Log e-processes (fail, pass) for "the canary's quantile is above `factor` × the baseline's".
 
@@ -135,7 +137,9 @@ def quantile_shift(
     n_b, x_b = exceedances(cum_b, total_b, np.where(has_anchor, anchor, -1))
     n_cf, x_cf = exceedances(cum_c, total_c, t_fail)
     n_cp, x_cp = exceedances(cum_c, total_c, t_pass)
-    log_fail = sequential.count_ratio(n_cf, x_cf, np.where(t_fail >= 0, n_b, 0.0), x_b, 1.0, worse=True)
+    log_fail = sequential.count_ratio(
+        n_cf, x_cf, np.where(t_fail >= 0, n_b, 0.0), x_b, 1.0, worse=True, fresh_starts=fresh_starts
+    )
     log_pass = sequential.count_ratio(n_cp, x_cp, np.where(t_pass >= 0, n_b, 0.0), x_b, 1.0, worse=False)
     return log_fail, log_pass
 
@@ -149,7 +153,9 @@ def latency_quantile(
     quantile: float,
     relative: float,
 ) -> Evidence:
-    log_fail, log_pass = quantile_shift(cum_c, total_c, cum_b, total_b, edges, quantile, 1.0 + relative)
+    log_fail, log_pass = quantile_shift(
+        cum_c, total_c, cum_b, total_b, edges, quantile, 1.0 + relative, fresh_starts=True
+    )
     return Evidence(log_fail=log_fail, log_pass=np.maximum.accumulate(log_pass, axis=-1))
 
 
@@ -165,7 +171,7 @@ def gauge_differences(
 def gauge(g_c: FloatArray, g_b: FloatArray, relative: float, absolute: float, increase: bool) -> Evidence:
     y = gauge_differences(g_c, g_b, relative, absolute, increase)
     return Evidence(
-        log_fail=sequential.paired_sign(y),
+        log_fail=sequential.paired_sign(y, fresh_starts=True),
         log_pass=np.maximum.accumulate(sequential.paired_sign(-y), axis=-1),
     )
 
@@ -183,8 +189,8 @@ def distribution(counts_c: FloatArray, counts_b: FloatArray, relative: float, ab
         x_c, x_b = counts_c[..., k], counts_b[..., k]
         up = null_ratio(x_b, n_b, relative, absolute)
         down = 1.0 / up
-        fails.append(sequential.count_ratio(n_c, x_c, n_b, x_b, up, worse=True))
-        fails.append(sequential.count_ratio(n_c, x_c, n_b, x_b, down, worse=False))
+        fails.append(sequential.count_ratio(n_c, x_c, n_b, x_b, up, worse=True, fresh_starts=True))
+        fails.append(sequential.count_ratio(n_c, x_c, n_b, x_b, down, worse=False, fresh_starts=True))
         passes.append(sequential.count_ratio(n_c, x_c, n_b, x_b, up, worse=False))
         passes.append(sequential.count_ratio(n_c, x_c, n_b, x_b, down, worse=True))
     return Evidence(log_fail=_fail_of(*fails), log_pass=_pass_of(*passes), tests=2 * counts_c.shape[-1])

@@ -331,7 +331,7 @@ def _assess_latency(
             if len(edges)
             else (None, None)
         )
-        name = f"{metric.name}:p{_percent(q)}"
+        name = specs.quantile_name(metric.name, q)
         judged.append(_judge(metric, name, share, found, exposure, values, ci, metric.margin.relative))
     if slo is not None:
         index = int(np.searchsorted(edges, slo - evidence.EDGE_TOLERANCE))
@@ -354,10 +354,6 @@ def _assess_latency(
             )
         )
     return judged
-
-
-def _percent(q: float) -> str:
-    return f"{q * 100:g}".replace(".", "_")
 
 
 def _quantile_ci(
@@ -424,13 +420,11 @@ def _assess_gauge(
     exposure = Exposure(
         canary_requests=requests[0], baseline_requests=requests[1], observed=interval * int(seen.sum())
     )
-    if not seen.any() and np.isfinite(g_b).any():
-        exposure = Exposure(
-            canary_requests=0,
-            baseline_requests=float(np.isfinite(g_b).sum()),
-            observed=interval * int(np.isfinite(g_b).sum()),
-        )
-    return _judge(metric, metric.name, alpha, found, exposure, values, (low, high), metric.margin.relative)
+    judged = _judge(metric, metric.name, alpha, found, exposure, values, (low, high), metric.margin.relative)
+    # A gauge has no request count: the canary is silent when it reported nothing for the minimum
+    # duration while the baseline reported.
+    silent = not np.isfinite(g_c).any() and interval * int(np.isfinite(g_b).sum()) >= metric.min_duration
+    return dataclasses.replace(judged, canary_silent=bool(silent))
 
 
 def _assess_distribution(

@@ -2,7 +2,8 @@
 
 Used by the docs' example, the benchmark, the real-Prometheus tests and `make demo`. Margins:
 errors may rise 20 % relative or 0.1 percentage point, whichever is larger; latency p50 and p99
-2.5 %; GPU utilisation 5 %; an output class share 20 % relative or 0.5 point.
+2.5 %; GPU utilisation 5 %; an output class share 20 % relative or 0.5 point. α = 5 % is split
+so that each of errors, p50, p99, GPU and the output distribution gets 1 %.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def reference_manifest(name: str = "inference-slo", interval: str = "1m") -> dic
                     },
                     "margin": {"relative": 0.025},
                     "minRequests": 500,
+                    "alphaShare": 2,  # two tests (p50, p99): the same α per test as the other metrics
                 },
                 {
                     "name": "gpu-utilization",

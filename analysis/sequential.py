@@ -42,6 +42,11 @@ FloatArray = npt.NDArray[np.float64]
 RATIO_FACTORS = np.array([1.03, 1.06, 1.1, 1.15, 1.22, 1.3, 1.45, 1.65, 2.0, 2.6, 3.5, 5.0, 8.0])
 # Alternatives of the sign mixture: probability that the paired difference is positive.
 SIGN_PROBABILITIES = np.array([0.6, 0.7, 0.8, 0.9, 0.97])
+# A regression that starts late must not first climb out of the evidence a good start built
+# against it: half the mixture's mass goes to e-processes started afresh every this many
+# intervals, the k-th with weight ½·6/(π²k²) (a fixed, summable schedule). Each started
+# process is 1 before its start, so the mixture is still an e-process (Ville applies).
+FRESH_START_EVERY = 10
 
 
 def count_ratio(
@@ -52,6 +57,7 @@ def count_ratio(
     rho0: npt.ArrayLike,
     *,
     worse: bool,
+    fresh_starts: bool = False,
 ) -> FloatArray:
     """Cumulative log e-process against `ratio ≤ rho0` (worse=True) or `ratio ≥ rho0` (worse=False).
 
@@ -72,13 +78,11 @@ def count_ratio(
     for factor in factors:
         r1 = r0_safe * factor
         pi1 = nc_safe * r1 / (nc_safe * r1 + nb_safe)
-        step = xc_u * np.log(pi1 / pi0) + (m - xc_u) * (np.log1p(-pi1) - np.log1p(-pi0))
-        per_alternative.append(np.cumsum(step, axis=-1))
-    stacked = np.stack(per_alternative, axis=0)
-    return _log_mean_exp(stacked)
+        per_alternative.append(xc_u * np.log(pi1 / pi0) + (m - xc_u) * (np.log1p(-pi1) - np.log1p(-pi0)))
+    return _log_mixture(np.stack(per_alternative, axis=0), fresh_starts)
 
 
-def paired_sign(differences: npt.ArrayLike) -> FloatArray:
+def paired_sign(differences: npt.ArrayLike, *, fresh_starts: bool = False) -> FloatArray:
     """Cumulative log e-process against "the paired difference's median is ≤ 0".
 
     NaN marks an interval without data on either arm: it contributes nothing. A difference
@@ -88,12 +92,28 @@ def paired_sign(differences: npt.ArrayLike) -> FloatArray:
     seen = np.isfinite(y)
     success = np.where(seen, np.where(y > 0, 1.0, np.where(y == 0, 0.5, 0.0)), 0.0)
     failure = np.where(seen, 1.0 - success, 0.0)
-    per_alternative = []
-    for p1 in SIGN_PROBABILITIES:
-        step = success * np.log(2 * p1) + failure * np.log(2 * (1 - p1))
-        per_alternative.append(np.cumsum(step, axis=-1))
-    stacked = np.stack(per_alternative, axis=0)
-    return _log_mean_exp(stacked)
+    steps = [success * np.log(2 * p1) + failure * np.log(2 * (1 - p1)) for p1 in SIGN_PROBABILITIES]
+    return _log_mixture(np.stack(steps, axis=0), fresh_starts)
+
+
+def _log_mixture(steps: FloatArray, fresh_starts: bool) -> FloatArray:
+    """Cumulative log of the mixture over alternatives (first axis) and, optionally, start times."""
+    cumulative = np.cumsum(steps, axis=-1)
+    from_first = _log_mean_exp(cumulative)
+    if not fresh_starts:
+        return from_first
+    terms = [np.log(0.5) + from_first]
+    length = cumulative.shape[-1]
+    for k, start in enumerate(range(FRESH_START_EVERY, length, FRESH_START_EVERY), start=1):
+        since = cumulative - cumulative[..., start - 1 : start]
+        since[..., :start] = 0.0
+        terms.append(np.log(0.5 * 6 / (np.pi**2 * k**2)) + _log_mean_exp(since))
+    return _log_sum_exp(np.stack(terms, axis=0))
+
+
+def _log_sum_exp(stacked: FloatArray) -> FloatArray:
+    peak = np.max(stacked, axis=0)
+    return np.asarray(peak + np.log(np.sum(np.exp(stacked - peak), axis=0)), dtype=np.float64)
 
 
 def _log_mean_exp(stacked: FloatArray) -> FloatArray:

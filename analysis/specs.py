@@ -162,3 +162,8 @@ class AnalysisTemplateSpec(schema.Frozen):
         """A metric's share of α (Bonferroni split: valid under any dependence)."""
         total = sum(m.alpha_share for m in self.metrics)
         return self.alpha * metric.alpha_share / total
+
+
+def quantile_name(metric: str, quantile: float) -> str:
+    """How a latency metric's quantile test is named in verdicts: `latency:p99`, `latency:p99_9`."""
+    return f"{metric}:p{quantile * 100:g}".replace(".", "_")

@@ -76,10 +76,12 @@ class PrometheusServer:
                 raise RuntimeError(
                     f"prometheus exited: {(self.folder / 'prometheus.log').read_text()[-2000:]}"
                 )
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as answer:
-                    if answer.status == 200:
-                        return self
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as answer,
+            ):
+                if answer.status == 200:
+                    return self
             time.sleep(0.1)  # polling a real server's readiness, with a deadline
         raise RuntimeError("prometheus did not become ready")
 
