@@ -79,6 +79,15 @@ def sub_tests(
                     )
                     name = specs.quantile_name(metric.name, q)
                     tests.append(SubTest(name, found, share, metric.critical, exposure))
+                slo = metric.latency.slo_seconds
+                if slo is not None:
+                    edge = np.full(canary.requests.shape, evidence.slo_edge(edges, slo), dtype=np.int64)
+                    n_c, x_c = evidence.exceedances(canary.buckets, canary.requests, edge)
+                    n_b, x_b = evidence.exceedances(baseline.buckets, baseline.requests, edge)
+                    found = evidence.rate(n_c, x_c, n_b, x_b, relative, absolute)
+                    tests.append(
+                        SubTest(specs.slo_name(metric.name, slo), found, share, metric.critical, exposure)
+                    )
             case specs.MetricKind.GAUGE:
                 increase = metric.bad_direction == specs.BadDirection.INCREASE
                 found = evidence.gauge(canary.gpu, baseline.gpu, relative, absolute, increase)

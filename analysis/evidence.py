@@ -76,6 +76,8 @@ def rate(
 
 def anchor_edges(cum_b: FloatArray, total_b: FloatArray, quantile: float) -> npt.NDArray[np.int64]:
     """Per interval, the edge nearest the baseline's quantile in the intervals before it (-1: none yet)."""
+    if cum_b.shape[-1] == 0:  # no finite edge (or no interval): nothing to anchor on
+        return np.full(total_b.shape, -1, dtype=np.int64)
     pooled_cum = np.cumsum(cum_b, axis=-2) - cum_b
     pooled_total = (np.cumsum(total_b, axis=-1) - total_b)[..., None]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -91,12 +93,20 @@ def edge_pairs(edges: FloatArray, factor: float) -> tuple[npt.NDArray[np.int64],
     The fail pair tests a margin ≥ the one asked for and the pass pair one ≤ it, so bucket
     resolution can only make the judge more cautious, never less. -1 where no edge fits.
     """
+    if not len(edges):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     ratio = edges[None, :] / edges[:, None]
     above = ratio >= factor - EDGE_TOLERANCE
     fail = np.where(above.any(axis=1), np.argmax(above, axis=1), -1)
     within = ratio <= factor + EDGE_TOLERANCE
     last_within = np.where(within.any(axis=1), within.shape[1] - 1 - np.argmax(within[:, ::-1], axis=1), -1)
     return fail.astype(np.int64), last_within.astype(np.int64)
+
+
+def slo_edge(edges: FloatArray, slo_seconds: float) -> int:
+    """The first edge at or above the SLO (-1 when all edges are below it)."""
+    index = int(np.searchsorted(edges, slo_seconds * (1 - EDGE_TOLERANCE)))
+    return index if index < len(edges) else -1
 
 
 def exceedances(
@@ -128,6 +138,8 @@ def quantile_shift(
     its requests lie above `t`; comparing that share with the baseline's share above `t'`
     is a count-ratio test with null ratio 1.
     """
+    if not len(edges):  # no histogram seen yet: no evidence either way
+        return np.zeros(total_c.shape), np.full(total_c.shape, -np.inf)
     anchor = anchor_edges(cum_b, total_b, quantile) if anchor is None else anchor
     fail_pair, pass_pair = edge_pairs(edges, factor)
     has_anchor = anchor >= 0
@@ -183,6 +195,8 @@ def distribution(counts_c: FloatArray, counts_b: FloatArray, relative: float, ab
     """
     n_c = counts_c.sum(axis=-1)
     n_b = counts_b.sum(axis=-1)
+    if counts_c.shape[-1] == 0:  # no class seen yet: no evidence either way
+        return Evidence(log_fail=np.zeros(n_c.shape), log_pass=np.full(n_c.shape, -np.inf))
     fails: list[FloatArray] = []
     passes: list[FloatArray] = []
     for k in range(counts_c.shape[-1]):

@@ -210,8 +210,8 @@ def _bounds(
     the smallest "effect ≥ g" rejected; None where the grid end was not reached.
     """
     threshold = math.log(1 / level)
-    rejected_low = np.max(log_fail_grid, axis=-1) >= threshold
-    rejected_high = np.max(log_pass_grid, axis=-1) >= threshold
+    rejected_low = np.max(log_fail_grid, axis=-1, initial=-np.inf) >= threshold
+    rejected_high = np.max(log_pass_grid, axis=-1, initial=-np.inf) >= threshold
     low = float(grid[rejected_low].max()) if rejected_low.any() else None
     high = float(grid[rejected_high].min()) if rejected_high.any() else None
     return low, high
@@ -334,13 +334,12 @@ def _assess_latency(
         name = specs.quantile_name(metric.name, q)
         judged.append(_judge(metric, name, share, found, exposure, values, ci, metric.margin.relative))
     if slo is not None:
-        index = int(np.searchsorted(edges, slo - evidence.EDGE_TOLERANCE))
-        edge = np.full(len(tc), index if index < len(edges) else -1, dtype=np.int64)
+        edge = np.full(len(tc), evidence.slo_edge(edges, slo), dtype=np.int64)
         nc, xc = evidence.exceedances(cum_c, tc, edge)
         nb, xb = evidence.exceedances(cum_b, tb, edge)
         found = evidence.rate(nc, xc, nb, xb, metric.margin.relative, metric.margin.absolute)
         ci = _ratio_ci(nc, xc, nb, xb, found.threshold(share))
-        name = f"{metric.name}:above-{slo:g}s"
+        name = specs.slo_name(metric.name, slo)
         judged.append(
             _judge(
                 metric,

@@ -125,5 +125,7 @@ def _log_mean_exp(stacked: FloatArray) -> FloatArray:
 def first_crossing(log_evidence: FloatArray, alpha: float) -> npt.NDArray[np.int64]:
     """Index of the first interval at which the evidence reached 1/α; -1 where it never did."""
     crossed = log_evidence >= np.log(1.0 / alpha)
+    if crossed.shape[-1] == 0:  # no interval yet
+        return np.full(crossed.shape[:-1], -1, dtype=np.int64)
     first = np.argmax(crossed, axis=-1)
     return np.where(crossed.any(axis=-1), first, -1).astype(np.int64)

@@ -167,3 +167,8 @@ class AnalysisTemplateSpec(schema.Frozen):
 def quantile_name(metric: str, quantile: float) -> str:
     """How a latency metric's quantile test is named in verdicts: `latency:p99`, `latency:p99_9`."""
     return f"{metric}:p{quantile * 100:g}".replace(".", "_")
+
+
+def slo_name(metric: str, slo_seconds: float) -> str:
+    """How a latency metric's SLO-edge test is named in verdicts: `latency:above-0.25s`."""
+    return f"{metric}:above-{slo_seconds:g}s"

@@ -30,8 +30,7 @@ def interval_samples(
                     counts={c: float(n) for c, n in zip(simulator.CLASSES, shares, strict=True)}
                 )
 
-    intervals = counts_len = canary.requests.shape[1]
-    del counts_len
+    intervals = canary.requests.shape[1]
     return {
         metric.name: tuple(
             observations.IntervalSample(

@@ -139,3 +139,90 @@ def test_bad_judge_input_exits_two_naming_the_field(
     broken.write_text(json.dumps(document))
     assert cli.main(["judge", "--input", str(broken)]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_run_without_a_complete_interval_is_running_and_inconclusive_at_max_duration() -> None:
+    empty = observations.IntervalSample()
+    for series in (
+        {m.name: () for m in TEMPLATE.metrics},
+        {m.name: (empty, empty) for m in TEMPLATE.metrics},
+    ):
+        assert judge.assess(TEMPLATE, series).verdict == verdicts.Verdict.RUNNING
+        assert judge.assess(TEMPLATE, series, final=True).verdict == verdicts.Verdict.INCONCLUSIVE
+
+
+def _one_metric(metric: dict[str, object]) -> specs.AnalysisTemplateSpec:
+    return specs.AnalysisTemplateSpec.model_validate(
+        {"metrics": [{"minDuration": "2m", "minRequests": 0, **metric}]}
+    )
+
+
+def _gauge_series(canary: list[float], baseline: list[float]) -> tuple[observations.IntervalSample, ...]:
+    return tuple(
+        observations.IntervalSample(
+            canary=observations.ArmSample(value=c), baseline=observations.ArmSample(value=b)
+        )
+        for c, b in zip(canary, baseline, strict=True)
+    )
+
+
+def test_a_gauge_that_is_bad_when_it_falls_fails_when_the_canary_drops_below_the_margin() -> None:
+    template = _one_metric(
+        {
+            "name": "throughput",
+            "kind": "gauge",
+            "gauge": {"value": "x"},
+            "badDirection": "decrease",
+            "margin": {"relative": 0.05},
+        }
+    )
+    baseline = [100.0 + (i % 3) for i in range(20)]
+    lower = judge.assess(template, {"throughput": _gauge_series([b * 0.8 for b in baseline], baseline)})
+    higher = judge.assess(template, {"throughput": _gauge_series([b * 1.2 for b in baseline], baseline)})
+    assert lower.verdict == verdicts.Verdict.FAIL
+    assert higher.verdict == verdicts.Verdict.PASS
+
+
+def test_a_gauge_canary_that_reports_nothing_is_never_a_pass() -> None:
+    template = _one_metric({"name": "gpu", "kind": "gauge", "gauge": {"value": "x"}})
+    silent = tuple(observations.IntervalSample(baseline=observations.ArmSample(value=0.5)) for _ in range(5))
+    summary = judge.assess(template, {"gpu": silent})
+    assert summary.verdict == verdicts.Verdict.INCONCLUSIVE
+    assert summary.rule is not None
+    assert "no canary data for gpu" in summary.rule
+
+
+def test_the_share_of_requests_above_the_slo_edge_is_judged_like_an_error_rate() -> None:
+    template = _one_metric(
+        {
+            "name": "lat",
+            "kind": "latency",
+            "latency": {"buckets": "x", "quantiles": [0.5], "sloSeconds": 0.2},
+            "margin": {"relative": 0.1},
+        }
+    )
+
+    def sample(total: float, above: float) -> observations.ArmSample:
+        return observations.ArmSample(buckets={"0.1": total / 2, "0.2": total - above, "+Inf": total})
+
+    series = tuple(
+        observations.IntervalSample(canary=sample(1000, 50), baseline=sample(9000, 90)) for _ in range(5)
+    )
+    summary = judge.assess(template, {"lat": series})
+    slo = next(m for m in summary.metrics if m.name == "lat:above-0.2s")
+    assert slo.verdict == verdicts.Verdict.FAIL
+    assert slo.canary == 0.05
+    assert slo.baseline == 0.01
+
+
+def test_output_drift_in_a_rare_class_fails_the_distribution() -> None:
+    drifted = simulator.Scenario(
+        "drift",
+        rps=1000,
+        canary=dataclasses.replace(simulator.Behaviour(), class_shares=(0.66, 0.2, 0.1, 0.04)),
+    )
+    summary = _judged(drifted, intervals=10)
+    predictions = next(m for m in summary.metrics if m.name == "predictions")
+    assert predictions.verdict == verdicts.Verdict.FAIL
+    assert predictions.message is not None
+    assert "class 'fraud'" in predictions.message
