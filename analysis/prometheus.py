@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import pathlib
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -71,12 +72,23 @@ def build_window(start: datetime, end: datetime, interval: timedelta, warmup: ti
 
 
 class PrometheusSource:
-    def __init__(self, url: str, *, timeout: float = 10.0, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(self, url: str, *, timeout: float = 10.0, token_file: pathlib.Path | None = None) -> None:
         self.url = url
+        self._token_file = token_file
         self._session = requests.Session()
-        self._client = PrometheusConnect(
-            url=url, headers=dict(headers or {}), timeout=math.ceil(timeout), session=self._session
-        )
+        self._client = PrometheusConnect(url=url, timeout=math.ceil(timeout), session=self._session)
+
+    def _authorise(self) -> None:
+        """Bearer token from a file, re-read on every query so a rotated token is picked up; never logged."""
+        if self._token_file is None:
+            return
+        try:
+            token = self._token_file.read_text().strip()
+        except OSError as error:
+            raise SourceError(
+                f"cannot read the Prometheus token file {self._token_file}: {error.strerror}"
+            ) from None
+        self._client.headers = {"Authorization": f"Bearer {token}"}
 
     def close(self) -> None:
         """Close the pooled connections (a long-lived controller keeps them open)."""
@@ -91,6 +103,7 @@ class PrometheusSource:
     def fetch_series(self, query: str, window: counters.Window) -> list[counters.Series]:
         step = window.interval / max(1, math.ceil(window.interval / MAX_STEP_SECONDS))
         end = window.start + window.interval * window.count
+        self._authorise()
         try:
             result = self._client.custom_query_range(
                 query,

@@ -32,6 +32,7 @@ def add_commands(commands: Any) -> None:
     analyze.add_argument(
         "--prometheus", required=True, help="Prometheus base URL, e.g. http://127.0.0.1:9090"
     )
+    analyze.add_argument("--token-file", type=Path, help="file holding a bearer token for Prometheus")
     analyze.add_argument("--template", type=Path, required=True, help="AnalysisTemplate manifest (YAML)")
     analyze.add_argument("--namespace", required=True)
     analyze.add_argument("--release", required=True)
@@ -132,9 +133,8 @@ def _analyze(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     try:
-        series = prometheus.PrometheusSource(args.prometheus).fetch_observations(
-            template.spec, target, window
-        )
+        with prometheus.PrometheusSource(args.prometheus, token_file=args.token_file) as source:
+            series = source.fetch_observations(template.spec, target, window)
     except prometheus.SourceError as error:
         return _fail(str(error), 1)
     return _print(judge.assess(template.spec, series, final=args.final))

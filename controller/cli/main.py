@@ -75,6 +75,10 @@ def _parser() -> argparse.ArgumentParser:
         "or scripted (ConfigMap verdicts, for sandboxes)",
     )
     run.add_argument("--prometheus", help="Prometheus base URL for --analysis prometheus")
+    run.add_argument(
+        "--prometheus-token-file",
+        help="file holding a bearer token for Prometheus (re-read on every query; e.g. a projected token)",
+    )
     run.set_defaults(handler=_run)
 
     judging.add_commands(commands)
@@ -113,6 +117,7 @@ def _run(args: argparse.Namespace) -> int:
         request_timeout=args.request_timeout,
         analysis=args.analysis,
         prometheus_url=args.prometheus,
+        prometheus_token_file=args.prometheus_token_file,
     )
     operator.run(config)
     return 0

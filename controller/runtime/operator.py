@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import pathlib
 from typing import Any
 
 import kopf
@@ -36,7 +37,10 @@ def build_ports(config: settings_.RuntimeSettings) -> observe.Ports:
     elif config.analysis == "prometheus":
         if not config.prometheus_url:
             raise ValueError("--analysis prometheus needs --prometheus URL")
-        source = prometheus.PrometheusSource(config.prometheus_url, timeout=config.request_timeout)
+        token = pathlib.Path(config.prometheus_token_file) if config.prometheus_token_file else None
+        source = prometheus.PrometheusSource(
+            config.prometheus_url, timeout=config.request_timeout, token_file=token
+        )
         analysis = prometheus_analysis.PrometheusAnalysis(api, source, handlers.utcnow)
     return observe.Ports(
         api=api,

@@ -19,4 +19,5 @@ class RuntimeSettings:
     request_timeout: float = 10.0
     analysis: str = "none"  # none | scripted | prometheus
     prometheus_url: str | None = None
+    prometheus_token_file: str | None = None  # a bearer token, read per query; never in a spec or a log
     backoff_max: float = 60.0

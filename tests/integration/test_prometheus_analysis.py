@@ -8,10 +8,12 @@ each from minute 3 (after warm-up) to the end, as a run that reached its maxDura
 from __future__ import annotations
 
 import dataclasses
+import http.server
 import json
 import pathlib
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -278,3 +280,48 @@ def test_an_unreachable_prometheus_is_a_transient_error_for_the_controller(tmp_p
     )
     with source, pytest.raises(prometheus_analysis.prometheus.SourceError, match="did not answer"):
         source.fetch_series("up", window)
+
+
+def test_the_bearer_token_is_read_from_its_file_on_every_query(tmp_path: pathlib.Path) -> None:
+    """Prometheus 2.42 cannot check bearer tokens, so a loopback stand-in records the header."""
+    seen: list[str | None] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            body = b'{"status": "success", "data": {"resultType": "matrix", "result": []}}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    token = tmp_path / "token"
+    token.write_text("first\n")
+    window = prometheus_analysis.prometheus.build_window(
+        datetime(2026, 1, 1, tzinfo=UTC),
+        datetime(2026, 1, 1, 0, 2, tzinfo=UTC),
+        timedelta(minutes=1),
+        timedelta(0),
+    )
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with prometheus_analysis.prometheus.PrometheusSource(url, token_file=token) as source:
+            source.fetch_series("up", window)
+            token.write_text("rotated\n")
+            source.fetch_series("up", window)
+            token.unlink()
+            with pytest.raises(
+                prometheus_analysis.prometheus.SourceError, match="cannot read the Prometheus token"
+            ):
+                source.fetch_series("up", window)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == ["Bearer first", "Bearer rotated"]
