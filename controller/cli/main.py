@@ -105,6 +105,9 @@ def _run(args: argparse.Namespace) -> int:
             print(f"--selector {term!r}: expected KEY=VALUE", file=sys.stderr)
             return 2
         selector[key] = value
+    if args.analysis == "prometheus" and not args.prometheus:
+        print("--analysis prometheus needs --prometheus URL (e.g. http://prometheus:9090)", file=sys.stderr)
+        return 2
     config = settings.RuntimeSettings(
         kubeconfig=args.kubeconfig,
         namespaces=tuple(args.namespace),
