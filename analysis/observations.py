@@ -43,9 +43,8 @@ class ArmSample(schema.Frozen):
                         f"bucket le={edge:g} holds {count:g}, less than a lower edge ({previous:g})"
                     )
                 previous = count
-        for name, value in (("value", self.value),):
-            if value is not None and not math.isfinite(value):
-                raise ValueError(f"{name} is not a finite number")
+        if self.value is not None and not math.isfinite(self.value):
+            raise ValueError("value is not a finite number")
         if self.counts is not None and any(c < 0 for c in self.counts.values()):
             raise ValueError("counts are increases, zero or more")
         return self

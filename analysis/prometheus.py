@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
@@ -23,7 +22,6 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 
 from analysis import counters, observations, specs
 
-_VARIABLE = re.compile(r"{{\s*([A-Za-z_][A-Za-z0-9_]*)\s*}}")
 MAX_STEP_SECONDS = 15.0
 
 
@@ -56,10 +54,6 @@ class Target:
             "model": self.model,
             "interval": f"{int(interval.total_seconds())}s",
         }
-
-
-def render(query: str, variables: Mapping[str, str]) -> str:
-    return _VARIABLE.sub(lambda match: variables[match.group(1)], query)
 
 
 def build_window(start: datetime, end: datetime, interval: timedelta, warmup: timedelta) -> counters.Window:
@@ -143,7 +137,7 @@ class PrometheusSource:
         self, metric: specs.MetricSpec, variables: Mapping[str, str], window: counters.Window
     ) -> list[observations.ArmSample]:
         def series(query: str) -> list[counters.Series]:
-            return self.fetch_series(render(query, variables), window)
+            return self.fetch_series(specs.render_query(query, variables), window)
 
         empty = [observations.ArmSample() for _ in range(window.count)]
         if metric.error_rate is not None:

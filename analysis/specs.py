@@ -13,6 +13,7 @@ pod warm-up, so the judge counts requests rather than extrapolated rates.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from enum import StrEnum
 from typing import Self
@@ -23,6 +24,11 @@ from analysis import schema
 
 TEMPLATE_VARIABLES = frozenset({"namespace", "release", "revision", "track", "model", "interval"})
 _VARIABLE = re.compile(r"{{\s*([A-Za-z_][A-Za-z0-9_]*)\s*}}")
+
+
+def render_query(query: str, variables: Mapping[str, str]) -> str:
+    """The PromQL with every {{variable}} replaced (the names were checked when the template loaded)."""
+    return _VARIABLE.sub(lambda match: variables[match.group(1)], query)
 
 
 class MetricKind(StrEnum):

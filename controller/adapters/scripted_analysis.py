@@ -1,7 +1,7 @@
 """Analysis verdicts scripted in a ConfigMap: the sandbox's and the demo's analysis backend.
 
-The statistical judge on Prometheus data is its own adapter (issue "Analysis"). Until a release
-uses it, this backend lets the emulated cluster exercise every analysis path honestly: a ConfigMap
+Real releases use the judge on Prometheus data (`prometheus_analysis.py`). This backend lets the
+emulated cluster exercise every analysis path exactly and fast: a ConfigMap
 `modelrelease-analysis-script` in the release's namespace maps a run name, a model version, or
 `default` to `Pass`, `Fail` or `Inconclusive`. Without an entry a run stays Running, so the
 engine ends it INCONCLUSIVE at maxDuration: never a silent pass.
