@@ -6,7 +6,8 @@ ModelReleaseError
 │   └── UnavailableError  5xx, 429, timeouts, refused connections
 └── PermanentError        retrying the same call cannot help: say why in status
     ├── NotFoundError     404 on something that must exist (a named HTTPRoute, …)
-    └── InvalidError      400/415/422: our request or the user's object is malformed
+    ├── InvalidError      400/415/422: our request or the user's object is malformed
+    └── NotOwnedError     an object the release must create exists and belongs to someone else
 """
 
 from __future__ import annotations
@@ -37,4 +38,8 @@ class NotFoundError(PermanentError):
 
 
 class InvalidError(PermanentError):
+    pass
+
+
+class NotOwnedError(PermanentError):
     pass

@@ -31,7 +31,7 @@ class Workloads(Protocol):
     def apply_create(self, release: ReleaseRef, action: actions.CreateWorkload, track: str) -> None: ...
     def apply_scale(self, release: ReleaseRef, action: actions.ScaleWorkload) -> None: ...
     def apply_delete(self, release: ReleaseRef, action: actions.DeleteWorkload) -> None: ...
-    def apply_cleanup(self, namespace: str, release: str) -> None: ...
+    def apply_cleanup(self, namespace: str, release: str, uid: str) -> None: ...
 
 
 class TrafficRouter(Protocol):
@@ -40,6 +40,11 @@ class TrafficRouter(Protocol):
 
 
 class AnalysisBackend(Protocol):
+    """Judges analysis runs. `fetch_results` answers for every run of `runs` it knows, `Running` while
+    it has no verdict: a run missing from the answer is one the backend lost (e.g. a stateful backend
+    restarted), and the engine starts it again with `apply_start`. A stateless backend therefore never
+    leaves a run out, or the engine would start it on every look."""
+
     def fetch_results(
         self,
         release: ReleaseRef,

@@ -14,7 +14,7 @@ from controller import errors, ports
 from controller.adapters import kubeapi
 from controller.domain import actions
 from controller.domain import decision as decisions
-from controller.resources import meta
+from controller.resources import meta, releasestatus
 
 COMPONENT = "modelrelease-controller"
 
@@ -57,8 +57,19 @@ class KubeEvents:
             return False
         return True
 
-    def post_transition(self, release: ports.ReleaseRef, event: decisions.Event, attempt: int) -> bool:
-        name = build_event_name(release.name, release.uid, str(attempt), event.reason, event.message)
+    def post_transition(
+        self, release: ports.ReleaseRef, event: decisions.Event, status: releasestatus.ModelReleaseStatus
+    ) -> bool:
+        """A transition's Event, said once per revision and attempt: the same words said about another
+        rollout (v8 failing step 1 as v7 did) are a new Event."""
+        name = build_event_name(
+            release.name,
+            release.uid,
+            status.revision or "",
+            str(status.attempt),
+            event.reason,
+            event.key or event.message,
+        )
         return self.post(release, name, event.type.value, event.reason, event.message)
 
 

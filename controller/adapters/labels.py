@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from controller.resources import meta
 
-RELEASE = f"{meta.GROUP}/release"
+RELEASE = f"{meta.GROUP}/release"  # value: naming.release_label(name), at most 63 characters
+RELEASE_NAME = f"{meta.GROUP}/release-name"  # annotation: the release's full name, to find it from a pod
 REVISION = f"{meta.GROUP}/revision"
 TRACK = f"{meta.GROUP}/track"
 MANAGED_BY = "app.kubernetes.io/managed-by"

@@ -38,6 +38,7 @@ class PrometheusAnalysis:
         results: dict[str, verdicts.AnalysisSummary] = {}
         for run in runs:
             if status.canary_revision is None or status.stable_revision is None:
+                results[run.run] = verdicts.AnalysisSummary(verdict=verdicts.Verdict.RUNNING)
                 continue
             template = self._fetch_template(release.namespace, run.template)
             if isinstance(template, str):

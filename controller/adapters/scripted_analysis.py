@@ -41,7 +41,7 @@ class ScriptedAnalysis:
             )
         except errors.NotFoundError:
             script = {}
-        results: dict[str, verdicts.AnalysisSummary] = {}
+        results = build_running(runs)
         for run in runs:
             for key in (run.run, status.canary_model_version or "", "default"):
                 if key and key in script:
@@ -67,10 +67,15 @@ class NoAnalysis:
         status: releasestatus.ModelReleaseStatus,
         runs: Sequence[releasestatus.StepAnalysis],
     ) -> dict[str, verdicts.AnalysisSummary]:
-        return {}
+        return build_running(runs)
 
     def apply_start(self, release: ports.ReleaseRef, action: actions.StartAnalysis) -> None:
         pass
 
     def apply_stop(self, release: ports.ReleaseRef, action: actions.StopAnalysis) -> None:
         pass
+
+
+def build_running(runs: Sequence[releasestatus.StepAnalysis]) -> dict[str, verdicts.AnalysisSummary]:
+    """Every run known and still without a verdict (see `ports.AnalysisBackend`)."""
+    return {run.run: verdicts.AnalysisSummary(verdict=verdicts.Verdict.RUNNING) for run in runs}

@@ -14,7 +14,7 @@ from typing import Any
 
 from controller import errors, ports
 from controller.adapters import kubeapi, labels, workloads
-from controller.domain import actions, observations
+from controller.domain import actions, naming, observations
 
 DEFAULT_PORT = 8080
 
@@ -26,17 +26,22 @@ def _service_port(release: ports.ReleaseRef) -> int:
     return DEFAULT_PORT
 
 
+def production_service(release: str) -> str:
+    """What clients call: the release's own name, when that is a valid Service name."""
+    return naming.service_name(release)
+
+
 def stable_service(release: str) -> str:
-    return f"{release}-stable"
+    return naming.service_name(release, "-stable")
 
 
 def canary_service(release: str) -> str:
-    return f"{release}-canary"
+    return naming.service_name(release, "-canary")
 
 
 def build_selector(release: str, action: actions.SetTrafficWeight) -> dict[str, str]:
     """Replica-ratio routing: whom the production Service selects for this weight."""
-    selector = {labels.RELEASE: release}
+    selector = {labels.RELEASE: naming.release_label(release)}
     if action.canary_revision is None or action.canary_weight == 0:
         selector[labels.REVISION] = action.stable_revision
     elif action.canary_weight == 100:
@@ -96,7 +101,10 @@ class Services:
                 "metadata": {
                     "name": name,
                     "namespace": release.namespace,
-                    "labels": {labels.RELEASE: release.name, labels.MANAGED_BY: labels.MANAGER},
+                    "labels": {
+                        labels.RELEASE: naming.release_label(release.name),
+                        labels.MANAGED_BY: labels.MANAGER,
+                    },
                     "annotations": present,
                     "ownerReferences": [workloads.owner_reference(release)],
                 },
@@ -127,12 +135,15 @@ class Services:
         self.ensure(
             release,
             stable_service(release.name),
-            {labels.RELEASE: release.name, labels.REVISION: action.stable_revision},
+            {labels.RELEASE: naming.release_label(release.name), labels.REVISION: action.stable_revision},
             {},
         )
         canary = action.canary_revision or action.stable_revision
         self.ensure(
-            release, canary_service(release.name), {labels.RELEASE: release.name, labels.REVISION: canary}, {}
+            release,
+            canary_service(release.name),
+            {labels.RELEASE: naming.release_label(release.name), labels.REVISION: canary},
+            {},
         )
 
     def fetch_track_revisions(self, release: ports.ReleaseRef) -> tuple[str | None, str | None]:
@@ -152,14 +163,17 @@ class ReplicaRatioRouter:
         self._services = Services(api)
 
     def fetch_traffic(self, release: ports.ReleaseRef) -> observations.Traffic | None:
-        service = self._services.fetch(release, release.name)
+        service = self._services.fetch(release, production_service(release.name))
         if service is None:
             return None
         return _traffic_from(service["metadata"].get("annotations") or {})
 
     def apply_weight(self, release: ports.ReleaseRef, action: actions.SetTrafficWeight) -> None:
         self._services.ensure(
-            release, release.name, build_selector(release.name, action), _weight_annotations(action)
+            release,
+            production_service(release.name),
+            build_selector(release.name, action),
+            _weight_annotations(action),
         )
 
 
@@ -229,7 +243,12 @@ class _RouteRouter:
             if self.read_weights(route, release) not in (None, (100, 0)):
                 self._patch_route(release, self.write_weights(route, release, 100, 0))
             self._services.ensure_tracks(release, action)
-        self._services.ensure(release, release.name, {labels.RELEASE: release.name}, {})
+        self._services.ensure(
+            release,
+            production_service(release.name),
+            {labels.RELEASE: naming.release_label(release.name)},
+            {},
+        )
         route = self._fetch_route(release)
         self._patch_route(release, self.write_weights(route, release, stable_weight, canary_weight))
 
@@ -252,7 +271,7 @@ class GatewayApiRouter(_RouteRouter):
         return routing.http_route
 
     def _rules(self, route: dict[str, Any], release: ports.ReleaseRef) -> list[dict[str, Any]]:
-        ours = {release.name, stable_service(release.name), canary_service(release.name)}
+        ours = {production_service(release.name), stable_service(release.name), canary_service(release.name)}
         rules = [
             rule
             for rule in route.get("spec", {}).get("rules", []) or []
@@ -260,7 +279,8 @@ class GatewayApiRouter(_RouteRouter):
         ]
         if not rules:
             raise errors.InvalidError(
-                f"HTTPRoute {route['metadata']['name']}: no rule has a backendRef to {release.name}, "
+                f"HTTPRoute {route['metadata']['name']}: no rule has a backendRef to "
+                f"{production_service(release.name)}, "
                 f"{stable_service(release.name)} or {canary_service(release.name)}"
             )
         return rules

@@ -12,7 +12,7 @@ from typing import Any
 
 from controller import errors, ports
 from controller.adapters import kubeapi, labels
-from controller.domain import actions, observations
+from controller.domain import actions, naming, observations
 from controller.resources import meta
 
 FAILING_REASONS = frozenset(
@@ -32,9 +32,13 @@ def owner_reference(release: ports.ReleaseRef) -> dict[str, Any]:
     }
 
 
+def is_owned_by(obj: dict[str, Any], uid: str) -> bool:
+    return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])
+
+
 def build_deployment(release: ports.ReleaseRef, action: actions.CreateWorkload, track: str) -> dict[str, Any]:
     serving = action.serving
-    selector = {labels.RELEASE: release.name, labels.REVISION: action.revision}
+    selector = {labels.RELEASE: naming.release_label(release.name), labels.REVISION: action.revision}
     env = [
         *serving.env,
         {"name": serving.model_uri_env, "value": action.model_uri},
@@ -71,7 +75,7 @@ def build_deployment(release: ports.ReleaseRef, action: actions.CreateWorkload, 
             "name": action.name,
             "namespace": release.namespace,
             "labels": {**selector, labels.TRACK: track, labels.MANAGED_BY: labels.MANAGER},
-            "annotations": {labels.MODEL_VERSION: action.model_version},
+            "annotations": {labels.MODEL_VERSION: action.model_version, labels.RELEASE_NAME: release.name},
             "ownerReferences": [owner_reference(release)],
         },
         "spec": {
@@ -80,7 +84,7 @@ def build_deployment(release: ports.ReleaseRef, action: actions.CreateWorkload, 
             "template": {
                 "metadata": {
                     "labels": {**serving.pod_labels, **selector},
-                    "annotations": dict(serving.pod_annotations),
+                    "annotations": {**serving.pod_annotations, labels.RELEASE_NAME: release.name},
                 },
                 "spec": pod_spec,
             },
@@ -117,7 +121,7 @@ class KubeWorkloads:
         return kubeapi.build_path("apps/v1", "deployments", namespace, name)
 
     def fetch_workloads(self, release: ports.ReleaseRef) -> dict[str, observations.Workload]:
-        selector = {"labelSelector": f"{labels.RELEASE}={release.name}"}
+        selector = {"labelSelector": f"{labels.RELEASE}={naming.release_label(release.name)}"}
         deployments = self._api.get(self._deployments_path(release.namespace), selector)["items"]
         pods = self._api.get(kubeapi.build_path("v1", "pods", release.namespace), selector)["items"]
         result: dict[str, observations.Workload] = {}
@@ -148,7 +152,14 @@ class KubeWorkloads:
         try:
             self._api.create(self._deployments_path(release.namespace), body)
         except errors.ConflictError:
-            pass  # it exists: created before a crash, or by the previous attempt; the engine scales it
+            # It exists: ours, created before a crash or by the previous attempt (the engine scales
+            # it), or someone else's under this name, which retrying cannot fix.
+            existing = self._api.get(self._deployments_path(release.namespace, action.name))
+            if not is_owned_by(existing, release.uid):
+                raise errors.NotOwnedError(
+                    f"Deployment {release.namespace}/{action.name} exists and is not owned by "
+                    f"ModelRelease {release.name}: rename or delete it"
+                ) from None
 
     def apply_scale(self, release: ports.ReleaseRef, action: actions.ScaleWorkload) -> None:
         self._api.merge_patch(
@@ -161,11 +172,18 @@ class KubeWorkloads:
         except errors.NotFoundError:
             pass  # already gone
 
-    def apply_cleanup(self, namespace: str, release: str) -> None:
-        """Delete every Deployment and Service of the release: we do not rely on garbage collection."""
-        selector = {"labelSelector": f"{labels.RELEASE}={release},{labels.MANAGED_BY}={labels.MANAGER}"}
+    def apply_cleanup(self, namespace: str, release: str, uid: str) -> None:
+        """Delete every Deployment and Service the release owns: we do not rely on garbage collection.
+
+        Ownership is the ownerReference to this uid, not the label: what was orphaned (its
+        ownerReferences removed) or belongs to someone else is left alone.
+        """
+        label = naming.release_label(release)
+        selector = {"labelSelector": f"{labels.RELEASE}={label},{labels.MANAGED_BY}={labels.MANAGER}"}
         for api_version, plural in (("apps/v1", "deployments"), ("v1", "services")):
             for obj in self._api.get(kubeapi.build_path(api_version, plural, namespace), selector)["items"]:
+                if not is_owned_by(obj, uid):
+                    continue
                 with contextlib.suppress(errors.NotFoundError):
                     self._api.delete(
                         kubeapi.build_path(api_version, plural, namespace, obj["metadata"]["name"])

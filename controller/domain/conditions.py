@@ -1,5 +1,7 @@
 """Kubernetes-convention conditions derived from the phase: Ready, Progressing, Degraded.
 
+Other condition types in status belong to the shell and pass through unchanged.
+
 A condition's lastTransitionTime moves only when its status flips, as kubectl users expect.
 """
 
@@ -27,6 +29,7 @@ def build_conditions(
         ("Degraded", status.phase in _DEGRADED, reason),
     )
     previous = {c.type: c for c in status.conditions}
+    owned = {kind for kind, _, _ in wanted}
     built = []
     for kind, is_true, why in wanted:
         value = meta.ConditionStatus.TRUE if is_true else meta.ConditionStatus.FALSE
@@ -42,4 +45,6 @@ def build_conditions(
                 observed_generation=generation,
             )
         )
+    # Conditions the shell sets (e.g. ReconcileError) are kept as they are.
+    built.extend(c for c in status.conditions if c.type not in owned)
     return tuple(built)

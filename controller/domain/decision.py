@@ -21,6 +21,7 @@ class Event(schema.Frozen):
     type: EventType
     reason: str
     message: str
+    key: str | None = None  # what identifies it when the message may differ on a replay; else the message
 
 
 class Decision(schema.Frozen):

@@ -56,7 +56,22 @@ def reconcile(
     generation = observations.release.generation
     status = status.model_copy(update={"observed_generation": generation})
     status = status.model_copy(update={"conditions": conditions.build_conditions(status, generation, now)})
-    requeue = None if move.wake_at is None else max(move.wake_at - now, timedelta(0))
-    if stopped_early:
-        requeue = timedelta(0)
+    requeue = build_requeue(move.wake_at, now, stopped_early=stopped_early)
     return decisions.Decision(actions=tuple(done), status=status, requeue_after=requeue, events=tuple(events))
+
+
+def build_requeue(wake_at: datetime | None, now: datetime, *, stopped_early: bool) -> timedelta | None:
+    """When to look again. Zero only when moves were left undone on purpose (`one_acting_move`).
+
+    At a fixed point a wake-up that is already due cannot change anything by time alone: every
+    `now >= moment` test it stands for already holds, so what the machine waits for is the world
+    (a watch event wakes the shell) and the poll interval is soon enough. Requeueing at zero
+    there would spin as fast as the API answers.
+    """
+    if stopped_early:
+        return timedelta(0)
+    if wake_at is None:
+        return None
+    if wake_at <= now:
+        return machine.POLL
+    return wake_at - now

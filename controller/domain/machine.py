@@ -86,9 +86,11 @@ class _Turn:
     def _set(self, **changes: Any) -> None:
         self.status = self.status.model_copy(update=changes)
 
-    def _event(self, reason: str, message: str, warning: bool = False) -> None:
+    def _event(self, reason: str, message: str, warning: bool = False, *, key: str | None = None) -> None:
+        """`key` names the transition when the message carries what a replay after a crash would say
+        differently (a time, a readiness count, the judge's latest figures)."""
         kind = decisions.EventType.WARNING if warning else decisions.EventType.NORMAL
-        self.events.append(decisions.Event(type=kind, reason=reason, message=message))
+        self.events.append(decisions.Event(type=kind, reason=reason, message=message, key=key))
 
     def _move(self, wake_at: datetime | None = None) -> Move:
         return Move(self.status, tuple(self.acts), tuple(self.events), _earliest(wake_at, self.wake_hint))
@@ -423,7 +425,7 @@ class _Turn:
             )
             self._set(phase=Phase.FAILED, reason="ProgressDeadlineExceeded", message=message)
             self._notify(actions.NotificationEvent.FAILED, target.revision, "failed", message)
-            self._event("ProgressDeadlineExceeded", message, warning=True)
+            self._event("ProgressDeadlineExceeded", message, warning=True, key="first-deploy")
             return self._move()
         return self._move(_earliest(deadline, warm_at))
 
@@ -836,14 +838,14 @@ class _Turn:
             actions.NotificationEvent.ANALYSIS, target.revision, f"analysis-{index}", summary, verdict
         )
         if verdict == Verdict.PASS:
-            self._event("AnalysisPassed", summary)
+            self._event("AnalysisPassed", summary, key=run)
             self._complete(target, index, entry, plan)
         elif verdict == Verdict.FAIL:
             self._rollback(target, "AnalysisFailed", summary, metrics)
         else:
             message = f"{summary}; promote to continue or abort to roll back"
             self._set(phase=Phase.PAUSED, reason="AnalysisInconclusive", message=message)
-            self._event("AnalysisInconclusive", message, warning=True)
+            self._event("AnalysisInconclusive", message, warning=True, key=run)
         return self._move()
 
     def _complete(
@@ -897,7 +899,7 @@ class _Turn:
         )
         self.acts.append(self._promote_model(target))
         self._notify(actions.NotificationEvent.PROMOTED, target.revision, "promoted", message)
-        self._event("Promoted", message)
+        self._event("Promoted", message, key="promoted")
         return self._move()
 
     def _promote_model(self, target: Target) -> actions.PromoteModel:
@@ -953,7 +955,7 @@ class _Turn:
             step_started_at=None,
             promote_full=False,
         )
-        self._event(reason, message, warning=True)
+        self._event(reason, message, warning=True, key="rolled-back")  # once per attempt
 
 
 def _adds_exposure(desired: actions.SetTrafficWeight, current: obs_.Traffic | None) -> bool:

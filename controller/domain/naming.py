@@ -38,9 +38,38 @@ def build_model_reference(model: modelrelease.ModelRef) -> str:
     return _digest(model.model_dump(mode="json", by_alias=True, include={"name", "version", "alias"}), 8)
 
 
+def build_bounded_name(base: str, suffix: str = "", *, rewritten_from: str | None = None) -> str:
+    """`base + suffix` when it fits in 63 characters (a label value, a DNS label); otherwise `base`
+    cut short with a hash of the whole original name, so two long names that share a prefix never
+    map to one object. `rewritten_from` is the name `base` was derived from, when characters had
+    to be replaced: such a name is always hashed, so `a.b` and `a-b` stay apart."""
+    original = rewritten_from if rewritten_from is not None else base
+    if base == original and len(base) + len(suffix) <= _MAX_NAME:
+        return base + suffix
+    digest = _digest(original, _HASH_LENGTH)
+    keep = _MAX_NAME - len(suffix) - _HASH_LENGTH - 1
+    return f"{base[:keep].rstrip('-.')}-{digest}{suffix}"
+
+
+_HASH_LENGTH = 6
+
+
 def workload_name(release: str, revision: str) -> str:
     """`<release>-<revision>`, the Deployment of one revision; it keeps its name when promoted."""
-    return f"{release[: _MAX_NAME - REVISION_LENGTH - 1]}-{revision}"
+    return build_bounded_name(release, f"-{revision}")
+
+
+def release_label(release: str) -> str:
+    """The release's name as a label value (at most 63 characters, unique per release)."""
+    return build_bounded_name(release)
+
+
+def service_name(release: str, suffix: str = "") -> str:
+    """A Service of the release: a DNS-1035 label (letters, digits, '-', a letter first, ≤ 63)."""
+    safe = release.replace(".", "-")
+    if not safe[:1].isalpha():
+        safe = f"mr-{safe}"
+    return build_bounded_name(safe, suffix, rewritten_from=release)
 
 
 def analysis_run_name(release: str, revision: str, attempt: int, step_index: int) -> str:

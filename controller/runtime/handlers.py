@@ -20,8 +20,8 @@ import kopf
 
 from controller import errors
 from controller.adapters import labels
-from controller.resources import meta
-from controller.runtime import observe, reconciler
+from controller.resources import meta, releasestatus
+from controller.runtime import observe, pacing, reconciler
 from controller.runtime import settings as settings_
 
 
@@ -86,6 +86,7 @@ def register(
         retry: int = kwargs["retry"]
         wakeup = wakeups.get(namespace, name)
         conflicts = 0
+        pace: pacing.Pace | None = None
         while not stopped:
             wakeup.clear()  # cleared before observing: a change during the reconcile wakes the next loop
             try:
@@ -100,27 +101,49 @@ def register(
                 logger.info("conflict, reconciling again: %s", exc)
                 continue
             except errors.TransientError as exc:
-                delay = min(config.backoff_max, 0.5 * 2 ** min(retry, 8))
-                raise kopf.TemporaryError(f"will retry: {exc}", delay=delay) from exc
+                delay = pacing.plan_retry_delay(retry, config.backoff_max, rolling_out=True)
+                phase = await asyncio.to_thread(
+                    reconciler.record_transient_error, io, namespace, name, exc, delay, clock
+                )
+                if phase not in releasestatus.ROLLOUT_PHASES:
+                    delay = pacing.plan_retry_delay(retry, config.backoff_max, rolling_out=False)
+                raise kopf.TemporaryError(f"will retry in {delay:.1f}s: {exc}", delay=delay) from exc
             except errors.PermanentError as exc:
                 logger.error("cannot reconcile: %s", exc)
                 await asyncio.to_thread(reconciler.record_permanent_error, io, namespace, name, exc, clock)
                 outcome = reconciler.Outcome(requeue_after=None)
             retry = conflicts = 0
-            wait = config.poll_interval
-            if outcome.requeue_after is not None:
-                wait = min(wait, outcome.requeue_after)
-            if wait.total_seconds() > 0:
-                await _wait(wakeup, stopped, wait.total_seconds())
+            pace = pacing.plan_wait(
+                pace,
+                requeue_after=outcome.requeue_after,
+                decided=outcome.actions,
+                status_written=outcome.status_written,
+                poll_interval=config.poll_interval,
+            )
+            if pace.repeats == 1:
+                logger.warning(
+                    "the same actions were decided twice with no visible effect; slowing down: %s",
+                    ", ".join(type(a).__name__ for a in outcome.actions),
+                )
+            if pace.wait.total_seconds() > 0:
+                await _wait(wakeup, stopped, pace.wait.total_seconds())
 
     @kopf.on.delete(meta.GROUP, meta.VERSION, "modelreleases", registry=registry, labels=release_filter)
     def clean_up(**kwargs: Any) -> None:
         """Delete what the release created; a real cluster's GC would too, but nothing relies on it."""
         name: str = kwargs["name"]
         namespace: str = kwargs["namespace"]
+        logger: logging.Logger = kwargs["logger"]
         wakeups.forget(namespace, name)
+        if ORPHAN_FINALIZER in (kwargs["meta"].get("finalizers") or []):
+            # `kubectl delete --cascade=orphan`: the API server's garbage collector orphans what the
+            # release owns; it keeps serving as it is, routes included.
+            logger.info(
+                "deleted with orphan propagation: Deployments, Services and routes are left as they are"
+            )
+            return
         try:
-            io.workloads.apply_cleanup(namespace, name)
+            reconciler.clean_up_release(io, namespace, name, kwargs["uid"], kwargs["spec"], logger)
         except errors.TransientError as exc:
             raise kopf.TemporaryError(str(exc), delay=2) from exc
 
@@ -130,11 +153,11 @@ def register(
 
     @kopf.on.event("apps", "v1", "deployments", registry=registry, labels=owned)
     def deployment_changed(**kwargs: Any) -> None:
-        wakeups.wake(kwargs["namespace"], kwargs["labels"].get(_RELEASE))
+        wakeups.wake(kwargs["namespace"], _release_of(kwargs))
 
     @kopf.on.event("", "v1", "pods", registry=registry, labels=owned)
     def pod_changed(**kwargs: Any) -> None:
-        wakeups.wake(kwargs["namespace"], kwargs["labels"].get(_RELEASE))
+        wakeups.wake(kwargs["namespace"], _release_of(kwargs))
 
     @kopf.on.event(meta.GROUP, meta.VERSION, "approvals", registry=registry)
     def approval_changed(**kwargs: Any) -> None:
@@ -143,8 +166,14 @@ def register(
     return wakeups
 
 
-_RELEASE = labels.RELEASE
 MAX_QUICK_CONFLICTS = 5
+ORPHAN_FINALIZER = "orphan"  # set by the API server on a delete with propagationPolicy Orphan
+
+
+def _release_of(kwargs: dict[str, Any]) -> str | None:
+    """The release a Deployment or pod belongs to: its annotation (labels hold a bounded form)."""
+    name: str | None = kwargs["annotations"].get(labels.RELEASE_NAME) or kwargs["labels"].get(labels.RELEASE)
+    return name
 
 
 async def _wait(wakeup: asyncio.Event, stopped: kopf.DaemonStopped, seconds: float) -> None:

@@ -16,8 +16,9 @@ from typing import Any
 import pydantic
 
 from controller import errors, manifests, ports
-from controller.adapters import events, kubeapi
+from controller.adapters import events, kubeapi, traffic
 from controller.domain import actions, engine
+from controller.domain import decision as decisions
 from controller.resources import meta, modelrelease, releasestatus
 from controller.runtime import observe, statuspatch
 
@@ -140,15 +141,123 @@ def reconcile_release(
     observed = observe.observe(io, release, body, status)
     decision = engine.reconcile(release.spec, status, observed, now=now, one_acting_move=True)
     execute(io, release, status, decision.actions, logger)
-    for event in decision.events:
-        io.events.post_transition(release, event, decision.status.attempt)
-    written = _write_status(io, body, status, decision.status)
+    post_events(io, release, decision, logger)
+    written = _write_status(io, body, status, recovered(decision.status, now))
     return Outcome(
         requeue_after=decision.requeue_after,
         actions=decision.actions,
         status_written=written,
         phase=decision.status.phase.value,
     )
+
+
+def clean_up_release(
+    io: observe.Ports, namespace: str, name: str, uid: str, spec: Any, logger: logging.Logger
+) -> None:
+    """A deleted release (normal propagation): remove the Deployments and Services it owns.
+
+    Only objects whose ownerReferences name this release's uid are deleted, so an object another
+    release or a person created under a colliding name is never touched. A user-owned route keeps
+    the rules modelrelease wrote, which name the deleted Services: that is said in an Event and in
+    the log, because rewriting a route to a backend the user did not choose would be a guess.
+    """
+    io.workloads.apply_cleanup(namespace, name, uid)
+    try:
+        parsed = modelrelease.ModelReleaseSpec.model_validate(spec)
+    except pydantic.ValidationError:
+        return
+    routing = parsed.traffic_routing
+    route = (
+        f"HTTPRoute {routing.gateway_api.http_route}"
+        if routing.gateway_api is not None
+        else f"VirtualService {routing.istio.virtual_service}"
+        if routing.istio is not None
+        else None
+    )
+    if route is None:
+        return
+    release = ports.ReleaseRef(namespace=namespace, name=name, uid=uid, spec=parsed)
+    message = (
+        f"{route} still sends traffic to {traffic.stable_service(name)} and {traffic.canary_service(name)}, "
+        "which were deleted with the release: point the route at another backend or delete it"
+    )
+    logger.warning("%s", message)
+    try:
+        io.events.post(
+            release, events.build_event_name(name, uid, "deleted"), "Warning", "RouteLeftBehind", message
+        )
+    except errors.TransientError as exc:
+        logger.warning("event RouteLeftBehind not posted: %s", exc)
+
+
+def post_events(
+    io: observe.Ports, release: ports.ReleaseRef, decision: decisions.Decision, logger: logging.Logger
+) -> None:
+    """Post the decision's Events; one that fails is logged and dropped, never a failed reconcile.
+
+    Events are best-effort in Kubernetes. Letting a failed POST abort the reconcile would leave the
+    actions done and the status unwritten, so `kubectl get` would show the old phase for as long as
+    the backoff lasts.
+    """
+    for event in decision.events:
+        try:
+            io.events.post_transition(release, event, decision.status)
+        except errors.TransientError as exc:
+            logger.warning("event %s not posted (%s): %s", event.reason, exc, event.message)
+
+
+def recovered(status: releasestatus.ModelReleaseStatus, now: datetime) -> releasestatus.ModelReleaseStatus:
+    """After a reconcile that went through, a ReconcileError condition that was True turns False."""
+    failing = next((c for c in status.conditions if c.type == RECONCILE_ERROR), None)
+    if failing is None or failing.status != meta.ConditionStatus.TRUE:
+        return status
+    cleared = failing.model_copy(
+        update={
+            "status": meta.ConditionStatus.FALSE,
+            "reason": "Recovered",
+            "message": f"reconciled again after: {failing.message}",
+            "last_transition_time": now,
+        }
+    )
+    return status.model_copy(
+        update={"conditions": tuple(cleared if c.type == RECONCILE_ERROR else c for c in status.conditions)}
+    )
+
+
+RECONCILE_ERROR = "ReconcileError"
+
+
+def record_transient_error(
+    io: observe.Ports,
+    namespace: str,
+    name: str,
+    exc: errors.TransientError,
+    retry_in: float,
+    clock: Callable[[], datetime],
+) -> releasestatus.Phase | None:
+    """Say in status that reconciling fails and when it is tried again; the phase, if readable.
+
+    Best effort: the API may be what fails, and then the log is all there is.
+    """
+    try:
+        body = io.api.get(release_path(namespace, name))
+        status = releasestatus.ModelReleaseStatus.model_validate(body.get("status") or {})
+        now = clock()
+        previous = next((c for c in status.conditions if c.type == RECONCILE_ERROR), None)
+        since = previous.last_transition_time if previous and previous.status == "True" else now
+        condition = meta.Condition(
+            type=RECONCILE_ERROR,
+            status=meta.ConditionStatus.TRUE,
+            reason=type(exc).__name__.removesuffix("Error") or "Transient",
+            message=f"{str(exc)[:400]}; retrying in {retry_in:.0f}s",
+            last_transition_time=since,
+        )
+        others = tuple(c for c in status.conditions if c.type != RECONCILE_ERROR)
+        updated = status.model_copy(update={"conditions": (*others, condition)})
+        _write_status(io, body, status, updated)
+    except (errors.ModelReleaseError, pydantic.ValidationError):
+        return None
+    return status.phase
 
 
 def _write_status(

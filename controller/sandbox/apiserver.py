@@ -9,7 +9,9 @@ semantics; see docs/testing.md for what is and is not reproduced.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
+import threading
 from typing import Any
 
 import aiohttp.web
@@ -28,12 +30,35 @@ _VERB_BY_ACTION = {
     kmock.action.DELETE: "delete",
 }
 MAX_WATCH_SECONDS = 1800.0
+KEPT_REQUESTS = 100  # of kmock's own request log, for debugging a failed test
+
+
+class RequestCounts:
+    """How many requests each client sent, by method and resource: a few counters, never a log."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: collections.Counter[tuple[str, str, str]] = collections.Counter()
+
+    def count(self, method: str, plural: str | None, client: str) -> None:
+        with self._lock:
+            self._counts[(client, method, plural or "")] += 1
+
+    def total(self, client_prefix: str = "") -> int:
+        """Requests so far from clients whose User-Agent starts with `client_prefix`."""
+        with self._lock:
+            return sum(n for (client, _, _), n in self._counts.items() if client.startswith(client_prefix))
+
+    def snapshot(self) -> dict[tuple[str, str, str], int]:
+        with self._lock:
+            return dict(self._counts)
 
 
 @attrs.define(kw_only=True)
 class EmulatedApiServer(kmock.KubernetesScaffold):
     store: store.Store = attrs.field(factory=store.Store)
     faults: faults_.FaultInjector = attrs.field(factory=faults_.FaultInjector)
+    requests: RequestCounts = attrs.field(factory=lambda: RequestCounts())
     _wakeups: set[asyncio.Event] = attrs.field(factory=set, init=False)
     _loop: asyncio.AbstractEventLoop | None = attrs.field(default=None, init=False)
 
@@ -54,6 +79,13 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
     # ----- dispatch ----------------------------------------------------------------------------
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         self._loop = asyncio.get_running_loop()
+        # kmock keeps every request it served for assertions; a sandbox that runs for hours must not.
+        del self._requests[:-KEPT_REQUESTS]
+        self.requests.count(
+            request.method,
+            request.resource.plural if request.resource else None,
+            request.headers.get("User-Agent", ""),
+        )
         resource = request.resource
         if resource is None or resource.plural is None:
             self._publish_discovery()
@@ -149,7 +181,13 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
                 )
             )
         if verb == "delete":
-            return _json(self.store.delete(rtype, namespace or "", name, body or {}, client=client))
+            options = dict(body or {})
+            for option in ("propagationPolicy", "orphanDependents"):
+                if option in params and option not in options:
+                    options[option] = (
+                        params[option] if option != "orphanDependents" else params[option] == "true"
+                    )
+            return _json(self.store.delete(rtype, namespace or "", name, options, client=client))
         raise errors.ApiError(405, "MethodNotAllowed", f"{request.method} is not served on {rtype.plural}")
 
     async def _watch(
@@ -199,7 +237,13 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
                     raise errors.ApiError(400, "BadRequest", f"invalid resourceVersion {since!r}") from exc
             while (remaining := deadline - loop.time()) > 0:
                 wakeup.clear()  # cleared before reading, so a write after the read still wakes us
-                events = self.store.events_after(rtype, last)
+                try:
+                    events = self.store.events_after(rtype, last)
+                except errors.ApiError as exc:
+                    # As the API server does for a compacted resourceVersion: an ERROR event, then the
+                    # end of the stream; the client lists again.
+                    await send("ERROR", exc.as_status())
+                    break
                 for event in events:
                     last = event.revision
                     if namespace is not None and event.namespace != namespace:
@@ -224,7 +268,11 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
                         await asyncio.wait_for(wakeup.wait(), timeout=remaining)
                     except TimeoutError:
                         break
-        except (ConnectionError, asyncio.CancelledError):
+        except ConnectionError:
+            # The client went away (a killed controller): the watch simply ends.
+            self._wakeups.discard(wakeup)
+            return response
+        except asyncio.CancelledError:
             self._wakeups.discard(wakeup)
             raise
         self._wakeups.discard(wakeup)

@@ -82,6 +82,7 @@ class WorkloadSimulator:
     def step(self) -> timedelta | None:
         """Bring pods and Deployment status in line with now; how long until the next pod is due."""
         now = self._clock()
+        store.collect_garbage(self._store)
         deployments_type = self._store.find_type("apps", "v1", "deployments")
         pods_type = self._store.find_type("", "v1", "pods")
         deployments = self._store.objects("deployments")

@@ -9,6 +9,7 @@ event so a watch can resume from any resourceVersion without losing one.
 
 from __future__ import annotations
 
+import collections
 import copy
 import dataclasses
 import random
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from controller.sandbox import errors, kinds, patching, selectors
+from controller.sandbox import errors, kinds, patching, selectors, validation
 
 Obj = dict[str, Any]
 ObjKey = tuple[kinds.TypeKey, str, str]  # type, namespace ("" if cluster-scoped), name
@@ -56,17 +57,33 @@ def _timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# How much history is kept. A real API server compacts etcd too (every 5 minutes by default) and
+# answers a watch from a compacted resourceVersion with 410 Expired; clients list again. Kept
+# bounded so a sandbox that runs for hours (the demo) holds steady memory.
+MAX_WATCH_EVENTS = 20_000
+MAX_WRITE_RECORDS = 50_000
+ORPHAN = "orphan"
+
+
 class Store:
-    def __init__(self, *, seed: int = 0, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        clock: Callable[[], datetime] | None = None,
+        max_watch_events: int = MAX_WATCH_EVENTS,
+        max_write_records: int = MAX_WRITE_RECORDS,
+    ) -> None:
         self._lock = threading.RLock()
         self._random = random.Random(seed)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._types: dict[kinds.TypeKey, kinds.ResourceType] = {}
         self._objects: dict[ObjKey, Obj] = {}
-        self._events: list[WatchEvent] = []
+        self._events: collections.deque[WatchEvent] = collections.deque(maxlen=max_watch_events)
         self._listeners: list[Callable[[], None]] = []
         self.revision = 1
-        self.writes: list[WriteRecord] = []
+        self.writes: collections.deque[WriteRecord] = collections.deque(maxlen=max_write_records)
+        self._write_count = 0
         for rtype in kinds.BUILT_IN:
             self.register(rtype)
 
@@ -87,6 +104,21 @@ class Store:
                 404, "NotFound", f"the server could not find the requested resource ({plural})"
             )
         return rtype
+
+    def type_of(self, obj: Obj) -> kinds.ResourceType:
+        group, _, version = str(obj["apiVersion"]).rpartition("/")
+        with self._lock:
+            found = next(
+                (
+                    t
+                    for t in self._types.values()
+                    if (t.group, t.version, t.kind) == (group, version, obj["kind"])
+                ),
+                None,
+            )
+        if found is None:
+            raise errors.ApiError(404, "NotFound", f"no kind {obj['kind']} in {obj['apiVersion']}")
+        return found
 
     def subscribe(self, listener: Callable[[], None]) -> None:
         """Call `listener` (from the writing thread) after every change."""
@@ -122,11 +154,24 @@ class Store:
             return items, self.revision
 
     def events_after(self, rtype: kinds.ResourceType, revision: int) -> list[WatchEvent]:
+        """Changes after `revision`; 410 Expired when history that far back was compacted away."""
         with self._lock:
+            oldest = self._events[0].revision if self._events else self.revision + 1
+            if len(self._events) == self._events.maxlen and revision < oldest - 1:
+                raise errors.ApiError(410, "Expired", f"too old resource version: {revision} ({oldest - 1})")
             # Events are appended in revision order, so a binary search would do; linear is plenty here.
             return [
                 event for event in self._events if event.revision > revision and event.type_key == rtype.key
             ]
+
+    def history_sizes(self) -> dict[str, int]:
+        """How much the store keeps besides objects: for the steady-memory test and the sandbox."""
+        with self._lock:
+            return {
+                "objects": len(self._objects),
+                "watch_events": len(self._events),
+                "writes": len(self.writes),
+            }
 
     def objects(self, plural: str) -> list[Obj]:
         """Every stored object of a plural, any group: for tests and the simulator."""
@@ -235,9 +280,10 @@ class Store:
         content_type: str | None,
         client: str,
     ) -> None:
+        self._write_count += 1
         self.writes.append(
             WriteRecord(
-                seq=len(self.writes),
+                seq=self._write_count - 1,
                 at=self._clock(),
                 verb=verb,
                 plural=rtype.plural,
@@ -291,6 +337,7 @@ class Store:
                 meta["name"] = self._generated_name(meta["generateName"])
                 if self._key(rtype, namespace, meta["name"]) not in self._objects:
                     break
+        validation.validate_write(rtype, obj)
         key = self._key(rtype, namespace, meta["name"])
         if key in self._objects:
             raise errors.already_exists(rtype.plural, meta["name"])
@@ -369,6 +416,8 @@ class Store:
         new_meta["resourceVersion"] = meta["resourceVersion"]
         if merged == current:
             return 200, copy.deepcopy(current)  # a no-op write changes nothing, not even the version
+        if subresource is None:
+            validation.validate_write(rtype, merged)
         key = self._key(rtype, namespace, name)
         if new_meta.get("deletionTimestamp") and not new_meta.get("finalizers"):
             del self._objects[key]
@@ -401,6 +450,17 @@ class Store:
         if preconditions.get("uid") not in (None, current["metadata"]["uid"]):
             raise errors.conflict(rtype.plural, name, "the UID precondition failed")
         key = self._key(rtype, namespace, name)
+        policy = options.get("propagationPolicy") or ("Orphan" if options.get("orphanDependents") else None)
+        if policy == "Orphan" and ORPHAN not in (current["metadata"].get("finalizers") or []):
+            # The API server hands the object to the garbage collector, which removes its dependents'
+            # ownerReferences and then this finalizer (`collect_garbage`).
+            marked = copy.deepcopy(current)
+            marked["metadata"]["finalizers"] = [*(current["metadata"].get("finalizers") or []), ORPHAN]
+            marked["metadata"].setdefault("deletionTimestamp", _timestamp(self._clock()))
+            self._bump(marked)
+            self._objects[key] = marked
+            self._emit("MODIFIED", rtype, namespace, marked, current)
+            return 200, copy.deepcopy(marked)
         if current["metadata"].get("finalizers"):
             if not current["metadata"].get("deletionTimestamp"):
                 marked = copy.deepcopy(current)
@@ -418,6 +478,56 @@ class Store:
             for learned in kinds.types_from_crd(current):
                 self._types.pop(learned.key, None)
         return 200, gone
+
+
+def collect_garbage(cluster: Store) -> int:
+    """The garbage collector's part for orphan deletion: dependents of an object being deleted with
+    the `orphan` finalizer lose their ownerReference to it, then the finalizer goes. How many it
+    orphaned. (Background and foreground cascades are not emulated: nothing here relies on them.)"""
+    orphaned = 0
+    for owner in [o for o in _all(cluster) if ORPHAN in (o["metadata"].get("finalizers") or [])]:
+        uid = owner["metadata"]["uid"]
+        for dependent in _all(cluster):
+            refs = dependent["metadata"].get("ownerReferences") or []
+            if not any(ref.get("uid") == uid for ref in refs):
+                continue
+            kept = [ref for ref in refs if ref.get("uid") != uid]
+            patch = {"metadata": {"ownerReferences": kept or None}}
+            rtype, namespace = cluster.type_of(dependent), dependent["metadata"].get("namespace", "")
+            try:
+                cluster.patch(
+                    rtype,
+                    namespace,
+                    dependent["metadata"]["name"],
+                    "application/merge-patch+json",
+                    patch,
+                    client=GARBAGE_COLLECTOR,
+                )
+                orphaned += 1
+            except errors.ApiError:
+                pass  # deleted meanwhile: nothing to orphan
+        finalizers = [f for f in owner["metadata"]["finalizers"] if f != ORPHAN]
+        rtype = cluster.type_of(owner)
+        try:
+            cluster.patch(
+                rtype,
+                owner["metadata"].get("namespace", ""),
+                owner["metadata"]["name"],
+                "application/merge-patch+json",
+                {"metadata": {"finalizers": finalizers or None}},
+                client=GARBAGE_COLLECTOR,
+            )
+        except errors.ApiError:
+            pass  # gone meanwhile
+    return orphaned
+
+
+GARBAGE_COLLECTOR = "sandbox-garbage-collector"
+
+
+def _all(cluster: Store) -> list[Obj]:
+    with cluster._lock:
+        return [copy.deepcopy(obj) for obj in cluster._objects.values()]
 
 
 def _name_of(body: Any) -> str:

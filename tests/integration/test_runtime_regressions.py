@@ -1,0 +1,264 @@
+"""What a new user hit in the runtime, each pinned by the behaviour a user expects.
+
+Each test failed on 461b317 (checked by running it there) and passes now.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+from controller.sandbox import faults, simulator
+from tests.integration import harness
+
+PAUSED_STEPS = [{"setWeight": 25}, {"pause": {}}, {"setWeight": 50}]
+ANALYSED_STEPS = [
+    {"setWeight": 25},
+    {"analysis": {"template": "quality", "maxDuration": "10m"}},
+    {"setWeight": 50},
+]
+POLL_SECONDS = 2.0
+WINDOW_SECONDS = 8.0
+# One reconcile reads the release, Deployments, pods, the route's Services, Approvals and the analysis
+# script (≤ 8 requests) and writes at most a few; Kopf adds a watch reconnection now and then. A
+# release that waits (for a verdict, a person, or pods) is reconciled once per poll interval and on
+# watch events: over the window that is at most window/poll + 3 reconciles of ≤ 12 requests. The
+# busy loop this guards against made ~300-600 requests per second.
+MAX_REQUESTS_PER_WINDOW = int((WINDOW_SECONDS / POLL_SECONDS + 3) * 12)
+
+
+def _requests_over_window(world: harness.World) -> int:
+    counts = world.sandbox.server.requests
+    before = counts.total()
+    deadline = time.monotonic() + WINDOW_SECONDS
+    # A rate needs wall time to pass; the wait wakes on every cluster change and re-checks the clock.
+    world.sandbox.wait_until(lambda: time.monotonic() >= deadline, timeout=WINDOW_SECONDS + 5)
+    return counts.total() - before
+
+
+def _annotate(world: harness.World, name: str, command: str, token: str) -> None:
+    world.patch_release(name, {"metadata": {"annotations": {f"modelrelease.dev/command-{command}": token}}})
+
+
+def test_a_waiting_release_costs_requests_per_poll_interval_not_per_cpu_cycle_in_every_phase(
+    world: harness.World, kubeconfig: Any, tmp_path: Any
+) -> None:
+    controller = harness.Controller(
+        kubeconfig, tmp_path / "controller.log", "--poll-interval", str(POLL_SECONDS)
+    ).start()
+    try:
+        steps = [*ANALYSED_STEPS, {"pause": {}}]
+        world.create(harness.release_body("ranker", "1", strategy={"canary": {"steps": steps}}))
+        world.wait_for_phase("ranker", "Succeeded")
+        measured = {"idle": _requests_over_window(world)}
+
+        world.patch_release("ranker", {"spec": {"model": {"version": "2"}}})
+        world.wait_for_status("ranker", lambda s: s.get("reason") == "Analysing")
+        measured["analysing"] = _requests_over_window(world)  # no verdict scripted: stays Running
+
+        world.script_analysis({"2": "Pass"})
+        world.wait_for_phase("ranker", "Paused")
+        measured["paused"] = _requests_over_window(world)
+
+        world.sandbox.simulator.set_behaviour("3", simulator.PodBehaviour(start_delay=timedelta(seconds=120)))
+        world.patch_release("ranker", {"spec": {"model": {"version": "3"}}})
+        world.wait_for_status(
+            "ranker", lambda s: s.get("reason") == "RolloutStarted" and s.get("canaryModelVersion") == "3"
+        )
+        measured["stepping"] = _requests_over_window(world)  # canary pods take two minutes to load
+    finally:
+        controller.stop()
+    assert {phase: n for phase, n in measured.items() if n > MAX_REQUESTS_PER_WINDOW} == {}, measured
+
+
+def test_releases_whose_long_names_share_a_prefix_get_their_own_valid_objects(
+    world: harness.World, controller: harness.Controller
+) -> None:
+    prefix = "a-model-release-with-a-rather-long-descriptive-name-for-search"
+    names = [f"{prefix}-alpha", f"{prefix}-beta"]
+    for name in names:
+        world.create(harness.release_body(name, "1"))
+    for name in names:
+        world.wait_for_phase(name, "Succeeded")
+    deployments = world.deployments()
+    assert len(deployments) == 2
+    for deployment in deployments.values():
+        assert len(deployment["metadata"]["name"]) <= 63
+        assert all(len(v) <= 63 for v in deployment["metadata"]["labels"].values())
+    owners = {d["metadata"]["ownerReferences"][0]["name"] for d in deployments.values()}
+    assert owners == set(names)
+    # The last traffic move may follow the phase by one reconcile.
+    services = world.sandbox.wait_until(
+        lambda: [s["metadata"]["name"] for s in world.store.objects("services")] or None,
+        timeout=10,
+        what="production Services",
+    )
+    world.sandbox.wait_until(lambda: len(world.store.objects("services")) == 2, timeout=10, what="both")
+    services = [s["metadata"]["name"] for s in world.store.objects("services")]
+    assert len(set(services)) == 2  # each release's own production Service
+    assert all(len(name) <= 63 for name in services)
+
+
+def test_a_deployment_someone_else_owns_under_the_generated_name_fails_the_release_with_the_reason(
+    world: harness.World, controller: harness.Controller
+) -> None:
+    world.create(harness.release_body("ranker", "1"))
+    first = world.wait_for_phase("ranker", "Succeeded")
+    taken = f"ranker-{first['revision']}"
+    _delete_release(world)
+    world.sandbox.wait_until(lambda: taken not in world.deployments(), timeout=30, what="cleaned up")
+    world.create(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": taken, "namespace": "default"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "x"}}, "template": {}},
+        }
+    )
+    world.create(harness.release_body("ranker", "1"))
+    failed = world.wait_for_phase("ranker", "Failed", timeout=30)
+    assert failed["reason"] == "NotOwned"
+    assert taken in failed["message"] and "not owned by ModelRelease ranker" in failed["message"]
+    creates = [w for w in world.controller_writes() if w.verb == "create" and w.name == taken]
+    assert len(creates) <= 5, f"{len(creates)} creates of {taken}: the release retries in a loop"
+
+
+def _gateway_release(name: str, version: str) -> dict[str, Any]:
+    body = harness.release_body(name, version, trafficRouting={"gatewayAPI": {"httpRoute": "ranker-route"}})
+    body["spec"]["strategy"]["canary"]["steps"] = PAUSED_STEPS
+    return body
+
+
+def _route() -> dict[str, Any]:
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "ranker-route", "namespace": "default"},
+        "spec": {
+            "parentRefs": [{"name": "gw"}],
+            "rules": [{"backendRefs": [{"name": "ranker", "port": 8000}]}],
+        },
+    }
+
+
+def _delete_release(world: harness.World, options: dict[str, Any] | None = None) -> None:
+    rtype = world.rtype("modelrelease.dev", "v1alpha1", "modelreleases")
+    world.store.delete(rtype, "default", "ranker", options, client="kubectl")
+    world.sandbox.wait_until(
+        lambda: not any(r["metadata"]["name"] == "ranker" for r in world.store.objects("modelreleases")),
+        timeout=30,
+        what="release gone",
+    )
+
+
+def test_deleting_a_release_with_orphan_propagation_leaves_workloads_and_routing_serving(
+    world: harness.World, controller: harness.Controller
+) -> None:
+    world.create(_route())
+    world.create(_gateway_release("ranker", "1"))
+    world.wait_for_phase("ranker", "Succeeded")
+    world.patch_release("ranker", {"spec": {"model": {"version": "2"}}})
+    world.wait_for_phase("ranker", "Paused")
+    before = (set(world.deployments()), {s["metadata"]["name"] for s in world.store.objects("services")})
+    route_before = world.store.objects("httproutes")[0]["spec"]
+
+    _delete_release(world, {"propagationPolicy": "Orphan"})
+
+    assert (
+        set(world.deployments()),
+        {s["metadata"]["name"] for s in world.store.objects("services")},
+    ) == before
+    assert world.store.objects("httproutes")[0]["spec"] == route_before
+    assert all(not d["metadata"].get("ownerReferences") for d in world.deployments().values())
+    assert not [w for w in world.controller_writes() if w.verb == "delete"]
+
+
+def test_deleting_a_release_removes_what_it_owns_and_says_what_the_route_still_points_at(
+    world: harness.World, controller: harness.Controller
+) -> None:
+    world.create(_route())
+    world.create(_gateway_release("ranker", "1"))
+    world.wait_for_phase("ranker", "Succeeded")
+    world.create(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": "ranker-by-hand",
+                "namespace": "default",
+                "labels": {
+                    "modelrelease.dev/release": "ranker",
+                    "app.kubernetes.io/managed-by": "modelrelease",
+                },
+            },
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "x"}}, "template": {}},
+        }
+    )
+
+    _delete_release(world)
+
+    world.sandbox.wait_until(
+        lambda: set(world.deployments()) == {"ranker-by-hand"}, timeout=30, what="owned Deployments deleted"
+    )
+    assert world.store.objects("services") == []
+    left = [e for e in world.events() if e["reason"] == "RouteLeftBehind"]
+    assert len(left) == 1 and "HTTPRoute ranker-route" in left[0]["message"]
+
+
+def test_a_second_rollout_failing_the_same_step_posts_its_own_events(
+    world: harness.World, controller: harness.Controller
+) -> None:
+    world.script_analysis({"default": "Fail"})  # the same words for both rollouts
+    world.create(harness.release_body("ranker", "1"))
+    world.wait_for_phase("ranker", "Succeeded")
+    for version in ("2", "3"):
+        world.patch_release("ranker", {"spec": {"model": {"version": version}}})
+        world.wait_for_status(
+            "ranker",
+            lambda s, v=version: (
+                s.get("phase") == "RolledBack" and (s.get("lastRollback") or {}).get("modelVersion") == v
+            ),
+        )
+    world.sandbox.wait_until(
+        lambda: sum(e["reason"] == "AnalysisFailed" for e in world.events()) == 2,
+        timeout=10,
+        what="an AnalysisFailed Event for each rollout",
+    )
+
+
+def test_an_event_that_cannot_be_posted_does_not_hold_back_the_status(
+    world: harness.World, controller: harness.Controller
+) -> None:
+    world.create(harness.release_body("ranker", "1", strategy={"canary": {"steps": PAUSED_STEPS}}))
+    world.wait_for_phase("ranker", "Succeeded")
+    world.sandbox.faults.add(
+        faults.FaultRule(
+            times=1000, code=500, verb="create", plural="events", client=harness.CONTROLLER_AGENT
+        )
+    )
+    world.patch_release("ranker", {"spec": {"model": {"version": "2"}}})
+    started = time.monotonic()
+    paused = world.wait_for_phase("ranker", "Paused", timeout=20)
+    assert paused["canaryModelVersion"] == "2"
+    assert time.monotonic() - started < 15  # no backoff taken for Events that failed
+
+
+def test_failing_api_calls_show_in_a_condition_until_a_reconcile_goes_through(
+    world: harness.World, controller: harness.Controller
+) -> None:
+    world.create(harness.release_body("ranker", "1", strategy={"canary": {"steps": PAUSED_STEPS}}))
+    world.wait_for_phase("ranker", "Succeeded")
+    outage = world.sandbox.faults.add(
+        faults.FaultRule(times=6, code=503, verb="list", plural="pods", client=harness.CONTROLLER_AGENT)
+    )
+    world.patch_release("ranker", {"spec": {"model": {"version": "2"}}})
+
+    def condition(status: dict[str, Any]) -> dict[str, Any] | None:
+        return next((c for c in status.get("conditions", []) if c["type"] == "ReconcileError"), None)
+
+    failing = world.wait_for_status("ranker", lambda s: (condition(s) or {}).get("status") == "True")
+    assert "503" in condition(failing)["message"] and "retrying in" in condition(failing)["message"]
+    done = world.wait_for_phase("ranker", "Paused", timeout=60)
+    assert outage.times == 0
+    assert condition(done)["status"] == "False"
