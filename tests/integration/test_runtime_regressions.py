@@ -119,7 +119,8 @@ def test_a_deployment_someone_else_owns_under_the_generated_name_fails_the_relea
     world.create(harness.release_body("ranker", "1"))
     failed = world.wait_for_phase("ranker", "Failed", timeout=30)
     assert failed["reason"] == "NotOwned"
-    assert taken in failed["message"] and "not owned by ModelRelease ranker" in failed["message"]
+    assert taken in failed["message"]
+    assert "not owned by ModelRelease ranker" in failed["message"]
     creates = [w for w in world.controller_writes() if w.verb == "create" and w.name == taken]
     assert len(creates) <= 5, f"{len(creates)} creates of {taken}: the release retries in a loop"
 
@@ -203,7 +204,8 @@ def test_deleting_a_release_removes_what_it_owns_and_says_what_the_route_still_p
     )
     assert world.store.objects("services") == []
     left = [e for e in world.events() if e["reason"] == "RouteLeftBehind"]
-    assert len(left) == 1 and "HTTPRoute ranker-route" in left[0]["message"]
+    assert len(left) == 1
+    assert "HTTPRoute ranker-route" in left[0]["message"]
 
 
 def test_a_second_rollout_failing_the_same_step_posts_its_own_events(
@@ -258,7 +260,9 @@ def test_failing_api_calls_show_in_a_condition_until_a_reconcile_goes_through(
         return next((c for c in status.get("conditions", []) if c["type"] == "ReconcileError"), None)
 
     failing = world.wait_for_status("ranker", lambda s: (condition(s) or {}).get("status") == "True")
-    assert "503" in condition(failing)["message"] and "retrying in" in condition(failing)["message"]
+    message = condition(failing)["message"]
+    assert "503" in message
+    assert "retrying in" in message
     done = world.wait_for_phase("ranker", "Paused", timeout=60)
     assert outage.times == 0
     assert condition(done)["status"] == "False"
