@@ -26,6 +26,7 @@ from controller.resources import modelrelease, releasestatus
 Phase = releasestatus.Phase
 Verdict = verdicts.Verdict
 POLL = timedelta(seconds=30)  # how often to look again while waiting on something without a watch
+CANARY_UNAVAILABLE = "CanaryUnavailable"
 
 
 @dataclass(frozen=True)
@@ -573,6 +574,13 @@ class _Turn:
             canary_weight=st.canary_weight,
         )
         self.desired_traffic = traffic
+        if self._canary_lost(canary_name, stable_name):
+            return self._shelter_on_stable(target, index, wants)
+        if st.reason == CANARY_UNAVAILABLE:
+            message = f"canary {canary_name} is Ready again; {self._step_label()} continues"
+            self._set(reason="CanaryRecovered", message=message)
+            self._event("CanaryRecovered", message)
+            return self._move()
         # The step's own transition is tried first: after a restart the world may be ahead of a
         # status that was never written, and converging first would undo work (scale down warm
         # GPU pods, take traffic back) only to redo it a moment later.
@@ -583,6 +591,46 @@ class _Turn:
         if self._converge(wants, traffic) or self._keep_analysis_running():
             return self._move()
         return move
+
+    def _canary_lost(self, canary_name: str, stable_name: str) -> bool:
+        """The canary carries weight but has no Ready pod (deleted by hand, every pod crashed) while
+        stable could serve: its users get errors, whatever the status says."""
+        if self.status.canary_weight == 0 or (self.obs.traffic and self.obs.traffic.canary_weight == 0):
+            if self.status.reason != CANARY_UNAVAILABLE:
+                return False
+        canary = self.obs.workloads.get(canary_name)
+        stable = self.obs.workloads.get(stable_name)
+        return (
+            (canary is None or canary.ready_replicas == 0)
+            and stable is not None
+            and stable.ready_replicas > 0
+        )
+
+    def _shelter_on_stable(self, target: Target, index: int, wants: dict[str, _Want]) -> Move:
+        """Route everything to stable until the canary is Ready again; a running analysis of this step
+        is dropped, to start afresh on traffic the canary really serves."""
+        st = self.status
+        if st.reason != CANARY_UNAVAILABLE:
+            dropped = [r for r in st.analysis if r.step_index == index and r.finished_at is None]
+            self.acts.extend(actions.StopAnalysis(run=r.run) for r in dropped)
+            name = naming.workload_name(self.name, target.revision)
+            message = (
+                f"canary {name} has no Ready pod at {self._step_label()}: all traffic back on stable "
+                "until it is Ready" + ("; the analysis starts again then" if dropped else "")
+            )
+            self._set(
+                analysis=tuple(r for r in st.analysis if r not in dropped),
+                reason=CANARY_UNAVAILABLE,
+                message=message,
+            )
+            self._event(CANARY_UNAVAILABLE, message, warning=True)
+            return self._move()
+        assert st.stable_revision is not None
+        shelter = actions.SetTrafficWeight(
+            stable_revision=st.stable_revision, canary_revision=target.revision, canary_weight=0
+        )
+        self._converge(wants, shelter)
+        return self._move(self.now + POLL)
 
     def _traffic_reached(self) -> bool:
         """Traffic is at least where the status says (ahead is fine: a status not yet written)."""

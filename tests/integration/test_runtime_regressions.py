@@ -266,3 +266,52 @@ def test_failing_api_calls_show_in_a_condition_until_a_reconcile_goes_through(
     done = world.wait_for_phase("ranker", "Paused", timeout=60)
     assert outage.times == 0
     assert condition(done)["status"] == "False"
+
+
+def test_a_canary_deleted_by_hand_mid_analysis_gets_no_traffic_until_ready_and_its_analysis_restarts(
+    world: harness.World, controller: harness.Controller
+) -> None:
+    world.sandbox.simulator.set_behaviour("2", simulator.PodBehaviour(start_delay=timedelta(seconds=3)))
+    world.create(harness.release_body("ranker", "1"))
+    world.wait_for_phase("ranker", "Succeeded")
+    world.patch_release("ranker", {"spec": {"model": {"version": "2"}}})
+    analysing = world.wait_for_status("ranker", lambda s: s.get("reason") == "Analysing")
+    first_start = analysing["analysis"][0]["startedAt"]
+    canary = f"ranker-{analysing['canaryRevision']}"
+
+    world.store.delete(world.rtype("apps", "v1", "deployments"), "default", canary, client="kubectl")
+
+    sheltered = world.wait_for_status("ranker", lambda s: s.get("reason") == "CanaryUnavailable", timeout=20)
+    assert sheltered["analysis"] == []
+    world.sandbox.wait_until(
+        lambda: (
+            world.service("ranker")["metadata"]["annotations"].get("modelrelease.dev/canary-weight") == "0"
+        ),
+        timeout=10,
+        what="production traffic back on stable",
+    )
+    assert canary in world.deployments() or world.sandbox.wait_until(
+        lambda: canary in world.deployments(), timeout=10, what="canary recreated"
+    )
+    # While the new pods load, nobody is routed to them.
+    ready = world.sandbox.wait_until(
+        lambda: [
+            p
+            for p in world.store.objects("pods")
+            if p["metadata"]["name"].startswith(canary)
+            and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"]["conditions"])
+        ],
+        timeout=20,
+        what="recreated canary Ready",
+    )
+    assert ready
+    restarted = world.wait_for_status(
+        "ranker", lambda s: s.get("reason") == "Analysing" and s.get("analysis"), timeout=20
+    )
+    assert restarted["analysis"][0]["startedAt"] > first_start
+    weights = [
+        w.object["metadata"]["annotations"].get("modelrelease.dev/canary-weight")
+        for w in harness.successful(world, "patch", "services", "ranker")
+    ]
+    assert weights[-2:] == ["0", "25"]
+    assert any(e["reason"] == "CanaryUnavailable" for e in world.events())
