@@ -29,20 +29,31 @@ class KubeEvents:
         self._api = api
         self._clock = clock
 
-    def post(self, release: ports.ReleaseRef, name: str, event_type: str, reason: str, message: str) -> bool:
-        """Post one Event; False when an Event of that name exists already (said before)."""
+    def post(
+        self,
+        release: ports.ReleaseRef,
+        name: str,
+        event_type: str,
+        reason: str,
+        message: str,
+        *,
+        regarding: dict[str, str] | None = None,
+    ) -> bool:
+        """Post one Event (about the release, or `regarding` another object); False when an Event of
+        that name exists already (said before)."""
         stamp = self._clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+        involved = regarding or {
+            "apiVersion": meta.API_VERSION,
+            "kind": "ModelRelease",
+            "name": release.name,
+            "namespace": release.namespace,
+            "uid": release.uid,
+        }
         body = {
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {"name": name, "namespace": release.namespace},
-            "involvedObject": {
-                "apiVersion": meta.API_VERSION,
-                "kind": "ModelRelease",
-                "name": release.name,
-                "namespace": release.namespace,
-                "uid": release.uid,
-            },
+            "involvedObject": involved,
             "type": event_type,
             "reason": reason,
             "message": message[:1024],
@@ -70,7 +81,15 @@ class KubeEvents:
             event.reason,
             event.key or event.message,
         )
-        return self.post(release, name, event.type.value, event.reason, event.message)
+        regarding = None
+        if event.regarding_approval is not None:
+            regarding = {
+                "apiVersion": meta.API_VERSION,
+                "kind": "Approval",
+                "name": event.regarding_approval,
+                "namespace": release.namespace,
+            }
+        return self.post(release, name, event.type.value, event.reason, event.message, regarding=regarding)
 
 
 class EventNotifier:

@@ -22,6 +22,7 @@ class Event(schema.Frozen):
     reason: str
     message: str
     key: str | None = None  # what identifies it when the message may differ on a replay; else the message
+    regarding_approval: str | None = None  # posted on this Approval (in the release's namespace) instead
 
 
 class Decision(schema.Frozen):

@@ -785,8 +785,9 @@ class _Turn:
         st = self.status
         if st.phase != Phase.AWAITING_APPROVAL:
             message = (
-                f"{entry.label}: waiting for an approval of revision {target.revision} "
-                f"(kubectl modelrelease approve {self.name}, or Slack)"
+                f"{entry.label}: waiting for an approval of revision {target.revision}: create an "
+                f"Approval with release {self.name}, revision {target.revision}, step {index} "
+                "(docs/operations.md)"
             )
             self._set(phase=Phase.AWAITING_APPROVAL, reason="AwaitingApproval", message=message)
             key = naming.notification_key(target.revision, st.attempt, f"approval-{index}")
@@ -809,16 +810,61 @@ class _Turn:
         rejection = next((a for a in relevant if a.decision == releasestatus.ApprovalDecision.REJECT), None)
         if rejection is not None:
             self._record_approval(
-                target, rejection.decision, rejection.by, rejection.name, rejection.created_at
+                target,
+                rejection.decision,
+                rejection.by,
+                rejection.name,
+                rejection.created_at,
+                rejection.reason,
             )
-            self._rollback(target, "ApprovalRejected", f"{entry.label}: rejected by {rejection.by}")
+            why = f": {rejection.reason}" if rejection.reason else ""
+            self._rollback(target, "ApprovalRejected", f"{entry.label}: rejected by {rejection.by}{why}")
             return self._move()
         if relevant:
             approval = relevant[0]
-            self._record_approval(target, approval.decision, approval.by, approval.name, approval.created_at)
+            self._record_approval(
+                target, approval.decision, approval.by, approval.name, approval.created_at, approval.reason
+            )
             self._complete(target, index, entry, plan)
             return self._move()
+        if self._report_mismatched_approvals(index, target):
+            return self._move()
         return self._move()
+
+    def _report_mismatched_approvals(self, index: int, target: Target) -> bool:
+        """An Approval made for this release during this attempt that does not name the waiting gate
+        is reported once (an Event on it and the status message), never silently ignored."""
+        started = self.status.rollout_started_at
+        assert started is not None
+        since = started.replace(microsecond=0)
+        reported = False
+        for approval in self.obs.approvals:
+            if approval.created_at < since or (approval.revision, approval.step) == (target.revision, index):
+                continue
+            key = naming.notification_key(target.revision, self.status.attempt, f"ignored-{approval.name}")
+            if key in self.status.notifications:
+                continue
+            wrong = []
+            if approval.revision != target.revision:
+                wrong.append(f"revision {approval.revision} (waiting: {target.revision})")
+            if approval.step != index:
+                wrong.append(f"step {approval.step} (waiting: {index})")
+            message = f"Approval {approval.name} ignored: it names {' and '.join(wrong)}"
+            self._set(
+                notifications=(*self.status.notifications, key),
+                message=f"{message}; still waiting for an approval of step {index} of revision {target.revision}",
+            )
+            self.events.append(
+                decisions.Event(
+                    type=decisions.EventType.WARNING,
+                    reason="ApprovalIgnored",
+                    message=message,
+                    key=approval.name,
+                    regarding_approval=approval.name,
+                )
+            )
+            reported = True
+        return reported
 
     def _record_approval(
         self,
@@ -827,6 +873,7 @@ class _Turn:
         by: str,
         via: str,
         at: datetime | None = None,
+        reason: str = "",
     ) -> None:
         record = releasestatus.ApprovalRecord(
             step_index=self.status.current_step_index or 0,
@@ -835,6 +882,7 @@ class _Turn:
             by=by,
             at=at or self.now,
             via=via,
+            reason=reason,
         )
         self._set(approvals=(*self.status.approvals, record))
         self._event("Approval", f"{decision.value} by {by} via {via}")

@@ -75,6 +75,7 @@ class ObservedApproval(schema.Frozen):
     decision: releasestatus.ApprovalDecision
     by: str
     created_at: datetime
+    reason: str = ""
 
 
 class Commands(schema.Frozen):

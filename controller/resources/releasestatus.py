@@ -58,6 +58,7 @@ class ApprovalRecord(schema.Frozen):
     via: str = Field(
         description="Approval object name, or 'promote' / 'promote-full' for an operator command."
     )
+    reason: str = Field("", description="Why, as the approver wrote it (a rejection's reason).")
 
 
 class ResolvedModel(schema.Frozen):

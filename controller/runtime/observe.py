@@ -55,6 +55,7 @@ def fetch_approvals(
                 step=spec.step,
                 decision=spec.decision,
                 by=spec.by,
+                reason=spec.reason,
                 created_at=datetime.fromisoformat(created.replace("Z", "+00:00")),
             )
         )

@@ -25,6 +25,8 @@ class ResourceType:
     short_names: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
     printer_columns: tuple[dict[str, Any], ...] = ()
+    # The CRD version's openAPIV3Schema, which every write of a custom resource must satisfy.
+    schema: dict[str, Any] | None = dataclasses.field(default=None, compare=False, hash=False)
 
     @property
     def key(self) -> TypeKey:
@@ -98,6 +100,7 @@ def types_from_crd(crd: dict[str, Any]) -> list[ResourceType]:
                     short_names=tuple(names.get("shortNames", ())),
                     categories=tuple(names.get("categories", ())),
                     printer_columns=tuple(version.get("additionalPrinterColumns", ())),
+                    schema=(version.get("schema") or {}).get("openAPIV3Schema"),
                 )
             )
         return result

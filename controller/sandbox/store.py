@@ -338,6 +338,7 @@ class Store:
                 if self._key(rtype, namespace, meta["name"]) not in self._objects:
                     break
         validation.validate_write(rtype, obj)
+        validation.validate_custom_resource(rtype, obj)
         key = self._key(rtype, namespace, meta["name"])
         if key in self._objects:
             raise errors.already_exists(rtype.plural, meta["name"])
@@ -418,6 +419,7 @@ class Store:
             return 200, copy.deepcopy(current)  # a no-op write changes nothing, not even the version
         if subresource is None:
             validation.validate_write(rtype, merged)
+        validation.validate_custom_resource(rtype, merged)
         key = self._key(rtype, namespace, name)
         if new_meta.get("deletionTimestamp") and not new_meta.get("finalizers"):
             del self._objects[key]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import jsonschema
+
 from controller.sandbox import errors, kinds
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -33,6 +35,25 @@ def validate_write(rtype: kinds.ResourceType, obj: dict[str, Any]) -> None:
     if problems:
         raise errors.ApiError(
             422, "Invalid", f'{rtype.kind} "{meta.get("name", "")}" is invalid: ' + ", ".join(problems)
+        )
+
+
+def validate_custom_resource(rtype: kinds.ResourceType, obj: dict[str, Any]) -> None:
+    """A custom resource must satisfy its CRD's structural schema (enums, bounds, required fields)."""
+    if rtype.schema is None:
+        return
+    problems = []
+    for error in sorted(jsonschema.Draft4Validator(rtype.schema).iter_errors(obj), key=str):
+        where = ".".join(str(part) for part in error.absolute_path) or "<root>"
+        if error.validator == "enum":
+            supported = ", ".join(f'"{v}"' for v in error.validator_value)
+            problems.append(f'{where}: Unsupported value: "{error.instance}": supported values: {supported}')
+        else:
+            problems.append(f"{where}: Invalid value: {error.message}")
+    if problems:
+        name = (obj.get("metadata") or {}).get("name", "")
+        raise errors.ApiError(
+            422, "Invalid", f'{rtype.kind}.{rtype.group} "{name}" is invalid: ' + ", ".join(problems)
         )
 
 

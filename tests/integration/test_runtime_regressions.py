@@ -315,3 +315,62 @@ def test_a_canary_deleted_by_hand_mid_analysis_gets_no_traffic_until_ready_and_i
     ]
     assert weights[-2:] == ["0", "25"]
     assert any(e["reason"] == "CanaryUnavailable" for e in world.events())
+
+
+def _approval(name: str, revision: str, step: int, decision: str, **extra: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "modelrelease.dev/v1alpha1",
+        "kind": "Approval",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "release": "ranker",
+            "revision": revision,
+            "step": step,
+            "decision": decision,
+            "by": "sre@example.com",
+            **extra,
+        },
+    }
+
+
+def test_approvals_that_miss_the_gate_are_refused_or_reported_and_a_rejection_keeps_its_reason(
+    world: harness.World, controller: harness.Controller
+) -> None:
+    steps = [{"setWeight": 25}, {"approval": {"slack": False}}, {"setWeight": 50}]
+    world.create(harness.release_body("ranker", "1", strategy={"canary": {"steps": steps}}))
+    world.wait_for_phase("ranker", "Succeeded")
+    world.patch_release("ranker", {"spec": {"model": {"version": "2"}}})
+    waiting = world.wait_for_phase("ranker", "AwaitingApproval")
+    revision, step = waiting["canaryRevision"], waiting["currentStepIndex"]
+
+    try:
+        world.create(_approval("maybe", revision, step, "maybe"))
+    except Exception as exc:  # the API server refuses it by the CRD's enum
+        assert "Unsupported value" in str(exc)
+        assert "spec.decision" in str(exc)
+    else:
+        raise AssertionError("an Approval with decision 'maybe' was accepted")
+    world.create(_approval("old-rev", "0123456789", step, "approve"))
+    world.create(_approval("wrong-step", revision, step + 1, "approve"))
+
+    world.sandbox.wait_until(
+        lambda: (
+            {e["involvedObject"]["name"] for e in world.events() if e["reason"] == "ApprovalIgnored"}
+            == {"old-rev", "wrong-step"}
+        ),
+        timeout=20,
+        what="an ApprovalIgnored Event on each mismatched Approval",
+    )
+    assert all(
+        e["involvedObject"]["kind"] == "Approval" for e in world.events() if e["reason"] == "ApprovalIgnored"
+    )
+    # Events go out just before the status write that records them.
+    still = world.wait_for_status("ranker", lambda s: "ignored" in s.get("message", ""), timeout=10)
+    assert still["phase"] == "AwaitingApproval"
+
+    world.create(_approval("no", revision, step, "reject", reason="p99 looks off in the dashboard"))
+    rolled = world.wait_for_phase("ranker", "RolledBack")
+    assert rolled["approvals"][-1]["reason"] == "p99 looks off in the dashboard"
+    assert rolled["lastRollback"]["message"].endswith(
+        "rejected by sre@example.com: p99 looks off in the dashboard"
+    )
