@@ -595,9 +595,11 @@ class _Turn:
     def _canary_lost(self, canary_name: str, stable_name: str) -> bool:
         """The canary carries weight but has no Ready pod (deleted by hand, every pod crashed) while
         stable could serve: its users get errors, whatever the status says."""
-        if self.status.canary_weight == 0 or (self.obs.traffic and self.obs.traffic.canary_weight == 0):
-            if self.status.reason != CANARY_UNAVAILABLE:
-                return False
+        no_weight = self.status.canary_weight == 0 or (
+            self.obs.traffic is not None and self.obs.traffic.canary_weight == 0
+        )
+        if no_weight and self.status.reason != CANARY_UNAVAILABLE:
+            return False
         canary = self.obs.workloads.get(canary_name)
         stable = self.obs.workloads.get(stable_name)
         return (
@@ -852,7 +854,7 @@ class _Turn:
             message = f"Approval {approval.name} ignored: it names {' and '.join(wrong)}"
             self._set(
                 notifications=(*self.status.notifications, key),
-                message=f"{message}; still waiting for an approval of step {index} of revision {target.revision}",
+                message=f"{message}; still waiting for step {index} of revision {target.revision}",
             )
             self.events.append(
                 decisions.Event(
