@@ -18,7 +18,7 @@ import aiohttp.web
 import attrs
 import kmock
 
-from controller.sandbox import errors, kinds, selectors, store, tables
+from controller.sandbox import errors, kinds, openapi, protobuf, selectors, store, tables
 from controller.sandbox import faults as faults_
 
 _VERB_BY_ACTION = {
@@ -66,6 +66,30 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
         super().__attrs_post_init__()
         self.store.subscribe(self._on_change)
 
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        # kmock reads `/api/v1/namespaces[/NAME]` as a namespace prefix with no resource (and fails on
+        # the bare collection); the Namespace resource gets an internal plural instead.
+        if raw_request.rel_url.path.startswith(openapi.PREFIX):
+            document = openapi.build_document(self.store.types(), raw_request.rel_url.path)
+            if document is None:
+                return aiohttp.web.json_response(
+                    errors.ApiError(404, "NotFound", "no such OpenAPI document").as_status(), status=404
+                )
+            return aiohttp.web.json_response(document)
+        aliased = _alias_namespace_path(raw_request.rel_url.path)
+        if aliased is not None:
+            url = raw_request.rel_url
+            raw_request = raw_request.clone(rel_url=url.with_path(aliased).with_query(url.query))
+        if PROTOBUF in raw_request.headers.get("Content-Type", ""):
+            # kubectl's typed `create` commands send protobuf, which kmock cannot read as text: the
+            # body is turned into JSON here, before kmock parses the request.
+            try:
+                decoded = protobuf.decode(await raw_request.read())
+            except errors.ApiError as exc:
+                return aiohttp.web.json_response(exc.as_status(), status=exc.code)
+            raw_request._read_bytes = json.dumps(decoded).encode()  # aiohttp's cache of the read body
+        return await super().__call__(raw_request)
+
     # ----- watch wake-ups (the store may be written from another thread) ------------------------
     def _on_change(self) -> None:
         loop = self._loop
@@ -99,7 +123,8 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
         )
         client = request.headers.get("User-Agent", "")
         try:
-            rtype = self.store.find_type(resource.group or "", resource.version or "", resource.plural)
+            plural = NAMESPACES_ALIAS.get(resource.plural, resource.plural)
+            rtype = self.store.find_type(resource.group or "", resource.version or "", plural)
             name = request.name or _body_name(request)
             fault = self.faults.take(verb, rtype.plural, name, request.subresource, client)
             if fault is not None:
@@ -145,6 +170,8 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
             )
         if verb == "watch":
             return await self._watch(request, rtype, namespace if rtype.namespaced else None)
+        if request.subresource == "scale" and rtype.plural in SCALABLE:
+            return _json(self._scale(request, rtype, verb, namespace or "", client))
         if verb == "get":
             obj = self.store.get(rtype, namespace or "", request.name or "")
             if tables.wants_table(accept):
@@ -190,6 +217,41 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
             return _json(self.store.delete(rtype, namespace or "", name, options, client=client))
         raise errors.ApiError(405, "MethodNotAllowed", f"{request.method} is not served on {rtype.plural}")
 
+    def _scale(
+        self, request: kmock.Request, rtype: kinds.ResourceType, verb: str, namespace: str, client: str
+    ) -> dict[str, Any]:
+        """The `/scale` subresource of Deployments (autoscaling/v1 Scale), as `kubectl scale` uses it."""
+        name = request.name or ""
+        if verb in ("patch", "update"):
+            body = _body(request) or {}
+            replicas = (body.get("spec") or {}).get("replicas")
+            if not isinstance(replicas, int) or replicas < 0:
+                raise errors.ApiError(
+                    422, "Invalid", "spec.replicas: Invalid value: must be a whole number ≥ 0"
+                )
+            self.store.patch(
+                rtype,
+                namespace,
+                name,
+                "application/merge-patch+json",
+                {"spec": {"replicas": replicas}},
+                client=client,
+            )
+        elif verb != "get":
+            raise errors.ApiError(405, "MethodNotAllowed", f"{verb} is not served on {rtype.plural}/scale")
+        obj = self.store.get(rtype, namespace, name)
+        labels = ((obj["spec"].get("selector") or {}).get("matchLabels")) or {}
+        return {
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {k: obj["metadata"][k] for k in ("name", "namespace", "uid", "resourceVersion")},
+            "spec": {"replicas": int(obj["spec"].get("replicas", 1))},
+            "status": {
+                "replicas": int((obj.get("status") or {}).get("replicas", 0)),
+                "selector": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+            },
+        }
+
     async def _watch(
         self, request: kmock.Request, rtype: kinds.ResourceType, namespace: str | None
     ) -> aiohttp.web.StreamResponse:
@@ -211,7 +273,14 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
         assert request._raw_request is not None  # kmock keeps it for every served request
         await response.prepare(request._raw_request)
 
+        as_table = tables.wants_table(request.headers.get("Accept", ""))
+        include = params.get("includeObject", "PartialObjectMetadata")
+
         async def send(event_type: str, obj: dict[str, Any]) -> None:
+            if as_table and event_type in ("ADDED", "MODIFIED", "DELETED"):
+                # `kubectl get -w` asks for Tables: each event carries a one-row Table.
+                revision = int(obj["metadata"].get("resourceVersion", 0))
+                obj = tables.build_table(rtype, [obj], revision, include_object=include, now=tables.utcnow())
             await response.write(json.dumps({"type": event_type, "object": obj}).encode() + b"\n")
 
         wakeup = asyncio.Event()
@@ -334,6 +403,18 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
                     "categories": list(rtype.categories),
                 }
             )
+            if rtype.plural in SCALABLE:
+                resources.append(
+                    {
+                        "name": f"{rtype.plural}/scale",
+                        "singularName": "",
+                        "namespaced": rtype.namespaced,
+                        "group": "autoscaling",
+                        "version": "v1",
+                        "kind": "Scale",
+                        "verbs": ["get", "patch", "update"],
+                    }
+                )
             if rtype.status_subresource:
                 resources.append(
                     {
@@ -351,6 +432,22 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
             "groupVersion": group_version,
             "resources": resources,
         }
+
+
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+SCALABLE = frozenset({"deployments"})
+NAMESPACES_ALIAS = {"x-namespaces": "namespaces"}
+_NAMESPACE_SUBRESOURCES = frozenset({"status", "finalize"})
+
+
+def _alias_namespace_path(path: str) -> str | None:
+    """`/api/v1/namespaces[/NAME[/status|finalize]]` → the same under the internal plural; else None."""
+    parts = path.strip("/").split("/")
+    if parts[:3] != ["api", "v1", "namespaces"]:
+        return None
+    if len(parts) in (3, 4) or (len(parts) == 5 and parts[4] in _NAMESPACE_SUBRESOURCES):
+        return "/" + "/".join(["api", "v1", "x-namespaces", *parts[3:]])
+    return None
 
 
 def _body(request: kmock.Request) -> Any:

@@ -39,6 +39,8 @@ class SandboxCluster:
         self.store.subscribe(self._notify_waiters)
         for crd in (*thirdparty.KOPF_PEERING, *thirdparty.TRAFFIC):
             self.create(crd)
+        for namespace in ("default", "kube-system"):  # what every cluster starts with
+            self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
 
     @property
     def url(self) -> str:

@@ -46,18 +46,18 @@ class ResourceType:
         return {key: value for key, value in obj.items() if key not in skipped}
 
 
-def _core(plural: str, kind: str, *, namespaced: bool = True, status: bool = False) -> ResourceType:
-    return ResourceType("", "v1", plural, kind, kind.lower(), namespaced, status)
+def _core(plural: str, kind: str, *short: str, namespaced: bool = True, status: bool = False) -> ResourceType:
+    return ResourceType("", "v1", plural, kind, kind.lower(), namespaced, status, short_names=short)
 
 
 BUILT_IN: tuple[ResourceType, ...] = (
-    _core("namespaces", "Namespace", namespaced=False, status=True),
-    _core("pods", "Pod", status=True),
-    _core("services", "Service", status=True),
-    _core("configmaps", "ConfigMap"),
+    _core("namespaces", "Namespace", "ns", namespaced=False, status=True),
+    _core("pods", "Pod", "po", status=True),
+    _core("services", "Service", "svc", status=True),
+    _core("configmaps", "ConfigMap", "cm"),
     _core("secrets", "Secret"),
-    _core("events", "Event"),
-    _core("serviceaccounts", "ServiceAccount"),
+    _core("events", "Event", "ev"),
+    _core("serviceaccounts", "ServiceAccount", "sa"),
     ResourceType(
         "apps", "v1", "deployments", "Deployment", "deployment", True, True, short_names=("deploy",)
     ),

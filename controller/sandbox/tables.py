@@ -8,7 +8,12 @@ from typing import Any
 
 from controller.sandbox import kinds
 
-_STEP = re.compile(r"\.([A-Za-z0-9_-]+)|\[(\d+)\]|\[\?\(@\.([A-Za-z0-9_.-]+)==[\"']([^\"']*)[\"']\)\]")
+_STEP = re.compile(
+    r"\.([A-Za-z0-9_-]+)"
+    r"|\[(-?\d+)\]"
+    r"|\[(-?\d*):(-?\d*)\]"
+    r"|\[\?\(@\.([A-Za-z0-9_.-]+)==[\"']([^\"']*)[\"']\)\]"
+)
 
 _BUILT_IN_COLUMNS: dict[str, tuple[dict[str, Any], ...]] = {
     "deployments": (
@@ -24,7 +29,7 @@ _BUILT_IN_COLUMNS: dict[str, tuple[dict[str, Any], ...]] = {
 
 
 def evaluate_json_path(obj: Any, path: str) -> Any:
-    """The subset of JSONPath printer columns use: `.a.b`, `[0]`, `[?(@.type=="Ready")]`."""
+    """The subset of JSONPath printer columns use: `.a.b`, `[0]`, `[-1]`, `[-1:]`, `[?(@.type=="Ready")]`."""
     nodes = [obj]
     position = 0
     path = path.strip().removeprefix("{").removesuffix("}")
@@ -33,13 +38,15 @@ def evaluate_json_path(obj: Any, path: str) -> Any:
         if match is None:
             return None
         position = match.end()
-        field, index, filter_key, filter_value = match.groups()
+        field, index, start, stop, filter_key, filter_value = match.groups()
         found = []
         for node in nodes:
             if field is not None and isinstance(node, dict) and field in node:
                 found.append(node[field])
-            elif index is not None and isinstance(node, list) and int(index) < len(node):
+            elif index is not None and isinstance(node, list) and -len(node) <= int(index) < len(node):
                 found.append(node[int(index)])
+            elif start is not None and isinstance(node, list):
+                found.extend(node[int(start) if start else None : int(stop) if stop else None])
             elif filter_key is not None and isinstance(node, list):
                 found.extend(
                     item
