@@ -23,8 +23,17 @@ T = TypeVar("T")
 
 
 class SandboxCluster:
-    def __init__(self, *, seed: int = 0, pods: simulator.PodBehaviour = simulator.DEFAULT_BEHAVIOUR) -> None:
-        self.store = store.Store(seed=seed)
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        pods: simulator.PodBehaviour = simulator.DEFAULT_BEHAVIOUR,
+        max_watch_events: int = store.MAX_WATCH_EVENTS,
+        max_write_records: int = store.MAX_WRITE_RECORDS,
+    ) -> None:
+        self.store = store.Store(
+            seed=seed, max_watch_events=max_watch_events, max_write_records=max_write_records
+        )
         self.faults = faults.FaultInjector()
         self.simulator = simulator.WorkloadSimulator(self.store, default=pods, seed=seed)
         self.server = apiserver.EmulatedApiServer(store=self.store, faults=self.faults)
