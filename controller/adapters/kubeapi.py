@@ -8,6 +8,7 @@ uses the client's configuration, auth and connection pool and speaks JSON itself
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -16,7 +17,8 @@ import urllib3
 
 from controller import errors
 
-USER_AGENT = "modelrelease-controller"
+# The process id tells two replicas apart in an API server's audit log (and in the sandbox's).
+USER_AGENT = f"modelrelease-controller (pid {os.getpid()})"
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 

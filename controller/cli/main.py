@@ -12,6 +12,7 @@ from controller import crdgen, manifests
 from controller.cli import judging
 from controller.domain import planning
 from controller.resources import kinds
+from controller.runtime import settings as settings_defaults
 
 DEFAULT_CRD_DIR = Path("crds")
 
@@ -59,9 +60,22 @@ def _parser() -> argparse.ArgumentParser:
         help="handle only releases with this label, to shard a large fleet (repeatable)",
     )
     peering = run.add_mutually_exclusive_group()
-    peering.add_argument("--standalone", action="store_true", help="no peering: this process always acts")
-    peering.add_argument("--peering", help="peering object name; only the highest-priority peer acts")
-    run.add_argument("--priority", type=int, default=0, help="peering priority (higher acts)")
+    peering.add_argument(
+        "--standalone",
+        action="store_true",
+        help="no coordination: this process always acts (run exactly one such process)",
+    )
+    peering.add_argument(
+        "--peering",
+        default=settings_defaults.PEERING_NAME,
+        help="Kopf peering object shared by the replicas; only the highest-priority one acts; created "
+        f"when missing (default: {settings_defaults.PEERING_NAME})",
+    )
+    run.add_argument(
+        "--priority",
+        type=int,
+        help="peering priority, higher acts (default: a random one per process, so replicas never tie)",
+    )
     run.add_argument(
         "--peering-lifetime", type=float, default=60.0, help="seconds a silent peer counts as alive"
     )
@@ -113,8 +127,8 @@ def _run(args: argparse.Namespace) -> int:
         namespaces=tuple(args.namespace),
         label_selector=selector,
         standalone=args.standalone,
-        peering_name=args.peering,
-        priority=args.priority,
+        peering_name=None if args.standalone else args.peering,
+        priority=args.priority if args.priority is not None else settings.build_random_priority(),
         peering_lifetime=args.peering_lifetime,
         poll_interval=timedelta(seconds=args.poll_interval),
         request_timeout=args.request_timeout,
@@ -122,7 +136,11 @@ def _run(args: argparse.Namespace) -> int:
         prometheus_url=args.prometheus,
         prometheus_token_file=args.prometheus_token_file,
     )
-    operator.run(config)
+    try:
+        operator.run(config)
+    except operator.StartupError as exc:
+        print(f"modelrelease run: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

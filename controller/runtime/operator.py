@@ -14,7 +14,7 @@ from typing import Any
 import kopf
 
 from analysis import prometheus
-from controller import ports
+from controller import errors, ports
 from controller.adapters import (
     events,
     kubeapi,
@@ -78,9 +78,66 @@ def build_registry(config: settings_.RuntimeSettings, io: observe.Ports) -> kopf
     return registry
 
 
+class StartupError(RuntimeError):
+    """The controller cannot run safely as configured; the message says what to do."""
+
+
+def ensure_peering(api: kubeapi.KubeApi, config: settings_.RuntimeSettings) -> None:
+    """Create the Kopf peering object(s) the replicas coordinate through, when missing.
+
+    Kopf treats a missing peering object differently by how it was named (an implicit default runs
+    uncoordinated, an explicit name waits silently forever): creating it makes both cases coordinate.
+    """
+    assert config.peering_name is not None
+    targets: list[tuple[str, str | None]]
+    if config.namespaces:
+        targets = [(f"/apis/{PEERING_GROUP}/namespaces/{ns}/kopfpeerings", ns) for ns in config.namespaces]
+        kind = "KopfPeering"
+    else:
+        targets = [(f"/apis/{PEERING_GROUP}/clusterkopfpeerings", None)]
+        kind = "ClusterKopfPeering"
+    for path, namespace in targets:
+        body: dict[str, Any] = {
+            "apiVersion": PEERING_GROUP,
+            "kind": kind,
+            "metadata": {"name": config.peering_name, **({"namespace": namespace} if namespace else {})},
+        }
+        try:
+            api.create(path, body)
+        except errors.ConflictError:
+            continue  # exists: another replica or an administrator made it
+        except errors.NotFoundError as exc:
+            raise StartupError(
+                f"cannot create {kind} {config.peering_name!r}: Kopf's peering CRDs are not installed "
+                f"(kubectl apply -f deploy/kopf-peering-crds.yaml), or run exactly one replica with "
+                f"--standalone ({exc})"
+            ) from exc
+        except errors.PermanentError as exc:
+            raise StartupError(
+                f"cannot create {kind} {config.peering_name!r}: {exc}; grant create on "
+                f"{kind.lower()}s.kopf.dev or create it by hand"
+            ) from exc
+
+
+PEERING_GROUP = "kopf.dev/v1"
+
+
 def run(config: settings_.RuntimeSettings) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     io = build_ports(config)
+    log = logging.getLogger("modelrelease")
+    if config.standalone:
+        log.warning(
+            "RUNNING WITHOUT COORDINATION (--standalone): a second controller on these releases would act "
+            "too and execute every step twice; run exactly one, or drop --standalone to use peering"
+        )
+    else:
+        ensure_peering(io.api, config)
+        log.info(
+            "peering %r with priority %d: only the highest-priority live replica acts",
+            config.peering_name,
+            config.priority,
+        )
     registry = build_registry(config, io)
     asyncio.run(
         kopf.operator(

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 from datetime import timedelta
+
+PEERING_NAME = "modelrelease"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -12,7 +15,7 @@ class RuntimeSettings:
     namespaces: tuple[str, ...] = ()  # empty: cluster-wide
     label_selector: dict[str, str] = dataclasses.field(default_factory=dict)  # shard by release labels
     standalone: bool = False
-    peering_name: str | None = None
+    peering_name: str | None = PEERING_NAME  # None only with standalone
     priority: int = 0
     peering_lifetime: float = 60.0
     poll_interval: timedelta = timedelta(seconds=30)  # longest wait between two reconciles of a release
@@ -21,3 +24,8 @@ class RuntimeSettings:
     prometheus_url: str | None = None
     prometheus_token_file: str | None = None  # a bearer token, read per query; never in a spec or a log
     backoff_max: float = 60.0
+
+
+def build_random_priority() -> int:
+    """A peering priority for one process. Kopf freezes peers that tie, so replicas must differ."""
+    return random.SystemRandom().randint(1, 2**31 - 1)

@@ -51,10 +51,13 @@ def release_body(name: str, version: str = "1", **spec_overrides: Any) -> dict[s
 class Controller:
     """The `modelrelease run` process: start, SIGKILL, restart."""
 
-    def __init__(self, kubeconfig: pathlib.Path, log: pathlib.Path, *extra: str) -> None:
+    def __init__(
+        self, kubeconfig: pathlib.Path, log: pathlib.Path, *extra: str, standalone: bool = True
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.log = log
         self.extra = extra
+        self.standalone = standalone
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -75,7 +78,7 @@ class Controller:
             "scripted",
             *self.extra,
         ]
-        if "--peering" not in self.extra:
+        if self.standalone:
             args.append("--standalone")
         with self.log.open("ab") as out:
             out.write(f"\n===== start {self.starts} =====\n".encode())

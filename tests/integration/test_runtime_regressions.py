@@ -372,3 +372,48 @@ def test_approvals_that_miss_the_gate_are_refused_or_reported_and_a_rejection_ke
     assert rolled["lastRollback"]["message"].endswith(
         "rejected by sre@example.com: p99 looks off in the dashboard"
     )
+
+
+def test_two_controllers_started_the_same_way_coordinate_and_one_takes_over_after_a_kill(
+    world: harness.World, kubeconfig: Any, tmp_path: Any
+) -> None:
+    """Two replicas without flags: one acts (peering created at startup, distinct random priorities);
+    after kill -9 of the one acting, the other acts within the peering lifetime (5 s here; the default
+    60 s is the failover time to expect in production)."""
+    replicas = [
+        harness.Controller(
+            kubeconfig, tmp_path / f"replica-{i}.log", "--peering-lifetime", "5", standalone=False
+        ).start()
+        for i in range(2)
+    ]
+    try:
+        # Both replicas announce themselves in the peering object they created at startup.
+        world.sandbox.wait_until(
+            lambda: [len(p.get("status") or {}) for p in world.store.objects("clusterkopfpeerings")] == [2],
+            timeout=30,
+            what="both replicas in the peering object",
+        )
+        assert [p["metadata"]["name"] for p in world.store.objects("clusterkopfpeerings")] == ["modelrelease"]
+        world.create(harness.release_body("ranker", "1", strategy={"canary": {"steps": PAUSED_STEPS}}))
+        world.wait_for_phase("ranker", "Succeeded", timeout=60)
+        # Kopf pauses the lower-priority replica on its first peering event; a write already under way
+        # in that first second may still land (safe: desired-state actions, RV-checked status writes).
+        # From then on only one replica acts.
+        settled = max(w.seq for w in world.store.writes)
+        world.patch_release("ranker", {"spec": {"model": {"version": "2"}}})
+        world.wait_for_phase("ranker", "Paused", timeout=60)
+        writers = {w.client for w in world.controller_writes() if w.seq > settled}
+        assert len(writers) == 1, writers
+        (leader,) = writers
+        acting = next(r for r in replicas if r.process is not None and f"pid {r.process.pid})" in leader)
+        acting.kill()
+        killed_at = time.monotonic()
+        _annotate(world, "ranker", "promote", "after-failover")
+        world.wait_for_status("ranker", lambda s: s.get("stableModelVersion") == "2", timeout=90)
+        failover = time.monotonic() - killed_at
+    finally:
+        for replica in replicas:
+            replica.stop()
+    assert {w.client for w in world.controller_writes()} - {leader}, "the survivor never acted"
+    assert failover < 5 * 4, f"failover took {failover:.0f} s"
+    print(f"failover after kill -9 with --peering-lifetime 5: {failover:.1f} s")
