@@ -58,15 +58,38 @@ def load_text(text: str, source: str) -> list[Manifest]:
     manifests: list[Manifest] = []
     problems: list[Problem] = []
     for node, document in zip(nodes, documents, strict=True):
+        if is_foreign(document):
+            continue  # an HTTPRoute, a Service, …: other tools own it; a release folder may hold it
         try:
             manifests.append(
                 Manifest(source, node.start_mark.line + 1, parse_document(document, node, source))
             )
         except ManifestError as error:
             problems.extend(error.problems)
+    if documents and not manifests and not problems:
+        found = ", ".join(
+            f"{d.get('kind')} {(d.get('metadata') or {}).get('name', '')}".strip() for d in documents
+        )
+        known = ", ".join(k.kind for k in kinds.KINDS)
+        problems.append(
+            Problem(source, 1, "", f"no {meta.API_VERSION} resource ({known}) here; found only {found}")
+        )
     if problems:
         raise ManifestError(problems)
     return manifests
+
+
+def is_foreign(document: Any) -> bool:
+    """A well-formed resource of another API group (a typo in our own group is still an error)."""
+    if not isinstance(document, dict):
+        return False
+    api_version, kind = document.get("apiVersion"), document.get("kind")
+    return (
+        isinstance(api_version, str)
+        and isinstance(kind, str)
+        and bool(kind)
+        and not api_version.startswith(f"{meta.GROUP}/")
+    )
 
 
 def parse_document(document: Any, node: yaml.Node | None = None, source: str = "<input>") -> BaseModel:

@@ -29,6 +29,19 @@ class KubeEvents:
         self._api = api
         self._clock = clock
 
+    def post_about(
+        self, namespace: str, name: str, uid: str, event_name: str, event_type: str, reason: str, message: str
+    ) -> bool:
+        """An Event about a release whose spec could not be read (so no ReleaseRef exists)."""
+        involved = {
+            "apiVersion": meta.API_VERSION,
+            "kind": "ModelRelease",
+            "name": name,
+            "namespace": namespace,
+            "uid": uid,
+        }
+        return self._post(namespace, event_name, event_type, reason, message, involved)
+
     def post(
         self,
         release: ports.ReleaseRef,
@@ -41,7 +54,6 @@ class KubeEvents:
     ) -> bool:
         """Post one Event (about the release, or `regarding` another object); False when an Event of
         that name exists already (said before)."""
-        stamp = self._clock().strftime("%Y-%m-%dT%H:%M:%SZ")
         involved = regarding or {
             "apiVersion": meta.API_VERSION,
             "kind": "ModelRelease",
@@ -49,10 +61,22 @@ class KubeEvents:
             "namespace": release.namespace,
             "uid": release.uid,
         }
+        return self._post(release.namespace, name, event_type, reason, message, involved)
+
+    def _post(
+        self,
+        namespace: str,
+        name: str,
+        event_type: str,
+        reason: str,
+        message: str,
+        involved: dict[str, str],
+    ) -> bool:
+        stamp = self._clock().strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"name": name, "namespace": release.namespace},
+            "metadata": {"name": name, "namespace": namespace},
             "involvedObject": involved,
             "type": event_type,
             "reason": reason,
@@ -63,7 +87,7 @@ class KubeEvents:
             "count": 1,
         }
         try:
-            self._api.create(kubeapi.build_path("v1", "events", release.namespace), body)
+            self._api.create(kubeapi.build_path("v1", "events", namespace), body)
         except errors.ConflictError:
             return False
         return True

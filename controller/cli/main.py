@@ -102,7 +102,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     sandbox.add_argument("--kubeconfig", type=Path, required=True, help="where to write its kubeconfig")
     sandbox.add_argument("--port", type=int, default=0, help="port (default: any free one)")
-    sandbox.add_argument("--crds", type=Path, default=DEFAULT_CRD_DIR, help="CRD folder to install")
+    sandbox.add_argument(
+        "--crds",
+        type=Path,
+        help="CRD folder to install instead of the CRDs built into this modelrelease (for testing an edit)",
+    )
     sandbox.set_defaults(handler=_sandbox)
     return parser
 
@@ -152,8 +156,16 @@ def _sandbox(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if args.crds is not None and not sorted(args.crds.glob("*.yaml")):
+        print(f"--crds {args.crds}: no *.yaml files there", file=sys.stderr)
+        return 2
     with cluster.SandboxCluster() as sandbox:
-        sandbox.install_crds(sorted(args.crds.glob("*.yaml")))
+        if args.crds is None:
+            # The CRDs are generated from the models, so the installed package carries them wherever it runs.
+            for kind in kinds.KINDS:
+                sandbox.create(crdgen.build_crd(kind))
+        else:
+            sandbox.install_crds(sorted(args.crds.glob("*.yaml")))
         sandbox.write_kubeconfig(args.kubeconfig)
         print(f"sandbox API server on {sandbox.url}; kubeconfig {args.kubeconfig}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):

@@ -12,7 +12,7 @@ from datetime import datetime
 from controller.resources import meta, releasestatus
 
 Phase = releasestatus.Phase
-_DEGRADED = frozenset({Phase.ROLLED_BACK, Phase.FAILED})
+_DEGRADED = frozenset({Phase.ROLLED_BACK, Phase.BLOCKED, Phase.FAILED})
 
 
 def build_conditions(

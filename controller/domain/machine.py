@@ -209,7 +209,10 @@ class _Turn:
         for record in self.status.analysis:
             if record.verdict == Verdict.RUNNING and record.finished_at is None:
                 self.acts.append(actions.StopAnalysis(run=record.run))
-                record = record.model_copy(update={"finished_at": self.now, "rule": rule})
+                # Stopped before the judge decided: no verdict was reached, and the record says so.
+                record = record.model_copy(
+                    update={"finished_at": self.now, "rule": rule, "verdict": Verdict.INCONCLUSIVE}
+                )
             finished.append(record)
         self._set(analysis=tuple(finished))
 
@@ -288,9 +291,11 @@ class _Turn:
         if st.canary_revision is not None and st.stable_revision is not None:
             self._abandon_canary("RolloutAbandoned", f"rollout of {st.canary_revision} abandoned: {message}")
             return self._move()
+        if phase == Phase.FAILED and st.stable_revision is not None:
+            phase = Phase.BLOCKED  # the new model cannot start, but stable serves as before
         if (st.phase, st.reason, st.message) != (phase, reason, message):
             self._set(phase=phase, reason=reason, message=message)
-            self._event(reason, message, warning=phase == Phase.FAILED)
+            self._event(reason, message, warning=phase in (Phase.FAILED, Phase.BLOCKED))
             return self._move()
         if st.stable_revision is None:
             return self._move()
@@ -309,7 +314,7 @@ class _Turn:
     def _on_retry(self, target: Target) -> bool:
         if not self._take("retry"):
             return False
-        if self.status.phase in (Phase.ROLLED_BACK, Phase.FAILED):
+        if self.status.phase in (Phase.ROLLED_BACK, Phase.FAILED, Phase.BLOCKED):
             self._set(
                 phase=Phase.PENDING,
                 reason="RetryRequested",
@@ -502,8 +507,8 @@ class _Turn:
             return self._move()
         plan = self._plan()
         if isinstance(plan, planning.Refusal):
-            if (st.phase, st.reason, st.message) != (Phase.FAILED, plan.reason, plan.message):
-                self._set(phase=Phase.FAILED, reason=plan.reason, message=plan.message)
+            if (st.phase, st.reason, st.message) != (Phase.BLOCKED, plan.reason, plan.message):
+                self._set(phase=Phase.BLOCKED, reason=plan.reason, message=plan.message)
                 self._notify(actions.NotificationEvent.FAILED, target.revision, "refused", plan.message)
                 self._event(plan.reason, plan.message, warning=True)
                 return self._move()

@@ -23,7 +23,8 @@ class Phase(StrEnum):
     PROMOTING = "Promoting"
     SUCCEEDED = "Succeeded"
     ROLLED_BACK = "RolledBack"
-    FAILED = "Failed"
+    BLOCKED = "Blocked"  # the new revision cannot start (GPU budget, model, route); stable keeps serving
+    FAILED = "Failed"  # nothing serves as the spec asks: a first deploy that failed, an invalid spec
 
 
 ROLLOUT_PHASES = frozenset({Phase.PROGRESSING, Phase.PAUSED, Phase.AWAITING_APPROVAL, Phase.PROMOTING})

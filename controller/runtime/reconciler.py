@@ -16,7 +16,7 @@ from typing import Any
 import pydantic
 
 from controller import errors, manifests, ports
-from controller.adapters import events, kubeapi, traffic
+from controller.adapters import events, kubeapi, labels, traffic
 from controller.domain import actions, engine
 from controller.domain import decision as decisions
 from controller.resources import meta, modelrelease, releasestatus
@@ -138,6 +138,7 @@ def reconcile_release(
         return _write_failure(io, body, status, "InvalidSpec", _invalid_spec_message(exc), clock)
     release = ports.ReleaseRef(namespace=namespace, name=name, uid=body["metadata"]["uid"], spec=spec)
     now = clock()
+    report_unknown_commands(io, release, body, logger)
     observed = observe.observe(io, release, body, status)
     decision = engine.reconcile(release.spec, status, observed, now=now, one_acting_move=True)
     execute(io, release, status, decision.actions, logger)
@@ -188,6 +189,28 @@ def clean_up_release(
         )
     except errors.TransientError as exc:
         logger.warning("event RouteLeftBehind not posted: %s", exc)
+
+
+def report_unknown_commands(
+    io: observe.Ports, release: ports.ReleaseRef, body: dict[str, Any], logger: logging.Logger
+) -> None:
+    """A misspelt command annotation gets a Warning Event (once per token) instead of being ignored."""
+    known = ", ".join(observe.COMMANDS)
+    for key, token in (body["metadata"].get("annotations") or {}).items():
+        command = key.removeprefix(labels.COMMAND_PREFIX)
+        if command == key or command in observe.COMMANDS:
+            continue
+        message = f"annotation {key} is not a command (known: {known}); it is ignored"
+        try:
+            io.events.post(
+                release,
+                events.build_event_name(release.name, release.uid, "unknown-command", key, str(token)),
+                "Warning",
+                "UnknownCommand",
+                message,
+            )
+        except errors.TransientError as exc:
+            logger.warning("event UnknownCommand not posted (%s): %s", exc, message)
 
 
 def post_events(
@@ -283,11 +306,12 @@ def _write_failure(
     reason: str,
     message: str,
     clock: Callable[[], datetime],
+    phase: releasestatus.Phase = releasestatus.Phase.FAILED,
 ) -> Outcome:
     """A permanent problem with the object itself: say so in status (once) and wait for an edit."""
     failed = status.model_copy(
         update={
-            "phase": releasestatus.Phase.FAILED,
+            "phase": phase,
             "reason": reason,
             "message": message,
             "observed_generation": int(body["metadata"].get("generation", 1)),
@@ -305,6 +329,22 @@ def record_permanent_error(
         status = releasestatus.ModelReleaseStatus.model_validate(body.get("status") or {})
     except pydantic.ValidationError:
         status = releasestatus.ModelReleaseStatus()
-    return _write_failure(
-        io, body, status, type(exc).__name__.removesuffix("Error") or "Error", str(exc), clock
-    )
+    reason = type(exc).__name__.removesuffix("Error") or "Error"
+    # With a stable revision serving, the problem blocks the new rollout; it is not an outage.
+    phase = releasestatus.Phase.BLOCKED if status.stable_revision else releasestatus.Phase.FAILED
+    outcome = _write_failure(io, body, status, reason, str(exc), clock, phase)
+    if outcome.status_written:
+        meta_ = body["metadata"]
+        try:
+            io.events.post_about(
+                meta_["namespace"],
+                meta_["name"],
+                meta_["uid"],
+                events.build_event_name(meta_["name"], meta_["uid"], reason, str(exc)),
+                "Warning",
+                reason,
+                str(exc),
+            )
+        except errors.TransientError:
+            pass  # the status says it; an Event is a courtesy
+    return outcome

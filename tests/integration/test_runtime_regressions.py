@@ -417,3 +417,39 @@ def test_two_controllers_started_the_same_way_coordinate_and_one_takes_over_afte
     assert {w.client for w in world.controller_writes()} - {leader}, "the survivor never acted"
     assert failover < 5 * 4, f"failover took {failover:.0f} s"
     print(f"failover after kill -9 with --peering-lifetime 5: {failover:.1f} s")
+
+
+def test_a_misspelt_command_annotation_gets_a_warning_event_once(
+    world: harness.World, controller: harness.Controller
+) -> None:
+    world.create(harness.release_body("ranker", "1"))
+    world.wait_for_phase("ranker", "Succeeded")
+    _annotate(world, "ranker", "promot", "t1")
+    world.sandbox.wait_until(
+        lambda: [e["message"] for e in world.events() if e["reason"] == "UnknownCommand"],
+        timeout=10,
+        what="an UnknownCommand Event",
+    )
+    (event,) = [e for e in world.events() if e["reason"] == "UnknownCommand"]
+    assert "modelrelease.dev/command-promot is not a command" in event["message"]
+    assert "promote-full" in event["message"]
+
+
+def test_a_missing_route_blocks_the_new_rollout_without_calling_the_serving_release_failed(
+    world: harness.World, controller: harness.Controller
+) -> None:
+    world.create(_route())
+    world.create(_gateway_release("ranker", "1"))
+    world.wait_for_phase("ranker", "Succeeded")
+    world.store.delete(
+        world.rtype("gateway.networking.k8s.io", "v1", "httproutes"), "default", "ranker-route"
+    )
+    world.patch_release("ranker", {"spec": {"model": {"version": "2"}}})
+    blocked = world.wait_for_phase("ranker", "Blocked", timeout=30)
+    assert "HTTPRoute default/ranker-route named in spec.trafficRouting does not exist" in blocked["message"]
+    assert blocked["stableModelVersion"] == "1"
+    world.sandbox.wait_until(
+        lambda: any(e["reason"] == "NotFound" and "ranker-route" in e["message"] for e in world.events()),
+        timeout=10,
+        what="a Warning Event naming the missing route",
+    )

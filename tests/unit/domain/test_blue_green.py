@@ -97,7 +97,7 @@ def test_auto_promote_false_waits_at_the_promotion_gate() -> None:
 def test_blue_green_is_refused_when_the_budget_cannot_hold_a_second_copy() -> None:
     run = deployed({}, max_extra_gpus=1)
     run.reconcile()
-    assert run.status.phase == Phase.FAILED
+    assert run.status.phase == Phase.BLOCKED
     assert run.status.reason == "GPUBudgetExceeded"
     assert "blue-green runs 2 new replicas (2 GPUs) beside the whole stable" in run.status.message
     assert not run.world.executed(actions.CreateWorkload)

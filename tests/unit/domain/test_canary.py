@@ -513,3 +513,14 @@ def test_traffic_toward_a_workload_that_is_not_ready_is_held_until_it_is() -> No
     assert decision.requeue_after == timedelta(seconds=30)
     run.until(lambda r: r.world.traffic is not None and r.world.traffic.canary_weight == 25)
     assert run.world.ready_replicas(run.world.deployments[w.workload(revision)]) >= 1
+
+
+def test_an_analysis_skipped_by_promote_is_recorded_as_finished_without_a_verdict() -> None:
+    run = deployed()
+    run.world.verdict = w.always(Verdict.RUNNING)
+    run.until(lambda r: bool(r.status.analysis))
+    run.world.commands = run.world.commands.model_copy(update={"promote": "p1"})
+    run.reconcile()
+    [record] = run.status.analysis
+    assert record.finished_at is not None
+    assert (record.verdict, record.rule) == (Verdict.INCONCLUSIVE, "skipped by promote")

@@ -97,7 +97,7 @@ def test_a_refused_plan_fails_before_anything_starts_and_keeps_stable_untouched(
     world.log.clear()
     run.set_spec(builders.release_spec(version="7", steps=[{"setWeight": 10}, {"setWeight": 100}]))
     decision = run.reconcile()
-    assert run.status.phase == Phase.FAILED
+    assert run.status.phase == Phase.BLOCKED
     assert run.status.reason == "GPUBudgetExceeded"
     assert "step 1 (setWeight 100)" in run.status.message
     assert [type(a) for a in decision.actions] == [actions.Notify]

@@ -182,6 +182,7 @@ def simulate(
         terminal = run.status.phase in (
             releasestatus.Phase.SUCCEEDED,
             releasestatus.Phase.ROLLED_BACK,
+            releasestatus.Phase.BLOCKED,
             releasestatus.Phase.FAILED,
         )
         if (

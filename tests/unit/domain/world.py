@@ -244,6 +244,7 @@ class Run:
         terminal = {
             releasestatus.Phase.SUCCEEDED,
             releasestatus.Phase.ROLLED_BACK,
+            releasestatus.Phase.BLOCKED,
             releasestatus.Phase.FAILED,
         }
 

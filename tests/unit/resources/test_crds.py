@@ -93,11 +93,12 @@ def test_the_modelrelease_crd_has_the_status_subresource_short_name_and_printer_
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_every_example_validates_against_its_crd_schema(path: Path) -> None:
     for document in yaml.safe_load_all(path.read_text()):
-        jsonschema.Draft4Validator(_crd_schema(document["kind"])).validate(document)
+        if document["apiVersion"].startswith("modelrelease.dev/"):  # examples ship the routes they need too
+            jsonschema.Draft4Validator(_crd_schema(document["kind"])).validate(document)
 
 
 def test_the_crd_schema_rejects_what_the_models_reject() -> None:
-    document = yaml.safe_load((ROOT / "examples" / "canary-istio.yaml").read_text())
+    document = next(yaml.safe_load_all((ROOT / "examples" / "canary-istio.yaml").read_text()))
     document["spec"]["strategy"]["canary"]["steps"][0]["setWeight"] = 120
     document["spec"]["serving"]["replicas"] = 0
     errors = list(jsonschema.Draft4Validator(_crd_schema("ModelRelease")).iter_errors(document))

@@ -115,9 +115,23 @@ def test_a_gpu_budget_without_gpus_in_the_pod_is_refused() -> None:
 
 
 def test_an_unknown_kind_lists_the_known_ones() -> None:
-    [error] = _errors("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n")
+    [error] = _errors("apiVersion: modelrelease.dev/v1alpha1\nkind: ModelReleas\nmetadata: {name: x}\n")
     assert error.startswith("release.yaml:1: expected apiVersion modelrelease.dev/v1alpha1 and a kind of")
     assert "ModelRelease, AnalysisTemplate, GitSource, Approval" in error
+
+
+def test_resources_of_other_api_groups_beside_a_release_are_skipped() -> None:
+    route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n---\n"
+    [loaded] = manifests.load_text(route + VALID_RELEASE, "release.yaml")
+    assert loaded.line == 5
+
+
+def test_a_file_with_no_resource_of_ours_says_what_it_found() -> None:
+    [error] = _errors("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n")
+    assert error == (
+        "release.yaml:1: no modelrelease.dev/v1alpha1 resource (ModelRelease, AnalysisTemplate, GitSource, "
+        "Approval) here; found only Pod x"
+    )
 
 
 def test_broken_yaml_points_at_the_line() -> None:
