@@ -27,14 +27,13 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
-from analysis import baselines, batch, reference, simulator
+from analysis import baselines, batch, markdown, reference, simulator
 
 TRAFFIC = (10.0, 100.0, 1000.0)
 INTERVALS = 60
 WARMUP_EXCLUDED = 180.0
 TARGET_FALSE_ROLLBACKS = 0.02
-START = "<!-- analysis-benchmark:start -->"
-END = "<!-- analysis-benchmark:end -->"
+SECTION = "analysis-benchmark"
 BASE = simulator.Behaviour()
 
 
@@ -227,24 +226,15 @@ def run(seeds: int, traffic: Sequence[float]) -> str:
 def write(out: pathlib.Path, body: str, command: str, elapsed: float) -> None:
     section = "\n".join(
         [
-            START,
             "## Analysis judge versus Kayenta-style and threshold-style judges",
             "",
             f"Command: `{command}` ({elapsed:.0f} s on this machine). Written by the benchmark; the",
             "method and the reading of these figures are in docs/analysis.md.",
             "",
             body,
-            END,
         ]
     )
-    text = out.read_text() if out.exists() else ""
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        _, after = rest.split(END, 1)
-        text = before + section + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    out.write_text(text)
+    markdown.write_section(out, SECTION, section)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

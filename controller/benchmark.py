@@ -20,6 +20,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from analysis import markdown
 from controller.adapters import kubeapi
 from controller.runtime import operator, reconciler, settings
 from controller.sandbox import cluster, simulator
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(report)
     if args.out:
-        args.out.write_text("# Benchmarks\n\n" + report)
+        markdown.write_section(args.out, "runtime-benchmark", report)
     return 0
 
 
