@@ -97,14 +97,8 @@ class KubeEvents:
     ) -> bool:
         """A transition's Event, said once per revision and attempt: the same words said about another
         rollout (v8 failing step 1 as v7 did) are a new Event."""
-        name = build_event_name(
-            release.name,
-            release.uid,
-            status.revision or "",
-            str(status.attempt),
-            event.reason,
-            event.key or event.message,
-        )
+        rollout = [event.scope] if event.scope is not None else [status.revision or "", str(status.attempt)]
+        name = build_event_name(release.name, release.uid, *rollout, event.reason, event.key or event.message)
         regarding = None
         if event.regarding_approval is not None:
             regarding = {

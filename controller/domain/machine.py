@@ -87,11 +87,25 @@ class _Turn:
     def _set(self, **changes: Any) -> None:
         self.status = self.status.model_copy(update=changes)
 
-    def _event(self, reason: str, message: str, warning: bool = False, *, key: str | None = None) -> None:
+    def _event(
+        self,
+        reason: str,
+        message: str,
+        warning: bool = False,
+        *,
+        key: str | None = None,
+        scope: str | None = None,
+    ) -> None:
         """`key` names the transition when the message carries what a replay after a crash would say
-        differently (a time, a readiness count, the judge's latest figures)."""
+        differently (a time, a readiness count, the judge's latest figures); `scope` replaces the
+        revision and attempt when the Event is about something else (a retired Deployment), so it
+        is said once whichever rollout says it."""
         kind = decisions.EventType.WARNING if warning else decisions.EventType.NORMAL
-        self.events.append(decisions.Event(type=kind, reason=reason, message=message, key=key))
+        self.events.append(
+            decisions.Event(
+                type=kind, reason=reason, message=message, key=key if scope is None else scope, scope=scope
+            )
+        )
 
     def _move(self, wake_at: datetime | None = None) -> Move:
         return Move(self.status, tuple(self.acts), tuple(self.events), _earliest(wake_at, self.wake_hint))
@@ -483,7 +497,8 @@ class _Turn:
         if due:
             self._set(retiring=tuple(r for r in self.status.retiring if r.at > self.now))
             for r in due:
-                self._event("ScaledDown", f"previous stable {r.name} removed after the scale-down delay")
+                message = f"previous stable {r.name} removed after the scale-down delay"
+                self._event("ScaledDown", message, scope=f"retired/{r.name}")
         return bool(due)
 
     def _abandon_canary(self, reason: str, message: str) -> None:
@@ -513,6 +528,15 @@ class _Turn:
                 self._event(plan.reason, plan.message, warning=True)
                 return self._move()
             return self._hold()
+        if self._retire_due():
+            return self._move()
+        for early in st.retiring:  # the new rollout's plan has no room for them: removed now, and said
+            self._event(
+                "ScaledDown",
+                f"previous stable {early.name} removed before its scale-down delay ended: "
+                "a new rollout starts",
+                scope=f"retired/{early.name}",
+            )
         again = st.last_rollback is not None and st.last_rollback.revision == target.revision
         self._set(
             phase=Phase.PROGRESSING,

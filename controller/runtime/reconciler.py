@@ -223,10 +223,16 @@ def post_events(
     the backoff lasts.
     """
     for event in decision.events:
-        try:
-            io.events.post_transition(release, event, decision.status)
-        except errors.TransientError as exc:
-            logger.warning("event %s not posted (%s): %s", event.reason, exc, event.message)
+        for attempt in range(EVENT_ATTEMPTS):
+            try:
+                io.events.post_transition(release, event, decision.status)
+                break
+            except errors.TransientError as exc:
+                if attempt + 1 == EVENT_ATTEMPTS:
+                    logger.warning("event %s not posted (%s): %s", event.reason, exc, event.message)
+
+
+EVENT_ATTEMPTS = 2  # a timed-out POST is tried once more; then the Event is dropped (and logged)
 
 
 def recovered(status: releasestatus.ModelReleaseStatus, now: datetime) -> releasestatus.ModelReleaseStatus:

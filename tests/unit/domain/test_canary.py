@@ -524,3 +524,17 @@ def test_an_analysis_skipped_by_promote_is_recorded_as_finished_without_a_verdic
     [record] = run.status.analysis
     assert record.finished_at is not None
     assert (record.verdict, record.rule) == (Verdict.INCONCLUSIVE, "skipped by promote")
+
+
+def test_a_previous_stable_removed_early_by_a_new_rollout_is_said_in_an_event() -> None:
+    run = deployed()  # the default scale-down delay (minutes) keeps model 6 retiring after promotion
+    run.until(lambda r: r.status.phase == Phase.SUCCEEDED and r.status.stable_model_version == "7")
+    [retiring] = run.status.retiring
+    run.world.model_version = "8"
+    run.set_spec(builders.release_spec(version="8"))
+    run.until(lambda r: r.status.canary_model_version == "8")
+    said = [e.message for d in run.decisions for e in d.events if e.reason == "ScaledDown"]
+    assert said == [
+        f"previous stable {retiring.name} removed before its scale-down delay ended: a new rollout starts"
+    ]
+    assert retiring.name not in run.world.deployments
