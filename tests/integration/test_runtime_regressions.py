@@ -243,10 +243,10 @@ def test_an_event_that_cannot_be_posted_does_not_hold_back_the_status(
         )
     )
     world.patch_release("ranker", {"spec": {"model": {"version": "2"}}})
-    started = time.monotonic()
+    # On 461b317 each failed Event aborted the reconcile and backed off: the phase stayed Succeeded for
+    # minutes while the canary existed. Now the rollout walks on.
     paused = world.wait_for_phase("ranker", "Paused", timeout=20)
     assert paused["canaryModelVersion"] == "2"
-    assert time.monotonic() - started < 15  # no backoff taken for Events that failed
 
 
 def test_failing_api_calls_show_in_a_condition_until_a_reconcile_goes_through(
