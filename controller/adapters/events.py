@@ -24,6 +24,16 @@ def build_event_name(release: str, *parts: str) -> str:
     return f"{release[:200]}.{digest}"
 
 
+def _release_object(namespace: str, name: str, uid: str) -> dict[str, str]:
+    return {
+        "apiVersion": meta.API_VERSION,
+        "kind": "ModelRelease",
+        "name": name,
+        "namespace": namespace,
+        "uid": uid,
+    }
+
+
 class KubeEvents:
     def __init__(self, api: kubeapi.KubeApi, clock: Callable[[], datetime]) -> None:
         self._api = api
@@ -33,13 +43,7 @@ class KubeEvents:
         self, namespace: str, name: str, uid: str, event_name: str, event_type: str, reason: str, message: str
     ) -> bool:
         """An Event about a release whose spec could not be read (so no ReleaseRef exists)."""
-        involved = {
-            "apiVersion": meta.API_VERSION,
-            "kind": "ModelRelease",
-            "name": name,
-            "namespace": namespace,
-            "uid": uid,
-        }
+        involved = _release_object(namespace, name, uid)
         return self._post(namespace, event_name, event_type, reason, message, involved)
 
     def post(
@@ -54,13 +58,7 @@ class KubeEvents:
     ) -> bool:
         """Post one Event (about the release, or `regarding` another object); False when an Event of
         that name exists already (said before)."""
-        involved = regarding or {
-            "apiVersion": meta.API_VERSION,
-            "kind": "ModelRelease",
-            "name": release.name,
-            "namespace": release.namespace,
-            "uid": release.uid,
-        }
+        involved = regarding or _release_object(release.namespace, release.name, release.uid)
         return self._post(release.namespace, name, event_type, reason, message, involved)
 
     def _post(
@@ -97,8 +95,11 @@ class KubeEvents:
     ) -> bool:
         """A transition's Event, said once per revision and attempt: the same words said about another
         rollout (v8 failing step 1 as v7 did) are a new Event."""
-        rollout = [event.scope] if event.scope is not None else [status.revision or "", str(status.attempt)]
-        name = build_event_name(release.name, release.uid, *rollout, event.reason, event.key or event.message)
+        if event.scope is not None:
+            identity = [event.scope, event.reason]
+        else:
+            identity = [status.revision or "", str(status.attempt), event.reason, event.key or event.message]
+        name = build_event_name(release.name, release.uid, *identity)
         regarding = None
         if event.regarding_approval is not None:
             regarding = {

@@ -23,7 +23,7 @@ class Event(schema.Frozen):
     message: str
     key: str | None = None  # what identifies it when the message may differ on a replay; else the message
     regarding_approval: str | None = None  # posted on this Approval (in the release's namespace) instead
-    scope: str | None = None  # identifies it instead of the revision and attempt (see machine._event)
+    scope: str | None = None  # with the reason, its whole identity: said once whichever rollout says it
 
 
 class Decision(schema.Frozen):

@@ -101,11 +101,7 @@ class _Turn:
         revision and attempt when the Event is about something else (a retired Deployment), so it
         is said once whichever rollout says it."""
         kind = decisions.EventType.WARNING if warning else decisions.EventType.NORMAL
-        self.events.append(
-            decisions.Event(
-                type=kind, reason=reason, message=message, key=key if scope is None else scope, scope=scope
-            )
-        )
+        self.events.append(decisions.Event(type=kind, reason=reason, message=message, key=key, scope=scope))
 
     def _move(self, wake_at: datetime | None = None) -> Move:
         return Move(self.status, tuple(self.acts), tuple(self.events), _earliest(wake_at, self.wake_hint))
@@ -244,6 +240,8 @@ class _Turn:
         for handler in (self._on_retry, self._on_abort, self._on_promote_full, self._on_promote):
             if handler(target):
                 return self._move()
+        if self._report_unknown_commands(target):
+            return self._move()
         st = self.status
         if st.revision != target.revision:
             self._set(revision=target.revision)
@@ -324,6 +322,25 @@ class _Turn:
             return False
         self._set(handled_commands=self.status.handled_commands.model_copy(update={command: token}))
         return True
+
+    def _report_unknown_commands(self, target: Target) -> bool:
+        """A misspelt command annotation is said once per token (and per rollout), never ignored silently."""
+        reported = False
+        for entry in self.obs.commands.unknown:
+            key = naming.notification_key(target.revision, self.status.attempt, f"unknown-command/{entry}")
+            if key in self.status.notifications:
+                continue
+            annotation = entry.partition("=")[0]
+            self._set(notifications=(*self.status.notifications, key))
+            self._event(
+                "UnknownCommand",
+                f"annotation {annotation} is not a command (known: abort, promote, promote-full, retry); "
+                "it is ignored",
+                warning=True,
+                key=entry,
+            )
+            reported = True
+        return reported
 
     def _on_retry(self, target: Target) -> bool:
         if not self._take("retry"):
@@ -624,10 +641,11 @@ class _Turn:
     def _canary_lost(self, canary_name: str, stable_name: str) -> bool:
         """The canary carries weight but has no Ready pod (deleted by hand, every pod crashed) while
         stable could serve: its users get errors, whatever the status says."""
-        no_weight = self.status.canary_weight == 0 or (
-            self.obs.traffic is not None and self.obs.traffic.canary_weight == 0
+        sheltering = self.status.reason == CANARY_UNAVAILABLE  # its weight is already taken away
+        carries_weight = self.status.canary_weight > 0 and (
+            self.obs.traffic is None or self.obs.traffic.canary_weight > 0
         )
-        if no_weight and self.status.reason != CANARY_UNAVAILABLE:
+        if not (sheltering or carries_weight):
             return False
         canary = self.obs.workloads.get(canary_name)
         stable = self.obs.workloads.get(stable_name)

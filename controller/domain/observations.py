@@ -85,6 +85,9 @@ class Commands(schema.Frozen):
     promote: str | None = None
     promote_full: str | None = None
     retry: str | None = None
+    unknown: tuple[str, ...] = Field(
+        (), description="Command annotations that name no command, as `annotation=token` (misspelt)."
+    )
 
 
 class Observations(schema.Frozen):

@@ -31,8 +31,21 @@ class Ports:
 
 
 def build_commands(annotations: dict[str, str]) -> observations.Commands:
-    values = {name.replace("-", "_"): annotations.get(labels.COMMAND_PREFIX + name) for name in COMMANDS}
-    return observations.Commands(**values)
+    known = {labels.COMMAND_PREFIX + name for name in COMMANDS}
+    unknown = tuple(
+        sorted(
+            f"{key}={token}"
+            for key, token in annotations.items()
+            if key.startswith(labels.COMMAND_PREFIX) and key not in known
+        )
+    )
+    return observations.Commands(
+        abort=annotations.get(labels.COMMAND_PREFIX + "abort"),
+        promote=annotations.get(labels.COMMAND_PREFIX + "promote"),
+        promote_full=annotations.get(labels.COMMAND_PREFIX + "promote-full"),
+        retry=annotations.get(labels.COMMAND_PREFIX + "retry"),
+        unknown=unknown,
+    )
 
 
 def fetch_approvals(

@@ -16,7 +16,7 @@ from typing import Any
 import pydantic
 
 from controller import errors, manifests, ports
-from controller.adapters import events, kubeapi, labels, traffic
+from controller.adapters import events, kubeapi, traffic
 from controller.domain import actions, engine
 from controller.domain import decision as decisions
 from controller.resources import meta, modelrelease, releasestatus
@@ -138,7 +138,6 @@ def reconcile_release(
         return _write_failure(io, body, status, "InvalidSpec", _invalid_spec_message(exc), clock)
     release = ports.ReleaseRef(namespace=namespace, name=name, uid=body["metadata"]["uid"], spec=spec)
     now = clock()
-    report_unknown_commands(io, release, body, logger)
     observed = observe.observe(io, release, body, status)
     decision = engine.reconcile(release.spec, status, observed, now=now, one_acting_move=True)
     execute(io, release, status, decision.actions, logger)
@@ -189,28 +188,6 @@ def clean_up_release(
         )
     except errors.TransientError as exc:
         logger.warning("event RouteLeftBehind not posted: %s", exc)
-
-
-def report_unknown_commands(
-    io: observe.Ports, release: ports.ReleaseRef, body: dict[str, Any], logger: logging.Logger
-) -> None:
-    """A misspelt command annotation gets a Warning Event (once per token) instead of being ignored."""
-    known = ", ".join(observe.COMMANDS)
-    for key, token in (body["metadata"].get("annotations") or {}).items():
-        command = key.removeprefix(labels.COMMAND_PREFIX)
-        if command == key or command in observe.COMMANDS:
-            continue
-        message = f"annotation {key} is not a command (known: {known}); it is ignored"
-        try:
-            io.events.post(
-                release,
-                events.build_event_name(release.name, release.uid, "unknown-command", key, str(token)),
-                "Warning",
-                "UnknownCommand",
-                message,
-            )
-        except errors.TransientError as exc:
-            logger.warning("event UnknownCommand not posted (%s): %s", exc, message)
 
 
 def post_events(
@@ -273,7 +250,8 @@ def record_transient_error(
         status = releasestatus.ModelReleaseStatus.model_validate(body.get("status") or {})
         now = clock()
         previous = next((c for c in status.conditions if c.type == RECONCILE_ERROR), None)
-        since = previous.last_transition_time if previous and previous.status == "True" else now
+        failing = previous is not None and previous.status == meta.ConditionStatus.TRUE
+        since = previous.last_transition_time if previous is not None and failing else now
         condition = meta.Condition(
             type=RECONCILE_ERROR,
             status=meta.ConditionStatus.TRUE,

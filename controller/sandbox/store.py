@@ -173,6 +173,11 @@ class Store:
                 "writes": len(self.writes),
             }
 
+    def all_objects(self) -> list[Obj]:
+        """Every stored object, of every type: for the garbage collector."""
+        with self._lock:
+            return [copy.deepcopy(obj) for obj in self._objects.values()]
+
     def objects(self, plural: str) -> list[Obj]:
         """Every stored object of a plural, any group: for tests and the simulator."""
         with self._lock:
@@ -487,9 +492,9 @@ def collect_garbage(cluster: Store) -> int:
     the `orphan` finalizer lose their ownerReference to it, then the finalizer goes. How many it
     orphaned. (Background and foreground cascades are not emulated: nothing here relies on them.)"""
     orphaned = 0
-    for owner in [o for o in _all(cluster) if ORPHAN in (o["metadata"].get("finalizers") or [])]:
+    for owner in [o for o in cluster.all_objects() if ORPHAN in (o["metadata"].get("finalizers") or [])]:
         uid = owner["metadata"]["uid"]
-        for dependent in _all(cluster):
+        for dependent in cluster.all_objects():
             refs = dependent["metadata"].get("ownerReferences") or []
             if not any(ref.get("uid") == uid for ref in refs):
                 continue
@@ -525,11 +530,6 @@ def collect_garbage(cluster: Store) -> int:
 
 
 GARBAGE_COLLECTOR = "sandbox-garbage-collector"
-
-
-def _all(cluster: Store) -> list[Obj]:
-    with cluster._lock:
-        return [copy.deepcopy(obj) for obj in cluster._objects.values()]
 
 
 def _name_of(body: Any) -> str:

@@ -146,6 +146,13 @@ def _route() -> dict[str, Any]:
     }
 
 
+def _serving_behind_route(world: harness.World) -> None:
+    """Release `ranker` serving version 1 behind HTTPRoute `ranker-route`, steps that pause at 25 %."""
+    world.create(_route())
+    world.create(_gateway_release("ranker", "1"))
+    world.wait_for_phase("ranker", "Succeeded")
+
+
 def _delete_release(world: harness.World, options: dict[str, Any] | None = None) -> None:
     rtype = world.rtype("modelrelease.dev", "v1alpha1", "modelreleases")
     world.store.delete(rtype, "default", "ranker", options, client="kubectl")
@@ -159,9 +166,7 @@ def _delete_release(world: harness.World, options: dict[str, Any] | None = None)
 def test_deleting_a_release_with_orphan_propagation_leaves_workloads_and_routing_serving(
     world: harness.World, controller: harness.Controller
 ) -> None:
-    world.create(_route())
-    world.create(_gateway_release("ranker", "1"))
-    world.wait_for_phase("ranker", "Succeeded")
+    _serving_behind_route(world)
     world.patch_release("ranker", {"spec": {"model": {"version": "2"}}})
     world.wait_for_phase("ranker", "Paused")
     before = (set(world.deployments()), {s["metadata"]["name"] for s in world.store.objects("services")})
@@ -181,9 +186,7 @@ def test_deleting_a_release_with_orphan_propagation_leaves_workloads_and_routing
 def test_deleting_a_release_removes_what_it_owns_and_says_what_the_route_still_points_at(
     world: harness.World, controller: harness.Controller
 ) -> None:
-    world.create(_route())
-    world.create(_gateway_release("ranker", "1"))
-    world.wait_for_phase("ranker", "Succeeded")
+    _serving_behind_route(world)
     world.create(
         {
             "apiVersion": "apps/v1",
@@ -438,9 +441,7 @@ def test_a_misspelt_command_annotation_gets_a_warning_event_once(
 def test_a_missing_route_blocks_the_new_rollout_without_calling_the_serving_release_failed(
     world: harness.World, controller: harness.Controller
 ) -> None:
-    world.create(_route())
-    world.create(_gateway_release("ranker", "1"))
-    world.wait_for_phase("ranker", "Succeeded")
+    _serving_behind_route(world)
     world.store.delete(
         world.rtype("gateway.networking.k8s.io", "v1", "httproutes"), "default", "ranker-route"
     )
