@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from analysis import markdown
-from controller.adapters import kubeapi
+from controller.adapters import kubeapi, releases
 from controller.runtime import operator, reconciler, settings
 from controller.sandbox import cluster, simulator
 
@@ -66,7 +66,9 @@ def run(rollouts: int) -> dict[str, Any]:
     ) as sandbox:
         sandbox.install_crds(sorted((ROOT / "crds").glob("*.yaml")))
         config_path = sandbox.write_kubeconfig(pathlib.Path(tempfile.mkdtemp()) / "kubeconfig")
-        io = operator.build_ports(settings.RuntimeSettings(kubeconfig=str(config_path), analysis="scripted"))
+        config = settings.RuntimeSettings(kubeconfig=str(config_path), analysis="scripted")
+        api = operator.build_api(config)
+        io = operator.build_ports(config, api)
         sandbox.create(
             {
                 "apiVersion": "v1",
@@ -78,10 +80,10 @@ def run(rollouts: int) -> dict[str, Any]:
         sandbox.create(_release("1"))
         latencies: list[float] = []
         transitions: list[dict[str, Any]] = []
-        path = reconciler.release_path("default", "bench")
+        path = releases.release_path("default", "bench")
         _drive(io, sandbox, logger, latencies, "1")
         for version in [str(v) for v in range(2, rollouts + 2)]:
-            io.api.merge_patch(path, {"spec": {"model": {"version": version}}})
+            api.merge_patch(path, {"spec": {"model": {"version": version}}})
             _drive(io, sandbox, logger, latencies, version)
         writes = [w for w in sandbox.store.writes if w.client.startswith(kubeapi.USER_AGENT) and w.code < 300]
         previous_key: tuple[Any, ...] | None = None

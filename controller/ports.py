@@ -8,11 +8,12 @@ crash the engine may ask for the same action again.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from analysis import verdicts
 from controller.domain import actions, observations
+from controller.domain import decision as decisions
 from controller.resources import modelrelease, releasestatus
 
 
@@ -26,9 +27,20 @@ class ReleaseRef:
     spec: modelrelease.ModelReleaseSpec
 
 
+class Releases(Protocol):
+    """The ModelRelease objects themselves, as the API server holds them (raw: the runtime validates)."""
+
+    def fetch_release(self, namespace: str, name: str) -> dict[str, Any]: ...
+    def patch_release_status(
+        self, namespace: str, name: str, resource_version: str, status_patch: dict[str, Any]
+    ) -> None:
+        """Merge-patch `.status`, refused (ConflictError) if the object changed since `resource_version`."""
+        ...
+
+
 class Workloads(Protocol):
     def fetch_workloads(self, release: ReleaseRef) -> dict[str, observations.Workload]: ...
-    def apply_create(self, release: ReleaseRef, action: actions.CreateWorkload, track: str) -> None: ...
+    def apply_create(self, release: ReleaseRef, action: actions.CreateWorkload) -> None: ...
     def apply_scale(self, release: ReleaseRef, action: actions.ScaleWorkload) -> None: ...
     def apply_delete(self, release: ReleaseRef, action: actions.DeleteWorkload) -> None: ...
     def apply_cleanup(self, namespace: str, release: str, uid: str) -> None: ...
@@ -46,13 +58,31 @@ class AnalysisBackend(Protocol):
     leaves a run out, or the engine would start it on every look."""
 
     def fetch_results(
-        self,
-        release: ReleaseRef,
-        status: releasestatus.ModelReleaseStatus,
-        runs: Sequence[releasestatus.StepAnalysis],
+        self, release: ReleaseRef, runs: Sequence[actions.StartAnalysis]
     ) -> dict[str, verdicts.AnalysisSummary]: ...
     def apply_start(self, release: ReleaseRef, action: actions.StartAnalysis) -> None: ...
     def apply_stop(self, release: ReleaseRef, action: actions.StopAnalysis) -> None: ...
+
+
+class Approvals(Protocol):
+    def fetch_approvals(self, release: ReleaseRef) -> tuple[observations.ObservedApproval, ...]:
+        """This release's Approval decisions, oldest first; a malformed one approves nothing: left out."""
+        ...
+
+
+class Events(Protocol):
+    """Kubernetes Events about a release. Each is named from what it says, so posting it again after a
+    crash answers `False` (said before) and nothing is said twice."""
+
+    def post_transition(
+        self, release: ReleaseRef, event: decisions.Event, status: releasestatus.ModelReleaseStatus
+    ) -> bool: ...
+    def post_warning(self, release: ReleaseRef, reason: str, message: str, *identity: str) -> bool: ...
+    def post_warning_about(
+        self, namespace: str, name: str, uid: str, reason: str, message: str, *identity: str
+    ) -> bool:
+        """About a release whose spec could not be read (so no ReleaseRef exists)."""
+        ...
 
 
 class Notifier(Protocol):
@@ -68,3 +98,18 @@ class ModelRegistry(Protocol):
 
 class ReleaseRepository(Protocol):
     def apply_write_back(self, release: ReleaseRef, action: actions.WriteBackToGit) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Ports:
+    """Every external system the reconciler talks to, one seam each."""
+
+    releases: Releases
+    workloads: Workloads
+    router: Callable[[ReleaseRef], TrafficRouter]  # the router a release's spec.trafficRouting names
+    analysis: AnalysisBackend
+    approvals: Approvals
+    notifier: Notifier
+    registry: ModelRegistry
+    repository: ReleaseRepository | None
+    events: Events

@@ -17,6 +17,8 @@ from controller.domain import decision as decisions
 from controller.resources import meta, releasestatus
 
 COMPONENT = "modelrelease-controller"
+NORMAL = decisions.EventType.NORMAL.value
+WARNING = decisions.EventType.WARNING.value
 
 
 def build_event_name(release: str, *parts: str) -> str:
@@ -39,12 +41,18 @@ class KubeEvents:
         self._api = api
         self._clock = clock
 
-    def post_about(
-        self, namespace: str, name: str, uid: str, event_name: str, event_type: str, reason: str, message: str
+    def post_warning(self, release: ports.ReleaseRef, reason: str, message: str, *identity: str) -> bool:
+        name = build_event_name(release.name, release.uid, *identity)
+        return self.post(release, name, WARNING, reason, message)
+
+    def post_warning_about(
+        self, namespace: str, name: str, uid: str, reason: str, message: str, *identity: str
     ) -> bool:
         """An Event about a release whose spec could not be read (so no ReleaseRef exists)."""
         involved = _release_object(namespace, name, uid)
-        return self._post(namespace, event_name, event_type, reason, message, involved)
+        return self._post(
+            namespace, build_event_name(name, uid, *identity), WARNING, reason, message, involved
+        )
 
     def post(
         self,
@@ -119,7 +127,7 @@ class EventNotifier:
 
     def post_notification(self, release: ports.ReleaseRef, action: actions.Notify) -> None:
         name = build_event_name(release.name, release.uid, "notify", action.key)
-        self._events.post(release, name, "Normal", f"Notify{action.event.value}", action.message)
+        self._events.post(release, name, NORMAL, f"Notify{action.event.value}", action.message)
 
     def post_approval_request(self, release: ports.ReleaseRef, action: actions.RequestApproval) -> None:
         name = build_event_name(release.name, release.uid, "approval", action.key)
@@ -128,4 +136,4 @@ class EventNotifier:
             f"(model version {action.model_version}) waits for approval: create an Approval with "
             f"release {release.name}, revision {action.revision}, step {action.step_index}"
         )
-        self._events.post(release, name, "Normal", "ApprovalRequested", message)
+        self._events.post(release, name, NORMAL, "ApprovalRequested", message)

@@ -18,7 +18,7 @@ from analysis import judge, prometheus, specs, verdicts
 from controller import errors, ports
 from controller.adapters import kubeapi
 from controller.domain import actions
-from controller.resources import meta, releasestatus
+from controller.resources import meta
 
 
 class PrometheusAnalysis:
@@ -30,32 +30,25 @@ class PrometheusAnalysis:
         self._clock = clock
 
     def fetch_results(
-        self,
-        release: ports.ReleaseRef,
-        status: releasestatus.ModelReleaseStatus,
-        runs: Sequence[releasestatus.StepAnalysis],
+        self, release: ports.ReleaseRef, runs: Sequence[actions.StartAnalysis]
     ) -> dict[str, verdicts.AnalysisSummary]:
         results: dict[str, verdicts.AnalysisSummary] = {}
         for run in runs:
-            if status.canary_revision is None or status.stable_revision is None:
-                results[run.run] = verdicts.AnalysisSummary(verdict=verdicts.Verdict.RUNNING)
-                continue
             template = self._fetch_template(release.namespace, run.template)
             if isinstance(template, str):
                 results[run.run] = verdicts.AnalysisSummary(
                     verdict=verdicts.Verdict.INCONCLUSIVE, rule=template
                 )
                 continue
-            canary_track = "preview" if release.spec.strategy.blue_green is not None else "canary"
             target = prometheus.Target(
                 namespace=release.namespace,
                 release=release.name,
-                canary=prometheus.ArmSelector(status.canary_revision, canary_track),
-                baseline=prometheus.ArmSelector(status.stable_revision, "stable"),
-                model=status.canary_model_version or "",
+                canary=prometheus.ArmSelector(run.canary_revision, run.canary_track.value),
+                baseline=prometheus.ArmSelector(run.baseline_revision, actions.Track.STABLE.value),
+                model=run.canary_model_version,
             )
             window = prometheus.build_window(
-                run.started_at, self._clock(), template.interval, release.spec.serving.warmup
+                run.start, self._clock(), template.interval, release.spec.serving.warmup
             )
             try:
                 series = self._source.fetch_observations(template, target, window)

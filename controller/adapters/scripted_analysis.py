@@ -15,7 +15,6 @@ from analysis import verdicts
 from controller import errors, ports
 from controller.adapters import kubeapi
 from controller.domain import actions
-from controller.resources import releasestatus
 
 CONFIGMAP = "modelrelease-analysis-script"
 
@@ -25,10 +24,7 @@ class ScriptedAnalysis:
         self._api = api
 
     def fetch_results(
-        self,
-        release: ports.ReleaseRef,
-        status: releasestatus.ModelReleaseStatus,
-        runs: Sequence[releasestatus.StepAnalysis],
+        self, release: ports.ReleaseRef, runs: Sequence[actions.StartAnalysis]
     ) -> dict[str, verdicts.AnalysisSummary]:
         if not runs:
             return {}
@@ -43,7 +39,7 @@ class ScriptedAnalysis:
             script = {}
         results = build_running(runs)
         for run in runs:
-            for key in (run.run, status.canary_model_version or "", "default"):
+            for key in (run.run, run.canary_model_version, "default"):
                 if key and key in script:
                     verdict = verdicts.Verdict(script[key])
                     rule = f"scripted: ConfigMap {CONFIGMAP} entry {key!r} says {verdict.value}"
@@ -62,10 +58,7 @@ class NoAnalysis:
     """No backend configured: every run stays Running and ends INCONCLUSIVE at maxDuration."""
 
     def fetch_results(
-        self,
-        release: ports.ReleaseRef,
-        status: releasestatus.ModelReleaseStatus,
-        runs: Sequence[releasestatus.StepAnalysis],
+        self, release: ports.ReleaseRef, runs: Sequence[actions.StartAnalysis]
     ) -> dict[str, verdicts.AnalysisSummary]:
         return build_running(runs)
 
@@ -76,6 +69,6 @@ class NoAnalysis:
         pass
 
 
-def build_running(runs: Sequence[releasestatus.StepAnalysis]) -> dict[str, verdicts.AnalysisSummary]:
+def build_running(runs: Sequence[actions.StartAnalysis]) -> dict[str, verdicts.AnalysisSummary]:
     """Every run known and still without a verdict (see `ports.AnalysisBackend`)."""
     return {run.run: verdicts.AnalysisSummary(verdict=verdicts.Verdict.RUNNING) for run in runs}

@@ -36,7 +36,7 @@ def is_owned_by(obj: dict[str, Any], uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])
 
 
-def build_deployment(release: ports.ReleaseRef, action: actions.CreateWorkload, track: str) -> dict[str, Any]:
+def build_deployment(release: ports.ReleaseRef, action: actions.CreateWorkload) -> dict[str, Any]:
     serving = action.serving
     selector = {labels.RELEASE: naming.release_label(release.name), labels.REVISION: action.revision}
     env = [
@@ -74,7 +74,7 @@ def build_deployment(release: ports.ReleaseRef, action: actions.CreateWorkload, 
         "metadata": {
             "name": action.name,
             "namespace": release.namespace,
-            "labels": {**selector, labels.TRACK: track, labels.MANAGED_BY: labels.MANAGER},
+            "labels": {**selector, labels.TRACK: action.track.value, labels.MANAGED_BY: labels.MANAGER},
             "annotations": {labels.MODEL_VERSION: action.model_version, labels.RELEASE_NAME: release.name},
             "ownerReferences": [owner_reference(release)],
         },
@@ -147,8 +147,8 @@ class KubeWorkloads:
             )
         return result
 
-    def apply_create(self, release: ports.ReleaseRef, action: actions.CreateWorkload, track: str) -> None:
-        body = build_deployment(release, action, track)
+    def apply_create(self, release: ports.ReleaseRef, action: actions.CreateWorkload) -> None:
+        body = build_deployment(release, action)
         try:
             self._api.create(self._deployments_path(release.namespace), body)
         except errors.ConflictError:

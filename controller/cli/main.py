@@ -227,12 +227,9 @@ def _plan(args: argparse.Namespace) -> int:
         if not isinstance(release, kinds.ModelRelease):
             continue
         spec = release.spec
-        resource = spec.gpu_budget.resource_name if spec.gpu_budget else "nvidia.com/gpu"
         stable = planning.StableFootprint(
             replicas=args.stable_replicas or spec.serving.replicas,
-            gpus_per_replica=args.stable_gpus
-            if args.stable_gpus is not None
-            else spec.serving.gpus_per_replica(resource),
+            gpus_per_replica=args.stable_gpus if args.stable_gpus is not None else spec.gpus_per_replica,
         )
         plan = planning.plan_rollout(spec, stable)
         print(f"{manifest.source}: ModelRelease {release.metadata.name} (model {spec.model.name})")

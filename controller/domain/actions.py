@@ -12,12 +12,21 @@ from analysis import schema, verdicts
 from controller.resources import modelrelease
 
 
+class Track(StrEnum):
+    """What a workload is to its release: the label `modelrelease.dev/track` and the PromQL `{{track}}`."""
+
+    STABLE = "stable"
+    CANARY = "canary"
+    PREVIEW = "preview"  # blue-green: the new version, before and after the switch
+
+
 class CreateWorkload(schema.Frozen):
     """A Deployment `name` serving `revision` exists (created with `replicas` if absent)."""
 
     type: Literal["CreateWorkload"] = "CreateWorkload"
     name: str
     revision: str
+    track: Track
     replicas: int
     model_name: str
     model_version: str
@@ -50,11 +59,18 @@ class SetTrafficWeight(schema.Frozen):
 
 
 class StartAnalysis(schema.Frozen):
+    """An analysis run: the canary against the baseline from `start`, for at most `max_duration`.
+
+    Also the descriptor the analysis backend is asked about on every look while the run is running.
+    """
+
     type: Literal["StartAnalysis"] = "StartAnalysis"
     run: str
     template: str
     step_index: int
     canary_revision: str
+    canary_track: Track
+    canary_model_version: str
     baseline_revision: str
     start: datetime
     max_duration: timedelta

@@ -1,8 +1,10 @@
 """`reconcile`: the one entry point of the pure core.
 
-It calls the state machine until nothing more moves on this snapshot, applying its own
-actions to the snapshot as it goes (`observations.project`), so a single call goes as far as
-the world allows and replaying its decision on its own output yields no new actions.
+It calls the state machine until a move acts or nothing more moves: status-only moves are
+chained, and the first move with actions ends the decision. The shell executes those actions,
+writes the status and reconciles again at once (`requeue_after` zero), so the world is never more
+than one move ahead of status, whatever instant the controller is killed at — the machine's
+resume rules are built for exactly that.
 """
 
 from __future__ import annotations
@@ -27,28 +29,23 @@ def reconcile(
     observations: obs_.Observations,
     *,
     now: datetime,
-    one_acting_move: bool = False,
 ) -> decisions.Decision:
-    """Decide as far as this snapshot allows; with `one_acting_move`, stop after the first move that acts.
+    """Decide up to the first move that acts; `requeue_after` zero says more moves are due at once.
 
-    The shell writes status after running a decision's actions. A process killed in between, again
-    and again, would let the world run several moves ahead of status if each decision spanned many
-    moves; deciding one acting move at a time keeps the world at most one move ahead of status,
-    which the machine's resume rules are built for. The shell reconciles again at once.
+    Deciding several acting moves at once would let a process killed between executing them and
+    writing status, again and again, run the world several moves ahead of status (docs/testing.md).
     """
-    done: list[actions.Action] = []
+    done: tuple[actions.Action, ...] = ()
     events: list[decisions.Event] = []
-    snapshot = observations
     stopped_early = False
     for _ in range(MAX_MOVES):
-        move = machine.advance(spec, status, snapshot, now)
+        move = machine.advance(spec, status, observations, now)
         if not move.actions and move.status == status:
             break
-        done.extend(move.actions)
         events.extend(move.events)
         status = move.status
-        snapshot = obs_.project(snapshot, move.actions)
-        if one_acting_move and move.actions:
+        if move.actions:
+            done = move.actions
             stopped_early = True
             break
     else:
@@ -57,11 +54,11 @@ def reconcile(
     status = status.model_copy(update={"observed_generation": generation})
     status = status.model_copy(update={"conditions": conditions.build_conditions(status, generation, now)})
     requeue = build_requeue(move.wake_at, now, stopped_early=stopped_early)
-    return decisions.Decision(actions=tuple(done), status=status, requeue_after=requeue, events=tuple(events))
+    return decisions.Decision(actions=done, status=status, requeue_after=requeue, events=tuple(events))
 
 
 def build_requeue(wake_at: datetime | None, now: datetime, *, stopped_early: bool) -> timedelta | None:
-    """When to look again. Zero only when moves were left undone on purpose (`one_acting_move`).
+    """When to look again. Zero only when the decision stopped at a move that acts: the next is due now.
 
     At a fixed point a wake-up that is already due cannot change anything by time alone: every
     `now >= moment` test it stands for already holds, so what the machine waits for is the world

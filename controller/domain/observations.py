@@ -1,10 +1,4 @@
-"""What the shell saw of the world, handed to the engine as one frozen snapshot.
-
-`project` applies the engine's own actions to a snapshot, as the world will look right after
-they run (a scaled-up workload is not yet Ready, a traffic change is in force). The engine
-uses it to keep deciding within one call until nothing more can happen without the world
-moving, so replaying a decision on its own output yields nothing new.
-"""
+"""What the shell saw of the world, handed to the engine as one frozen snapshot."""
 
 from __future__ import annotations
 
@@ -14,7 +8,7 @@ from pydantic import Field
 
 from analysis import schema, verdicts
 from controller.domain import actions
-from controller.resources import releasestatus
+from controller.resources import commands, releasestatus
 
 
 class ReleaseIdentity(schema.Frozen):
@@ -79,15 +73,15 @@ class ObservedApproval(schema.Frozen):
 
 
 class Commands(schema.Frozen):
-    """Operator commands (annotations set by `kubectl modelrelease …`): a fresh token is a new command."""
+    """Operator commands (annotations set by `kubectl annotate`): a fresh token is a new command."""
 
-    abort: str | None = None
-    promote: str | None = None
-    promote_full: str | None = None
-    retry: str | None = None
+    tokens: dict[commands.Command, str] = Field(default_factory=dict)
     unknown: tuple[str, ...] = Field(
         (), description="Command annotations that name no command, as `annotation=token` (misspelt)."
     )
+
+    def with_token(self, command: commands.Command, token: str) -> Commands:
+        return self.model_copy(update={"tokens": {**self.tokens, command: token}})
 
 
 class Observations(schema.Frozen):
@@ -99,36 +93,3 @@ class Observations(schema.Frozen):
     analysis: dict[str, verdicts.AnalysisSummary] = Field(default_factory=dict)
     approvals: tuple[ObservedApproval, ...] = ()
     commands: Commands = Commands()
-
-
-def project(observations: Observations, done: tuple[actions.Action, ...]) -> Observations:
-    """The snapshot as it will be right after `done` ran, before anything else moves."""
-    workloads = dict(observations.workloads)
-    traffic = observations.traffic
-    analysis = dict(observations.analysis)
-    for action in done:
-        match action:
-            case actions.CreateWorkload() if action.name not in workloads:
-                workloads[action.name] = Workload(
-                    name=action.name, revision=action.revision, replicas=action.replicas
-                )
-            case actions.ScaleWorkload() if action.name in workloads:
-                # Scaling down removes the newest pods first; scaling up adds pods not yet Ready.
-                current = workloads[action.name]
-                kept = tuple(sorted(current.ready_pods_since)[: action.replicas])
-                workloads[action.name] = current.model_copy(
-                    update={"replicas": action.replicas, "ready_pods_since": kept}
-                )
-            case actions.DeleteWorkload():
-                workloads.pop(action.name, None)
-            case actions.SetTrafficWeight():
-                traffic = Traffic(
-                    stable_revision=action.stable_revision,
-                    canary_revision=action.canary_revision,
-                    canary_weight=action.canary_weight,
-                )
-            case actions.StartAnalysis() if action.run not in analysis:
-                analysis[action.run] = verdicts.AnalysisSummary(verdict=verdicts.Verdict.RUNNING)
-            case _:
-                pass
-    return observations.model_copy(update={"workloads": workloads, "traffic": traffic, "analysis": analysis})

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
-from controller.resources import modelrelease
+from controller.resources import modelrelease, releasestatus
 
 
 class StepKind(StrEnum):
@@ -61,11 +61,21 @@ class Refusal:
     message: str
 
 
+def plan_against_status(
+    spec: modelrelease.ModelReleaseSpec, status: releasestatus.ModelReleaseStatus
+) -> RolloutPlan | Refusal:
+    """The plan sized against the stable the status records (the spec's replicas before a first deploy)."""
+    stable = StableFootprint(
+        replicas=status.stable_replicas or spec.serving.replicas,
+        gpus_per_replica=status.stable_gpus_per_replica,
+    )
+    return plan_rollout(spec, stable)
+
+
 def plan_rollout(spec: modelrelease.ModelReleaseSpec, stable: StableFootprint) -> RolloutPlan | Refusal:
-    resource = spec.gpu_budget.resource_name if spec.gpu_budget else "nvidia.com/gpu"
     sizer = _Sizer(
         canary_full=spec.serving.replicas,
-        canary_gpus=spec.serving.gpus_per_replica(resource),
+        canary_gpus=spec.gpus_per_replica,
         stable=stable,
         budget=(
             stable.replicas * stable.gpus_per_replica + spec.gpu_budget.max_extra_gpus

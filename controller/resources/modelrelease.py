@@ -188,9 +188,12 @@ class TrafficRouting(schema.Frozen):
         return self.gateway_api is None and self.istio is None
 
 
+DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
+
+
 class GPUBudget(schema.Frozen):
     max_extra_gpus: int = Field(ge=0, alias="maxExtraGPUs", description="GPUs beyond the stable's.")
-    resource_name: str = Field("nvidia.com/gpu", min_length=1)
+    resource_name: str = Field(DEFAULT_GPU_RESOURCE, min_length=1)
 
 
 class SlackNotifications(schema.Frozen):
@@ -218,6 +221,15 @@ class ModelReleaseSpec(schema.Frozen):
     progress_deadline: schema.Duration = Field(
         timedelta(minutes=10), description="Longest a step may wait for its workloads (plus warm-up)."
     )
+
+    @property
+    def gpu_resource(self) -> str:
+        """The extended resource counted as GPUs: the budget's, else the common default."""
+        return self.gpu_budget.resource_name if self.gpu_budget else DEFAULT_GPU_RESOURCE
+
+    @property
+    def gpus_per_replica(self) -> int:
+        return self.serving.gpus_per_replica(self.gpu_resource)
 
     @model_validator(mode="after")
     def _budget_resource_is_requested(self) -> Self:

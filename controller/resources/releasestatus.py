@@ -12,7 +12,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from analysis import schema, verdicts
-from controller.resources import meta
+from controller.resources import commands, meta
 
 
 class Phase(StrEnum):
@@ -93,6 +93,28 @@ class HandledCommands(schema.Frozen):
     promote: str | None = None
     promote_full: str | None = None
     retry: str | None = None
+
+    def token(self, command: commands.Command) -> str | None:
+        match command:
+            case commands.Command.ABORT:
+                return self.abort
+            case commands.Command.PROMOTE:
+                return self.promote
+            case commands.Command.PROMOTE_FULL:
+                return self.promote_full
+            case commands.Command.RETRY:
+                return self.retry
+
+    def with_token(self, command: commands.Command, token: str) -> HandledCommands:
+        match command:
+            case commands.Command.ABORT:
+                return self.model_copy(update={"abort": token})
+            case commands.Command.PROMOTE:
+                return self.model_copy(update={"promote": token})
+            case commands.Command.PROMOTE_FULL:
+                return self.model_copy(update={"promote_full": token})
+            case commands.Command.RETRY:
+                return self.model_copy(update={"retry": token})
 
 
 class ModelReleaseStatus(schema.Frozen):

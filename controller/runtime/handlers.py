@@ -18,10 +18,10 @@ from typing import Any
 
 import kopf
 
-from controller import errors
+from controller import errors, ports
 from controller.adapters import labels
 from controller.resources import meta, releasestatus
-from controller.runtime import observe, pacing, reconciler
+from controller.runtime import pacing, reconciler
 from controller.runtime import settings as settings_
 
 
@@ -49,7 +49,7 @@ def utcnow() -> datetime:
 def register(
     registry: kopf.OperatorRegistry,
     config: settings_.RuntimeSettings,
-    io: observe.Ports,
+    io: ports.Ports,
     *,
     clock: Callable[[], datetime] = utcnow,
 ) -> Wakeups:
@@ -110,8 +110,8 @@ def register(
                 raise kopf.TemporaryError(f"will retry in {delay:.1f}s: {exc}", delay=delay) from exc
             except errors.PermanentError as exc:
                 logger.error("cannot reconcile: %s", exc)
-                await asyncio.to_thread(reconciler.record_permanent_error, io, namespace, name, exc, clock)
-                outcome = reconciler.Outcome(requeue_after=None)
+                await asyncio.to_thread(reconciler.apply_permanent_error, io, namespace, name, exc)
+                outcome = reconciler.Reconciled(requeue_after=None)
             retry = conflicts = 0
             pace = pacing.plan_wait(
                 pace,

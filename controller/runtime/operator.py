@@ -16,20 +16,25 @@ import kopf
 from analysis import prometheus
 from controller import errors, ports
 from controller.adapters import (
+    approvals,
     events,
     kubeapi,
     pinned_registry,
     prometheus_analysis,
+    releases,
     scripted_analysis,
     traffic,
     workloads,
 )
-from controller.runtime import handlers, observe
+from controller.runtime import handlers
 from controller.runtime import settings as settings_
 
 
-def build_ports(config: settings_.RuntimeSettings) -> observe.Ports:
-    api = kubeapi.KubeApi.from_kubeconfig(config.kubeconfig, timeout=config.request_timeout)
+def build_api(config: settings_.RuntimeSettings) -> kubeapi.KubeApi:
+    return kubeapi.KubeApi.from_kubeconfig(config.kubeconfig, timeout=config.request_timeout)
+
+
+def build_ports(config: settings_.RuntimeSettings, api: kubeapi.KubeApi) -> ports.Ports:
     kube_events = events.KubeEvents(api, handlers.utcnow)
     analysis: ports.AnalysisBackend = scripted_analysis.NoAnalysis()
     if config.analysis == "scripted":
@@ -42,10 +47,11 @@ def build_ports(config: settings_.RuntimeSettings) -> observe.Ports:
             config.prometheus_url, timeout=config.request_timeout, token_file=token
         )
         analysis = prometheus_analysis.PrometheusAnalysis(api, source, handlers.utcnow)
-    return observe.Ports(
-        api=api,
+    return ports.Ports(
+        releases=releases.KubeReleases(api),
         workloads=workloads.KubeWorkloads(api),
         analysis=analysis,
+        approvals=approvals.KubeApprovals(api),
         notifier=events.EventNotifier(kube_events),
         registry=pinned_registry.PinnedVersionRegistry(),
         repository=None,
@@ -54,9 +60,11 @@ def build_ports(config: settings_.RuntimeSettings) -> observe.Ports:
     )
 
 
-def build_registry(config: settings_.RuntimeSettings, io: observe.Ports) -> kopf.OperatorRegistry:
+def build_registry(
+    config: settings_.RuntimeSettings, api: kubeapi.KubeApi, io: ports.Ports
+) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
-    configuration = io.api.configuration
+    configuration = api.configuration
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
@@ -124,7 +132,8 @@ PEERING_GROUP = "kopf.dev/v1"
 
 def run(config: settings_.RuntimeSettings) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    io = build_ports(config)
+    api = build_api(config)
+    io = build_ports(config, api)
     log = logging.getLogger("modelrelease")
     if config.standalone:
         log.warning(
@@ -132,13 +141,13 @@ def run(config: settings_.RuntimeSettings) -> None:
             "too and execute every step twice; run exactly one, or drop --standalone to use peering"
         )
     else:
-        ensure_peering(io.api, config)
+        ensure_peering(api, config)
         log.info(
             "peering %r with priority %d: only the highest-priority live replica acts",
             config.peering_name,
             config.priority,
         )
-    registry = build_registry(config, io)
+    registry = build_registry(config, api, io)
     asyncio.run(
         kopf.operator(
             registry=registry,

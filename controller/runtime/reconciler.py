@@ -16,48 +16,36 @@ from typing import Any
 import pydantic
 
 from controller import errors, manifests, ports
-from controller.adapters import events, kubeapi, traffic
-from controller.domain import actions, engine
+from controller.adapters.traffic import services
+from controller.domain import actions, engine, machine
 from controller.domain import decision as decisions
 from controller.resources import meta, modelrelease, releasestatus
 from controller.runtime import observe, statuspatch
 
 
 @dataclasses.dataclass(frozen=True)
-class Outcome:
+class Reconciled:
+    """What one reconcile asks of the daemon: when to look again, and what it did (for pacing)."""
+
     requeue_after: timedelta | None
     actions: tuple[actions.Action, ...] = ()
     status_written: bool = False
-    phase: str | None = None
-
-
-def release_path(namespace: str, name: str, sub: str | None = None) -> str:
-    return kubeapi.build_path(meta.API_VERSION, "modelreleases", namespace, name, sub)
 
 
 def dump_status(status: releasestatus.ModelReleaseStatus) -> dict[str, Any]:
     return status.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def _track(
-    status: releasestatus.ModelReleaseStatus, spec: modelrelease.ModelReleaseSpec, revision: str
-) -> str:
-    if status.stable_revision in (None, revision):
-        return "stable"
-    return "preview" if spec.strategy.blue_green is not None else "canary"
-
-
 def execute(
-    io: observe.Ports,
+    io: ports.Ports,
     release: ports.ReleaseRef,
-    status: releasestatus.ModelReleaseStatus,
     todo: tuple[actions.Action, ...],
     logger: logging.Logger,
 ) -> None:
     for action in todo:
         match action:
             case actions.CreateWorkload():
-                io.workloads.apply_create(release, action, _track(status, release.spec, action.revision))
+                io.workloads.apply_create(release, action)
             case actions.ScaleWorkload():
                 io.workloads.apply_scale(release, action)
             case actions.DeleteWorkload():
@@ -86,7 +74,7 @@ def execute(
 
 
 def _registry_write(
-    io: observe.Ports,
+    io: ports.Ports,
     release: ports.ReleaseRef,
     action: actions.PromoteModel | actions.TagRolledBack,
     logger: logging.Logger,
@@ -102,12 +90,10 @@ def _registry_write(
 
 
 def _skipped(
-    io: observe.Ports, release: ports.ReleaseRef, reason: str, message: str, key: str, logger: logging.Logger
+    io: ports.Ports, release: ports.ReleaseRef, reason: str, message: str, key: str, logger: logging.Logger
 ) -> None:
     logger.warning("%s: %s", reason, message)
-    io.events.post(
-        release, events.build_event_name(release.name, release.uid, reason, key), "Warning", reason, message
-    )
+    io.events.post_warning(release, reason, message, reason, key)
 
 
 def _invalid_spec_message(exc: pydantic.ValidationError) -> str:
@@ -118,14 +104,14 @@ def _invalid_spec_message(exc: pydantic.ValidationError) -> str:
 
 
 def reconcile_release(
-    io: observe.Ports, namespace: str, name: str, *, clock: Callable[[], datetime], logger: logging.Logger
-) -> Outcome:
+    io: ports.Ports, namespace: str, name: str, *, clock: Callable[[], datetime], logger: logging.Logger
+) -> Reconciled:
     try:
-        body = io.api.get(release_path(namespace, name))
+        body = io.releases.fetch_release(namespace, name)
     except errors.NotFoundError:
-        return Outcome(requeue_after=None)  # deleted meanwhile
+        return Reconciled(requeue_after=None)  # deleted meanwhile
     if body["metadata"].get("deletionTimestamp"):
-        return Outcome(requeue_after=None)
+        return Reconciled(requeue_after=None)
     raw_status = body.get("status") or {}
     try:
         status = releasestatus.ModelReleaseStatus.model_validate(raw_status)
@@ -135,24 +121,20 @@ def reconcile_release(
     try:
         spec = modelrelease.ModelReleaseSpec.model_validate(body.get("spec"))
     except pydantic.ValidationError as exc:
-        return _write_failure(io, body, status, "InvalidSpec", _invalid_spec_message(exc), clock)
+        _write_failure(io, body, status, "InvalidSpec", _invalid_spec_message(exc))
+        return Reconciled(requeue_after=None)
     release = ports.ReleaseRef(namespace=namespace, name=name, uid=body["metadata"]["uid"], spec=spec)
     now = clock()
     observed = observe.observe(io, release, body, status)
-    decision = engine.reconcile(release.spec, status, observed, now=now, one_acting_move=True)
-    execute(io, release, status, decision.actions, logger)
+    decision = engine.reconcile(release.spec, status, observed, now=now)
+    execute(io, release, decision.actions, logger)
     post_events(io, release, decision, logger)
     written = _write_status(io, body, status, recovered(decision.status, now))
-    return Outcome(
-        requeue_after=decision.requeue_after,
-        actions=decision.actions,
-        status_written=written,
-        phase=decision.status.phase.value,
-    )
+    return Reconciled(requeue_after=decision.requeue_after, actions=decision.actions, status_written=written)
 
 
 def clean_up_release(
-    io: observe.Ports, namespace: str, name: str, uid: str, spec: Any, logger: logging.Logger
+    io: ports.Ports, namespace: str, name: str, uid: str, spec: Any, logger: logging.Logger
 ) -> None:
     """A deleted release (normal propagation): remove the Deployments and Services it owns.
 
@@ -178,20 +160,19 @@ def clean_up_release(
         return
     release = ports.ReleaseRef(namespace=namespace, name=name, uid=uid, spec=parsed)
     message = (
-        f"{route} still sends traffic to {traffic.stable_service(name)} and {traffic.canary_service(name)}, "
+        f"{route} still sends traffic to {services.stable_service(name)} and "
+        f"{services.canary_service(name)}, "
         "which were deleted with the release: point the route at another backend or delete it"
     )
     logger.warning("%s", message)
     try:
-        io.events.post(
-            release, events.build_event_name(name, uid, "deleted"), "Warning", "RouteLeftBehind", message
-        )
+        io.events.post_warning(release, "RouteLeftBehind", message, "deleted")
     except errors.TransientError as exc:
         logger.warning("event RouteLeftBehind not posted: %s", exc)
 
 
 def post_events(
-    io: observe.Ports, release: ports.ReleaseRef, decision: decisions.Decision, logger: logging.Logger
+    io: ports.Ports, release: ports.ReleaseRef, decision: decisions.Decision, logger: logging.Logger
 ) -> None:
     """Post the decision's Events; one that fails is logged and dropped, never a failed reconcile.
 
@@ -234,7 +215,7 @@ RECONCILE_ERROR = "ReconcileError"
 
 
 def record_transient_error(
-    io: observe.Ports,
+    io: ports.Ports,
     namespace: str,
     name: str,
     exc: errors.TransientError,
@@ -246,7 +227,7 @@ def record_transient_error(
     Best effort: the API may be what fails, and then the log is all there is.
     """
     try:
-        body = io.api.get(release_path(namespace, name))
+        body = io.releases.fetch_release(namespace, name)
         status = releasestatus.ModelReleaseStatus.model_validate(body.get("status") or {})
         now = clock()
         previous = next((c for c in status.conditions if c.type == RECONCILE_ERROR), None)
@@ -268,47 +249,41 @@ def record_transient_error(
 
 
 def _write_status(
-    io: observe.Ports,
+    io: ports.Ports,
     body: dict[str, Any],
     old: releasestatus.ModelReleaseStatus,
     new: releasestatus.ModelReleaseStatus,
 ) -> bool:
     if dump_status(old) == dump_status(new):
         return False  # nothing changed: no write, no new resourceVersion, no watch event
-    patch = {
-        "metadata": {"resourceVersion": body["metadata"]["resourceVersion"]},
-        "status": statuspatch.build_merge_patch(body.get("status") or {}, dump_status(new)),
-    }
-    io.api.merge_patch(release_path(body["metadata"]["namespace"], body["metadata"]["name"], "status"), patch)
+    meta_ = body["metadata"]
+    patch = statuspatch.build_merge_patch(body.get("status") or {}, dump_status(new))
+    io.releases.patch_release_status(meta_["namespace"], meta_["name"], meta_["resourceVersion"], patch)
     return True
 
 
 def _write_failure(
-    io: observe.Ports,
+    io: ports.Ports,
     body: dict[str, Any],
     status: releasestatus.ModelReleaseStatus,
     reason: str,
     message: str,
-    clock: Callable[[], datetime],
     phase: releasestatus.Phase = releasestatus.Phase.FAILED,
-) -> Outcome:
-    """A permanent problem with the object itself: say so in status (once) and wait for an edit."""
-    failed = status.model_copy(
-        update={
-            "phase": phase,
-            "reason": reason,
-            "message": message,
-            "observed_generation": int(body["metadata"].get("generation", 1)),
-        }
+) -> bool:
+    """A permanent problem with the object itself: say so in status (once) and wait for an edit.
+
+    True if the status changed (so it is news, worth an Event)."""
+    failed = machine.changes.halted(status, phase, reason, message).model_copy(
+        update={"observed_generation": int(body["metadata"].get("generation", 1))}
     )
-    written = _write_status(io, body, status, failed)
-    return Outcome(requeue_after=None, status_written=written, phase=failed.phase.value)
+    return _write_status(io, body, status, failed)
 
 
-def record_permanent_error(
-    io: observe.Ports, namespace: str, name: str, exc: errors.PermanentError, clock: Callable[[], datetime]
-) -> Outcome:
-    body = io.api.get(release_path(namespace, name))
+def apply_permanent_error(
+    io: ports.Ports, namespace: str, name: str, exc: errors.PermanentError
+) -> releasestatus.Phase:
+    """Say a permanent error in status and in an Event (once each), and return the phase written."""
+    body = io.releases.fetch_release(namespace, name)
     try:
         status = releasestatus.ModelReleaseStatus.model_validate(body.get("status") or {})
     except pydantic.ValidationError:
@@ -316,19 +291,12 @@ def record_permanent_error(
     reason = type(exc).__name__.removesuffix("Error") or "Error"
     # With a stable revision serving, the problem blocks the new rollout; it is not an outage.
     phase = releasestatus.Phase.BLOCKED if status.stable_revision else releasestatus.Phase.FAILED
-    outcome = _write_failure(io, body, status, reason, str(exc), clock, phase)
-    if outcome.status_written:
+    if _write_failure(io, body, status, reason, str(exc), phase):
         meta_ = body["metadata"]
         try:
-            io.events.post_about(
-                meta_["namespace"],
-                meta_["name"],
-                meta_["uid"],
-                events.build_event_name(meta_["name"], meta_["uid"], reason, str(exc)),
-                "Warning",
-                reason,
-                str(exc),
+            io.events.post_warning_about(
+                meta_["namespace"], meta_["name"], meta_["uid"], reason, str(exc), reason, str(exc)
             )
         except errors.TransientError:
             pass  # the status says it; an Event is a courtesy
-    return outcome
+    return phase

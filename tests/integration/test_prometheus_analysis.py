@@ -25,8 +25,9 @@ import yaml
 
 from analysis import exporter, openmetrics, reference, simulator, verdicts
 from controller.adapters import kubeapi, prometheus_analysis
+from controller.domain import actions
 from controller.ports import ReleaseRef
-from controller.resources import modelrelease, releasestatus
+from controller.resources import modelrelease
 from controller.sandbox import cluster
 from tests.integration import harness, prometheus_server
 
@@ -236,7 +237,7 @@ def test_a_live_scrape_reaches_the_judge_with_requests_on_both_arms(served: Serv
     assert judgement["verdict"] == verdicts.Verdict.RUNNING  # seconds of data: well short of minDuration
 
 
-def test_the_controller_adapter_judges_each_running_run_from_status_and_its_template(
+def test_the_controller_adapter_judges_each_running_run_from_its_descriptor_and_template(
     served: Served, tmp_path: pathlib.Path
 ) -> None:
     with cluster.SandboxCluster(seed=3) as sandbox:
@@ -254,13 +255,22 @@ def test_the_controller_adapter_judges_each_running_run_from_status_and_its_temp
         )
         release = ReleaseRef(namespace="ml", name="errors", uid="u1", spec=spec)
         started = datetime.fromtimestamp(served.start + 180, UTC)
-        runs = (
-            releasestatus.StepAnalysis(step_index=1, run="run-a", template="quality", started_at=started),
-            releasestatus.StepAnalysis(step_index=1, run="run-b", template="missing", started_at=started),
+        runs = tuple(
+            actions.StartAnalysis(
+                run=run,
+                template=template_name,
+                step_index=1,
+                canary_revision="c1",
+                canary_track=actions.Track.CANARY,
+                canary_model_version="7",
+                baseline_revision="s1",
+                start=started,
+                max_duration=timedelta(hours=1),
+            )
+            for run, template_name in (("run-a", "quality"), ("run-b", "missing"))
         )
-        status = releasestatus.ModelReleaseStatus(canary_revision="c1", stable_revision="s1", analysis=runs)
         with source:
-            results = backend.fetch_results(release, status, runs)
+            results = backend.fetch_results(release, runs)
     assert results["run-a"].verdict == verdicts.Verdict.FAIL
     assert results["run-a"].rule is not None
     assert results["run-a"].rule.startswith("errors:")

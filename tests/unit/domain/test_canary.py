@@ -9,7 +9,7 @@ import pytest
 
 from analysis import verdicts
 from controller.domain import actions, engine, naming
-from controller.resources import releasestatus
+from controller.resources import commands, releasestatus
 from tests.unit.domain import builders
 from tests.unit.domain import world as w
 
@@ -114,7 +114,7 @@ def test_an_indefinite_pause_waits_until_promoted() -> None:
     run.reconcile()
     assert run.status.phase == Phase.PAUSED
     assert run.decisions[-1].requeue_after is None
-    run.world.commands = run.world.commands.model_copy(update={"promote": "t1"})
+    run.world.commands = run.world.commands.with_token(commands.Command.PROMOTE, "t1")
     run.reconcile()
     assert run.status.current_step_index == 2
     assert run.status.phase == Phase.PROGRESSING
@@ -168,14 +168,14 @@ def test_after_an_inconclusive_analysis_promote_continues_and_abort_rolls_back()
     run = deployed()
     run.world.verdict = w.always(Verdict.INCONCLUSIVE)
     run.in_phase(Phase.PAUSED)
-    run.world.commands = run.world.commands.model_copy(update={"promote": "go"})
+    run.world.commands = run.world.commands.with_token(commands.Command.PROMOTE, "go")
     run.reconcile()
     assert run.status.current_step_index == 2
 
     run = deployed()
     run.world.verdict = w.always(Verdict.INCONCLUSIVE)
     run.in_phase(Phase.PAUSED)
-    run.world.commands = run.world.commands.model_copy(update={"abort": "stop"})
+    run.world.commands = run.world.commands.with_token(commands.Command.ABORT, "stop")
     run.reconcile()
     assert run.status.phase == Phase.ROLLED_BACK
     assert run.status.reason == "Aborted"
@@ -267,7 +267,7 @@ def test_retry_rolls_a_rolled_back_revision_out_again_from_step_0() -> None:
     run.world.verdict = w.always(Verdict.FAIL)
     run.settle()
     run.world.verdict = w.passes_after(timedelta(minutes=2))
-    run.world.commands = run.world.commands.model_copy(update={"retry": "r1"})
+    run.world.commands = run.world.commands.with_token(commands.Command.RETRY, "r1")
     run.reconcile()
     assert run.status.phase == Phase.PROGRESSING
     assert run.status.attempt == 2
@@ -291,7 +291,7 @@ def test_a_new_spec_after_a_rollback_rolls_out_its_revision() -> None:
 def test_manual_abort_rolls_back_with_the_reason() -> None:
     run = deployed()
     run.until(lambda r: r.status.current_step_index == 1)
-    run.world.commands = run.world.commands.model_copy(update={"abort": "a1"})
+    run.world.commands = run.world.commands.with_token(commands.Command.ABORT, "a1")
     run.reconcile()
     assert run.status.phase == Phase.ROLLED_BACK
     assert run.status.reason == "Aborted"
@@ -301,9 +301,9 @@ def test_manual_abort_rolls_back_with_the_reason() -> None:
 def test_an_abort_token_is_acted_on_once() -> None:
     run = deployed()
     run.until(lambda r: r.status.current_step_index == 1)
-    run.world.commands = run.world.commands.model_copy(update={"abort": "a1"})
+    run.world.commands = run.world.commands.with_token(commands.Command.ABORT, "a1")
     run.settle()
-    run.world.commands = run.world.commands.model_copy(update={"retry": "r1"})
+    run.world.commands = run.world.commands.with_token(commands.Command.RETRY, "r1")
     run.until(lambda r: r.status.current_step_index == 1)
     assert run.status.phase == Phase.PROGRESSING, "the old abort token does not abort the retried rollout"
 
@@ -311,7 +311,7 @@ def test_an_abort_token_is_acted_on_once() -> None:
 def test_an_abort_with_no_rollout_in_progress_changes_nothing_but_is_recorded() -> None:
     run = deployed()
     run.settle()
-    run.world.commands = run.world.commands.model_copy(update={"abort": "late"})
+    run.world.commands = run.world.commands.with_token(commands.Command.ABORT, "late")
     decision = run.reconcile()
     assert decision.actions == ()
     assert run.status.phase == Phase.SUCCEEDED
@@ -322,7 +322,7 @@ def test_an_abort_with_no_rollout_in_progress_changes_nothing_but_is_recorded() 
 def test_promote_full_skips_the_remaining_steps_and_promotes_when_the_canary_is_whole() -> None:
     run = deployed(steps=[{"setWeight": 10}, {"pause": {}}, {"setWeight": 50}, {"approval": {}}])
     run.in_phase(Phase.PAUSED)
-    run.world.commands = run.world.commands.model_copy(update={"promote_full": "pf"})
+    run.world.commands = run.world.commands.with_token(commands.Command.PROMOTE_FULL, "pf")
     run.reconcile()
     assert run.status.phase == Phase.PROMOTING
     assert run.status.approvals[-1].via == "promote-full"
@@ -368,7 +368,7 @@ def test_an_approval_from_a_previous_attempt_does_not_pass_the_gate_of_a_retry()
     run.world.approvals.clear()
     run.world.approve(revision, 1, releasestatus.ApprovalDecision.APPROVE)
     run.world.tick(timedelta(minutes=1))
-    run.world.commands = run.world.commands.model_copy(update={"retry": "again"})
+    run.world.commands = run.world.commands.with_token(commands.Command.RETRY, "again")
     run.in_phase(Phase.AWAITING_APPROVAL)
     run.world.tick(timedelta(minutes=5))
     run.reconcile()
@@ -479,7 +479,7 @@ def test_retry_after_a_failed_first_deploy_waits_a_fresh_progress_deadline() -> 
     run = w.Run(spec, world).settle()
     assert run.status.phase == Phase.FAILED
     world.never_ready.clear()
-    world.commands = world.commands.model_copy(update={"retry": "again"})
+    world.commands = world.commands.with_token(commands.Command.RETRY, "again")
     run.settle()
     assert run.status.phase == Phase.SUCCEEDED
     assert run.status.stable_revision == revision
@@ -519,7 +519,7 @@ def test_an_analysis_skipped_by_promote_is_recorded_as_finished_without_a_verdic
     run = deployed()
     run.world.verdict = w.always(Verdict.RUNNING)
     run.until(lambda r: bool(r.status.analysis))
-    run.world.commands = run.world.commands.model_copy(update={"promote": "p1"})
+    run.world.commands = run.world.commands.with_token(commands.Command.PROMOTE, "p1")
     run.reconcile()
     [record] = run.status.analysis
     assert record.finished_at is not None

@@ -136,22 +136,15 @@ def test_status_reports_step_weight_versions_and_analysis_mid_rollout() -> None:
     assert manifest["analysis"][0]["verdict"] == "Pass"
 
 
-def test_one_acting_move_stops_after_the_first_move_that_acts_and_asks_to_come_back_at_once() -> None:
-    from datetime import UTC, datetime, timedelta
-
-    from controller.domain import engine, observations
-    from controller.resources import releasestatus
-    from tests.unit.domain import builders
-
-    spec = builders.release_spec()
-    observed = observations.Observations(
-        release=observations.ReleaseIdentity(name="ranker"),
-        model=observations.RegistryVersion(version=spec.model.version or "1", uri="models:/m/1"),
+def test_a_decision_stops_at_the_first_move_that_acts_and_asks_to_come_back_at_once() -> None:
+    spec = builders.release_spec(version="6")
+    observed = obs_.Observations(
+        release=obs_.ReleaseIdentity(name="fraud"),
+        model=obs_.RegistryVersion(version="6", uri="models:/fraud/6"),
     )
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    whole = engine.reconcile(spec, releasestatus.ModelReleaseStatus(), observed, now=now)
-    empty = releasestatus.ModelReleaseStatus()
-    first = engine.reconcile(spec, empty, observed, now=now, one_acting_move=True)
-    assert first.actions
-    assert first.actions == whole.actions[: len(first.actions)]
+    first = engine.reconcile(spec, releasestatus.ModelReleaseStatus(), observed, now=w.T0)
+    # Status-only moves (pin the model, note the revision, start the first deploy) chain; the
+    # Deployment's creation is the first move that acts, and the decision ends there.
+    assert [type(a) for a in first.actions] == [actions.CreateWorkload]
+    assert (first.status.phase, first.status.reason) == (Phase.PROGRESSING, "FirstDeploy")
     assert first.requeue_after == timedelta(0)

@@ -87,6 +87,7 @@ class World:
     log: list[tuple[datetime, actions.Action]] = field(default_factory=list)
     requests: list[actions.RequestApproval] = field(default_factory=list)
     peak_gpus: int = 0
+    creations: list[str] = field(default_factory=list)  # every Deployment really created, in order
     model_tags: dict[str, str] = field(default_factory=dict)
 
     # -- the world moving on its own --------------------------------------------------------
@@ -115,6 +116,7 @@ class World:
                     created = Deployment(action.name, action.revision, action.gpus_per_replica)
                     created.scale(action.replicas, self.now)
                     self.deployments[action.name] = created
+                    self.creations.append(action.name)
             case actions.ScaleWorkload():
                 if action.name in self.deployments:
                     self.deployments[action.name].scale(action.replicas, self.now)
@@ -222,12 +224,24 @@ class Run:
     idle_step: timedelta = timedelta(seconds=10)
 
     def reconcile(self) -> decisions.Decision:
-        decision = engine.reconcile(self.spec, self.status, self.world.observe(), now=self.world.now)
-        for action in decision.actions:
-            self.world.execute(action)
-        self.status = decision.status
-        self.decisions.append(decision)
-        return decision
+        """As the runtime does: decide, execute, write status, and again at once while the engine says
+        more moves are due (requeue zero). Returns the decisions of this instant as one."""
+        done: list[actions.Action] = []
+        said: list[decisions.Event] = []
+        for _ in range(engine.MAX_MOVES):
+            decision = engine.reconcile(self.spec, self.status, self.world.observe(), now=self.world.now)
+            for action in decision.actions:
+                self.world.execute(action)
+            self.status = decision.status
+            done.extend(decision.actions)
+            said.extend(decision.events)
+            if decision.requeue_after != timedelta(0):
+                break
+        else:
+            raise AssertionError(f"still moving after {engine.MAX_MOVES} decisions at one instant")
+        whole = decision.model_copy(update={"actions": tuple(done), "events": tuple(said)})
+        self.decisions.append(whole)
+        return whole
 
     def until(self, done: Callable[[Run], bool], limit: timedelta = timedelta(hours=6)) -> Run:
         end = self.world.now + limit

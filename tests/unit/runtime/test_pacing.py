@@ -13,6 +13,8 @@ START = actions.StartAnalysis(
     template="t",
     step_index=1,
     canary_revision="c",
+    canary_track=actions.Track.CANARY,
+    canary_model_version="7",
     baseline_revision="s",
     start=datetime(2026, 1, 1, tzinfo=UTC),
     max_duration=timedelta(minutes=10),

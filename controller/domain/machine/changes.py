@@ -1,0 +1,324 @@
+"""Named, pure status changes: the only way the machine changes a ModelReleaseStatus.
+
+Each function takes a status and returns the changed copy. Every copy goes through `_changed`,
+which refuses a field the status does not have (pydantic's `model_copy(update=...)` would drop a
+misspelt one silently) and a phase change the table does not allow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from analysis import verdicts
+from controller.domain.machine import table
+from controller.resources import commands, releasestatus
+
+Phase = releasestatus.Phase
+Status = releasestatus.ModelReleaseStatus
+Verdict = verdicts.Verdict
+
+
+@dataclass(frozen=True)
+class Target:
+    """The revision the spec asks for, with its resolved model."""
+
+    revision: str
+    model_version: str
+    model_uri: str
+    gpus_per_replica: int
+
+
+class UnknownFieldError(AssertionError):
+    """A status change names a field the status does not have: a bug in the machine."""
+
+
+def _changed(status: Status, fields: Mapping[str, object]) -> Status:
+    unknown = fields.keys() - Status.model_fields.keys()
+    if unknown:
+        raise UnknownFieldError(f"ModelReleaseStatus has no field {', '.join(sorted(unknown))}")
+    phase = fields.get("phase")
+    if isinstance(phase, Phase):
+        table.check(status.phase, phase)
+    return status.model_copy(update=dict(fields))
+
+
+# ---- bookkeeping, no phase change -------------------------------------------------------------
+
+
+def revision_seen(status: Status, revision: str) -> Status:
+    return _changed(status, {"revision": revision})
+
+
+def model_pinned(status: Status, resolved: releasestatus.ResolvedModel) -> Status:
+    return _changed(status, {"resolved_model": resolved})
+
+
+def noted(status: Status, key: str) -> Status:
+    """A one-shot message (notification, approval request, warning) is recorded as said."""
+    return _changed(status, {"notifications": (*status.notifications, key)})
+
+
+def command_handled(status: Status, command: commands.Command, token: str) -> Status:
+    return _changed(status, {"handled_commands": status.handled_commands.with_token(command, token)})
+
+
+def said(status: Status, reason: str | None, message: str) -> Status:
+    """The reason and message change; the phase stays."""
+    return _changed(status, {"reason": reason, "message": message})
+
+
+def stable_footprint_set(status: Status, replicas: int, gpus_per_replica: int) -> Status:
+    return _changed(status, {"stable_replicas": replicas, "stable_gpus_per_replica": gpus_per_replica})
+
+
+def retirements_done(status: Status, now: datetime) -> Status:
+    return _changed(status, {"retiring": tuple(r for r in status.retiring if r.at > now)})
+
+
+def analyses_stopped(status: Status, rule: str, now: datetime) -> Status:
+    """Runs stopped before the judge decided reached no verdict, and their records say so."""
+    finished = tuple(
+        r.model_copy(update={"finished_at": now, "rule": rule, "verdict": Verdict.INCONCLUSIVE})
+        if r.verdict == Verdict.RUNNING and r.finished_at is None
+        else r
+        for r in status.analysis
+    )
+    return _changed(status, {"analysis": finished})
+
+
+def analysis_finished(status: Status, record: releasestatus.StepAnalysis) -> Status:
+    return _changed(
+        status, {"analysis": tuple(record if r.run == record.run else r for r in status.analysis)}
+    )
+
+
+def approval_recorded(status: Status, record: releasestatus.ApprovalRecord) -> Status:
+    return _changed(status, {"approvals": (*status.approvals, record)})
+
+
+def canary_cleared(status: Status) -> Status:
+    """No canary any more: its revision, weight, step and the promote-full flag go."""
+    return _changed(
+        status,
+        {
+            "canary_revision": None,
+            "canary_model_version": None,
+            "canary_weight": 0,
+            "current_step_index": None,
+            "step_started_at": None,
+            "promote_full": False,
+        },
+    )
+
+
+# ---- halting and waiting ----------------------------------------------------------------------
+
+
+def halted(status: Status, phase: Phase, reason: str, message: str) -> Status:
+    """Pending, Blocked or Failed, with why; whatever was under way is kept to resume from."""
+    assert phase in table.HALTED, phase
+    return _changed(status, {"phase": phase, "reason": reason, "message": message})
+
+
+def stable_again(status: Status, message: str) -> Status:
+    """The spec asks for what stable serves, and nothing else runs."""
+    return _changed(status, {"phase": Phase.SUCCEEDED, "reason": "Stable", "message": message})
+
+
+def retry_requested(status: Status, now: datetime) -> Status:
+    return _changed(
+        status,
+        {
+            "phase": Phase.PENDING,
+            "reason": "RetryRequested",
+            "message": "retry requested",
+            "step_started_at": now,
+        },
+    )
+
+
+# ---- first deploy -----------------------------------------------------------------------------
+
+
+def first_deploy_started(status: Status, target: Target, message: str, now: datetime) -> Status:
+    return _changed(
+        status,
+        {
+            "phase": Phase.PROGRESSING,
+            "reason": "FirstDeploy",
+            "message": message,
+            "canary_revision": target.revision,
+            "canary_model_version": target.model_version,
+            "attempt": 1,
+            "rollout_started_at": now,
+            "step_started_at": now,
+            "current_step_index": None,
+            "canary_weight": 0,
+            "analysis": (),
+            "approvals": (),
+            "notifications": (),
+        },
+    )
+
+
+def first_deploy_done(status: Status, target: Target, replicas: int, message: str) -> Status:
+    deployed = _changed(
+        status,
+        {
+            "stable_revision": target.revision,
+            "stable_model_version": target.model_version,
+            "stable_replicas": replicas,
+            "stable_gpus_per_replica": target.gpus_per_replica,
+        },
+    )
+    cleared = _changed(
+        deployed, {"canary_revision": None, "canary_model_version": None, "step_started_at": None}
+    )
+    return _changed(cleared, {"phase": Phase.SUCCEEDED, "reason": "Deployed", "message": message})
+
+
+# ---- a rollout --------------------------------------------------------------------------------
+
+
+def started_rollout(
+    status: Status, target: Target, *, attempt: int, steps_hash: str, message: str, now: datetime
+) -> Status:
+    return _changed(
+        status,
+        {
+            "phase": Phase.PROGRESSING,
+            "reason": "RolloutStarted",
+            "message": message,
+            "canary_revision": target.revision,
+            "canary_model_version": target.model_version,
+            "attempt": attempt,
+            "rollout_started_at": now,
+            "current_step_index": 0,
+            "step_started_at": now,
+            "steps_hash": steps_hash,
+            "promote_full": False,
+            "canary_weight": 0,
+            "analysis": (),
+            "approvals": (),
+            "notifications": (),
+            "retiring": (),
+        },
+    )
+
+
+def restarted_for_new_steps(status: Status, steps_hash: str, now: datetime) -> Status:
+    """The steps were edited mid-rollout: a new attempt from step 0, the canary's weight back to 0."""
+    return _changed(
+        status,
+        {
+            "steps_hash": steps_hash,
+            "attempt": status.attempt + 1,
+            "current_step_index": 0,
+            "step_started_at": now,
+            "rollout_started_at": now,
+            "canary_weight": 0,
+            "analysis": (),
+            "approvals": (),
+            "promote_full": False,
+            "phase": Phase.PROGRESSING,
+            "reason": "StepsChanged",
+            "message": "the steps changed; progress starts again at step 0",
+        },
+    )
+
+
+def sheltered(status: Status, dropped: tuple[str, ...], reason: str, message: str) -> Status:
+    """The canary lost its pods: the analyses of `dropped` runs are forgotten, to start afresh."""
+    kept = tuple(r for r in status.analysis if r.run not in dropped)
+    return _changed(status, {"analysis": kept, "reason": reason, "message": message})
+
+
+def paused(status: Status, reason: str, message: str) -> Status:
+    return _changed(status, {"phase": Phase.PAUSED, "reason": reason, "message": message})
+
+
+def awaiting_approval(status: Status, message: str) -> Status:
+    return _changed(
+        status, {"phase": Phase.AWAITING_APPROVAL, "reason": "AwaitingApproval", "message": message}
+    )
+
+
+def analysis_started(status: Status, record: releasestatus.StepAnalysis, message: str) -> Status:
+    return _changed(
+        status,
+        {
+            "analysis": (*status.analysis, record),
+            "phase": Phase.PROGRESSING,
+            "reason": "Analysing",
+            "message": message,
+        },
+    )
+
+
+def step_completed(
+    status: Status, index: int, weight: int, *, last: bool, label: str, now: datetime
+) -> Status:
+    """The one place the step index advances."""
+    return _changed(
+        status,
+        {
+            "current_step_index": index + 1,
+            "step_started_at": now,
+            "canary_weight": weight,
+            "phase": Phase.PROMOTING if last else Phase.PROGRESSING,
+            "reason": "Promoting" if last else "StepCompleted",
+            "message": f"{label} complete" + ("; promoting" if last else ""),
+        },
+    )
+
+
+def promoted_full(status: Status, step_count: int, now: datetime) -> Status:
+    """promote --full: every remaining step is skipped; the index points past the last."""
+    return _changed(
+        status,
+        {
+            "promote_full": True,
+            "current_step_index": step_count,
+            "step_started_at": now,
+            "phase": Phase.PROMOTING,
+            "reason": "PromotedFull",
+            "message": "promote --full: skipping the remaining steps",
+        },
+    )
+
+
+def promoting(status: Status) -> Status:
+    return _changed(
+        status, {"phase": Phase.PROMOTING, "reason": "Promoting", "message": "all steps complete; promoting"}
+    )
+
+
+def promoted(
+    status: Status, target: Target, replicas: int, retiring: releasestatus.Retiring, message: str
+) -> Status:
+    """The canary becomes stable; the previous stable is kept until `retiring.at`."""
+    promoted_ = _changed(
+        canary_cleared(status),
+        {
+            "stable_revision": target.revision,
+            "stable_model_version": target.model_version,
+            "stable_replicas": replicas,
+            "stable_gpus_per_replica": target.gpus_per_replica,
+            "retiring": (*status.retiring, retiring),
+        },
+    )
+    return _changed(promoted_, {"phase": Phase.SUCCEEDED, "reason": "Promoted", "message": message})
+
+
+def rolled_back(status: Status, rollback: releasestatus.Rollback) -> Status:
+    return _changed(
+        canary_cleared(status),
+        {
+            "phase": Phase.ROLLED_BACK,
+            "reason": rollback.reason,
+            "message": rollback.message,
+            "last_rollback": rollback,
+        },
+    )

@@ -1,0 +1,75 @@
+"""Converge: the desired-state actions that make the world match what the status says.
+
+Order keeps every intermediate state safe: traffic that takes exposure away first, then removals
+and scale-downs (freeing GPUs), then creations and scale-ups, and traffic that adds exposure last.
+A traffic change that adds exposure waits while a workload it would send traffic to has no Ready pod.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from controller.domain import actions
+from controller.domain import observations as obs_
+from controller.domain.machine import turn as turn_
+
+
+@dataclass(frozen=True)
+class Want:
+    replicas: int | None  # None: leave the replica count as it is
+    create: actions.CreateWorkload | None = None
+
+
+def retiring_wants(turn: turn_.Turn) -> dict[str, Want]:
+    return {r.name: Want(None) for r in turn.status.retiring}
+
+
+def converge(turn: turn_.Turn, wants: dict[str, Want], traffic: actions.SetTrafficWeight | None) -> bool:
+    """Queue the actions that make the world match `wants` and `traffic`; True if any, or if held."""
+    world = turn.obs.workloads
+    downs: list[actions.Action] = [actions.DeleteWorkload(name=n) for n in sorted(world) if n not in wants]
+    ups: list[actions.Action] = []
+    for name, want in wants.items():
+        seen = world.get(name)
+        if seen is None:
+            if want.create is not None:
+                ups.append(want.create)
+        elif want.replicas is not None and seen.replicas != want.replicas:
+            scale = actions.ScaleWorkload(name=name, replicas=want.replicas)
+            (downs if want.replicas < seen.replicas else ups).append(scale)
+    first: list[actions.Action] = []
+    last: list[actions.Action] = []
+    current = turn.obs.traffic
+    held = False
+    if traffic is not None and (current is None or not current.matches(traffic)):
+        if not adds_exposure(traffic, current):
+            first.append(traffic)
+        elif is_ready_for(turn.obs, traffic):
+            last.append(traffic)
+        else:
+            # Never route toward a workload that is not Ready, whatever the status says
+            # (e.g. resuming from a status older than the world): wait for it instead.
+            held = True
+            turn.wait_until(turn.now + turn_.POLL)
+    queued = [*first, *downs, *ups, *last]
+    turn.act(*queued)
+    return bool(queued) or held
+
+
+def is_ready_for(observations: obs_.Observations, traffic: actions.SetTrafficWeight) -> bool:
+    receiving = {traffic.stable_revision} if traffic.canary_weight < 100 else set()
+    if traffic.canary_revision is not None and traffic.canary_weight > 0:
+        receiving.add(traffic.canary_revision)
+    ready = {w.revision for w in observations.workloads.values() if w.ready_replicas > 0}
+    return receiving <= ready
+
+
+def adds_exposure(desired: actions.SetTrafficWeight, current: obs_.Traffic | None) -> bool:
+    """True when the change sends traffic somewhere it did not go before (so it waits until last)."""
+    if current is None:
+        return True
+    if desired.stable_revision != current.stable_revision:
+        return True
+    if desired.canary_weight == 0 or desired.canary_revision is None:
+        return False
+    return desired.canary_revision != current.canary_revision or desired.canary_weight > current.canary_weight
