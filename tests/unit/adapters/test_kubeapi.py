@@ -19,7 +19,7 @@ from controller.adapters import kubeapi
 class _Answers(http.server.BaseHTTPRequestHandler):
     """Answers `/status/<code>` with that code and a Kubernetes Status body naming it."""
 
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_GET(self) -> None:
         code = int(self.path.rsplit("/", 1)[1])
         body = json.dumps({"kind": "Status", "message": f"server said {code}"}).encode()
         self.send_response(code)
@@ -28,7 +28,7 @@ class _Answers(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
