@@ -36,7 +36,7 @@ pytest: $(STAMP) prometheus
 	$(BIN)/pytest -q
 
 benchmark: $(STAMP)
-	$(BIN)/python -m analysis.benchmark --out docs/benchmarks.md
+	$(BIN)/python -m analysis.tooling.judge_benchmark --out docs/benchmarks.md
 
 crds: $(STAMP)
 	$(BIN)/modelrelease crds

@@ -152,7 +152,14 @@ def _sandbox(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from controller.sandbox import cluster
+    try:
+        from controller.sandbox import cluster
+    except ImportError as exc:  # the emulated cluster is an extra: modelrelease[sandbox]
+        print(
+            f"modelrelease sandbox needs the sandbox extra: pip install 'modelrelease[sandbox]' ({exc})",
+            file=sys.stderr,
+        )
+        return 2
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

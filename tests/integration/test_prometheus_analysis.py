@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 import yaml
 
-from analysis import exporter, openmetrics, reference, simulator, verdicts
+from analysis import reference, verdicts
+from analysis.tooling import exporter, openmetrics, traffic_simulator
 from controller.adapters import kubeapi, prometheus_analysis
 from controller.domain import actions
 from controller.ports import ReleaseRef
@@ -33,17 +34,19 @@ from tests.integration import harness, prometheus_server
 
 EDGES = np.asarray(0.04 * 1.025 ** np.arange(0, 138), dtype=np.float64)
 HOUR = 3600.0
-GOOD = simulator.Behaviour()
+GOOD = traffic_simulator.Behaviour()
 RELEASES = {
     # Proving a p99 within 2.5 % takes tens of thousands of tail requests: the good release serves 3000 rps.
-    "good": simulator.Scenario("good", rps=3000, baseline_pods=2, pod_offset=0.005, warmup_seconds=30),
-    "slow-tail": simulator.Scenario(
+    "good": traffic_simulator.Scenario(
+        "good", rps=3000, baseline_pods=2, pod_offset=0.005, warmup_seconds=30
+    ),
+    "slow-tail": traffic_simulator.Scenario(
         "slow-tail", rps=1000, baseline_pods=2, canary=GOOD.with_quantile_change(0.99, 0.2)
     ),
-    "errors": simulator.Scenario(
+    "errors": traffic_simulator.Scenario(
         "errors", rps=1000, baseline_pods=2, canary=dataclasses.replace(GOOD, error_rate=0.01)
     ),
-    "no-canary-traffic": simulator.Scenario("silent", rps=1000, baseline_pods=2, canary_weight=0.0),
+    "no-canary-traffic": traffic_simulator.Scenario("silent", rps=1000, baseline_pods=2, canary_weight=0.0),
 }
 MODELRELEASE = str(pathlib.Path(sys.executable).parent / "modelrelease")
 
@@ -81,7 +84,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     history.unlink()
 
     live = openmetrics.PodFleet(
-        simulator.Scenario("live", rps=500),
+        traffic_simulator.Scenario("live", rps=500),
         namespace="ml",
         release="live",
         canary="c2",

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from analysis import exporter, openmetrics, reference, simulator
+from analysis import reference
+from analysis.tooling import exporter, openmetrics, traffic_simulator
 from tests.integration import harness, prometheus_server
 
 
@@ -52,9 +53,9 @@ def test_a_canary_serving_errors_is_rolled_back_on_the_judges_evidence(
         status = world.wait_for_status(
             "ranker", lambda s: bool(s.get("canaryRevision")), what="canary revision"
         )
-        broken = dataclasses.replace(simulator.Behaviour(), error_rate=0.2)
+        broken = dataclasses.replace(traffic_simulator.Behaviour(), error_rate=0.2)
         fleet = openmetrics.PodFleet(
-            simulator.Scenario("broken", rps=400, canary=broken, canary_weight=0.25),
+            traffic_simulator.Scenario("broken", rps=400, canary=broken, canary_weight=0.25),
             namespace=harness.NAMESPACE,
             release="ranker",
             canary=status["canaryRevision"],

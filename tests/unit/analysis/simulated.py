@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from analysis import observations, simulator, specs
+from analysis import observations, specs
+from analysis.tooling import traffic_simulator
 
 
 def interval_samples(
     template: specs.AnalysisTemplateSpec,
-    canary: simulator.ArmCounts,
-    baseline: simulator.ArmCounts,
+    canary: traffic_simulator.ArmCounts,
+    baseline: traffic_simulator.ArmCounts,
     release: int,
-    edges: object = simulator.DEFAULT_EDGES,
+    edges: object = traffic_simulator.DEFAULT_EDGES,
 ) -> dict[str, tuple[observations.IntervalSample, ...]]:
-    def arm(counts: simulator.ArmCounts, kind: specs.MetricKind, t: int) -> observations.ArmSample:
+    def arm(counts: traffic_simulator.ArmCounts, kind: specs.MetricKind, t: int) -> observations.ArmSample:
         requests = float(counts.requests[release, t])
         match kind:
             case specs.MetricKind.ERROR_RATE:
@@ -27,7 +28,7 @@ def interval_samples(
             case specs.MetricKind.DISTRIBUTION:
                 shares = counts.classes[release, t]
                 return observations.ArmSample(
-                    counts={c: float(n) for c, n in zip(simulator.CLASSES, shares, strict=True)}
+                    counts={c: float(n) for c, n in zip(traffic_simulator.CLASSES, shares, strict=True)}
                 )
 
     intervals = canary.requests.shape[1]

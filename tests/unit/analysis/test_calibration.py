@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from analysis import batch, judge, reference, simulator, verdicts
+from analysis import judge, reference, verdicts
+from analysis.tooling import batch, traffic_simulator
 from tests.unit.analysis import simulated
 
 RELEASES = 500
@@ -24,10 +25,10 @@ BOUND = int(stats.binom.ppf(0.99, RELEASES, TEMPLATE.alpha))
 INTERVALS = 60
 
 GOOD = {
-    "A/A at 100 rps with diurnal load and pod offsets": simulator.Scenario(
+    "A/A at 100 rps with diurnal load and pod offsets": traffic_simulator.Scenario(
         "aa", rps=100, pod_offset=0.01, diurnal_amplitude=0.3, diurnal_phase=1.0
     ),
-    "A/A at 1000 rps with a warm-up and weights changing between steps": simulator.Scenario(
+    "A/A at 1000 rps with a warm-up and weights changing between steps": traffic_simulator.Scenario(
         "steps",
         rps=1000,
         warmup_seconds=30,
@@ -35,21 +36,23 @@ GOOD = {
     ),
     # The sharpest case: the canary exactly at the edge of its margins (errors +0.1 point,
     # p99 +2.5 %, GPU +5 %), where the null is tight and a miscalibrated test shows first.
-    "canary exactly at its margins at 1000 rps": simulator.Scenario(
+    "canary exactly at its margins at 1000 rps": traffic_simulator.Scenario(
         "edge",
         rps=1000,
         canary=dataclasses.replace(
-            simulator.Behaviour().with_quantile_change(0.99, 0.025), error_rate=0.006, gpu_utilisation=0.5775
+            traffic_simulator.Behaviour().with_quantile_change(0.99, 0.025),
+            error_rate=0.006,
+            gpu_utilisation=0.5775,
         ),
     ),
 }
 
 
-def _outcome(scenario: simulator.Scenario, seed: int) -> batch.Outcome:
-    canary, baseline = simulator.simulate_intervals(
+def _outcome(scenario: traffic_simulator.Scenario, seed: int) -> batch.Outcome:
+    canary, baseline = traffic_simulator.simulate_intervals(
         scenario, seeds=RELEASES, intervals=INTERVALS, seed=seed, start_seconds=180
     )
-    return batch.outcomes(batch.sub_tests(TEMPLATE, canary, baseline, simulator.DEFAULT_EDGES))
+    return batch.outcomes(batch.sub_tests(TEMPLATE, canary, baseline, traffic_simulator.DEFAULT_EDGES))
 
 
 @pytest.mark.parametrize("name", sorted(GOOD))
@@ -62,7 +65,7 @@ def test_good_releases_judged_at_every_interval_are_rolled_back_within_the_binom
 
 
 def test_twice_the_errors_at_1000_rps_are_caught_in_almost_every_release() -> None:
-    bad = simulator.Scenario("errors", rps=1000, canary=simulator.Behaviour(error_rate=0.01))
+    bad = traffic_simulator.Scenario("errors", rps=1000, canary=traffic_simulator.Behaviour(error_rate=0.01))
     outcome = _outcome(bad, seed=12)
     caught = outcome.fail_at >= 0
     # Power, not validity: at 60 errors/min on the canary the evidence crosses within minutes.
@@ -73,7 +76,7 @@ def test_twice_the_errors_at_1000_rps_are_caught_in_almost_every_release() -> No
 
 def test_a_fixed_horizon_test_looked_at_every_interval_would_exceed_alpha() -> None:
     """Why anytime validity matters: a z-test on the error counts at each look inflates false alarms."""
-    canary, baseline = simulator.simulate_intervals(
+    canary, baseline = traffic_simulator.simulate_intervals(
         dataclasses.replace(GOOD["A/A at 100 rps with diurnal load and pod offsets"], rps=1000),
         seeds=RELEASES,
         intervals=INTERVALS,
@@ -88,11 +91,11 @@ def test_a_fixed_horizon_test_looked_at_every_interval_would_exceed_alpha() -> N
 
 
 def test_the_judge_and_the_batch_rules_agree_release_by_release() -> None:
-    scenario = simulator.Scenario(
-        "mixed", rps=300, canary=simulator.Behaviour(error_rate=0.0075), pod_offset=0.01
+    scenario = traffic_simulator.Scenario(
+        "mixed", rps=300, canary=traffic_simulator.Behaviour(error_rate=0.0075), pod_offset=0.01
     )
-    canary, baseline = simulator.simulate_intervals(scenario, seeds=12, intervals=30, seed=14)
-    outcome = batch.outcomes(batch.sub_tests(TEMPLATE, canary, baseline, simulator.DEFAULT_EDGES))
+    canary, baseline = traffic_simulator.simulate_intervals(scenario, seeds=12, intervals=30, seed=14)
+    outcome = batch.outcomes(batch.sub_tests(TEMPLATE, canary, baseline, traffic_simulator.DEFAULT_EDGES))
     assert 0 < int((outcome.fail_at >= 0).sum()) < 12  # both kinds of release are in the sample
     for release in range(12):
         summary = judge.assess(TEMPLATE, simulated.interval_samples(TEMPLATE, canary, baseline, release))

@@ -8,7 +8,8 @@ import pathlib
 
 import pytest
 
-from analysis import judge, observations, reference, simulator, specs, verdicts
+from analysis import judge, observations, reference, specs, verdicts
+from analysis.tooling import traffic_simulator
 from controller.cli import main as cli
 from tests.unit.analysis import simulated
 
@@ -18,15 +19,16 @@ TEMPLATE = reference.reference_template()
 
 
 def _judged(
-    scenario: simulator.Scenario, intervals: int = 30, *, final: bool = False
+    scenario: traffic_simulator.Scenario, intervals: int = 30, *, final: bool = False
 ) -> verdicts.AnalysisSummary:
-    canary, baseline = simulator.simulate_intervals(scenario, seeds=1, intervals=intervals, seed=5)
+    canary, baseline = traffic_simulator.simulate_intervals(scenario, seeds=1, intervals=intervals, seed=5)
     return judge.assess(TEMPLATE, simulated.interval_samples(TEMPLATE, canary, baseline, 0), final=final)
 
 
 def test_a_canary_with_six_times_the_errors_fails_on_errors_with_evidence_and_interval() -> None:
     summary = _judged(
-        simulator.Scenario("e", rps=500, canary=simulator.Behaviour(error_rate=0.03)), intervals=5
+        traffic_simulator.Scenario("e", rps=500, canary=traffic_simulator.Behaviour(error_rate=0.03)),
+        intervals=5,
     )
     assert summary.verdict == verdicts.Verdict.FAIL
     errors = next(m for m in summary.metrics if m.name == "errors")
@@ -40,27 +42,27 @@ def test_a_canary_with_six_times_the_errors_fails_on_errors_with_evidence_and_in
 
 
 def test_a_good_release_with_plenty_of_traffic_passes_every_critical_metric() -> None:
-    summary = _judged(simulator.Scenario("good", rps=3000), intervals=40)
+    summary = _judged(traffic_simulator.Scenario("good", rps=3000), intervals=40)
     assert summary.verdict == verdicts.Verdict.PASS, summary.rule
     assert all(m.verdict == verdicts.Verdict.PASS for m in summary.metrics)
 
 
 def test_no_pass_before_the_minimum_duration_even_when_the_bounds_are_inside() -> None:
-    summary = _judged(simulator.Scenario("good", rps=3000), intervals=4)
+    summary = _judged(traffic_simulator.Scenario("good", rps=3000), intervals=4)
     assert summary.verdict == verdicts.Verdict.RUNNING
     gpu = next(m for m in summary.metrics if m.name == "gpu-utilization")
     assert gpu.verdict == verdicts.Verdict.RUNNING
 
 
 def test_an_undecided_run_at_max_duration_is_inconclusive_never_a_silent_pass() -> None:
-    summary = _judged(simulator.Scenario("thin", rps=10), intervals=10, final=True)
+    summary = _judged(traffic_simulator.Scenario("thin", rps=10), intervals=10, final=True)
     assert summary.verdict == verdicts.Verdict.INCONCLUSIVE
     assert summary.rule is not None
     assert "maxDuration reached" in summary.rule
 
 
 def test_a_canary_without_requests_while_the_baseline_serves_is_inconclusive() -> None:
-    summary = _judged(simulator.Scenario("silent", rps=300, canary_weight=0.0), intervals=10)
+    summary = _judged(traffic_simulator.Scenario("silent", rps=300, canary_weight=0.0), intervals=10)
     assert summary.verdict == verdicts.Verdict.INCONCLUSIVE
     assert summary.rule is not None
     assert "no canary data" in summary.rule
@@ -75,10 +77,10 @@ def test_a_non_critical_metric_failing_does_not_roll_back() -> None:
             ],
         }
     )
-    hot = simulator.Scenario(
-        "hot", rps=300, canary=dataclasses.replace(simulator.Behaviour(), gpu_utilisation=0.8)
+    hot = traffic_simulator.Scenario(
+        "hot", rps=300, canary=dataclasses.replace(traffic_simulator.Behaviour(), gpu_utilisation=0.8)
     )
-    canary, baseline = simulator.simulate_intervals(hot, seeds=1, intervals=20, seed=5)
+    canary, baseline = traffic_simulator.simulate_intervals(hot, seeds=1, intervals=20, seed=5)
     summary = judge.assess(relaxed, simulated.interval_samples(relaxed, canary, baseline, 0))
     gpu = next(m for m in summary.metrics if m.name == "gpu-utilization")
     assert gpu.verdict == verdicts.Verdict.FAIL
@@ -216,10 +218,10 @@ def test_the_share_of_requests_above_the_slo_edge_is_judged_like_an_error_rate()
 
 
 def test_output_drift_in_a_rare_class_fails_the_distribution() -> None:
-    drifted = simulator.Scenario(
+    drifted = traffic_simulator.Scenario(
         "drift",
         rps=1000,
-        canary=dataclasses.replace(simulator.Behaviour(), class_shares=(0.66, 0.2, 0.1, 0.04)),
+        canary=dataclasses.replace(traffic_simulator.Behaviour(), class_shares=(0.66, 0.2, 0.1, 0.04)),
     )
     summary = _judged(drifted, intervals=10)
     predictions = next(m for m in summary.metrics if m.name == "predictions")

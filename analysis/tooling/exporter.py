@@ -15,7 +15,7 @@ from prometheus_client import start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from analysis import openmetrics, simulator
+from analysis.tooling import openmetrics, traffic_simulator
 
 
 class FleetCollector(Collector):
@@ -54,7 +54,7 @@ class FleetCollector(Collector):
             ]
             latency.add_metric(values, [*buckets, ("+Inf", pod.requests)], pod.latency_sum)
             gpu.add_metric(values, pod.gpu)
-            for name, count in zip(simulator.CLASSES, pod.classes, strict=True):
+            for name, count in zip(traffic_simulator.CLASSES, pod.classes, strict=True):
                 predictions.add_metric([*values, name], float(count))
         yield from (requests, errors, latency, gpu, predictions)
 

@@ -1,6 +1,6 @@
 """Simulated pods as Prometheus would have scraped them: OpenMetrics history and live values.
 
-`PodFleet` runs a `simulator.Scenario` per pod and per scrape step and keeps each pod's
+`PodFleet` runs a `traffic_simulator.Scenario` per pod and per scrape step and keeps each pod's
 counters the way a real process does — growing from 0 at start, back to 0 on a restart — so
 the Prometheus source's counter-reset and missing-scrape handling is exercised for real.
 `write_history` renders the whole history in the OpenMetrics text format that
@@ -16,7 +16,7 @@ from typing import TextIO
 
 import numpy as np
 
-from analysis import simulator
+from analysis.tooling import traffic_simulator
 
 REQUESTS = "inference_requests"
 ERRORS = "inference_errors"
@@ -48,14 +48,14 @@ class PodFleet:
 
     def __init__(
         self,
-        scenario: simulator.Scenario,
+        scenario: traffic_simulator.Scenario,
         *,
         namespace: str,
         release: str,
         canary: str,
         baseline: str,
         seed: int,
-        edges: np.ndarray = simulator.DEFAULT_EDGES,
+        edges: np.ndarray = traffic_simulator.DEFAULT_EDGES,
         canary_track: str = "canary",
         baseline_track: str = "stable",
         missing_scrapes: float = 0.0,
@@ -104,12 +104,12 @@ class PodFleet:
             behaviour = (
                 scenario.canary if canary and t_seconds >= scenario.onset_seconds else scenario.baseline
             )
-            load = float(simulator.load_factor(scenario, t_seconds))
+            load = float(traffic_simulator.load_factor(scenario, t_seconds))
             expected = scenario.rps * weight / arm.pods * load * step_seconds
             slowdown = offset
             if canary and scenario.warmup_seconds > 0:
                 slowdown *= 1 + scenario.warmup_slowdown * float(np.exp(-t_seconds / scenario.warmup_seconds))
-            draw = simulator.draw_pods(
+            draw = traffic_simulator.draw_pods(
                 self._rng,
                 behaviour,
                 np.array([expected]),
@@ -154,7 +154,7 @@ def samples(fleet: PodFleet, timestamp: float, reached: list[bool]) -> Iterator[
         yield LATENCY, f"{LATENCY}_count{_labels(pod.labels)} {pod.requests:.0f}{ts}"
         yield LATENCY, f"{LATENCY}_sum{_labels(pod.labels)} {pod.latency_sum:.6f}{ts}"
         yield GPU, f"{GPU}{_labels(pod.labels)} {pod.gpu:.6f}{ts}"
-        for name, count in zip(simulator.CLASSES, pod.classes, strict=True):
+        for name, count in zip(traffic_simulator.CLASSES, pod.classes, strict=True):
             yield PREDICTIONS, f"{PREDICTIONS}_total{_labels(pod.labels, **{'class': name})} {count:.0f}{ts}"
 
 

@@ -1,6 +1,6 @@
 """Benchmark (not a test): API requests per release per minute in each phase a release waits in.
 
-    python -m controller.load_benchmark [--releases 1 50] [--window 60] [--poll-interval 30]
+    python -m controller.tooling.load_benchmark [--releases 1 50] [--window 60] [--poll-interval 30]
                                         [--out docs/benchmarks.md]
 
 Starts the emulated cluster and the real controller process (`modelrelease run`, Kopf over HTTP,
@@ -182,14 +182,16 @@ def report(windows: Sequence[Window], command: str, poll_interval: float) -> str
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m controller.load_benchmark", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m controller.tooling.load_benchmark", description=__doc__)
     parser.add_argument("--releases", type=int, nargs="+", default=[1, 50])
     parser.add_argument("--window", type=float, default=60.0, help="seconds measured per phase")
     parser.add_argument("--poll-interval", type=float, default=30.0)
     parser.add_argument("--out", type=pathlib.Path, help="Markdown file to update (docs/benchmarks.md)")
     args = parser.parse_args(argv)
     windows = [w for n in args.releases for w in run(n, args.window, args.poll_interval)]
-    command = "python -m controller.load_benchmark " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m controller.tooling.load_benchmark " + " ".join(
+        sys.argv[1:] if argv is None else argv
+    )
     text = report(windows, command.strip(), args.poll_interval)
     print(text)
     if args.out:

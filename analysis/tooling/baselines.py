@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
-from analysis import simulator
+from analysis.tooling import traffic_simulator
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -81,7 +81,7 @@ def mann_whitney_shift(
 
 
 def kayenta_metrics(
-    canary: simulator.ArmCounts, baseline: simulator.ArmCounts, edges: FloatArray
+    canary: traffic_simulator.ArmCounts, baseline: traffic_simulator.ArmCounts, edges: FloatArray
 ) -> list[KayentaMetric]:
     with np.errstate(divide="ignore", invalid="ignore"):
         metrics = [
@@ -102,7 +102,7 @@ def kayenta_metrics(
             ),
             KayentaMetric("gpu", canary.gpu, baseline.gpu, "increase"),
         ]
-        for k, name in enumerate(simulator.CLASSES):
+        for k, name in enumerate(traffic_simulator.CLASSES):
             metrics.append(
                 KayentaMetric(
                     f"share-{name}",
@@ -135,7 +135,7 @@ def kayenta_rollbacks(
 
 
 def threshold_first_rollback(
-    canary: simulator.ArmCounts,
+    canary: traffic_simulator.ArmCounts,
     edges: FloatArray,
     p99_bound: float,
     *,

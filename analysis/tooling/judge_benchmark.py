@@ -1,4 +1,4 @@
-"""`python -m analysis.benchmark`: our judge against Kayenta-style and threshold-style judges.
+"""`python -m analysis.tooling.judge_benchmark`: our judge against Kayenta-style and threshold-style judges.
 
 Every judge sees the same simulated releases: 60 one-minute intervals after a 3-minute warm-up
 exclusion, canary weight 10 %, at 10 / 100 / 1000 requests per second, ≥ 200 seeds per cell.
@@ -27,48 +27,65 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
-from analysis import baselines, batch, markdown, reference, simulator
+from analysis import markdown, reference
+from analysis.tooling import baselines, batch, traffic_simulator
 
 TRAFFIC = (10.0, 100.0, 1000.0)
 INTERVALS = 60
 WARMUP_EXCLUDED = 180.0
 TARGET_FALSE_ROLLBACKS = 0.02
 SECTION = "analysis-benchmark"
-BASE = simulator.Behaviour()
+BASE = traffic_simulator.Behaviour()
 
 
 @dataclasses.dataclass(frozen=True)
 class Case:
     name: str
     good: bool
-    scenario: simulator.Scenario
+    scenario: traffic_simulator.Scenario
     onset_interval: int = 0
 
 
 def cases() -> list[Case]:
     slow_onset = WARMUP_EXCLUDED + 20 * 60
     return [
-        Case("A/A", True, simulator.Scenario("aa")),
+        Case("A/A", True, traffic_simulator.Scenario("aa")),
         Case(
-            "diurnal ±30 %", True, simulator.Scenario("diurnal", diurnal_amplitude=0.3, diurnal_phase=math.pi)
+            "diurnal ±30 %",
+            True,
+            traffic_simulator.Scenario("diurnal", diurnal_amplitude=0.3, diurnal_phase=math.pi),
         ),
-        Case("warm-up (τ 30 s, +50 %)", True, simulator.Scenario("warmup", warmup_seconds=30)),
-        Case("pod offsets ±1 %", True, simulator.Scenario("offsets", pod_offset=0.01)),
-        Case("p99 +5 %", False, simulator.Scenario("p99+5", canary=BASE.with_quantile_change(0.99, 0.05))),
-        Case("p99 +10 %", False, simulator.Scenario("p99+10", canary=BASE.with_quantile_change(0.99, 0.10))),
-        Case("p99 +20 %", False, simulator.Scenario("p99+20", canary=BASE.with_quantile_change(0.99, 0.20))),
+        Case("warm-up (τ 30 s, +50 %)", True, traffic_simulator.Scenario("warmup", warmup_seconds=30)),
+        Case("pod offsets ±1 %", True, traffic_simulator.Scenario("offsets", pod_offset=0.01)),
         Case(
-            "median +10 %", False, simulator.Scenario("p50+10", canary=BASE.with_quantile_change(0.5, 0.10))
+            "p99 +5 %",
+            False,
+            traffic_simulator.Scenario("p99+5", canary=BASE.with_quantile_change(0.99, 0.05)),
+        ),
+        Case(
+            "p99 +10 %",
+            False,
+            traffic_simulator.Scenario("p99+10", canary=BASE.with_quantile_change(0.99, 0.10)),
+        ),
+        Case(
+            "p99 +20 %",
+            False,
+            traffic_simulator.Scenario("p99+20", canary=BASE.with_quantile_change(0.99, 0.20)),
+        ),
+        Case(
+            "median +10 %",
+            False,
+            traffic_simulator.Scenario("p50+10", canary=BASE.with_quantile_change(0.5, 0.10)),
         ),
         Case(
             "errors 2× on 0.5 %",
             False,
-            simulator.Scenario("err2x", canary=dataclasses.replace(BASE, error_rate=0.01)),
+            traffic_simulator.Scenario("err2x", canary=dataclasses.replace(BASE, error_rate=0.01)),
         ),
         Case(
             "errors +0.5 pp on 0.1 %",
             False,
-            simulator.Scenario(
+            traffic_simulator.Scenario(
                 "err+0.5pp",
                 baseline=dataclasses.replace(BASE, error_rate=0.001),
                 canary=dataclasses.replace(BASE, error_rate=0.006),
@@ -77,7 +94,7 @@ def cases() -> list[Case]:
         Case(
             "errors 2×, onset at 20 min",
             False,
-            simulator.Scenario(
+            traffic_simulator.Scenario(
                 "onset", canary=dataclasses.replace(BASE, error_rate=0.01), onset_seconds=slow_onset
             ),
             onset_interval=20,
@@ -85,12 +102,12 @@ def cases() -> list[Case]:
         Case(
             "GPU utilisation +10 %",
             False,
-            simulator.Scenario("gpu", canary=dataclasses.replace(BASE, gpu_utilisation=0.605)),
+            traffic_simulator.Scenario("gpu", canary=dataclasses.replace(BASE, gpu_utilisation=0.605)),
         ),
         Case(
             "output drift (rare class 2×)",
             False,
-            simulator.Scenario(
+            traffic_simulator.Scenario(
                 "drift", canary=dataclasses.replace(BASE, class_shares=(0.66, 0.20, 0.10, 0.04))
             ),
         ),
@@ -104,15 +121,15 @@ class Result:
     passed_first: np.ndarray | None = None  # ours only: a pass came before any rollback
 
 
-def _served(canary: simulator.ArmCounts, at: np.ndarray) -> np.ndarray:
+def _served(canary: traffic_simulator.ArmCounts, at: np.ndarray) -> np.ndarray:
     cumulative = np.cumsum(canary.requests, axis=1)
     return np.where(at >= 0, cumulative[np.arange(len(at)), np.maximum(at, 0)], cumulative[:, -1])
 
 
 def _simulate(
     case: Case, rps: float, seeds: int, seed: int
-) -> tuple[simulator.ArmCounts, simulator.ArmCounts]:
-    return simulator.simulate_intervals(
+) -> tuple[traffic_simulator.ArmCounts, traffic_simulator.ArmCounts]:
+    return traffic_simulator.simulate_intervals(
         dataclasses.replace(case.scenario, rps=rps),
         seeds=seeds,
         intervals=INTERVALS,
@@ -121,24 +138,24 @@ def _simulate(
     )
 
 
-def judge_ours(canary: simulator.ArmCounts, baseline: simulator.ArmCounts) -> Result:
+def judge_ours(canary: traffic_simulator.ArmCounts, baseline: traffic_simulator.ArmCounts) -> Result:
     outcome = batch.outcomes(
-        batch.sub_tests(reference.reference_template(), canary, baseline, simulator.DEFAULT_EDGES)
+        batch.sub_tests(reference.reference_template(), canary, baseline, traffic_simulator.DEFAULT_EDGES)
     )
     passed_first = (outcome.pass_at >= 0) & ((outcome.fail_at < 0) | (outcome.pass_at < outcome.fail_at))
     return Result(outcome.fail_at, _served(canary, outcome.fail_at), passed_first)
 
 
-def judge_kayenta(canary: simulator.ArmCounts, baseline: simulator.ArmCounts) -> Result:
+def judge_kayenta(canary: traffic_simulator.ArmCounts, baseline: traffic_simulator.ArmCounts) -> Result:
     failed = baselines.kayenta_rollbacks(
-        baselines.kayenta_metrics(canary, baseline, simulator.DEFAULT_EDGES), INTERVALS
+        baselines.kayenta_metrics(canary, baseline, traffic_simulator.DEFAULT_EDGES), INTERVALS
     )
     at = np.where(failed, INTERVALS - 1, -1)
     return Result(at, _served(canary, at))
 
 
-def judge_threshold(canary: simulator.ArmCounts, bound: float) -> Result:
-    at = baselines.threshold_first_rollback(canary, simulator.DEFAULT_EDGES, bound)
+def judge_threshold(canary: traffic_simulator.ArmCounts, bound: float) -> Result:
+    at = baselines.threshold_first_rollback(canary, traffic_simulator.DEFAULT_EDGES, bound)
     return Result(at, _served(canary, at))
 
 
@@ -238,7 +255,9 @@ def write(out: pathlib.Path, body: str, command: str, elapsed: float) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.benchmark", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis.tooling.judge_benchmark", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--seeds", type=int, default=200, help="simulated releases per cell (default 200)")
     parser.add_argument("--traffic", type=float, nargs="+", default=list(TRAFFIC), help="requests per second")
     parser.add_argument("--out", type=pathlib.Path, help="markdown file to update (e.g. docs/benchmarks.md)")
@@ -248,7 +267,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     elapsed = time.monotonic() - started
     print(body)
     if args.out:
-        command = "python -m analysis.benchmark " + " ".join(sys.argv[1:] if argv is None else argv)
+        command = "python -m analysis.tooling.judge_benchmark " + " ".join(
+            sys.argv[1:] if argv is None else argv
+        )
         write(args.out, body, command.strip(), elapsed)
     return 0
 

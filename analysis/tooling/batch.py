@@ -14,7 +14,8 @@ from datetime import timedelta
 import numpy as np
 import numpy.typing as npt
 
-from analysis import evidence, sequential, simulator, specs
+from analysis import evidence, sequential, specs
+from analysis.tooling import traffic_simulator
 
 IntArray = npt.NDArray[np.int64]
 
@@ -48,8 +49,8 @@ def _exposure(metric: specs.MetricSpec, n_c: np.ndarray, n_b: np.ndarray, interv
 
 def sub_tests(
     template: specs.AnalysisTemplateSpec,
-    canary: simulator.ArmCounts,
-    baseline: simulator.ArmCounts,
+    canary: traffic_simulator.ArmCounts,
+    baseline: traffic_simulator.ArmCounts,
     edges: np.ndarray,
 ) -> list[SubTest]:
     tests: list[SubTest] = []

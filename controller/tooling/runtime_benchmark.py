@@ -1,6 +1,6 @@
 """Benchmark (not a test): reconcile latency and API writes per step transition, on the sandbox.
 
-    python -m controller.benchmark [--rollouts N] [--out docs/benchmarks.md]
+    python -m controller.tooling.runtime_benchmark [--rollouts N] [--out docs/benchmarks.md]
 
 Runs the reconciler in-process (the same function the Kopf daemon calls) against the emulated
 cluster over HTTP, rolls a release through N canary rollouts, and reports per reconcile the wall
@@ -175,13 +175,17 @@ def _report(result: dict[str, Any], rollouts: int, command: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m controller.benchmark", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m controller.tooling.runtime_benchmark", description=__doc__
+    )
     parser.add_argument("--rollouts", type=int, default=5)
     parser.add_argument("--out", type=pathlib.Path, help="also write the report to this Markdown file")
     args = parser.parse_args(argv)
     result = run(args.rollouts)
     report = _report(
-        result, args.rollouts, "python -m controller.benchmark " + " ".join(argv or sys.argv[1:])
+        result,
+        args.rollouts,
+        "python -m controller.tooling.runtime_benchmark " + " ".join(argv or sys.argv[1:]),
     )
     print(report)
     if args.out:
