@@ -1,6 +1,6 @@
 """The reference AnalysisTemplate: the metrics the simulator exports, judged with sensible margins.
 
-Used by the docs' example, the benchmark, the real-Prometheus tests and `make demo`. Margins:
+Used by the docs' example, the benchmark, and the real-Prometheus tests. Margins:
 errors may rise 20 % relative or 0.1 percentage point, whichever is larger; latency p50 and p99
 2.5 %; GPU utilisation 5 %; an output class share 20 % relative or 0.5 point. α = 5 % is split
 so that each of errors, p50, p99, GPU and the output distribution gets 1 %.

@@ -155,7 +155,8 @@ class _Sizer:
             )
         return canary, room
 
-    def preview(self, label: str, replicas: int) -> int:
+    def stable_beside_preview(self, label: str, replicas: int) -> int:
+        """Blue-green keeps the whole stable beside `replicas` new ones: the stable count, if that fits."""
         if self.budget is not None:
             total = self.gpus_for(replicas, self.stable.replicas)
             if total > self.budget:
@@ -203,7 +204,7 @@ def _plan_blue_green(
     the switch (all traffic to the new version, old kept whole), post-promotion analysis."""
     full = sizer.canary_full
     preview = strategy.preview_replicas or full
-    stable = sizer.preview("preview", preview)
+    stable = sizer.stable_beside_preview("preview", preview)
     steps = [PlannedStep(StepKind.WEIGHT, "preview", preview, stable, 0)]
     if strategy.pre_promotion_analysis is not None:
         steps.append(
@@ -219,7 +220,7 @@ def _plan_blue_green(
     if not strategy.auto_promote:
         gate = modelrelease.ApprovalStep(slack=notifications.slack is not None)
         steps.append(PlannedStep(StepKind.APPROVAL, "promotion gate", preview, stable, 0, approval=gate))
-    stable = sizer.preview("switch", full)
+    stable = sizer.stable_beside_preview("switch", full)
     steps.append(PlannedStep(StepKind.WEIGHT, "switch", full, stable, 100))
     if strategy.post_promotion_analysis is not None:
         steps.append(
