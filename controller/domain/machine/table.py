@@ -18,8 +18,6 @@ from controller.resources import releasestatus
 
 Phase = releasestatus.Phase
 
-STABLE = frozenset({Phase.SUCCEEDED, Phase.ROLLED_BACK})
-ROLLOUT = releasestatus.ROLLOUT_PHASES
 HALTED = frozenset({Phase.PENDING, Phase.BLOCKED, Phase.FAILED})
 EVERY = frozenset(Phase)
 

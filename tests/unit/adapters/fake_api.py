@@ -8,18 +8,7 @@ import copy
 from typing import Any
 
 from controller import errors
-
-
-def merge(target: Any, patch: Any) -> Any:
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge(result.get(key), value)
-    return result
+from controller.sandbox import patching
 
 
 class FakeApi:
@@ -52,7 +41,7 @@ class FakeApi:
         if wanted is not None and wanted != current["metadata"]["resourceVersion"]:
             raise errors.ConflictError(f"PATCH {path}: 409 the object has been modified")
         self.patches.append((path, copy.deepcopy(body)))
-        updated = merge(current, body)
+        updated = patching.merge_patch(current, body)
         updated["metadata"]["resourceVersion"] = self._next()
         self.objects[path] = updated
         return copy.deepcopy(updated)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from controller.runtime import statuspatch
-from tests.unit.adapters import fake_api
+from controller.sandbox import patching
 
 
 def test_the_patch_carries_only_what_changed_and_nulls_what_went() -> None:
@@ -28,4 +28,4 @@ def test_nested_objects_are_patched_key_by_key() -> None:
 def test_applying_the_patch_to_the_old_status_gives_the_new_one() -> None:
     old = {"a": 1, "b": {"c": 2, "d": [1, 2]}, "e": "gone"}
     new = {"a": 1, "b": {"c": 3, "d": [2]}, "f": {"g": None or 0}}
-    assert fake_api.merge(old, statuspatch.build_merge_patch(old, new)) == new
+    assert patching.merge_patch(old, statuspatch.build_merge_patch(old, new)) == new
