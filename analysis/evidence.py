@@ -26,11 +26,29 @@ FloatArray = sequential.FloatArray
 EDGE_TOLERANCE = 1e-4
 
 
+# What one interval may add to a latency test's log evidence, per alternative: a few minutes of
+# a slowdown on one arm (a noisy neighbour, node pressure, a warm-up longer than configured)
+# cannot reach 1/α alone, while a sustained shift still crosses within about ten intervals.
+LATENCY_CAP = 0.7
+# Local slope of log survival against log latency, when the buckets cannot tell it.
+DEFAULT_SLOPE = 2.0
+SLOPE_LIMITS = (0.5, 12.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Resolution:
+    """Where a latency quantile was actually tested, per interval (-1 / NaN before any baseline)."""
+
+    anchor: npt.NDArray[np.int64]  # edge index nearest the baseline's quantile
+    slope: FloatArray  # local slope of log survival in log latency at that edge
+
+
 @dataclasses.dataclass(frozen=True)
 class Evidence:
     log_fail: FloatArray
     log_pass: FloatArray
     tests: int = 1
+    resolution: Resolution | None = None
 
     def threshold(self, alpha: float) -> float:
         """Per-test level: the metric's α split over its tests."""
@@ -61,17 +79,44 @@ def _fail_of(*log_fails: FloatArray) -> FloatArray:
     return np.asarray(np.max(np.stack(log_fails, axis=0), axis=0), dtype=np.float64)
 
 
+def count_evidence(
+    n_c: FloatArray,
+    x_c: FloatArray,
+    n_b: FloatArray,
+    x_b: FloatArray,
+    rho0: FloatArray | float,
+    cap: float | None = None,
+    resolution: Resolution | None = None,
+) -> Evidence:
+    """Fail and pass e-processes of one count-ratio test, tempered by the measured dispersion."""
+    phi = sequential.dispersion(n_c, x_c, n_b, x_b)
+
+    def tested(worse: bool, fresh: float) -> FloatArray:
+        return sequential.count_ratio(
+            n_c,
+            x_c,
+            n_b,
+            x_b,
+            rho0,
+            worse=worse,
+            toward_one=not worse,
+            fresh_starts=fresh,
+            dispersion=phi,
+            cap=cap,
+        )
+
+    return Evidence(
+        log_fail=tested(True, sequential.FAIL_FRESH),
+        log_pass=np.maximum.accumulate(tested(False, sequential.PASS_FRESH), axis=-1),
+        resolution=resolution,
+    )
+
+
 def rate(
     n_c: FloatArray, x_c: FloatArray, n_b: FloatArray, x_b: FloatArray, relative: float, absolute: float
 ) -> Evidence:
     """Errors (or any bad events) per request: bad when the canary's rate is higher."""
-    rho0 = null_ratio(x_b, n_b, relative, absolute)
-    return Evidence(
-        log_fail=sequential.count_ratio(n_c, x_c, n_b, x_b, rho0, worse=True, fresh_starts=True),
-        log_pass=np.maximum.accumulate(
-            sequential.count_ratio(n_c, x_c, n_b, x_b, rho0, worse=False), axis=-1
-        ),
-    )
+    return count_evidence(n_c, x_c, n_b, x_b, null_ratio(x_b, n_b, relative, absolute))
 
 
 def anchor_edges(cum_b: FloatArray, total_b: FloatArray, quantile: float) -> npt.NDArray[np.int64]:
@@ -85,22 +130,6 @@ def anchor_edges(cum_b: FloatArray, total_b: FloatArray, quantile: float) -> npt
         distance = np.abs(np.log(np.maximum(exceed, 1e-12)) - np.log(1.0 - quantile))
     anchor = np.argmin(np.where(np.isfinite(distance), distance, np.inf), axis=-1)
     return np.where(pooled_total[..., 0] > 0, anchor, -1).astype(np.int64)
-
-
-def edge_pairs(edges: FloatArray, factor: float) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """For each anchor edge: the first edge at least `factor` above it (fail), the last at most (pass).
-
-    The fail pair tests a margin ≥ the one asked for and the pass pair one ≤ it, so bucket
-    resolution can only make the judge more cautious, never less. -1 where no edge fits.
-    """
-    if not len(edges):
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    ratio = edges[None, :] / edges[:, None]
-    above = ratio >= factor - EDGE_TOLERANCE
-    fail = np.where(above.any(axis=1), np.argmax(above, axis=1), -1)
-    within = ratio <= factor + EDGE_TOLERANCE
-    last_within = np.where(within.any(axis=1), within.shape[1] - 1 - np.argmax(within[:, ::-1], axis=1), -1)
-    return fail.astype(np.int64), last_within.astype(np.int64)
 
 
 def slo_edge(edges: FloatArray, slo_seconds: float) -> int:
@@ -119,41 +148,39 @@ def exceedances(
     return np.where(usable, total, 0.0), np.where(usable, total - below, 0.0)
 
 
-def quantile_shift(
-    cum_c: FloatArray,
-    total_c: FloatArray,
-    cum_b: FloatArray,
-    total_b: FloatArray,
-    edges: FloatArray,
-    quantile: float,
-    factor: float,
-    anchor: npt.NDArray[np.int64] | None = None,
-    *,
-    fresh_starts: bool = False,
-) -> tuple[FloatArray, FloatArray]:
-    """Log e-processes (fail, pass) for "the canary's quantile is above `factor` × the baseline's".
+def tail_slopes(
+    cum_b: FloatArray, total_b: FloatArray, edges: FloatArray, anchor: npt.NDArray[np.int64]
+) -> FloatArray:
+    """Per interval, the local slope of log survival in log latency at the anchor edge.
 
-    Bucket-exceedance test: with `t'` the edge at the baseline's quantile and `t` an edge
-    `factor` above it, the canary's quantile exceeds `t` exactly when more than `1 - q` of
-    its requests lie above `t`; comparing that share with the baseline's share above `t'`
-    is a count-ratio test with null ratio 1.
+    From the baseline pooled over the intervals before each one (so it is predictable): the
+    slope of the parabola through the anchor and its neighbouring edges in log-log
+    coordinates (one secant at the ends). It turns a relative margin on a quantile into a
+    ratio of exceedances at one edge: a quantile (1 + m) times higher puts (1 + m)^slope times
+    as many requests above the edge, whatever the spacing of the buckets.
     """
-    if not len(edges):  # no histogram seen yet: no evidence either way
-        return np.zeros(total_c.shape), np.full(total_c.shape, -np.inf)
-    anchor = anchor_edges(cum_b, total_b, quantile) if anchor is None else anchor
-    fail_pair, pass_pair = edge_pairs(edges, factor)
-    has_anchor = anchor >= 0
-    safe_anchor = np.maximum(anchor, 0)
-    t_fail = np.where(has_anchor, fail_pair[safe_anchor], -1)
-    t_pass = np.where(has_anchor, pass_pair[safe_anchor], -1)
-    n_b, x_b = exceedances(cum_b, total_b, np.where(has_anchor, anchor, -1))
-    n_cf, x_cf = exceedances(cum_c, total_c, t_fail)
-    n_cp, x_cp = exceedances(cum_c, total_c, t_pass)
-    log_fail = sequential.count_ratio(
-        n_cf, x_cf, np.where(t_fail >= 0, n_b, 0.0), x_b, 1.0, worse=True, fresh_starts=fresh_starts
-    )
-    log_pass = sequential.count_ratio(n_cp, x_cp, np.where(t_pass >= 0, n_b, 0.0), x_b, 1.0, worse=False)
-    return log_fail, log_pass
+    slopes = np.full(anchor.shape, DEFAULT_SLOPE)
+    if cum_b.shape[-1] < 2:
+        return slopes
+    pooled_cum = np.cumsum(cum_b, axis=-2) - cum_b
+    pooled_total = (np.cumsum(total_b, axis=-1) - total_b)[..., None]
+    survival = (pooled_total - pooled_cum + 0.5) / (pooled_total + 1.0)
+    log_s, log_e = np.log(survival), np.log(edges)
+    last = len(edges) - 1
+    a = np.clip(anchor, 0, last)
+    lo, hi = np.maximum(a - 1, 0), np.minimum(a + 1, last)
+
+    def at(index: npt.NDArray[np.int64]) -> FloatArray:
+        return np.take_along_axis(log_s, index[..., None], axis=-1)[..., 0]
+
+    h_left, h_right = log_e[a] - log_e[lo], log_e[hi] - log_e[a]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        left = np.where(h_left > 0, (at(lo) - at(a)) / h_left, np.nan)
+        right = np.where(h_right > 0, (at(a) - at(hi)) / h_right, np.nan)
+        both = (left * h_right + right * h_left) / (h_left + h_right)
+    slope = np.where(np.isfinite(both), both, np.where(np.isfinite(left), left, right))
+    slope = np.where(np.isfinite(slope), np.clip(slope, *SLOPE_LIMITS), DEFAULT_SLOPE)
+    return np.asarray(np.where(anchor >= 0, slope, np.nan), dtype=np.float64)
 
 
 def latency_quantile(
@@ -165,10 +192,22 @@ def latency_quantile(
     quantile: float,
     relative: float,
 ) -> Evidence:
-    log_fail, log_pass = quantile_shift(
-        cum_c, total_c, cum_b, total_b, edges, quantile, 1.0 + relative, fresh_starts=True
-    )
-    return Evidence(log_fail=log_fail, log_pass=np.maximum.accumulate(log_pass, axis=-1))
+    """Is the canary's quantile more than (1 + relative) times the baseline's?
+
+    One-edge exceedance test: at the edge nearest the baseline's quantile (chosen from earlier
+    intervals), the canary's share of requests above it is compared with the baseline's by
+    the count-ratio test, with null ratio (1 + relative)^slope from the local tail slope. The
+    margin keeps its meaning on buckets 2.5× apart, where a test between two edges could not
+    resolve it; the verdict reports the edge and slope it used.
+    """
+    if not len(edges):  # no histogram seen yet: no evidence either way
+        return Evidence(log_fail=np.zeros(total_c.shape), log_pass=np.full(total_c.shape, -np.inf))
+    anchor = anchor_edges(cum_b, total_b, quantile)
+    slope = tail_slopes(cum_b, total_b, edges, anchor)
+    n_c, x_c = exceedances(cum_c, total_c, anchor)
+    n_b, x_b = exceedances(cum_b, total_b, anchor)
+    rho0 = np.where(anchor >= 0, (1.0 + relative) ** np.nan_to_num(slope, nan=DEFAULT_SLOPE), 1.0)
+    return count_evidence(n_c, x_c, n_b, x_b, rho0, LATENCY_CAP, Resolution(anchor=anchor, slope=slope))
 
 
 def gauge_differences(
@@ -183,8 +222,10 @@ def gauge_differences(
 def gauge(g_c: FloatArray, g_b: FloatArray, relative: float, absolute: float, increase: bool) -> Evidence:
     y = gauge_differences(g_c, g_b, relative, absolute, increase)
     return Evidence(
-        log_fail=sequential.paired_sign(y, fresh_starts=True),
-        log_pass=np.maximum.accumulate(sequential.paired_sign(-y), axis=-1),
+        log_fail=sequential.paired_sign(y, fresh_starts=sequential.FAIL_FRESH),
+        log_pass=np.maximum.accumulate(
+            sequential.paired_sign(-y, fresh_starts=sequential.PASS_FRESH), axis=-1
+        ),
     )
 
 
@@ -202,9 +243,9 @@ def distribution(counts_c: FloatArray, counts_b: FloatArray, relative: float, ab
     for k in range(counts_c.shape[-1]):
         x_c, x_b = counts_c[..., k], counts_b[..., k]
         up = null_ratio(x_b, n_b, relative, absolute)
-        down = 1.0 / up
-        fails.append(sequential.count_ratio(n_c, x_c, n_b, x_b, up, worse=True, fresh_starts=True))
-        fails.append(sequential.count_ratio(n_c, x_c, n_b, x_b, down, worse=False, fresh_starts=True))
-        passes.append(sequential.count_ratio(n_c, x_c, n_b, x_b, up, worse=False))
-        passes.append(sequential.count_ratio(n_c, x_c, n_b, x_b, down, worse=True))
+        # Fewer of this class on the canary by more than the margin is the same test with the
+        # arms swapped: the baseline's share is more than `up` times the canary's.
+        for tested in (count_evidence(n_c, x_c, n_b, x_b, up), count_evidence(n_b, x_b, n_c, x_c, up)):
+            fails.append(tested.log_fail)
+            passes.append(tested.log_pass)
     return Evidence(log_fail=_fail_of(*fails), log_pass=_pass_of(*passes), tests=2 * counts_c.shape[-1])

@@ -8,8 +8,10 @@ Rules, in order:
 1. Fail as soon as a critical metric's evidence that the canary is worse by more than its
    margin has reached 1/α_i (α split over metrics by `alphaShare`, then over a metric's
    tests: valid under any dependence, and under any number of looks).
-2. Pass when every critical metric's confidence bound is inside its margin (its pass
-   e-process crossed) and each has seen `minRequests` per arm over `minDuration`.
+2. Pass when every critical metric has reached power 1 − β against a regression of its
+   margin's size (its pass e-process, "the canary is worse by the margin or more", crossed
+   1/β; or 1/α_i, non-inferiority, whichever comes first) and each has seen `minRequests` per
+   arm over `minDuration` — and some metric counted the canary's requests.
 3. Inconclusive when the canary served nothing while the baseline had traffic for the
    minimum duration, or at `final` (maxDuration) — never a silent pass.
 4. Otherwise Running.
@@ -62,6 +64,17 @@ class Exposure:
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class Levels:
+    """A metric's share of α (split further over its tests) and β (not split: see docs/analysis.md)."""
+
+    alpha: float
+    beta: float
+
+    def split(self, tests: int) -> Levels:
+        return Levels(alpha=self.alpha / tests, beta=self.beta)
+
+
 def assess(
     template: specs.AnalysisTemplateSpec,
     series: Mapping[str, Sequence[observations.IntervalSample]],
@@ -71,7 +84,8 @@ def assess(
     judged: list[Judged] = []
     for metric in template.metrics:
         intervals = tuple(series.get(metric.name, ()))
-        judged.extend(assess_metric(metric, template.alpha_for(metric), intervals, template.interval))
+        levels = Levels(alpha=template.alpha_for(metric), beta=template.beta)
+        judged.extend(assess_metric(metric, levels, intervals, template.interval))
     return decide(template, judged, final=final)
 
 
@@ -92,7 +106,8 @@ def decide(
             f"{first.name}: evidence {first.evidence:.3g} ≥ 1/α = {1 / (first.alpha or 1):.3g}; "
             f"canary worse than baseline by more than its margin ({_effect_text(first)})",
         )
-    if all(j.result.verdict == verdicts.Verdict.PASS for j in deciding):
+    served = any((j.result.canary_requests or 0) > 0 for j in judged)
+    if all(j.result.verdict == verdicts.Verdict.PASS for j in deciding) and served:
         return summary(
             verdicts.Verdict.PASS,
             "every critical metric is inside its margin at its confidence bound, with enough traffic",
@@ -104,6 +119,13 @@ def decide(
             f"no canary data for {', '.join(silent)} while the baseline had traffic: never a pass",
         )
     undecided = [j.result.name for j in deciding if j.result.verdict != verdicts.Verdict.PASS]
+    if not served and not undecided:
+        reason = (
+            "no metric counts the canary's requests, so nothing shows it served: never a pass "
+            "(add an errorRate or latency metric, or a gauge with perRequest and a requests query)"
+        )
+        verdict = verdicts.Verdict.INCONCLUSIVE if final else verdicts.Verdict.RUNNING
+        return summary(verdict, reason)
     if final:
         return summary(
             verdicts.Verdict.INCONCLUSIVE,
@@ -125,19 +147,19 @@ def _effect_text(result: verdicts.MetricResult) -> str:
 
 def assess_metric(
     metric: specs.MetricSpec,
-    alpha: float,
+    levels: Levels,
     intervals: tuple[observations.IntervalSample, ...],
     interval: timedelta,
 ) -> list[Judged]:
     match metric.kind:
         case specs.MetricKind.ERROR_RATE:
-            return [_assess_error_rate(metric, alpha, intervals, interval)]
+            return [_assess_error_rate(metric, levels, intervals, interval)]
         case specs.MetricKind.LATENCY:
-            return _assess_latency(metric, alpha, intervals, interval)
+            return _assess_latency(metric, levels, intervals, interval)
         case specs.MetricKind.GAUGE:
-            return [_assess_gauge(metric, alpha, intervals, interval)]
+            return [_assess_gauge(metric, levels, intervals, interval)]
         case specs.MetricKind.DISTRIBUTION:
-            return [_assess_distribution(metric, alpha, intervals, interval)]
+            return [_assess_distribution(metric, levels, intervals, interval)]
 
 
 def _column(intervals: tuple[observations.IntervalSample, ...], arm: str, field: str) -> FloatArray:
@@ -163,67 +185,99 @@ def _exposure(n_c: FloatArray, n_b: FloatArray, interval: timedelta) -> Exposure
 def _judge(
     metric: specs.MetricSpec,
     name: str,
-    alpha: float,
+    levels: Levels,
     found: evidence.Evidence,
     exposure: Exposure,
     values: tuple[float | None, float | None],
     ci: tuple[float | None, float | None],
     margin: float,
+    effect: float | None = None,
+    resolution: str | None = None,
 ) -> Judged:
-    level = found.threshold(alpha)
+    alpha = levels.alpha / found.tests
     fail_peak = float(np.max(found.log_fail, initial=0.0))
-    passed = bool(found.log_pass.size) and float(found.log_pass[-1]) >= math.log(1 / level)
-    if fail_peak >= math.log(1 / level):
+    pass_level = max(alpha, levels.beta)
+    pass_log = float(found.log_pass[-1]) if found.log_pass.size else -math.inf
+    power = 1.0 - math.exp(-max(pass_log, 0.0))
+    passed = pass_log >= math.log(1 / pass_level)
+    if fail_peak >= math.log(1 / alpha):
         verdict, message = verdicts.Verdict.FAIL, "evidence crossed 1/α: worse than the margin"
     elif passed and exposure.enough(metric):
-        verdict, message = verdicts.Verdict.PASS, "confidence bound inside the margin"
+        verdict, message = (
+            verdicts.Verdict.PASS,
+            f"power {power:.0%} ≥ 1 − β against a regression of the margin's size",
+        )
     elif passed:
         verdict, message = verdicts.Verdict.RUNNING, "inside the margin; waiting for minRequests/minDuration"
     else:
-        verdict, message = verdicts.Verdict.RUNNING, "not enough evidence either way yet"
+        verdict, message = (
+            verdicts.Verdict.RUNNING,
+            f"collecting evidence: power {power:.0%} of the {1 - pass_level:.0%} needed to pass, "
+            f"fail evidence {math.exp(min(fail_peak, 700.0)):.3g} of the {1 / alpha:.3g} needed to fail",
+        )
     baseline, canary = values
-    effect = canary / baseline - 1 if canary is not None and baseline else None
+    if effect is None:
+        effect = canary / baseline - 1 if canary is not None and baseline else None
     result = verdicts.MetricResult(
         name=name,
         verdict=verdict,
         baseline=baseline,
         canary=canary,
         effect=effect,
-        ci_low=ci[0],
-        ci_high=ci[1],
+        ci_low=_contain(ci[0], effect, low=True),
+        ci_high=_contain(ci[1], effect, low=False),
         evidence=math.exp(min(fail_peak, 700.0)),
-        alpha=level,
+        alpha=alpha,
+        power=power,
         margin=margin,
         baseline_requests=None if exposure.baseline_requests is None else int(exposure.baseline_requests),
         canary_requests=None if exposure.canary_requests is None else int(exposure.canary_requests),
+        resolution=resolution,
         message=message,
     )
     return Judged(result=result, critical=metric.critical, canary_silent=exposure.canary_silent(metric))
 
 
+def _contain(bound: float | None, effect: float | None, *, low: bool) -> float | None:
+    """A confidence bound widened to its estimate where grid steps or tempering left it outside."""
+    if bound is None or effect is None:
+        return bound
+    return min(bound, effect) if low else max(bound, effect)
+
+
 def _bounds(
     log_fail_grid: FloatArray, log_pass_grid: FloatArray, grid: FloatArray, level: float
 ) -> tuple[float | None, float | None]:
-    """Time-uniform confidence bounds from e-processes evaluated on a grid of nulls.
+    """Confidence bounds now, from e-processes evaluated on a grid of nulls (grid first, time last).
 
-    The lower bound is the largest null "effect ≤ g" rejected at any time so far, the upper
-    the smallest "effect ≥ g" rejected; None where the grid end was not reached.
+    The lower bound is the largest null "effect ≤ g" the evidence rejects now, the upper the
+    smallest "effect ≥ g"; None where the grid end was not reached. Every e-process is valid at
+    every time, so these bounds hold whenever they are read (a confidence sequence).
     """
     threshold = math.log(1 / level)
-    rejected_low = np.max(log_fail_grid, axis=-1, initial=-np.inf) >= threshold
-    rejected_high = np.max(log_pass_grid, axis=-1, initial=-np.inf) >= threshold
+    rejected_low = log_fail_grid[..., -1] >= threshold if log_fail_grid.shape[-1] else np.zeros(0, bool)
+    rejected_high = log_pass_grid[..., -1] >= threshold if log_pass_grid.shape[-1] else np.zeros(0, bool)
     low = float(grid[rejected_low].max()) if rejected_low.any() else None
     high = float(grid[rejected_high].min()) if rejected_high.any() else None
     return low, high
 
 
 def _ratio_ci(
-    n_c: FloatArray, x_c: FloatArray, n_b: FloatArray, x_b: FloatArray, level: float
+    n_c: FloatArray,
+    x_c: FloatArray,
+    n_b: FloatArray,
+    x_b: FloatArray,
+    level: float,
+    exponent: FloatArray | float = 1.0,
+    cap: float | None = None,
 ) -> tuple[float | None, float | None]:
+    """Confidence bounds on an effect g where the count ratio is (1 + g)^exponent (1 for rates)."""
     grid = RATIO_GRID[:, None]
+    rho = grid ** np.asarray(exponent, dtype=np.float64)
+    phi = sequential.dispersion(n_c, x_c, n_b, x_b)
     low, high = _bounds(
-        sequential.count_ratio(n_c, x_c, n_b, x_b, grid, worse=True),
-        sequential.count_ratio(n_c, x_c, n_b, x_b, grid, worse=False),
+        sequential.count_ratio(n_c, x_c, n_b, x_b, rho, worse=True, dispersion=phi, cap=cap),
+        sequential.count_ratio(n_c, x_c, n_b, x_b, rho, worse=False, dispersion=phi, cap=cap),
         RATIO_GRID,
         level,
     )
@@ -232,7 +286,7 @@ def _ratio_ci(
 
 def _assess_error_rate(
     metric: specs.MetricSpec,
-    alpha: float,
+    levels: Levels,
     intervals: tuple[observations.IntervalSample, ...],
     interval: timedelta,
 ) -> Judged:
@@ -242,9 +296,9 @@ def _assess_error_rate(
     xc, xb = _both(x_c, x_b), _both(x_b, x_c)
     found = evidence.rate(nc, xc, nb, xb, metric.margin.relative, metric.margin.absolute)
     values = (_ratio(xb, nb), _ratio(xc, nc))
-    ci = _ratio_ci(nc, xc, nb, xb, found.threshold(alpha))
+    ci = _ratio_ci(nc, xc, nb, xb, levels.alpha / found.tests)
     return _judge(
-        metric, metric.name, alpha, found, _exposure(n_c, n_b, interval), values, ci, metric.margin.relative
+        metric, metric.name, levels, found, _exposure(n_c, n_b, interval), values, ci, metric.margin.relative
     )
 
 
@@ -301,7 +355,7 @@ def histogram_quantile(edges: FloatArray, cum: FloatArray, total: float, quantil
 
 def _assess_latency(
     metric: specs.MetricSpec,
-    alpha: float,
+    levels: Levels,
     intervals: tuple[observations.IntervalSample, ...],
     interval: timedelta,
 ) -> list[Judged]:
@@ -311,14 +365,16 @@ def _assess_latency(
     if len(edges_c) and len(edges_b) and not np.array_equal(edges_c, edges_b):
         raise InputError(f"observations.{metric.name}: canary and baseline buckets have different edges")
     edges = edges_b if len(edges_b) else edges_c
+    # An arm that never reported has no edges of its own: give it the other's, with no data.
+    cum_c = cum_c if cum_c.shape[-1] == len(edges) else np.full((len(intervals), len(edges)), math.nan)
+    cum_b = cum_b if cum_b.shape[-1] == len(edges) else np.full((len(intervals), len(edges)), math.nan)
     seen = np.isfinite(tot_c) & np.isfinite(tot_b)
     cum_c = np.where(seen[:, None], cum_c, 0.0)
     cum_b = np.where(seen[:, None], cum_b, 0.0)
     tc, tb = np.where(seen, tot_c, 0.0), np.where(seen, tot_b, 0.0)
     exposure = _exposure(tot_c, tot_b, interval)
     slo = metric.latency.slo_seconds
-    tests = len(metric.latency.quantiles) + (slo is not None)
-    share = alpha / tests
+    share = levels.split(len(metric.latency.quantiles) + (slo is not None))
     judged = []
     for q in metric.latency.quantiles:
         found = evidence.latency_quantile(cum_c, tc, cum_b, tb, edges, q, metric.margin.relative)
@@ -326,19 +382,21 @@ def _assess_latency(
             histogram_quantile(edges, cum_b.sum(axis=0), float(tb.sum()), q),
             histogram_quantile(edges, cum_c.sum(axis=0), float(tc.sum()), q),
         )
-        ci = (
-            _quantile_ci(cum_c, tc, cum_b, tb, edges, q, found.threshold(share))
-            if len(edges)
-            else (None, None)
+        effect, ci, resolution = _quantile_effect(
+            cum_c, tc, cum_b, tb, edges, q, found, share.alpha, metric.margin.relative
         )
-        name = specs.quantile_name(metric.name, q)
-        judged.append(_judge(metric, name, share, found, exposure, values, ci, metric.margin.relative))
+        name = specs.quantile_test_name(metric, q)
+        judged.append(
+            _judge(
+                metric, name, share, found, exposure, values, ci, metric.margin.relative, effect, resolution
+            )
+        )
     if slo is not None:
         edge = np.full(len(tc), evidence.slo_edge(edges, slo), dtype=np.int64)
         nc, xc = evidence.exceedances(cum_c, tc, edge)
         nb, xb = evidence.exceedances(cum_b, tb, edge)
         found = evidence.rate(nc, xc, nb, xb, metric.margin.relative, metric.margin.absolute)
-        ci = _ratio_ci(nc, xc, nb, xb, found.threshold(share))
+        ci = _ratio_ci(nc, xc, nb, xb, share.alpha)
         name = specs.slo_name(metric.name, slo)
         judged.append(
             _judge(
@@ -355,26 +413,53 @@ def _assess_latency(
     return judged
 
 
-def _quantile_ci(
+def _quantile_effect(
     cum_c: FloatArray,
     tc: FloatArray,
     cum_b: FloatArray,
     tb: FloatArray,
     edges: FloatArray,
     q: float,
+    found: evidence.Evidence,
     level: float,
-) -> tuple[float | None, float | None]:
-    anchor = evidence.anchor_edges(cum_b, tb, q)
-    steps = edges[1:] / edges[:-1]
-    finest = float(np.median(steps)) if len(steps) else 2.0
-    grid = np.asarray(finest ** np.arange(-24, 25), dtype=np.float64)
-    fails, passes = [], []
-    for factor in grid:
-        log_fail, log_pass = evidence.quantile_shift(cum_c, tc, cum_b, tb, edges, q, float(factor), anchor)
-        fails.append(log_fail)
-        passes.append(log_pass)
-    low, high = _bounds(np.stack(fails), np.stack(passes), grid, level)
-    return (None if low is None else low - 1), (None if high is None else high - 1)
+    relative: float,
+) -> tuple[float | None, tuple[float | None, float | None], str | None]:
+    """The test's own estimate of the quantile's relative change, its bounds, and its resolution.
+
+    Read from the exceedances at the tested edge: a ratio r of exceedance rates is a quantile
+    change of r^(1/slope) − 1, the same conversion the test's null uses, so the estimate and
+    the bounds describe what was tested rather than an interpolation between edges.
+    """
+    where = found.resolution
+    if where is None or not (where.anchor >= 0).any():
+        return None, (None, None), None
+    n_c, x_c = evidence.exceedances(cum_c, tc, where.anchor)
+    n_b, x_b = evidence.exceedances(cum_b, tb, where.anchor)
+    slope = np.nan_to_num(where.slope, nan=evidence.DEFAULT_SLOPE)
+    rates = _ratio(x_c, n_c), _ratio(x_b, n_b)
+    last = int(np.flatnonzero(where.anchor >= 0)[-1])
+    effect = None
+    if rates[0] is not None and rates[1]:
+        effect = float((rates[0] / rates[1]) ** (1 / slope[last]) - 1)
+    ci = _ratio_ci(n_c, x_c, n_b, x_b, level, exponent=slope, cap=evidence.LATENCY_CAP)
+    edge = float(edges[where.anchor[last]])
+    spacing = _spacing(edges, int(where.anchor[last]))
+    resolution = (
+        f"p{q * 100:g} tested at le={edge:g}s, the edge nearest the baseline's (buckets {spacing:.3g}× "
+        f"apart there); tail slope {slope[last]:.2f}: a {relative:.1%} higher quantile puts "
+        f"×{(1 + relative) ** slope[last]:.3f} as many requests above it"
+    )
+    return effect, ci, resolution
+
+
+def _spacing(edges: FloatArray, index: int) -> float:
+    """Ratio between the tested edge and its nearest neighbour (the bucket resolution there)."""
+    ratios = []
+    if index > 0:
+        ratios.append(edges[index] / edges[index - 1])
+    if index + 1 < len(edges):
+        ratios.append(edges[index + 1] / edges[index])
+    return float(min(ratios)) if ratios else math.nan
 
 
 def _gauge_values(
@@ -390,7 +475,7 @@ def _gauge_values(
 
 def _assess_gauge(
     metric: specs.MetricSpec,
-    alpha: float,
+    levels: Levels,
     intervals: tuple[observations.IntervalSample, ...],
     interval: timedelta,
 ) -> Judged:
@@ -402,7 +487,7 @@ def _assess_gauge(
         float(g_b[seen].mean()) if seen.any() else None,
         float(g_c[seen].mean()) if seen.any() else None,
     )
-    level = found.threshold(alpha)
+    level = levels.alpha / found.tests
     shifted = [g_c - (1 + theta) * g_b for theta in GAUGE_GRID]
     low, high = _bounds(
         np.stack([sequential.paired_sign(y) for y in shifted]),
@@ -419,7 +504,7 @@ def _assess_gauge(
     exposure = Exposure(
         canary_requests=requests[0], baseline_requests=requests[1], observed=interval * int(seen.sum())
     )
-    judged = _judge(metric, metric.name, alpha, found, exposure, values, (low, high), metric.margin.relative)
+    judged = _judge(metric, metric.name, levels, found, exposure, values, (low, high), metric.margin.relative)
     # A gauge has no request count: the canary is silent when it reported nothing for the minimum
     # duration while the baseline reported.
     silent = not np.isfinite(g_c).any() and interval * int(np.isfinite(g_b).sum()) >= metric.min_duration
@@ -428,7 +513,7 @@ def _assess_gauge(
 
 def _assess_distribution(
     metric: specs.MetricSpec,
-    alpha: float,
+    levels: Levels,
     intervals: tuple[observations.IntervalSample, ...],
     interval: timedelta,
 ) -> Judged:
@@ -464,8 +549,8 @@ def _assess_distribution(
             shift = np.abs(np.log((share_c + 1e-12) / (share_b + 1e-12)))
         k = int(np.argmax(shift))
         values = (float(share_b[k]), float(share_c[k]))
-        ci = _ratio_ci(n_c, counts_c[:, k], n_b, counts_b[:, k], found.threshold(alpha))
-    judged = _judge(metric, metric.name, alpha, found, exposure, values, ci, metric.margin.relative)
+        ci = _ratio_ci(n_c, counts_c[:, k], n_b, counts_b[:, k], levels.alpha / found.tests)
+    judged = _judge(metric, metric.name, levels, found, exposure, values, ci, metric.margin.relative)
     if values[0] is None:
         return judged
     note = f"{judged.result.message}; values are the share of class {classes[k]!r}, the one that moved most"

@@ -18,6 +18,9 @@ from pydantic import Field, model_validator
 
 from analysis import schema, specs
 
+# Counter increases read from text exposition are whole numbers to within float rounding.
+COUNT_TOLERANCE = 1e-6
+
 
 class ArmSample(schema.Frozen):
     requests: float | None = Field(None, ge=0)
@@ -30,6 +33,17 @@ class ArmSample(schema.Frozen):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        counted = [("requests", self.requests), ("errors", self.errors)]
+        counted += [(f"buckets[{k!r}]", v) for k, v in (self.buckets or {}).items()]
+        counted += [(f"counts[{k!r}]", v) for k, v in (self.counts or {}).items()]
+        for name, count in counted:
+            if count is not None and (
+                not math.isfinite(count) or abs(count - round(count)) > COUNT_TOLERANCE
+            ):
+                raise ValueError(
+                    f"{name} is {count:g}: counts are whole numbers of requests within the interval "
+                    "(increases of a counter), not per-second rates"
+                )
         if self.errors is not None and self.requests is not None and self.errors > self.requests:
             raise ValueError(f"errors ({self.errors:g}) exceed requests ({self.requests:g})")
         if self.buckets is not None:
@@ -84,6 +98,12 @@ class JudgeInput(schema.Frozen):
         unknown = sorted(set(self.observations) - names)
         if unknown:
             raise ValueError(f"observations: {', '.join(unknown)} is not a metric of the template")
+        lengths = {name: len(intervals) for name, intervals in self.observations.items()}
+        if len(set(lengths.values())) > 1:
+            listed = ", ".join(f"{name}: {count}" for name, count in sorted(lengths.items()))
+            raise ValueError(
+                f"observations: every metric needs the same intervals, oldest first; got {listed}"
+            )
         for metric in self.template.metrics:
             for index, interval in enumerate(self.observations[metric.name]):
                 for arm_name in ("canary", "baseline"):

@@ -19,6 +19,7 @@ import numpy as np
 import requests
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
+from pydantic import ValidationError
 
 from analysis import counters, observations, specs
 
@@ -27,6 +28,10 @@ MAX_STEP_SECONDS = 15.0
 
 class SourceError(Exception):
     """Prometheus could not answer; the message names the query."""
+
+
+class DataError(ValueError):
+    """Prometheus answered with what is not counts (a rate, a gauge where a counter belongs)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,10 +124,16 @@ class PrometheusSource:
     ) -> dict[str, tuple[observations.IntervalSample, ...]]:
         result: dict[str, tuple[observations.IntervalSample, ...]] = {}
         for metric in template.metrics:
-            arms = [
-                self._fetch_arm(metric, target.variables(arm, template.interval), window)
-                for arm in (target.canary, target.baseline)
-            ]
+            try:
+                arms = [
+                    self._fetch_arm(metric, target.variables(arm, template.interval), window)
+                    for arm in (target.canary, target.baseline)
+                ]
+            except ValidationError as error:
+                problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in error.errors())
+                raise DataError(
+                    f"metric {metric.name}: its queries do not select raw counters: {problems}"
+                ) from None
             result[metric.name] = tuple(
                 observations.IntervalSample(
                     start=datetime.fromtimestamp(window.start + index * window.interval, UTC),

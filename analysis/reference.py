@@ -1,9 +1,10 @@
 """The reference AnalysisTemplate: the metrics the simulator exports, judged with sensible margins.
 
 Used by the docs' example, the benchmark, and the real-Prometheus tests. Margins:
-errors may rise 20 % relative or 0.1 percentage point, whichever is larger; latency p50 and p99
-2.5 %; GPU utilisation 5 %; an output class share 20 % relative or 0.5 point. α = 5 % is split
-so that each of errors, p50, p99, GPU and the output distribution gets 1 %.
+errors may rise 20 % relative or 0.1 percentage point, whichever is larger; the median latency
+5 %, the p99 10 %; GPU utilisation 5 %; an output class share 20 % relative or 0.5 point.
+α = 5 % is split so that each of errors, p50, p99, GPU and the output distribution gets 1 %;
+β = 10 %.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ def reference_manifest(name: str = "inference-slo", interval: str = "1m") -> dic
         "spec": {
             "interval": interval,
             "alpha": 0.05,
+            "beta": 0.1,
             "metrics": [
                 {
                     "name": "errors",
@@ -35,15 +37,18 @@ def reference_manifest(name: str = "inference-slo", interval: str = "1m") -> dic
                     "minRequests": 500,
                 },
                 {
-                    "name": "latency",
+                    "name": "latency-p50",
                     "kind": "latency",
-                    "latency": {
-                        "buckets": f"inference_latency_seconds_bucket{{{ARM}}}",
-                        "quantiles": [0.5, 0.99],
-                    },
-                    "margin": {"relative": 0.025},
+                    "latency": {"buckets": f"inference_latency_seconds_bucket{{{ARM}}}", "quantiles": [0.5]},
+                    "margin": {"relative": 0.05},
                     "minRequests": 500,
-                    "alphaShare": 2,  # two tests (p50, p99): the same α per test as the other metrics
+                },
+                {
+                    "name": "latency-p99",
+                    "kind": "latency",
+                    "latency": {"buckets": f"inference_latency_seconds_bucket{{{ARM}}}", "quantiles": [0.99]},
+                    "margin": {"relative": 0.1},
+                    "minRequests": 500,
                 },
                 {
                     "name": "gpu-utilization",

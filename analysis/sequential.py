@@ -43,10 +43,18 @@ RATIO_FACTORS = np.array([1.03, 1.06, 1.1, 1.15, 1.22, 1.3, 1.45, 1.65, 2.0, 2.6
 # Alternatives of the sign mixture: probability that the paired difference is positive.
 SIGN_PROBABILITIES = np.array([0.6, 0.7, 0.8, 0.9, 0.97])
 # A regression that starts late must not first climb out of the evidence a good start built
-# against it: half the mixture's mass goes to e-processes started afresh every this many
-# intervals, the k-th with weight ½·6/(π²k²) (a fixed, summable schedule). Each started
-# process is 1 before its start, so the mixture is still an e-process (Ville applies).
+# against it: half the fail mixture's mass (FAIL_FRESH) goes to e-processes started afresh
+# every this many intervals, the k-th with weight ½·6/(π²k²) (a fixed, summable schedule).
+# Each started process is 1 before its start, so the mixture is still an e-process (Ville
+# applies). Passing gets a smaller share (PASS_FRESH): a canary that was slow while it warmed
+# up can still pass once it is warm, while a pass from the start costs little more.
 FRESH_START_EVERY = 10
+FAIL_FRESH = 0.5
+PASS_FRESH = 0.2
+# Pass alternatives: ratios rho0^(1-e), from halfway (in log) to the null down to below 1.
+TOWARD_ONE_EXPONENTS = (0.5, 1.0, 1.5)
+# Pseudo-intervals of "no overdispersion" the dispersion estimate starts from.
+DISPERSION_PRIOR = 5.0
 
 
 def count_ratio(
@@ -57,32 +65,86 @@ def count_ratio(
     rho0: npt.ArrayLike,
     *,
     worse: bool,
-    fresh_starts: bool = False,
+    fresh_starts: float = 0.0,
+    dispersion: npt.ArrayLike = 1.0,
+    cap: float | None = None,
+    toward_one: bool = False,
 ) -> FloatArray:
     """Cumulative log e-process against `ratio ≤ rho0` (worse=True) or `ratio ≥ rho0` (worse=False).
 
     Intervals where either arm saw no requests contribute nothing (likelihood ratio 1).
+
+    `dispersion` (≥ 1, predictable: fixed before the interval's counts are seen) tempers each
+    interval's likelihood ratio to the power 1/φ. Under the model that keeps it an e-process
+    (Jensen: E[L^(1/φ)] ≤ E[L]^(1/φ) ≤ 1); when the counts vary more than Poisson by a factor
+    φ, it is the quasi-likelihood that keeps the evidence from being overstated.
+    `cap` bounds what one interval can add to each alternative's log evidence. Lowering a
+    factor never raises its expectation, so the process stays valid; it is what keeps a few
+    minutes of a slowdown on one arm from deciding alone.
+    `toward_one` puts the alternatives between the null and a ratio of 1 (powers of rho0): the
+    alternatives a pass test needs, where a good canary's true ratio is near 1.
     """
-    nc, xc, nb, xb, r0 = np.broadcast_arrays(
-        *(np.asarray(a, dtype=np.float64) for a in (n_c, x_c, n_b, x_b, rho0))
+    nc, xc, nb, xb, r0, phi = np.broadcast_arrays(
+        *(np.asarray(a, dtype=np.float64) for a in (n_c, x_c, n_b, x_b, rho0, dispersion))
     )
     usable = (nc > 0) & (nb > 0) & np.isfinite(r0) & (r0 > 0)
     nc_safe = np.where(usable, nc, 1.0)
     nb_safe = np.where(usable, nb, 1.0)
     r0_safe = np.where(usable, r0, 1.0)
+    temper = 1.0 / np.maximum(np.where(np.isfinite(phi), phi, 1.0), 1.0)
     m = np.where(usable, xc + xb, 0.0)
     xc_u = np.where(usable, xc, 0.0)
     pi0 = nc_safe * r0_safe / (nc_safe * r0_safe + nb_safe)
-    factors = RATIO_FACTORS if worse else 1.0 / RATIO_FACTORS
+    if toward_one:
+        alternatives = [r0_safe ** (1.0 - e) for e in TOWARD_ONE_EXPONENTS]
+    else:
+        factors = RATIO_FACTORS if worse else 1.0 / RATIO_FACTORS
+        alternatives = [r0_safe * factor for factor in factors]
     per_alternative = []
-    for factor in factors:
-        r1 = r0_safe * factor
+    for r1 in alternatives:
         pi1 = nc_safe * r1 / (nc_safe * r1 + nb_safe)
-        per_alternative.append(xc_u * np.log(pi1 / pi0) + (m - xc_u) * (np.log1p(-pi1) - np.log1p(-pi0)))
+        step = xc_u * np.log(pi1 / pi0) + (m - xc_u) * (np.log1p(-pi1) - np.log1p(-pi0))
+        step = step * temper
+        if cap is not None:
+            step = np.minimum(step, cap)
+        per_alternative.append(step)
     return _log_mixture(np.stack(per_alternative, axis=0), fresh_starts)
 
 
-def paired_sign(differences: npt.ArrayLike, *, fresh_starts: bool = False) -> FloatArray:
+def dispersion(n_c: npt.ArrayLike, x_c: npt.ArrayLike, n_b: npt.ArrayLike, x_b: npt.ArrayLike) -> FloatArray:
+    """Predictable overdispersion φ per interval (≥ 1), from the intervals before it.
+
+    Each earlier interval's Pearson residual of the canary's share of the bad events, under
+    the ratio pooled over the intervals up to it, says how much more the counts vary than the
+    Poisson model allows (transient slowdowns, bursts, pods joining). φ is their mean square,
+    shrunk towards 1 by `DISPERSION_PRIOR` pseudo-intervals, less one standard error, and
+    never below 1.
+    """
+    nc, xc, nb, xb = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (n_c, x_c, n_b, x_b)))
+    usable = (nc > 0) & (nb > 0) & ((xc + xb) > 0)
+    # Pooled ratio estimate up to and including each interval (add-half, so it is never 0 or ∞).
+    pooled_rc = (np.cumsum(np.where(usable, xc, 0.0), axis=-1) + 0.5) / (
+        np.cumsum(np.where(usable, nc, 0.0), axis=-1) + 1.0
+    )
+    pooled_rb = (np.cumsum(np.where(usable, xb, 0.0), axis=-1) + 0.5) / (
+        np.cumsum(np.where(usable, nb, 0.0), axis=-1) + 1.0
+    )
+    ratio = pooled_rc / pooled_rb
+    nc_s, nb_s = np.where(usable, nc, 1.0), np.where(usable, nb, 1.0)
+    pi = nc_s * ratio / (nc_s * ratio + nb_s)
+    m = np.where(usable, xc + xb, 0.0)
+    variance = np.maximum(m * pi * (1 - pi), 1e-12)
+    residual2 = np.where(usable, (np.where(usable, xc, 0.0) - m * pi) ** 2 / variance, 0.0)
+    seen = np.cumsum(usable, axis=-1) - usable
+    total = np.cumsum(residual2, axis=-1) - residual2
+    weight = DISPERSION_PRIOR + seen
+    # One standard error below the estimate (a mean of squared standard residuals has variance
+    # about 2/n under Poisson counts): Poisson noise in the residuals alone does not temper.
+    phi = (DISPERSION_PRIOR + total) / weight - np.sqrt(2.0 / weight)
+    return np.asarray(np.maximum(phi, 1.0), dtype=np.float64)
+
+
+def paired_sign(differences: npt.ArrayLike, *, fresh_starts: float = 0.0) -> FloatArray:
     """Cumulative log e-process against "the paired difference's median is ≤ 0".
 
     NaN marks an interval without data on either arm: it contributes nothing. A difference
@@ -96,18 +158,22 @@ def paired_sign(differences: npt.ArrayLike, *, fresh_starts: bool = False) -> Fl
     return _log_mixture(np.stack(steps, axis=0), fresh_starts)
 
 
-def _log_mixture(steps: FloatArray, fresh_starts: bool) -> FloatArray:
-    """Cumulative log of the mixture over alternatives (first axis) and, optionally, start times."""
+def _log_mixture(steps: FloatArray, fresh_starts: float) -> FloatArray:
+    """Cumulative log of the mixture over alternatives (first axis) and start times.
+
+    `fresh_starts` is the share of the mass given to e-processes started afresh every
+    `FRESH_START_EVERY` intervals (0: only the one started at the first interval).
+    """
     cumulative = np.cumsum(steps, axis=-1)
     from_first = _log_mean_exp(cumulative)
-    if not fresh_starts:
+    if fresh_starts <= 0:
         return from_first
-    terms = [np.log(0.5) + from_first]
+    terms = [np.log(1.0 - fresh_starts) + from_first]
     length = cumulative.shape[-1]
     for k, start in enumerate(range(FRESH_START_EVERY, length, FRESH_START_EVERY), start=1):
         since = cumulative - cumulative[..., start - 1 : start]
         since[..., :start] = 0.0
-        terms.append(np.log(0.5 * 6 / (np.pi**2 * k**2)) + _log_mean_exp(since))
+        terms.append(np.log(fresh_starts * 6 / (np.pi**2 * k**2)) + _log_mean_exp(since))
     return _log_sum_exp(np.stack(terms, axis=0))
 
 

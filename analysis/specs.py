@@ -153,6 +153,13 @@ class MetricSpec(schema.Frozen):
 class AnalysisTemplateSpec(schema.Frozen):
     interval: schema.Duration = Field(timedelta(minutes=1), description="Length of one comparison interval.")
     alpha: float = Field(0.05, gt=0, lt=0.5, description="False-rollback budget shared by the metrics.")
+    beta: float = Field(
+        0.1,
+        gt=0,
+        lt=0.5,
+        description="Chance that a canary worse than a margin is still promoted: a metric passes once "
+        "a regression of its margin's size would have been caught with probability 1 - beta.",
+    )
     metrics: tuple[MetricSpec, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -173,6 +180,14 @@ class AnalysisTemplateSpec(schema.Frozen):
 def quantile_name(metric: str, quantile: float) -> str:
     """How a latency metric's quantile test is named in verdicts: `latency:p99`, `latency:p99_9`."""
     return f"{metric}:p{quantile * 100:g}".replace(".", "_")
+
+
+def quantile_test_name(metric: MetricSpec, quantile: float) -> str:
+    """A latency metric's quantile test: the metric's own name when it is its only test."""
+    assert metric.latency is not None
+    if len(metric.latency.quantiles) == 1 and metric.latency.slo_seconds is None:
+        return metric.name
+    return quantile_name(metric.name, quantile)
 
 
 def slo_name(metric: str, slo_seconds: float) -> str:

@@ -27,9 +27,11 @@ class MetricResult(schema.Frozen):
     ci_high: float | None = None
     evidence: float | None = None
     alpha: float | None = None
+    power: float | None = None
     margin: float | None = None
     baseline_requests: int | None = None
     canary_requests: int | None = None
+    resolution: str | None = None
     message: str | None = None
 
 

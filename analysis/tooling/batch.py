@@ -25,6 +25,7 @@ class SubTest:
     name: str
     found: evidence.Evidence
     alpha: float
+    beta: float
     critical: bool
     exposure: npt.NDArray[np.bool_]  # (S, T): enough requests and duration by this interval
 
@@ -63,7 +64,7 @@ def sub_tests(
                 found = evidence.rate(
                     canary.requests, canary.errors, baseline.requests, baseline.errors, relative, absolute
                 )
-                tests.append(SubTest(metric.name, found, alpha, metric.critical, exposure))
+                tests.append(SubTest(metric.name, found, alpha, template.beta, metric.critical, exposure))
             case specs.MetricKind.LATENCY:
                 assert metric.latency is not None
                 quantiles = metric.latency.quantiles
@@ -78,8 +79,8 @@ def sub_tests(
                         q,
                         relative,
                     )
-                    name = specs.quantile_name(metric.name, q)
-                    tests.append(SubTest(name, found, share, metric.critical, exposure))
+                    name = specs.quantile_test_name(metric, q)
+                    tests.append(SubTest(name, found, share, template.beta, metric.critical, exposure))
                 slo = metric.latency.slo_seconds
                 if slo is not None:
                     edge = np.full(canary.requests.shape, evidence.slo_edge(edges, slo), dtype=np.int64)
@@ -87,15 +88,22 @@ def sub_tests(
                     n_b, x_b = evidence.exceedances(baseline.buckets, baseline.requests, edge)
                     found = evidence.rate(n_c, x_c, n_b, x_b, relative, absolute)
                     tests.append(
-                        SubTest(specs.slo_name(metric.name, slo), found, share, metric.critical, exposure)
+                        SubTest(
+                            specs.slo_name(metric.name, slo),
+                            found,
+                            share,
+                            template.beta,
+                            metric.critical,
+                            exposure,
+                        )
                     )
             case specs.MetricKind.GAUGE:
                 increase = metric.bad_direction == specs.BadDirection.INCREASE
                 found = evidence.gauge(canary.gpu, baseline.gpu, relative, absolute, increase)
-                tests.append(SubTest(metric.name, found, alpha, metric.critical, exposure))
+                tests.append(SubTest(metric.name, found, alpha, template.beta, metric.critical, exposure))
             case specs.MetricKind.DISTRIBUTION:
                 found = evidence.distribution(canary.classes, baseline.classes, relative, absolute)
-                tests.append(SubTest(metric.name, found, alpha, metric.critical, exposure))
+                tests.append(SubTest(metric.name, found, alpha, template.beta, metric.critical, exposure))
     return tests
 
 
@@ -112,7 +120,10 @@ def outcomes(tests: list[SubTest]) -> Outcome:
         deciding[int(i)].name if fail_at[s] >= 0 else "" for s, i in enumerate(fail_times.argmin(axis=0))
     ]
     passing = np.stack(
-        [(t.found.log_pass >= np.log(1.0 / t.found.threshold(t.alpha))) & t.exposure for t in deciding]
+        [
+            (t.found.log_pass >= np.log(1.0 / max(t.found.threshold(t.alpha), t.beta))) & t.exposure
+            for t in deciding
+        ]
     ).all(axis=0)
     pass_first = np.argmax(passing, axis=-1)
     pass_at = np.where(passing.any(axis=-1), pass_first, -1)

@@ -25,6 +25,19 @@ FloatArray = npt.NDArray[np.float64]
 # Latency bucket edges: 2.5 % apart from 20 ms to about 3 s, so a 2.5 % margin on a quantile is
 # one bucket. Coarser layouts work; the judge then tests a margin rounded to the buckets.
 DEFAULT_EDGES: FloatArray = np.asarray(0.02 * 1.025 ** np.arange(0, 204), dtype=np.float64)
+# Bucket edges real serving stacks export (seconds), 1.3–2.5× apart around our latencies.
+REAL_EDGES: dict[str, FloatArray] = {
+    # prometheus_client's default Histogram buckets; KServe's model server uses them as they are.
+    "prometheus-default": np.array(
+        [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0]
+    ),
+    # vLLM's time-to-first-token histogram.
+    "vllm-ttft": np.array(
+        [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0]
+    ),
+    # Text Generation Inference's duration histograms: 35 edges, ×1.5 from 0.15 ms.
+    "tgi": np.asarray(0.0001 * 1.5 ** np.arange(1, 36), dtype=np.float64),
+}
 CLASSES = ("approve", "review", "decline", "fraud")
 DAY_SECONDS = 86400.0
 
@@ -102,6 +115,15 @@ class Scenario:
     onset_seconds: float = 0.0  # the canary behaves like the baseline before this
     gpu_noise: float = 0.02  # per pod per interval, absolute utilisation
     weight_schedule: tuple[tuple[float, float], ...] = ()  # (from second, canary weight), e.g. steps
+    # Arm-specific slowdowns (noisy neighbours, node pressure): episodes per hour on each arm,
+    # each lasting a whole number of minutes drawn from `episode_minutes`, every pod of that arm
+    # slower by `episode_slowdown`. They land on either arm at random.
+    episodes_per_hour: float = 0.0
+    episode_minutes: tuple[int, int] = (2, 6)
+    episode_slowdown: float = 0.3
+    # Traffic bursts: per hour, minutes at `burst_factor` times the load (both arms).
+    bursts_per_hour: float = 0.0
+    burst_factor: float = 3.0
 
     def weight_at(self, t_seconds: float) -> float:
         weight = self.canary_weight
@@ -172,6 +194,27 @@ def draw_pods(
     )
 
 
+def _episodes(
+    rng: np.random.Generator,
+    seeds: int,
+    intervals: int,
+    per_hour: float,
+    minutes: tuple[int, int],
+    interval_seconds: float,
+) -> FloatArray:
+    """(seeds, intervals) 1 where an episode covers the interval, from Poisson-many random episodes."""
+    mask = np.zeros((seeds, intervals))
+    if per_hour <= 0:
+        return mask
+    counts = rng.poisson(per_hour * intervals * interval_seconds / 3600.0, size=seeds)
+    for seed, count in enumerate(counts):
+        for _ in range(int(count)):
+            start = int(rng.integers(0, intervals))
+            length = int(rng.integers(minutes[0], minutes[1] + 1)) * max(1, round(60.0 / interval_seconds))
+            mask[seed, start : start + length] = 1.0
+    return mask
+
+
 def _pod_offsets(rng: np.random.Generator, scenario: Scenario, seeds: int, pods: int) -> FloatArray:
     return 1.0 + rng.uniform(-scenario.pod_offset, scenario.pod_offset, size=(seeds, pods))
 
@@ -192,9 +235,15 @@ def simulate_intervals(
     at `start_seconds`, so a caller excludes warm-up by starting later.
     """
     rng = np.random.default_rng(seed)
+    bursts = 1.0 + (scenario.burst_factor - 1.0) * _episodes(
+        rng, seeds, intervals, scenario.bursts_per_hour, (1, 2), interval_seconds
+    )
     arms = []
     for arm, pods in (("canary", scenario.canary_pods), ("baseline", scenario.baseline_pods)):
         offsets = _pod_offsets(rng, scenario, seeds, pods)
+        slow = 1.0 + scenario.episode_slowdown * _episodes(
+            rng, seeds, intervals, scenario.episodes_per_hour, scenario.episode_minutes, interval_seconds
+        )
         per_step = []
         for index in range(intervals):
             t0 = start_seconds + index * interval_seconds
@@ -203,8 +252,9 @@ def simulate_intervals(
             if arm == "canary" and middle >= scenario.onset_seconds:
                 behaviour = scenario.canary
             weight = scenario.weight_at(middle) if arm == "canary" else 1 - scenario.weight_at(middle)
-            expected = scenario.rps * weight / pods * float(load_factor(scenario, middle)) * interval_seconds
-            slowdown = offsets.copy()
+            per_pod = scenario.rps * weight / pods * float(load_factor(scenario, middle)) * interval_seconds
+            expected = per_pod * bursts[:, index, None]
+            slowdown = offsets * slow[:, index, None]
             if arm == "canary" and scenario.warmup_seconds > 0:
                 # Mean slowdown over the interval of exp(-age/τ) decay.
                 tau = scenario.warmup_seconds
@@ -216,7 +266,7 @@ def simulate_intervals(
                 draw_pods(
                     rng,
                     behaviour,
-                    np.full((seeds, pods), expected),
+                    np.broadcast_to(expected, (seeds, pods)).astype(np.float64),
                     slowdown,
                     offsets,
                     edges,

@@ -52,11 +52,10 @@ class PrometheusAnalysis:
             )
             try:
                 series = self._source.fetch_observations(template, target, window)
+                results[run.run] = judge.assess(template, series)
             except prometheus.SourceError as error:
                 raise errors.UnavailableError(str(error)) from error
-            try:
-                results[run.run] = judge.assess(template, series)
-            except judge.InputError as error:
+            except (judge.InputError, prometheus.DataError) as error:
                 rule = f"Prometheus returned data the judge cannot read: {error}"
                 results[run.run] = verdicts.AnalysisSummary(verdict=verdicts.Verdict.INCONCLUSIVE, rule=rule)
         return results

@@ -80,7 +80,8 @@ def _judge(args: argparse.Namespace) -> int:
         return _fail("\n".join(lines))
     try:
         return _print(judge.assess(given.template, given.observations, final=given.final))
-    except judge.InputError as error:
+    except (judge.InputError, ValueError, ArithmeticError) as error:
+        # InputError names the field; anything else the judge could not read is still the input's.
         return _fail(f"{source}: {error}")
 
 
@@ -135,6 +136,8 @@ def _analyze(args: argparse.Namespace) -> int:
     try:
         with prometheus.PrometheusSource(args.prometheus, token_file=args.token_file) as source:
             series = source.fetch_observations(template.spec, target, window)
+        return _print(judge.assess(template.spec, series, final=args.final))
     except prometheus.SourceError as error:
         return _fail(str(error), 1)
-    return _print(judge.assess(template.spec, series, final=args.final))
+    except (prometheus.DataError, judge.InputError) as error:
+        return _fail(f"{args.template}: {error}")

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
+from analysis import power, schema, specs
 from controller import crdgen, manifests
 from controller.cli import judging
 from controller.domain import planning
@@ -43,6 +46,18 @@ def _parser() -> argparse.ArgumentParser:
         "--stable-replicas", type=int, help="replicas of the running stable (default: as the spec)"
     )
     plan.add_argument("--stable-gpus", type=int, help="GPUs per stable replica (default: as the spec)")
+    plan.add_argument(
+        "--expected-rps",
+        type=float,
+        help="expected requests/s of the release: show how long each analysis step should take "
+        "(its AnalysisTemplate must be among the files)",
+    )
+    plan.add_argument(
+        "--expected-error-rate",
+        type=float,
+        default=0.005,
+        help="the stable's error rate, for the expected step length (default 0.005)",
+    )
     plan.set_defaults(handler=_plan)
 
     run = commands.add_parser("run", help="run the controller against the current kubeconfig")
@@ -226,6 +241,11 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _plan(args: argparse.Namespace) -> int:
     loaded, problems = _load_all(args.files)
+    templates = {
+        m.resource.metadata.name: m.resource.spec
+        for m in loaded
+        if isinstance(m.resource, kinds.AnalysisTemplate)
+    }
     for problem in problems:
         print(problem, file=sys.stderr)
     refused = False
@@ -249,7 +269,57 @@ def _plan(args: argparse.Namespace) -> int:
             print(f"  {step.label:<40} {step.canary_replicas:>6} {step.stable_replicas:>6} {step.weight:>5}%")
         budget = "unlimited" if plan.budget_gpus is None else str(plan.budget_gpus)
         print(f"  peak GPUs: {plan.peak_gpus} (budget {budget})")
+        if args.expected_rps is not None:
+            for line in _step_lengths(plan, templates, args.expected_rps, args.expected_error_rate):
+                print(f"  {line}")
     return 1 if problems or refused else 0
+
+
+def _step_lengths(
+    plan: planning.RolloutPlan,
+    templates: dict[str, specs.AnalysisTemplateSpec],
+    rps: float,
+    error_rate: float,
+) -> list[str]:
+    """Per analysis step: how long a canary that behaves like its baseline should take to pass."""
+    lines = []
+    previous_weight = 0
+    for step in plan.steps:
+        if step.analysis is not None:
+            name = step.analysis.template
+            template = templates.get(name)
+            limit = schema.format_duration(step.analysis.max_duration)
+            if template is None:
+                lines.append(f"{step.label}: AnalysisTemplate {name} is not among the files; no estimate")
+            elif previous_weight <= 0 or previous_weight >= 100:
+                lines.append(f"{step.label}: no canary traffic share to estimate from ({previous_weight}%)")
+            else:
+                estimate = power.estimate_step(
+                    template,
+                    requests_per_second=rps,
+                    canary_share=previous_weight / 100,
+                    error_rate=error_rate,
+                )
+                limiting = estimate.limiting
+                slowest = "" if limiting is None else f", {limiting.name} decides"
+                if limiting is not None and limiting.canary_requests is not None:
+                    slowest += f" after ~{limiting.canary_requests:,.0f} canary requests"
+                beyond = (
+                    " (beyond maxDuration: expect Inconclusive)"
+                    if estimate.duration > step.analysis.max_duration
+                    else ""
+                )
+                lines.append(
+                    f"{step.label}: expected ~{schema.format_duration(_whole_minutes(estimate.duration))} "
+                    f"to pass at {rps:g} requests/s and {previous_weight}% canary{slowest}; "
+                    f"maxDuration {limit}{beyond}"
+                )
+        previous_weight = step.weight
+    return lines
+
+
+def _whole_minutes(duration: timedelta) -> timedelta:
+    return timedelta(minutes=max(1, math.ceil(duration.total_seconds() / 60)))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
+from analysis import reference
 from controller.cli import main as cli
 
 ROOT = Path(__file__).parents[3]
@@ -48,6 +50,23 @@ def test_plan_prints_replicas_per_step_and_the_peak_gpus(
     out = capsys.readouterr().out
     assert "step 1 (setWeight 50)" in out
     assert "peak GPUs: 6 (budget 6)" in out
+
+
+def test_plan_with_an_expected_request_rate_says_how_long_each_analysis_step_should_take(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    release = tmp_path / "release.yaml"
+    steps = "[{setWeight: 10}, {analysis: {template: inference-slo, maxDuration: 1h}}, {setWeight: 50}]"
+    release.write_text(RELEASE.replace("[{setWeight: 10}, {setWeight: STEP}]", steps))
+    template = tmp_path / "template.yaml"
+    template.write_text(yaml.safe_dump(reference.reference_manifest()))
+    assert cli.main(["plan", str(release), str(template), "--expected-rps", "1000"]) == 0
+    fast = capsys.readouterr().out
+    assert "step 1 (analysis inference-slo): expected ~" in fast
+    assert "to pass at 1000 requests/s and 10% canary" in fast
+    assert "beyond maxDuration" not in fast
+    assert cli.main(["plan", str(release), str(template), "--expected-rps", "10"]) == 0
+    assert "beyond maxDuration: expect Inconclusive" in capsys.readouterr().out
 
 
 def test_plan_exits_1_with_the_reason_when_the_budget_cannot_fit(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from analysis import observations, specs
 from analysis.tooling import traffic_simulator
 
@@ -11,7 +13,7 @@ def interval_samples(
     canary: traffic_simulator.ArmCounts,
     baseline: traffic_simulator.ArmCounts,
     release: int,
-    edges: object = traffic_simulator.DEFAULT_EDGES,
+    edges: traffic_simulator.FloatArray = traffic_simulator.DEFAULT_EDGES,
 ) -> dict[str, tuple[observations.IntervalSample, ...]]:
     def arm(counts: traffic_simulator.ArmCounts, kind: specs.MetricKind, t: int) -> observations.ArmSample:
         requests = float(counts.requests[release, t])
@@ -19,9 +21,8 @@ def interval_samples(
             case specs.MetricKind.ERROR_RATE:
                 return observations.ArmSample(requests=requests, errors=float(counts.errors[release, t]))
             case specs.MetricKind.LATENCY:
-                buckets = {
-                    f"{e:.6g}": float(c) for e, c in zip(edges, counts.buckets[release, t], strict=True)
-                }  # type: ignore[call-overload]
+                row = counts.buckets[release, t]
+                buckets = {f"{e:.6g}": float(c) for e, c in zip(np.asarray(edges), row, strict=True)}
                 return observations.ArmSample(buckets={**buckets, "+Inf": requests})
             case specs.MetricKind.GAUGE:
                 return observations.ArmSample(value=float(counts.gpu[release, t]))
