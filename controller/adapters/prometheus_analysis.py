@@ -1,10 +1,11 @@
 """The analysis backend for real releases: the judge on Prometheus data.
 
-Stateless between reconciles: each look re-reads the run's whole window (from the run's
-`startedAt` in status to now) and recomputes every e-process from the first interval, so a
-restarted controller reaches exactly the verdict the old one would have. The AnalysisTemplate
-is read from the release's namespace on every look; a missing or invalid template makes the run
-Inconclusive with the reason (never a pass). Prometheus being down is transient.
+Stateless between reconciles: each look re-reads the run's whole window (from the canary's
+start in this rollout, `rolloutStartedAt` in status, to now, so earlier steps' traffic counts)
+and recomputes every e-process from the first interval, so a restarted controller reaches
+exactly the verdict the old one would have. The AnalysisTemplate is read from the release's
+namespace on every look; a missing or invalid template makes the run Inconclusive with the
+reason (never a pass). Prometheus being down is transient.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class PrometheusAnalysis:
                 model=run.canary_model_version,
             )
             window = prometheus.build_window(
-                run.start, self._clock(), template.interval, release.spec.serving.warmup
+                run.evidence_since or run.start, self._clock(), template.interval, release.spec.serving.warmup
             )
             try:
                 series = self._source.fetch_observations(template, target, window)

@@ -74,6 +74,9 @@ class StartAnalysis(schema.Frozen):
     baseline_revision: str
     start: datetime
     max_duration: timedelta
+    # Where the evidence starts: the canary's start in this rollout, so an analysis step builds on
+    # the traffic of the steps before it (the count-ratio tests do not mind the weight changing).
+    evidence_since: datetime | None = None
 
 
 class StopAnalysis(schema.Frozen):

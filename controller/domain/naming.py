@@ -76,6 +76,10 @@ def analysis_run_name(release: str, revision: str, attempt: int, step_index: int
     return f"{workload_name(release, revision)}-a{attempt}-s{step_index}"
 
 
+def background_run_name(release: str, revision: str, attempt: int) -> str:
+    return f"{workload_name(release, revision)}-a{attempt}-bg"
+
+
 def build_idempotency_key(revision: str, attempt: int, event: str) -> str:
     """The key of a one-shot message or write (notification, approval request, warning, Git write-back)
     of one attempt of one revision: recorded in status once done, and carried by the action so an

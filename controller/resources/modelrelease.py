@@ -127,11 +127,30 @@ class CanaryStep(schema.Frozen):
         return "approval"
 
 
+class BackgroundAnalysis(schema.Frozen):
+    """An analysis beside the steps (Argo Rollouts' background analysis): it judges the canary from
+    the step `startingStep` until promotion, over all the canary's traffic so far, and a Fail at any
+    step rolls back. It never completes a step; analysis steps do."""
+
+    template: str = Field(pattern=meta.DNS_SUBDOMAIN, description="AnalysisTemplate name in this namespace.")
+    starting_step: int = Field(0, ge=0, description="Index of the step from which it runs.")
+
+
 class CanaryStrategy(schema.Frozen):
     steps: tuple[CanaryStep, ...] = Field(min_length=1, max_length=100)
     scale_down_delay: schema.Duration = Field(
         timedelta(seconds=30), description="How long the old stable keeps running after promotion."
     )
+    analysis: BackgroundAnalysis | None = None
+
+    @model_validator(mode="after")
+    def _background_starts_at_a_step(self) -> Self:
+        if self.analysis is not None and self.analysis.starting_step >= len(self.steps):
+            raise ValueError(
+                f"analysis.startingStep: {self.analysis.starting_step} is beyond the last step "
+                f"({len(self.steps) - 1})"
+            )
+        return self
 
 
 class BlueGreenStrategy(schema.Frozen):

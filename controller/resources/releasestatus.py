@@ -35,6 +35,10 @@ class ApprovalDecision(StrEnum):
     REJECT = "reject"
 
 
+# The step index recorded for the background analysis, which belongs to no step.
+BACKGROUND_STEP = -1
+
+
 class StepAnalysis(schema.Frozen):
     """One analysis run of the current rollout, with the judge's evidence once it has a verdict."""
 

@@ -240,9 +240,24 @@ def test_a_live_scrape_reaches_the_judge_with_requests_on_both_arms(served: Serv
     assert judgement["verdict"] == verdicts.Verdict.RUNNING  # seconds of data: well short of minDuration
 
 
-def test_the_controller_adapter_judges_each_running_run_from_its_descriptor_and_template(
-    served: Served, tmp_path: pathlib.Path
-) -> None:
+def _run(name: str, template: str, start: datetime) -> actions.StartAnalysis:
+    return actions.StartAnalysis(
+        run=name,
+        template=template,
+        step_index=1,
+        canary_revision="c1",
+        canary_track=actions.Track.CANARY,
+        canary_model_version="7",
+        baseline_revision="s1",
+        start=start,
+        max_duration=timedelta(hours=1),
+    )
+
+
+def _judged_by_the_adapter(
+    served: Served, tmp_path: pathlib.Path, release_name: str, runs: tuple[actions.StartAnalysis, ...]
+) -> dict[str, verdicts.AnalysisSummary]:
+    """The controller's Prometheus backend at the end of the served hour, its template in the emulator."""
     with cluster.SandboxCluster(seed=3) as sandbox:
         sandbox.install_crds(sorted((harness.ROOT / "crds").glob("*.yaml")))
         template = reference.reference_manifest(name="quality")
@@ -252,33 +267,40 @@ def test_the_controller_adapter_judges_each_running_run_from_its_descriptor_and_
         end = datetime.fromtimestamp(served.start + HOUR, UTC)
         source = prometheus_analysis.prometheus.PrometheusSource(served.prometheus.url)
         backend = prometheus_analysis.PrometheusAnalysis(api, source, lambda: end)
-        body = harness.release_body("errors")
+        body = harness.release_body(release_name)
         spec = modelrelease.ModelReleaseSpec.model_validate(
             {**body["spec"], "serving": {**body["spec"]["serving"], "warmup": "60s"}}
         )
-        release = ReleaseRef(namespace="ml", name="errors", uid="u1", spec=spec)
-        started = datetime.fromtimestamp(served.start + 180, UTC)
-        runs = tuple(
-            actions.StartAnalysis(
-                run=run,
-                template=template_name,
-                step_index=1,
-                canary_revision="c1",
-                canary_track=actions.Track.CANARY,
-                canary_model_version="7",
-                baseline_revision="s1",
-                start=started,
-                max_duration=timedelta(hours=1),
-            )
-            for run, template_name in (("run-a", "quality"), ("run-b", "missing"))
-        )
+        release = ReleaseRef(namespace="ml", name=release_name, uid="u1", spec=spec)
         with source:
-            results = backend.fetch_results(release, runs)
+            return dict(backend.fetch_results(release, runs))
+
+
+def test_the_controller_adapter_judges_each_running_run_from_its_descriptor_and_template(
+    served: Served, tmp_path: pathlib.Path
+) -> None:
+    started = datetime.fromtimestamp(served.start + 180, UTC)
+    runs = (_run("run-a", "quality", started), _run("run-b", "missing", started))
+    results = _judged_by_the_adapter(served, tmp_path, "errors", runs)
     assert results["run-a"].verdict == verdicts.Verdict.FAIL
     assert results["run-a"].rule is not None
     assert results["run-a"].rule.startswith("errors:")
     assert results["run-b"].verdict == verdicts.Verdict.INCONCLUSIVE
     assert results["run-b"].rule == "AnalysisTemplate ml/missing does not exist"
+
+
+def test_a_late_analysis_step_builds_on_the_canary_traffic_of_the_steps_before_it(
+    served: Served, tmp_path: pathlib.Path
+) -> None:
+    """Two minutes into its own step the run cannot pass; from the canary's start it has an hour of data."""
+    end = datetime.fromtimestamp(served.start + HOUR, UTC)
+    step = _run("own-step-only", "quality", end - timedelta(minutes=2))
+    whole = step.model_copy(
+        update={"run": "whole-rollout", "evidence_since": datetime.fromtimestamp(served.start + 180, UTC)}
+    )
+    results = _judged_by_the_adapter(served, tmp_path, "good", (step, whole))
+    assert results["own-step-only"].verdict == verdicts.Verdict.RUNNING
+    assert results["whole-rollout"].verdict == verdicts.Verdict.PASS, results["whole-rollout"].rule
 
 
 def test_an_unreachable_prometheus_is_a_transient_error_for_the_controller(tmp_path: pathlib.Path) -> None:

@@ -257,6 +257,11 @@ def analysis_started(status: Status, record: releasestatus.StepAnalysis, message
     )
 
 
+def background_started(status: Status, record: releasestatus.StepAnalysis) -> Status:
+    """The background analysis joins the records; phase and message stay the step's."""
+    return _changed(status, {"analysis": (*status.analysis, record)})
+
+
 def step_completed(
     status: Status, index: int, weight: int, *, last: bool, label: str, now: datetime
 ) -> Status:

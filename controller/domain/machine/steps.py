@@ -66,6 +66,8 @@ def progress(turn: turn_.Turn, target: changes.Target) -> turn_.Move:
         turn.change(changes.said(st, "CanaryRecovered", message))
         turn.event("CanaryRecovered", message)
         return turn.move()
+    if index < len(plan.steps) and _watch_in_background(turn, step):
+        return turn.move()
     # The step's own transition is tried first: after a restart the world may be ahead of a
     # status that was never written, and converging first would undo work (scale down warm
     # GPU pods, take traffic back) only to redo it a moment later.
@@ -80,6 +82,49 @@ def progress(turn: turn_.Turn, target: changes.Target) -> turn_.Move:
     if converge.converge(turn, wants, traffic) or _keep_analysis_running(turn):
         return turn.move()
     return move
+
+
+def _watch_in_background(turn: turn_.Turn, step: Step) -> bool:
+    """The background analysis: started when the rollout reaches its step; a Fail rolls back.
+
+    It never completes a step (a Pass or an Inconclusive only informs). True when it acted.
+    """
+    background = turn.spec.strategy.canary.analysis if turn.spec.strategy.canary else None
+    if background is None or step.index < background.starting_step:
+        return False
+    st = turn.status
+    run = naming.background_run_name(turn.name, step.target.revision, st.attempt)
+    record = next((r for r in st.analysis if r.run == run), None)
+    if record is None:
+        record = releasestatus.StepAnalysis(
+            step_index=releasestatus.BACKGROUND_STEP,
+            run=run,
+            template=background.template,
+            started_at=turn.now,
+        )
+        turn.change(changes.background_started(st, record))
+        turn.act(turn_.build_analysis_run(turn.spec, turn.status, record, turn.plan))
+        turn.event("AnalysisStarted", f"background analysis {background.template}: run {run}")
+        return True
+    result = turn.obs.analysis.get(run)
+    if record.finished_at is not None or result is None or result.verdict != Verdict.FAIL:
+        return False
+    finished = record.model_copy(
+        update={
+            "finished_at": turn.now,
+            "verdict": Verdict.FAIL,
+            "rule": result.rule,
+            "metrics": result.metrics,
+        }
+    )
+    turn.change(changes.analysis_finished(st, finished))
+    turn.act(actions.StopAnalysis(run=run))
+    summary = f"background analysis {background.template} at {step.entry.label}: Fail ({result.rule})"
+    turn.notify(
+        actions.NotificationEvent.ANALYSIS, step.target.revision, "analysis-background", summary, Verdict.FAIL
+    )
+    endings.roll_back(turn, step.target, "AnalysisFailed", summary, result.metrics)
+    return True
 
 
 def _walk(turn: turn_.Turn, step: Step) -> datetime | None:
@@ -277,7 +322,8 @@ def _promote_when_warm(turn: turn_.Turn, step: Step) -> turn_.Move:
         f"previous stable {previous} is removed at {retire_at.isoformat()}"
     )
     retiring = releasestatus.Retiring(name=previous, at=retire_at)
-    turn.change(changes.promoted(st, target, entry.canary_replicas, retiring, message))
+    turn.stop_running_analyses("the rollout was promoted")  # a background analysis ends here
+    turn.change(changes.promoted(turn.status, target, entry.canary_replicas, retiring, message))
     turn.act(endings.promote_model(turn, target))
     turn.notify(actions.NotificationEvent.PROMOTED, target.revision, "promoted", message)
     turn.event("Promoted", message, key="promoted")

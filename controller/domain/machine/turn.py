@@ -201,6 +201,10 @@ class Turn:
         self.change(changes.analyses_stopped(self.status, rule, self.now))
 
 
+# A background analysis has no maxDuration of its own: it runs until the rollout ends.
+BACKGROUND_RUNS_FOR = timedelta(days=30)
+
+
 def build_analysis_run(
     spec: modelrelease.ModelReleaseSpec,
     status: releasestatus.ModelReleaseStatus,
@@ -209,8 +213,12 @@ def build_analysis_run(
 ) -> actions.StartAnalysis:
     """The run descriptor of a recorded analysis: what the backend starts, and is asked about."""
     assert not isinstance(plan, planning.Refusal)
-    step = plan.steps[record.step_index].analysis
-    assert step is not None
+    if record.step_index == releasestatus.BACKGROUND_STEP:
+        max_duration = BACKGROUND_RUNS_FOR
+    else:
+        step = plan.steps[record.step_index].analysis
+        assert step is not None
+        max_duration = step.max_duration
     canary, stable = status.canary_revision, status.stable_revision
     assert canary is not None
     assert stable is not None
@@ -223,7 +231,8 @@ def build_analysis_run(
         canary_model_version=status.canary_model_version or "",
         baseline_revision=stable,
         start=record.started_at,
-        max_duration=step.max_duration,
+        max_duration=max_duration,
+        evidence_since=earliest(status.rollout_started_at, record.started_at),
     )
 
 

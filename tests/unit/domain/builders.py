@@ -29,10 +29,12 @@ def release_spec(
     warmup: str = "60s",
     deadline: str = "10m",
     require_tags: dict[str, str] | None = None,
+    background: dict[str, Any] | None = None,
 ) -> modelrelease.ModelReleaseSpec:
-    strategy: dict[str, Any] = (
-        {"blueGreen": blue_green} if blue_green is not None else {"canary": {"steps": steps or DEFAULT_STEPS}}
-    )
+    canary: dict[str, Any] = {"steps": steps or DEFAULT_STEPS}
+    if background is not None:
+        canary["analysis"] = background
+    strategy: dict[str, Any] = {"blueGreen": blue_green} if blue_green is not None else {"canary": canary}
     doc: dict[str, Any] = {
         "model": {"name": "fraud", "version": version, "requireTags": require_tags or {}},
         "serving": {

@@ -181,6 +181,58 @@ def test_after_an_inconclusive_analysis_promote_continues_and_abort_rolls_back()
     assert run.status.reason == "Aborted"
 
 
+BACKGROUND = {"template": "whole-rollout", "startingStep": 1}
+
+
+def _background_then(step: Verdict | w.VerdictScript, background: w.VerdictScript) -> w.VerdictScript:
+    step_script = w.always(step) if isinstance(step, Verdict) else step
+
+    def script(run: actions.StartAnalysis, now: Any) -> Verdict:
+        return (background if run.step_index == releasestatus.BACKGROUND_STEP else step_script)(run, now)
+
+    return script
+
+
+def test_a_background_analysis_runs_beside_the_steps_from_its_starting_step_until_promotion() -> None:
+    run = deployed(background=BACKGROUND)
+    run.world.verdict = _background_then(Verdict.PASS, w.always(Verdict.RUNNING))
+    run.until(lambda r: any(a.run.endswith("-bg") for a in r.status.analysis))
+    started = [a for a in run.world.executed(actions.StartAnalysis) if isinstance(a, actions.StartAnalysis)]
+    background = next(a for a in started if a.run.endswith("-bg"))
+    step_run = next(a for a in started if not a.run.endswith("-bg"))
+    assert step_run.step_index == 1
+    assert started.index(background) < started.index(step_run), "it starts on entering step 1"
+    weights = [a for _, a in run.world.log if isinstance(a, actions.SetTrafficWeight)]
+    assert weights, "and not before step 0 moved the traffic"
+    assert background.template == "whole-rollout"
+    assert background.evidence_since == run.status.rollout_started_at, "it reads the canary's whole traffic"
+    run.settle()
+    assert run.status.phase == Phase.SUCCEEDED
+    record = next(a for a in run.status.analysis if a.run.endswith("-bg"))
+    assert record.verdict == Verdict.INCONCLUSIVE
+    assert record.rule == "the rollout was promoted"
+    assert actions.StopAnalysis(run=record.run) in run.world.executed(actions.StopAnalysis)
+
+
+def test_a_background_analysis_that_fails_at_a_later_step_rolls_back_at_once() -> None:
+    run = deployed(background={"template": "whole-rollout", "startingStep": 0})
+    run.world.verdict = _background_then(
+        w.passes_after(timedelta(minutes=2)), w.fails_after(timedelta(minutes=4))
+    )
+    run.until(lambda r: r.status.phase == Phase.ROLLED_BACK)
+    assert run.status.reason == "AnalysisFailed"
+    step_record = next(a for a in run.status.analysis if a.step_index == 1)
+    assert step_record.verdict == Verdict.PASS, "the analysis step had passed; the background caught it later"
+    assert "background analysis whole-rollout at step 2 (setWeight 50): Fail" in run.status.message
+    record = next(a for a in run.status.analysis if a.run.endswith("-bg"))
+    assert record.verdict == Verdict.FAIL
+
+
+def test_a_background_analysis_starting_beyond_the_last_step_is_refused_by_field() -> None:
+    with pytest.raises(ValueError, match=r"analysis.startingStep: 9 is beyond the last step \(3\)"):
+        builders.release_spec(background={"template": "whole-rollout", "startingStep": 9})
+
+
 def test_a_failed_analysis_keeps_its_evidence_in_the_rollback() -> None:
     evidence = verdicts.MetricResult(
         name="p99", verdict=Verdict.FAIL, baseline=0.2, canary=0.3, effect=0.5, evidence=80.0

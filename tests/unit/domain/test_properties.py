@@ -85,6 +85,9 @@ def scenarios(draw: st.DrawFn) -> Scenario:
                     )
                 )
         spec["steps"] = steps
+        if draw(st.booleans()):
+            # Its verdict is the script's for step index -1 (the last of the eight).
+            spec["background"] = {"template": "bg", "startingStep": draw(st.integers(0, len(steps) - 1))}
     verdict_of = {i: (draw(st.sampled_from(list(Verdict))), draw(st.integers(0, 20))) for i in range(8)}
     commands = tuple(
         sorted(
