@@ -1,11 +1,12 @@
 """The analysis backend for real releases: the judge on Prometheus data.
 
-Stateless between reconciles: each look re-reads the run's whole window (from the canary's
-start in this rollout, `rolloutStartedAt` in status, to now, so earlier steps' traffic counts)
-and recomputes every e-process from the first interval, so a restarted controller reaches
-exactly the verdict the old one would have. The AnalysisTemplate is read from the release's
-namespace on every look; a missing or invalid template makes the run Inconclusive with the
-reason (never a pass). Prometheus being down is transient.
+Stateless between reconciles: each look judges the run's whole window (from the canary's start
+in this rollout, `rolloutStartedAt` in status, to now, so earlier steps' traffic counts) and
+recomputes every e-process from the first interval, so a restarted controller reaches exactly the
+verdict the old one would have. Prometheus is asked only for the intervals that are new since the
+last look (`interval_cache`, a cache that a restart merely empties). The AnalysisTemplate is
+read from the release's namespace on every look; a missing or invalid template makes the run
+Inconclusive with the reason (never a pass). Prometheus being down is transient.
 """
 
 from __future__ import annotations
@@ -17,18 +18,23 @@ from pydantic import ValidationError
 
 from analysis import judge, prometheus, specs, verdicts
 from controller import errors, ports
-from controller.adapters import kubeapi
+from controller.adapters import interval_cache, kubeapi
 from controller.domain import actions
 from controller.resources import meta
 
 
 class PrometheusAnalysis:
     def __init__(
-        self, api: kubeapi.KubeApi, source: prometheus.PrometheusSource, clock: Callable[[], datetime]
+        self,
+        api: kubeapi.KubeApi,
+        source: prometheus.PrometheusSource,
+        clock: Callable[[], datetime],
+        cache: interval_cache.IntervalCache | None = None,
     ) -> None:
         self._api = api
         self._source = source
         self._clock = clock
+        self.cache = cache or interval_cache.IntervalCache()
 
     def fetch_results(
         self, release: ports.ReleaseRef, runs: Sequence[actions.StartAnalysis]
@@ -52,7 +58,7 @@ class PrometheusAnalysis:
                 run.evidence_since or run.start, self._clock(), template.interval, release.spec.serving.warmup
             )
             try:
-                series = self._source.fetch_observations(template, target, window)
+                series = self.cache.observe(self._source, run.run, template, target, window)
                 results[run.run] = judge.assess(template, series)
             except prometheus.SourceError as error:
                 raise errors.UnavailableError(str(error)) from error
@@ -76,7 +82,8 @@ class PrometheusAnalysis:
             return f"AnalysisTemplate {namespace}/{name} is invalid at spec.{where}: {first['msg']}"
 
     def apply_start(self, release: ports.ReleaseRef, action: actions.StartAnalysis) -> None:
-        """Nothing to start: the window is read from Prometheus on every look."""
+        """Nothing to start: the window is read from Prometheus as the looks come."""
 
     def apply_stop(self, release: ports.ReleaseRef, action: actions.StopAnalysis) -> None:
-        """Nothing runs between looks, so nothing to stop."""
+        """Nothing runs between looks; what the run had read is no longer needed."""
+        self.cache.forget(action.run)

@@ -7,6 +7,7 @@ each from minute 3 (after warm-up) to the end, as a run that reached its maxDura
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import http.server
 import json
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,7 +25,7 @@ import yaml
 
 from analysis import reference, verdicts
 from analysis.tooling import exporter, openmetrics, traffic_simulator
-from controller.adapters import kubeapi, prometheus_analysis
+from controller.adapters import interval_cache, kubeapi, prometheus_analysis
 from controller.domain import actions
 from controller.ports import ReleaseRef
 from controller.resources import modelrelease
@@ -254,26 +255,54 @@ def _run(name: str, template: str, start: datetime) -> actions.StartAnalysis:
     )
 
 
-def _judged_by_the_adapter(
-    served: Served, tmp_path: pathlib.Path, release_name: str, runs: tuple[actions.StartAnalysis, ...]
-) -> dict[str, verdicts.AnalysisSummary]:
-    """The controller's Prometheus backend at the end of the served hour, its template in the emulator."""
+@contextlib.contextmanager
+def _adapter(
+    served: Served, tmp_path: pathlib.Path, release_name: str, clock: Callable[[], datetime]
+) -> Iterator[tuple[prometheus_analysis.PrometheusAnalysis, ReleaseRef]]:
+    """The controller's Prometheus backend, its template in the emulator, for one served release."""
     with cluster.SandboxCluster(seed=3) as sandbox:
         sandbox.install_crds(sorted((harness.ROOT / "crds").glob("*.yaml")))
         template = reference.reference_manifest(name="quality")
         template["metadata"]["namespace"] = "ml"
         sandbox.create(template)
         api = kubeapi.KubeApi.from_kubeconfig(str(sandbox.write_kubeconfig(tmp_path / "kubeconfig")))
-        end = datetime.fromtimestamp(served.start + HOUR, UTC)
-        source = prometheus_analysis.prometheus.PrometheusSource(served.prometheus.url)
-        backend = prometheus_analysis.PrometheusAnalysis(api, source, lambda: end)
         body = harness.release_body(release_name)
         spec = modelrelease.ModelReleaseSpec.model_validate(
             {**body["spec"], "serving": {**body["spec"]["serving"], "warmup": "60s"}}
         )
         release = ReleaseRef(namespace="ml", name=release_name, uid="u1", spec=spec)
-        with source:
-            return dict(backend.fetch_results(release, runs))
+        with prometheus_analysis.prometheus.PrometheusSource(served.prometheus.url) as source:
+            yield prometheus_analysis.PrometheusAnalysis(api, source, clock), release
+
+
+def _judged_by_the_adapter(
+    served: Served, tmp_path: pathlib.Path, release_name: str, runs: tuple[actions.StartAnalysis, ...]
+) -> dict[str, verdicts.AnalysisSummary]:
+    """The backend's answer at the end of the served hour."""
+    end = datetime.fromtimestamp(served.start + HOUR, UTC)
+    with _adapter(served, tmp_path, release_name, lambda: end) as (backend, release):
+        return dict(backend.fetch_results(release, runs))
+
+
+def test_each_look_reads_only_the_new_intervals_and_judges_as_a_fresh_read_of_the_window_would(
+    served: Served, tmp_path: pathlib.Path
+) -> None:
+    started = datetime.fromtimestamp(served.start + 180, UTC)
+    now = [started]
+    run = _run("run-slow-tail", "quality", started)
+    metrics = len(reference.reference_template().metrics)
+    with _adapter(served, tmp_path, "slow-tail", lambda: now[0]) as (backend, release):
+        for minute in range(5, 57, 3):
+            now[0] = started + timedelta(minutes=minute)
+            before = backend.cache.intervals_read
+            looked = backend.fetch_results(release, (run,))[run.run]
+            read = backend.cache.intervals_read - before
+            kept, backend.cache = backend.cache, interval_cache.IntervalCache()  # as after a restart
+            assert looked == backend.fetch_results(release, (run,))[run.run], f"minute {minute}"
+            backend.cache = kept
+            if minute > 5:  # three new minutes, and the newest two again in case a scrape was late
+                assert read == (3 + interval_cache.RESETTLE) * metrics, f"minute {minute}: {read}"
+    assert looked.verdict == verdicts.Verdict.FAIL
 
 
 def test_the_controller_adapter_judges_each_running_run_from_its_descriptor_and_template(
