@@ -50,6 +50,7 @@ class Case:
     good: bool
     scenario: traffic_simulator.Scenario
     onset_interval: int = 0
+    background: bool = False  # ours keeps judging after a pass, as a background analysis does
 
 
 def cases() -> list[Case]:
@@ -90,6 +91,13 @@ def cases() -> list[Case]:
             False,
             scenario("onset", canary=dataclasses.replace(BASE, error_rate=0.015), onset_seconds=onset),
             onset_interval=20,
+        ),
+        Case(
+            "errors 3× from minute 20, background analysis",
+            False,
+            scenario("onset-bg", canary=dataclasses.replace(BASE, error_rate=0.015), onset_seconds=onset),
+            onset_interval=20,
+            background=True,
         ),
         Case(
             "GPU utilisation +15 %",
@@ -142,10 +150,15 @@ def _at_end(failed: np.ndarray) -> Result:
 
 
 def judge_ours(
-    canary: traffic_simulator.ArmCounts, baseline: traffic_simulator.ArmCounts, edges: np.ndarray
+    canary: traffic_simulator.ArmCounts,
+    baseline: traffic_simulator.ArmCounts,
+    edges: np.ndarray,
+    background: bool = False,
 ) -> Result:
     outcome = batch.outcomes(batch.sub_tests(reference.reference_template(), canary, baseline, edges))
     first = (outcome.pass_at >= 0) & ((outcome.fail_at < 0) | (outcome.pass_at < outcome.fail_at))
+    if background:  # a background analysis across the rollout: a pass does not end the watch
+        first = np.zeros_like(first)
     # A promoted release is not judged further: a later crossing would not roll it back.
     rollback = np.where(first, -1, outcome.fail_at)
     return Result(rollback, np.where(first, outcome.pass_at, -1), _served(canary, rollback))
@@ -237,7 +250,7 @@ def run(seeds: int, traffic: Sequence[float]) -> str:
             for index, case in enumerate(cases()):
                 canary, baseline = _simulate(case, rps, seeds, int(rps) * 100 + index, edges)
                 results = {
-                    "ours": judge_ours(canary, baseline, edges),
+                    "ours": judge_ours(canary, baseline, edges, case.background),
                     "Kayenta-style": judge_kayenta(canary, baseline, edges),
                     "threshold-style": judge_threshold(canary, bound, edges),
                 }
