@@ -37,6 +37,10 @@ class NotFoundError(PermanentError):
     pass
 
 
+class ForbiddenError(PermanentError):
+    """401 or 403: the credentials or the RBAC do not allow it."""
+
+
 class InvalidError(PermanentError):
     pass
 

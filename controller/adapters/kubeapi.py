@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -51,13 +52,17 @@ class KubeApi:
         return self._client.configuration
 
     @classmethod
-    def from_kubeconfig(cls, path: str | None = None, *, timeout: float = 10.0) -> KubeApi:
+    def from_kubeconfig(
+        cls, path: str | None = None, *, context: str | None = None, timeout: float = 10.0
+    ) -> KubeApi:
         configuration = kubernetes.client.Configuration()
         try:
             kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=path, client_configuration=configuration
+                config_file=path, context=context, client_configuration=configuration
             )
         except kubernetes.config.ConfigException:
+            if path is not None or context is not None:
+                raise  # asked for a kubeconfig: falling back to in-cluster would hide the mistake
             kubernetes.config.load_incluster_config(  # type: ignore[no-untyped-call]
                 client_configuration=configuration
             )
@@ -91,6 +96,35 @@ class KubeApi:
             return json.loads(text) if text else {}
         raise _error(method, path, response.status, text)
 
+    def stream(self, path: str, query: dict[str, str]) -> Iterator[Obj]:
+        """A watch: one decoded event per line until the server ends the response."""
+        url = self._client.configuration.host + path + f"?{urlencode(query)}"
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        self._client.update_params_for_auth(headers, [], ["BearerToken"], path, "GET", None)
+        try:
+            response = self._client.rest_client.pool_manager.request(
+                "GET",
+                url,
+                headers=headers,
+                preload_content=False,
+                retries=False,
+                timeout=urllib3.Timeout(connect=self._timeout),
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise errors.UnavailableError(f"GET {path}: {exc}") from exc
+        if not 200 <= response.status < 300:
+            raise _error("GET", path, response.status, response.data.decode())
+        pending = b""
+        try:
+            for chunk in response.stream(4096):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+        finally:
+            response.release_conn()
+
     def get(self, path: str, query: dict[str, str] | None = None) -> Obj:
         return self.request("GET", path, query=query)
 
@@ -117,5 +151,5 @@ def _error(method: str, path: str, code: int, text: str) -> errors.ModelReleaseE
     if code in (400, 415, 422):
         return errors.InvalidError(where)
     if code in (401, 403):
-        return errors.PermanentError(where)
+        return errors.ForbiddenError(where)
     return errors.UnavailableError(where)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from analysis import power, schema, specs
 from controller import crdgen, manifests
-from controller.cli import judging
+from controller.cli import ctl, judging
 from controller.domain import planning
 from controller.resources import kinds
 from controller.runtime import settings as settings_defaults
@@ -21,8 +21,11 @@ DEFAULT_CRD_DIR = Path("crds")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["ctl"]:  # everything after it is the plugin's, --help included
+        return ctl.main(given[1:], prog="modelrelease ctl")
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(given)
     code: int = args.handler(args)
     return code
 
@@ -39,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check release manifests; every problem with file:line")
     validate.add_argument("files", nargs="+", type=Path)
     validate.set_defaults(handler=_validate)
+
+    # Listed for --help; main() hands `ctl …` to the plugin before this parser sees it.
+    commands.add_parser("ctl", help="watch and steer rollouts (the same as `kubectl modelrelease`)")
 
     plan = commands.add_parser("plan", help="show the replica plan and GPU cost of each ModelRelease")
     plan.add_argument("files", nargs="+", type=Path)

@@ -83,6 +83,29 @@ class Rollback(schema.Frozen):
     evidence: tuple[verdicts.MetricResult, ...] = ()
 
 
+class RolloutOutcome(StrEnum):
+    PROMOTED = "Promoted"
+    ROLLED_BACK = "RolledBack"
+
+
+# Past rollouts kept in status: enough to answer "what happened lately", small enough for etcd.
+HISTORY_LIMIT = 10
+
+
+class RolloutRecord(schema.Frozen):
+    """One finished rollout: what it tried, from what, how it ended and why."""
+
+    revision: str
+    model_version: str | None = None
+    from_model_version: str | None = None
+    attempt: int = 1
+    outcome: RolloutOutcome
+    reason: str
+    message: str = ""
+    started_at: datetime | None = None
+    ended_at: datetime
+
+
 class Retiring(schema.Frozen):
     """A previous stable kept running until `at`, then removed."""
 
@@ -146,6 +169,7 @@ class ModelReleaseStatus(schema.Frozen):
     analysis: tuple[StepAnalysis, ...] = ()
     approvals: tuple[ApprovalRecord, ...] = ()
     last_rollback: Rollback | None = None
+    history: tuple[RolloutRecord, ...] = Field((), description="Finished rollouts, newest last.")
     retiring: tuple[Retiring, ...] = ()
     handled_commands: HandledCommands = HandledCommands()
     notifications: tuple[str, ...] = Field((), description="Notification keys already sent.")

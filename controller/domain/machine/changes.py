@@ -301,9 +301,15 @@ def promoting(status: Status) -> Status:
 
 
 def promoted(
-    status: Status, target: Target, replicas: int, retiring: releasestatus.Retiring, message: str
+    status: Status,
+    target: Target,
+    replicas: int,
+    retiring: releasestatus.Retiring,
+    message: str,
+    now: datetime,
 ) -> Status:
     """The canary becomes stable; the previous stable is kept until `retiring.at`."""
+    record = _finished(status, releasestatus.RolloutOutcome.PROMOTED, "Promoted", message, now)
     promoted_ = _changed(
         canary_cleared(status),
         {
@@ -312,12 +318,16 @@ def promoted(
             "stable_replicas": replicas,
             "stable_gpus_per_replica": target.gpus_per_replica,
             "retiring": (*status.retiring, retiring),
+            "history": _appended(status.history, record),
         },
     )
     return _changed(promoted_, {"phase": Phase.SUCCEEDED, "reason": "Promoted", "message": message})
 
 
 def rolled_back(status: Status, rollback: releasestatus.Rollback) -> Status:
+    record = _finished(
+        status, releasestatus.RolloutOutcome.ROLLED_BACK, rollback.reason, rollback.message, rollback.at
+    )
     return _changed(
         canary_cleared(status),
         {
@@ -325,5 +335,29 @@ def rolled_back(status: Status, rollback: releasestatus.Rollback) -> Status:
             "reason": rollback.reason,
             "message": rollback.message,
             "last_rollback": rollback,
+            "history": _appended(status.history, record),
         },
     )
+
+
+def _finished(
+    status: Status, outcome: releasestatus.RolloutOutcome, reason: str, message: str, now: datetime
+) -> releasestatus.RolloutRecord:
+    """The history entry of the rollout under way as it ends."""
+    return releasestatus.RolloutRecord(
+        revision=status.canary_revision or status.revision or "",
+        model_version=status.canary_model_version,
+        from_model_version=status.stable_model_version,
+        attempt=status.attempt,
+        outcome=outcome,
+        reason=reason,
+        message=message,
+        started_at=status.rollout_started_at,
+        ended_at=now,
+    )
+
+
+def _appended(
+    history: tuple[releasestatus.RolloutRecord, ...], record: releasestatus.RolloutRecord
+) -> tuple[releasestatus.RolloutRecord, ...]:
+    return (*history, record)[-releasestatus.HISTORY_LIMIT :]

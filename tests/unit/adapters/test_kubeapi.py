@@ -52,8 +52,8 @@ def api() -> Iterator[kubeapi.KubeApi]:
         (400, errors.InvalidError),
         (415, errors.InvalidError),
         (422, errors.InvalidError),
-        (401, errors.PermanentError),
-        (403, errors.PermanentError),
+        (401, errors.ForbiddenError),
+        (403, errors.ForbiddenError),
         (429, errors.UnavailableError),
         (500, errors.UnavailableError),
         (503, errors.UnavailableError),
@@ -71,7 +71,7 @@ def test_each_http_status_becomes_its_documented_error_with_the_servers_message(
 def test_the_transient_and_permanent_families_are_what_the_runtime_retries_or_reports() -> None:
     assert issubclass(errors.ConflictError, errors.TransientError)
     assert issubclass(errors.UnavailableError, errors.TransientError)
-    for permanent in (errors.NotFoundError, errors.InvalidError, errors.NotOwnedError):
+    for permanent in (errors.NotFoundError, errors.InvalidError, errors.NotOwnedError, errors.ForbiddenError):
         assert issubclass(permanent, errors.PermanentError)
 
 

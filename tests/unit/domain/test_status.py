@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from analysis import verdicts
 from controller.domain import actions, engine
 from controller.domain import observations as obs_
+from controller.domain.machine import changes
 from controller.resources import meta, modelrelease, releasestatus
 from tests.unit.domain import builders
 from tests.unit.domain import world as w
@@ -148,3 +150,34 @@ def test_a_decision_stops_at_the_first_move_that_acts_and_asks_to_come_back_at_o
     assert [type(a) for a in first.actions] == [actions.CreateWorkload]
     assert (first.status.phase, first.status.reason) == (Phase.PROGRESSING, "FirstDeploy")
     assert first.requeue_after == timedelta(0)
+
+
+def test_history_keeps_each_finished_rollout_with_its_outcome_newest_last() -> None:
+    spec = builders.release_spec(version="6")
+    run = w.Run(spec, w.World(model_version="6")).settle()
+    for version, verdict in (("7", verdicts.Verdict.PASS), ("8", verdicts.Verdict.FAIL)):
+        run.world.model_version = version
+        run.world.verdict = w.always(verdict)
+        run.set_spec(builders.release_spec(version=version))
+        run.settle()
+    history = run.status.history
+    assert [(h.model_version, h.from_model_version, h.outcome.value, h.reason) for h in history] == [
+        ("7", "6", "Promoted", "Promoted"),
+        ("8", "7", "RolledBack", "AnalysisFailed"),
+    ]
+    assert all(h.started_at is not None and h.started_at <= h.ended_at for h in history)
+
+
+def test_history_keeps_only_the_last_ten_rollouts() -> None:
+    status = releasestatus.ModelReleaseStatus(
+        phase=releasestatus.Phase.PROGRESSING, canary_revision="abc", canary_model_version="9"
+    )
+    for index in range(releasestatus.HISTORY_LIMIT + 2):
+        rollback = releasestatus.Rollback(
+            revision="abc", reason=f"Reason{index}", message="m", at=w.T0 + timedelta(minutes=index)
+        )
+        status = changes.rolled_back(status, rollback).model_copy(
+            update={"phase": releasestatus.Phase.PROGRESSING, "canary_revision": "abc"}
+        )
+    assert len(status.history) == releasestatus.HISTORY_LIMIT
+    assert status.history[-1].reason == f"Reason{releasestatus.HISTORY_LIMIT + 1}"

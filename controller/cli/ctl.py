@@ -1,0 +1,474 @@
+"""`kubectl modelrelease` (also `modelrelease ctl`): watch and steer rollouts as an SRE does.
+
+kubectl finds the console script `kubectl-modelrelease` on PATH and passes it the arguments after
+`kubectl modelrelease`; the plugin reads the kubeconfig itself, with the flags kubectl users expect
+(`-n`, `--context`, `--kubeconfig`). Steering writes only what a person could write by hand: a
+`modelrelease.dev/command-<name>` annotation with a fresh token (promote, abort, retry), or an
+`Approval` object (approve, reject) — the RBAC to create Approvals is all an approver needs.
+Every error is one line that says what to do; the exit code is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import kubernetes
+import urllib3
+
+from analysis import verdicts
+from controller import errors
+from controller.adapters import kubeapi
+from controller.adapters.releases import release_path
+from controller.domain import planning
+from controller.resources import commands, meta, modelrelease, releasestatus
+
+Obj = dict[str, Any]
+SETTLED = {releasestatus.Phase.SUCCEEDED, releasestatus.Phase.ROLLED_BACK, releasestatus.Phase.FAILED}
+
+
+class CtlError(Exception):
+    """A one-line problem for the user, naming what to do."""
+
+
+# ---- the cluster ----------------------------------------------------------------------------------
+
+
+class Cluster:
+    def __init__(self, kubeconfig: str | None, context: str | None, namespace: str | None) -> None:
+        try:
+            self.api = kubeapi.KubeApi.from_kubeconfig(kubeconfig, context=context)
+        except (kubernetes.config.ConfigException, OSError) as error:
+            raise CtlError(
+                f"no cluster to talk to ({error}); pass --kubeconfig or --context, or set KUBECONFIG"
+            ) from None
+        self.namespace = namespace or _context_namespace(kubeconfig, context)
+        self.user = _context_user(kubeconfig, context)
+
+    def call(self, action: Callable[[], Obj], what: str) -> Obj:
+        try:
+            return action()
+        except errors.NotFoundError:
+            raise CtlError(
+                f"{what}: not found in namespace {self.namespace} "
+                f"(`kubectl modelrelease list -n {self.namespace}` shows the releases there)"
+            ) from None
+        except errors.ForbiddenError as error:
+            raise CtlError(f"{what}: forbidden ({error}); ask for the RBAC this needs") from None
+        except errors.UnavailableError as error:
+            raise CtlError(
+                f"{what}: cannot reach the cluster at {self.api.configuration.host} ({error}); "
+                "check --kubeconfig and --context"
+            ) from None
+        except errors.ModelReleaseError as error:
+            raise CtlError(f"{what}: {error}") from None
+
+    def release(self, name: str) -> Obj:
+        return self.call(lambda: self.api.get(release_path(self.namespace, name)), f"ModelRelease {name}")
+
+    def releases(self, all_namespaces: bool) -> list[Obj]:
+        namespace = None if all_namespaces else self.namespace
+        path = kubeapi.build_path(meta.API_VERSION, "modelreleases", namespace)
+        return list(self.call(lambda: self.api.get(path), "ModelReleases").get("items", []))
+
+    def events(self, name: str) -> list[Obj]:
+        path = kubeapi.build_path("v1", "events", self.namespace)
+        query = {"fieldSelector": f"involvedObject.name={name}"}
+        items = self.call(lambda: self.api.get(path, query), "Events").get("items", [])
+        return [e for e in items if e.get("involvedObject", {}).get("name") == name]
+
+    def watch_release(self, name: str, resource_version: str) -> Iterator[Obj]:
+        """The release each time it changes (a watch, not a poll); ends when the server closes it."""
+        path = kubeapi.build_path(meta.API_VERSION, "modelreleases", self.namespace)
+        query = {
+            "watch": "1",
+            "fieldSelector": f"metadata.name={name}",
+            "resourceVersion": resource_version,
+            "timeoutSeconds": "300",
+        }
+        try:
+            for event in self.api.stream(path, query):
+                if event.get("type") in ("ADDED", "MODIFIED"):
+                    yield event["object"]
+        except (errors.ModelReleaseError, urllib3.exceptions.HTTPError) as error:
+            raise CtlError(f"watching ModelRelease {name}: {error}") from None
+
+
+def _kubeconfig_context(kubeconfig: str | None, context: str | None) -> Obj:
+    try:
+        contexts, active = kubernetes.config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+    except (kubernetes.config.ConfigException, OSError):
+        return {}
+    chosen = next((c for c in contexts if c.get("name") == context), None) if context else active
+    return dict((chosen or {}).get("context") or {})
+
+
+def _context_namespace(kubeconfig: str | None, context: str | None) -> str:
+    return str(_kubeconfig_context(kubeconfig, context).get("namespace") or "default")
+
+
+def _context_user(kubeconfig: str | None, context: str | None) -> str:
+    return str(_kubeconfig_context(kubeconfig, context).get("user") or getpass.getuser())
+
+
+# ---- reading a release ----------------------------------------------------------------------------
+
+
+def _status(release: Obj) -> releasestatus.ModelReleaseStatus:
+    return releasestatus.ModelReleaseStatus.model_validate(release.get("status") or {})
+
+
+def _age(timestamp: str | None, now: datetime) -> str:
+    if not timestamp:
+        return "-"
+    seconds = int((now - datetime.fromisoformat(timestamp.replace("Z", "+00:00"))).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "   ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
+
+
+def render_list(releases: Sequence[Obj], now: datetime, all_namespaces: bool = False) -> str:
+    header = ["NAME", "PHASE", "STEP", "WEIGHT", "STABLE", "CANARY", "VERDICT", "AGE"]
+    rows = [["NAMESPACE", *header] if all_namespaces else header]
+    for release in sorted(
+        releases, key=lambda r: (r["metadata"].get("namespace", ""), r["metadata"]["name"])
+    ):
+        st = _status(release)
+        last = st.analysis[-1].verdict.value if st.analysis else "-"
+        row = [
+            release["metadata"]["name"],
+            st.phase.value,
+            "-" if st.current_step_index is None else str(st.current_step_index),
+            f"{st.canary_weight}%",
+            st.stable_model_version or "-",
+            st.canary_model_version or "-",
+            last,
+            _age(release["metadata"].get("creationTimestamp"), now),
+        ]
+        rows.append([release["metadata"].get("namespace", ""), *row] if all_namespaces else row)
+    return _table(rows)
+
+
+def _number(value: float | None, percent: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.1%}" if percent else f"{value:.4g}"
+
+
+def _metric_rows(metrics: Sequence[verdicts.MetricResult]) -> list[list[str]]:
+    rows = [
+        [
+            "METRIC",
+            "BASELINE",
+            "CANARY",
+            "EFFECT [CI]",
+            "EVIDENCE / NEEDED",
+            "POWER",
+            "REQUESTS C/B",
+            "DECISION",
+        ]
+    ]
+    for m in metrics:
+        ci = f"[{_number(m.ci_low, True)}, {_number(m.ci_high, True)}]"
+        needed = "-" if not m.alpha else f"{1 / m.alpha:.3g}"
+        counts = ("-" if n is None else str(n) for n in (m.canary_requests, m.baseline_requests))
+        requests = "/".join(counts)
+        rows.append(
+            [
+                m.name,
+                _number(m.baseline),
+                _number(m.canary),
+                f"{_number(m.effect, True)} {ci}",
+                f"{_number(m.evidence)} / {needed}",
+                "-" if m.power is None else f"{m.power:.0%}",
+                requests,
+                m.verdict.value,
+            ]
+        )
+    return rows
+
+
+def render_status(release: Obj, events: Sequence[Obj], now: datetime) -> str:
+    name = release["metadata"]["name"]
+    spec = modelrelease.ModelReleaseSpec.model_validate(release["spec"])
+    st = _status(release)
+    lines = [
+        f"ModelRelease {release['metadata'].get('namespace', '')}/{name}: {st.phase.value}"
+        + (f" ({st.reason})" if st.reason else "")
+    ]
+    if st.message:
+        lines.append(f"  {st.message}")
+    lines.append(
+        f"  stable: model {st.stable_model_version or '-'} (revision {st.stable_revision or '-'})"
+        f"   canary: model {st.canary_model_version or '-'} (revision {st.canary_revision or '-'})"
+        f"   weight {st.canary_weight}%"
+    )
+    footprint = planning.StableFootprint(
+        replicas=st.stable_replicas or spec.serving.replicas,
+        gpus_per_replica=st.stable_gpus_per_replica or spec.gpus_per_replica,
+    )
+    plan = planning.plan_rollout(spec, footprint)
+    lines.append("")
+    if isinstance(plan, planning.Refusal):
+        lines.append(f"  plan refused ({plan.reason}): {plan.message}")
+    else:
+        rows = [["", "STEP", "WEIGHT", "CANARY PODS", "STABLE PODS", "GPUS"]]
+        gpus = spec.gpus_per_replica
+        for index, step in enumerate((*plan.steps, plan.promotion)):
+            rows.append(
+                [
+                    _mark(st, index, len(plan.steps)),
+                    step.label,
+                    f"{step.weight}%",
+                    str(step.canary_replicas),
+                    str(step.stable_replicas),
+                    str(step.canary_replicas * gpus + step.stable_replicas * footprint.gpus_per_replica),
+                ]
+            )
+        lines += ["  " + line for line in _table(rows).splitlines()]
+    if st.analysis:
+        record = st.analysis[-1]
+        where = (
+            "background"
+            if record.step_index == releasestatus.BACKGROUND_STEP
+            else f"step {record.step_index}"
+        )
+        lines += ["", f"  analysis {record.run} ({record.template}, {where}): {record.verdict.value}"]
+        if record.rule:
+            lines.append(f"    {record.rule}")
+        if record.metrics:
+            lines += ["    " + line for line in _table(_metric_rows(record.metrics)).splitlines()]
+    if st.approvals:
+        lines += ["", "  approvals:"]
+        for approval in st.approvals:
+            lines.append(
+                f"    step {approval.step_index}: {approval.decision.value} by {approval.by} "
+                f"via {approval.via} ({_age(approval.at.isoformat(), now)} ago)"
+            )
+    if st.conditions:
+        lines += ["", "  conditions:"]
+        for condition in st.conditions:
+            lines.append(
+                f"    {condition.type}={condition.status} {condition.reason or ''}: {condition.message or ''}"
+            )
+    recent = sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")[-8:]
+    if recent:
+        lines += ["", "  events:"]
+        for event in recent:
+            when = _age(event.get("lastTimestamp") or event.get("eventTime"), now)
+            kind, reason, message = (event.get(k, "") for k in ("type", "reason", "message"))
+            lines.append(f"    {when:>4} {kind:<8} {reason}: {message}")
+    return "\n".join(lines)
+
+
+def render_history(release: Obj, now: datetime) -> str:
+    """Past rollouts, oldest first, and the one under way."""
+    st = _status(release)
+    rows = [["REVISION", "MODEL", "FROM", "ATTEMPT", "OUTCOME", "REASON", "ENDED", "TOOK"]]
+    for record in st.history:
+        took = "-"
+        if record.started_at is not None:
+            took = _age(record.started_at.isoformat(), record.ended_at)
+        rows.append(
+            [
+                record.revision,
+                record.model_version or "-",
+                record.from_model_version or "-",
+                str(record.attempt),
+                record.outcome.value,
+                record.reason,
+                f"{_age(record.ended_at.isoformat(), now)} ago",
+                took,
+            ]
+        )
+    if st.canary_revision is not None:
+        started = st.rollout_started_at.isoformat() if st.rollout_started_at else None
+        rows.append(
+            [
+                st.canary_revision,
+                st.canary_model_version or "-",
+                st.stable_model_version or "-",
+                str(st.attempt),
+                f"({st.phase.value})",
+                st.reason or "-",
+                "-",
+                _age(started, now),
+            ]
+        )
+    if len(rows) == 1:
+        return f"ModelRelease {release['metadata']['name']} has no rollout yet"
+    return _table(rows)
+
+
+def _mark(st: releasestatus.ModelReleaseStatus, index: int, steps: int) -> str:
+    """✓ done, ▶ current, ✗ where it failed, · pending."""
+    current = st.current_step_index
+    if st.phase == releasestatus.Phase.SUCCEEDED:
+        return "✓"
+    if current is None:
+        return "·"
+    if index < current:
+        return "✓"
+    if index == current:
+        failed = st.phase in (releasestatus.Phase.ROLLED_BACK, releasestatus.Phase.FAILED)
+        return "✗" if failed else "▶"
+    return "·"
+
+
+# ---- commands -------------------------------------------------------------------------------------
+
+
+def _steer(cluster: Cluster, name: str, command: commands.Command) -> str:
+    cluster.release(name)  # a clear error for a release that does not exist
+    token = f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}"
+    annotation = f"{meta.GROUP}/command-{command.value}"
+    body = {"metadata": {"annotations": {annotation: token}}}
+    cluster.call(
+        lambda: cluster.api.merge_patch(release_path(cluster.namespace, name), body), f"ModelRelease {name}"
+    )
+    return f"modelrelease/{name}: {command.value} requested (token {token})"
+
+
+def _decide(
+    cluster: Cluster, name: str, decision: releasestatus.ApprovalDecision, step: int | None, reason: str
+) -> str:
+    st = _status(cluster.release(name))
+    if st.canary_revision is None:
+        raise CtlError(f"ModelRelease {name} has no rollout waiting for a decision (phase {st.phase.value})")
+    index = step if step is not None else st.current_step_index
+    if index is None:
+        raise CtlError(f"ModelRelease {name} is at no step; pass --step N")
+    body = {
+        "apiVersion": meta.API_VERSION,
+        "kind": "Approval",
+        "metadata": {"generateName": f"{name}-", "namespace": cluster.namespace},
+        "spec": {
+            "release": name,
+            "revision": st.canary_revision,
+            "step": index,
+            "decision": decision.value,
+            "by": cluster.user,
+            "reason": reason,
+        },
+    }
+    path = kubeapi.build_path(meta.API_VERSION, "approvals", cluster.namespace)
+    created = cluster.call(lambda: cluster.api.create(path, body), f"Approval for {name}")
+    return (
+        f"approval/{created['metadata']['name']}: {decision.value} step {index} of {name} as {cluster.user}"
+    )
+
+
+# ---- entry ----------------------------------------------------------------------------------------
+
+
+def _cluster_flags(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument("-n", "--namespace", default=default, help="namespace (default: the context's)")
+    parser.add_argument("--context", default=default, help="kubeconfig context to use")
+    parser.add_argument("--kubeconfig", default=default, help="kubeconfig file (default: $KUBECONFIG)")
+
+
+def build_parser(prog: str = "kubectl modelrelease") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=(__doc__ or "").split("\n")[0])
+    _cluster_flags(parser, None)
+    # The same flags after the command (`status NAME -n ml`), without overriding ones given before it.
+    flags = argparse.ArgumentParser(add_help=False)
+    _cluster_flags(flags, argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, parents=[flags])
+
+    listing = command("list", "all releases: phase, step, weight, versions, last verdict, age")
+    listing.add_argument("-A", "--all-namespaces", action="store_true")
+    status = command("status", "steps, arms, the current analysis, approvals, events")
+    status.add_argument("name")
+    status.add_argument(
+        "-w", "--watch", action="store_true", help="redraw as it changes; exit when it settles"
+    )
+    for verb, text in (("abort", "roll the canary back"), ("retry", "start a rolled-back rollout again")):
+        command(verb, text).add_argument("name")
+    promote = command("promote", "skip the current pause, approval or analysis")
+    promote.add_argument("name")
+    promote.add_argument("--full", action="store_true", help="skip every remaining step")
+    command("history", "past rollouts: revision, versions, outcome, reason, when").add_argument("name")
+    for verb in ("approve", "reject"):
+        gate = command(verb, f"{verb} the current approval step (creates an Approval)")
+        gate.add_argument("name")
+        gate.add_argument("--step", type=int, help="the step index (default: the current step)")
+        gate.add_argument("--reason", default="", help="why (kept in the audit record)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "kubectl modelrelease") -> int:
+    args = build_parser(prog).parse_args(argv)
+    try:
+        cluster = Cluster(args.kubeconfig, args.context, args.namespace)
+        print(_run(cluster, args))
+    except CtlError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _run(cluster: Cluster, args: argparse.Namespace) -> str:
+    now = datetime.now(UTC)
+    match args.command:
+        case "list":
+            return render_list(cluster.releases(args.all_namespaces), now, args.all_namespaces)
+        case "status":
+            release = cluster.release(args.name)
+            if not args.watch:
+                return render_status(release, cluster.events(args.name), now)
+            return _watch(cluster, args.name, release)
+        case "history":
+            return render_history(cluster.release(args.name), now)
+        case "promote":
+            command = commands.Command.PROMOTE_FULL if args.full else commands.Command.PROMOTE
+            return _steer(cluster, args.name, command)
+        case "abort":
+            return _steer(cluster, args.name, commands.Command.ABORT)
+        case "retry":
+            return _steer(cluster, args.name, commands.Command.RETRY)
+        case "approve" | "reject":
+            decision = (
+                releasestatus.ApprovalDecision.APPROVE
+                if args.command == "approve"
+                else releasestatus.ApprovalDecision.REJECT
+            )
+            return _decide(cluster, args.name, decision, args.step, args.reason)
+    raise CtlError(f"unknown command {args.command}")
+
+
+def _settled(release: Obj) -> bool:
+    """The controller has seen the current spec and the rollout is over."""
+    st = _status(release)
+    return st.observed_generation == release["metadata"].get("generation") and st.phase in SETTLED
+
+
+def _watch(cluster: Cluster, name: str, release: Obj) -> str:
+    """Redraw on every change of the release until its rollout settles; returns the last view."""
+    interactive = sys.stdout.isatty()
+    view = ""
+    while True:
+        view = render_status(release, cluster.events(name), datetime.now(UTC))
+        if _settled(release):
+            return view
+        print(("\x1b[H\x1b[2J" if interactive else "---\n") + view, flush=True)
+        changes = cluster.watch_release(name, release["metadata"].get("resourceVersion", ""))
+        # The next change; when the server closed the watch first, read the release and watch again.
+        release = next(changes, {}) or cluster.release(name)

@@ -1,0 +1,132 @@
+"""`kubectl modelrelease …` through the real kubectl, which finds the plugin on PATH, against the emulator."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+from tests.integration import harness
+
+BIN = pathlib.Path(sys.executable).parent
+KUBECTL = BIN / "kubectl"
+
+
+def plugin(kubeconfig: pathlib.Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`kubectl modelrelease ARGS --kubeconfig …`: kubectl hands a plugin only what follows its name."""
+    return subprocess.run(
+        [str(KUBECTL), "modelrelease", *args, "--kubeconfig", str(kubeconfig)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"},
+    )
+
+
+def _rolling_out(world: harness.World, analysis: str = "Running", **spec: object) -> None:
+    """Release ranker serving model 1, then model 2 rolling out with the step analysis scripted."""
+    world.script_analysis({"default": analysis})
+    world.create(harness.release_body("ranker", "1", **spec))
+    world.wait_for_phase("ranker", "Succeeded")
+    world.patch_release("ranker", {"spec": {"model": {"version": "2"}}})
+
+
+def test_list_and_status_show_phase_step_weight_versions_and_the_running_analysis(
+    world: harness.World, controller: harness.Controller, kubeconfig: pathlib.Path
+) -> None:
+    _rolling_out(world)
+    world.wait_for_status("ranker", lambda s: s.get("currentStepIndex") == 1 and bool(s.get("analysis")))
+    listed = plugin(kubeconfig, "list")
+    assert listed.returncode == 0, listed.stderr
+    header, row = listed.stdout.splitlines()
+    assert header.split() == ["NAME", "PHASE", "STEP", "WEIGHT", "STABLE", "CANARY", "VERDICT", "AGE"]
+    assert row.split()[:7] == ["ranker", "Progressing", "1", "25%", "1", "2", "Running"]
+    everywhere = plugin(kubeconfig, "list", "-A")
+    assert everywhere.stdout.splitlines()[1].split()[:2] == ["default", "ranker"]
+    status = plugin(kubeconfig, "status", "ranker", "-n", "default")
+    assert status.returncode == 0, status.stderr
+    text = status.stdout
+    assert "ModelRelease default/ranker: Progressing" in text
+    assert "stable: model 1" in text
+    assert "canary: model 2" in text
+    lines = text.splitlines()
+    assert any(line.strip().startswith("✓") and "setWeight 25" in line for line in lines)
+    assert any(line.strip().startswith("▶") and "analysis quality" in line for line in lines)
+    assert any(line.strip().startswith("·") and "setWeight 50" in line for line in lines)
+    assert "analysis ranker-" in text
+    assert "AnalysisStarted" in text  # the last events
+
+
+def test_promote_moves_past_the_analysis_abort_rolls_back_and_retry_starts_again(
+    world: harness.World, controller: harness.Controller, kubeconfig: pathlib.Path
+) -> None:
+    _rolling_out(world)
+    world.wait_for_status("ranker", lambda s: s.get("currentStepIndex") == 1 and bool(s.get("analysis")))
+    promoted = plugin(kubeconfig, "promote", "ranker")
+    assert promoted.returncode == 0, promoted.stderr
+    assert "promote requested" in promoted.stdout
+    world.wait_for_status("ranker", lambda s: (s.get("currentStepIndex") or 0) >= 2, what="past the analysis")
+    assert plugin(kubeconfig, "abort", "ranker").returncode == 0
+    world.wait_for_phase("ranker", "RolledBack")
+    assert plugin(kubeconfig, "retry", "ranker").returncode == 0
+    world.wait_for_status("ranker", lambda s: s.get("phase") != "RolledBack", what="a new attempt")
+
+
+def test_approve_and_reject_create_approvals_that_decide_the_gate(
+    world: harness.World, controller: harness.Controller, kubeconfig: pathlib.Path
+) -> None:
+    steps = {"canary": {"steps": [{"setWeight": 25}, {"approval": {"slack": False}}, {"setWeight": 50}]}}
+    _rolling_out(world, "Pass", strategy=steps)
+    world.wait_for_status("ranker", lambda s: s.get("phase") == "AwaitingApproval", what="the approval gate")
+    approved = plugin(kubeconfig, "approve", "ranker", "--reason", "dashboards look fine")
+    assert approved.returncode == 0, approved.stderr
+    assert "approve step 1 of ranker" in approved.stdout
+    world.wait_for_phase("ranker", "Succeeded")
+    approvals = world.store.objects("approvals")
+    assert [a["spec"]["decision"] for a in approvals] == ["approve"]
+    assert approvals[0]["spec"]["reason"] == "dashboards look fine"
+
+    world.patch_release("ranker", {"spec": {"model": {"version": "3"}}})
+    world.wait_for_status("ranker", lambda s: s.get("phase") == "AwaitingApproval", what="the next gate")
+    rejected = plugin(kubeconfig, "reject", "ranker", "--step", "1")
+    assert rejected.returncode == 0, rejected.stderr
+    world.wait_for_phase("ranker", "RolledBack")
+
+    history = plugin(kubeconfig, "history", "ranker")
+    assert history.returncode == 0, history.stderr
+    header, *rows = history.stdout.splitlines()
+    assert header.split()[:6] == ["REVISION", "MODEL", "FROM", "ATTEMPT", "OUTCOME", "REASON"]
+    assert [row.split()[1:6] for row in rows] == [
+        ["2", "1", "1", "Promoted", "Promoted"],
+        ["3", "2", "1", "RolledBack", "ApprovalRejected"],
+    ]
+
+
+def test_status_watch_redraws_as_the_rollout_moves_and_exits_when_it_settles(
+    world: harness.World, controller: harness.Controller, kubeconfig: pathlib.Path
+) -> None:
+    _rolling_out(world, "Pass")
+    watched = plugin(kubeconfig, "status", "ranker", "-w", timeout=90)
+    assert watched.returncode == 0, watched.stderr
+    views = watched.stdout.split("---\n")
+    assert len(views) >= 2, "it redrew at least once before the rollout settled"
+    assert "ModelRelease default/ranker: Succeeded" in views[-1]
+
+
+def test_errors_are_one_line_that_says_what_to_do(
+    world: harness.World, kubeconfig: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    unknown = plugin(kubeconfig, "status", "nothing-here")
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip().splitlines() == [
+        "error: ModelRelease nothing-here: not found in namespace default "
+        "(`kubectl modelrelease list -n default` shows the releases there)"
+    ]
+    missing = tmp_path / "no-such-kubeconfig"
+    nowhere = plugin(missing, "list")
+    assert nowhere.returncode == 1
+    assert len(nowhere.stderr.strip().splitlines()) == 1
+    assert "pass --kubeconfig or --context" in nowhere.stderr
+    assert "Traceback" not in unknown.stderr + nowhere.stderr
