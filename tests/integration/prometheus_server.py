@@ -44,15 +44,24 @@ def backfill(openmetrics_file: pathlib.Path, data: pathlib.Path) -> None:
 
 
 class PrometheusServer:
-    def __init__(self, folder: pathlib.Path, scrape_targets: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        folder: pathlib.Path,
+        scrape_targets: Sequence[str] = (),
+        *,
+        file_sd: pathlib.Path | None = None,
+    ) -> None:
         self.folder = folder
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1m"}, "scrape_configs": []}
+        jobs: list[dict[str, object]] = []
         if scrape_targets:
-            config["scrape_configs"] = [
-                {"job_name": "simulated", "static_configs": [{"targets": list(scrape_targets)}]}
-            ]
+            jobs.append({"job_name": "simulated", "static_configs": [{"targets": list(scrape_targets)}]})
+        if file_sd is not None:  # targets that follow pods, as Kubernetes discovery would
+            jobs.append(
+                {"job_name": "pods", "file_sd_configs": [{"files": [str(file_sd)], "refresh_interval": "1s"}]}
+            )
+        config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1m"}, "scrape_configs": jobs}
         (folder / "prometheus.yml").write_text(json.dumps(config))
         self._process: subprocess.Popen[bytes] | None = None
 

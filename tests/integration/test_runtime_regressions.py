@@ -305,7 +305,11 @@ def test_a_canary_deleted_by_hand_mid_analysis_gets_no_traffic_until_ready_and_i
             p
             for p in world.store.objects("pods")
             if p["metadata"]["name"].startswith(canary)
-            and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"]["conditions"])
+            # A pod just created has no status until the emulator's kubelet writes one.
+            and any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in (p.get("status") or {}).get("conditions") or []
+            )
         ],
         timeout=20,
         what="recreated canary Ready",

@@ -1,0 +1,386 @@
+"""A traffic-following inference fleet: the sandbox's pods serve what the routes send them.
+
+Every Ready pod of the emulated cluster that carries a release label serves requests at the rate
+the data plane gives it (`dataplane.pod_shares`: Service selectors, HTTPRoute and VirtualService
+weights) and keeps Prometheus counters the way a model server does: requests, errors, a latency
+histogram with a real serving stack's bucket edges, GPU utilisation and predictions by class. How
+each model version behaves comes from a scenario (`FleetScenario`, YAML), so a demo or a test can
+say "version 3 has +30 % p99 and 3× errors"; the pod's model version is its
+`modelrelease.dev/model-version` label.
+
+Each pod is a scrape target of its own at `/pods/<namespace>/<pod>/metrics` on one port, listed
+for Prometheus in a file_sd JSON file that follows pods as they come and go (with the target
+labels a Kubernetes service discovery would attach: namespace, pod, release, revision, track,
+model version). A deleted pod leaves the file, so its series stop.
+
+What it does not model: request queueing and load-dependent latency, pod-to-pod network, partial
+failures of a Service without Ready pods (those requests are simply not served), restarts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import pathlib
+import threading
+from collections.abc import Mapping
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import numpy as np
+import yaml
+
+from analysis.tooling import openmetrics, traffic_simulator
+from controller.sandbox import dataplane, store
+
+# The labels the controller puts on every pod it runs (read here as a data plane would).
+RELEASE = "modelrelease.dev/release"
+RELEASE_NAME = "modelrelease.dev/release-name"
+REVISION = "modelrelease.dev/revision"
+TRACK = "modelrelease.dev/track"
+MODEL_VERSION = "modelrelease.dev/model-version"
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionBehaviour:
+    """How one model version serves, relative to the default behaviour."""
+
+    p99_change: float = 0.0
+    p50_change: float = 0.0
+    error_rate: float | None = None
+    gpu_utilisation: float | None = None
+    class_shares: tuple[float, ...] | None = None
+
+    def apply(self, base: traffic_simulator.Behaviour) -> traffic_simulator.Behaviour:
+        behaviour = base
+        if self.p50_change:
+            behaviour = behaviour.with_quantile_change(0.5, self.p50_change)
+        if self.p99_change:
+            behaviour = behaviour.with_quantile_change(0.99, self.p99_change)
+        changes: dict[str, Any] = {}
+        if self.error_rate is not None:
+            changes["error_rate"] = self.error_rate
+        if self.gpu_utilisation is not None:
+            changes["gpu_utilisation"] = self.gpu_utilisation
+        if self.class_shares is not None:
+            changes["class_shares"] = self.class_shares
+        return dataclasses.replace(behaviour, **changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class FleetScenario:
+    """Traffic per release and behaviour per model version."""
+
+    requests_per_second: float = 200.0
+    buckets: str = "prometheus-default"
+    diurnal_amplitude: float = 0.0
+    day_seconds: float = traffic_simulator.DAY_SECONDS
+    warmup_seconds: float = 0.0  # a new pod is slower for this time constant after it turns Ready
+    warmup_slowdown: float = 0.5
+    gpu_noise: float = 0.02
+    base: traffic_simulator.Behaviour = dataclasses.field(default_factory=traffic_simulator.Behaviour)
+    versions: Mapping[str, VersionBehaviour] = dataclasses.field(default_factory=dict)
+
+    @property
+    def edges(self) -> traffic_simulator.FloatArray:
+        return traffic_simulator.REAL_EDGES[self.buckets]
+
+    def behaviour(self, model_version: str) -> traffic_simulator.Behaviour:
+        return self.versions.get(model_version, VersionBehaviour()).apply(self.base)
+
+    @classmethod
+    def load(cls, path: pathlib.Path) -> FleetScenario:
+        """From YAML: requestsPerSecond, buckets, warmupSeconds, …, versions: {"3": {p99Change: 0.3}}."""
+        document = yaml.safe_load(path.read_text()) or {}
+        return cls.from_document(document, str(path))
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any], source: str = "scenario") -> FleetScenario:
+        known = {
+            "requestsPerSecond": "requests_per_second",
+            "buckets": "buckets",
+            "diurnalAmplitude": "diurnal_amplitude",
+            "daySeconds": "day_seconds",
+            "warmupSeconds": "warmup_seconds",
+            "warmupSlowdown": "warmup_slowdown",
+            "gpuNoise": "gpu_noise",
+        }
+        fields: dict[str, Any] = {}
+        for key, value in document.items():
+            if key == "versions":
+                continue
+            if key not in known:
+                raise ValueError(
+                    f"{source}: {key}: not a scenario field (known: {', '.join(sorted(known))}, versions)"
+                )
+            fields[known[key]] = value
+        if fields.get("buckets", "prometheus-default") not in traffic_simulator.REAL_EDGES:
+            choices = ", ".join(sorted(traffic_simulator.REAL_EDGES))
+            raise ValueError(f"{source}: buckets: {fields['buckets']!r} is not one of {choices}")
+        version_keys = {
+            "p99Change": "p99_change",
+            "p50Change": "p50_change",
+            "errorRate": "error_rate",
+            "gpuUtilisation": "gpu_utilisation",
+            "classShares": "class_shares",
+        }
+        versions: dict[str, VersionBehaviour] = {}
+        for version, spec in (document.get("versions") or {}).items():
+            values: dict[str, Any] = {}
+            for key, value in (spec or {}).items():
+                if key not in version_keys:
+                    raise ValueError(f"{source}: versions.{version}.{key}: not a behaviour field")
+                values[version_keys[key]] = tuple(value) if key == "classShares" else value
+            versions[str(version)] = VersionBehaviour(**values)
+        return cls(**fields, versions=versions)
+
+
+@dataclasses.dataclass
+class _Pod:
+    namespace: str
+    name: str
+    labels: dict[str, str]
+    counters: openmetrics.PodCounters
+    ready_since: float | None
+
+
+class ServingFleet:
+    """The pods of the emulated cluster as servers: advanced in time, scraped per pod."""
+
+    def __init__(self, cluster_store: store.Store, scenario: FleetScenario, *, seed: int = 0) -> None:
+        self._store = cluster_store
+        self.scenario = scenario
+        self._rng = np.random.default_rng(seed)
+        self._pods: dict[tuple[str, str], _Pod] = {}
+        self._last: float | None = None
+        self._lock = threading.Lock()
+
+    def advance(self, now: float) -> None:
+        """Serve the traffic routed to each Ready pod from the last call to `now` (epoch seconds)."""
+        with self._lock:
+            pods = [
+                p
+                for p in self._store.objects("pods")
+                if RELEASE in ((p.get("metadata") or {}).get("labels") or {})
+            ]
+            self._sync(pods)
+            if self._last is not None and now > self._last:
+                self._serve(pods, now - self._last, now)
+            self._last = now if self._last is None else max(self._last, now)
+
+    def _sync(self, pods: list[dict[str, Any]]) -> None:
+        present = set()
+        for pod in pods:
+            meta = pod["metadata"]
+            key = (meta["namespace"], meta["name"])
+            present.add(key)
+            known = self._pods.get(key)
+            ready_since = _ready_since(pod)
+            if known is None:
+                counters = openmetrics.PodCounters(
+                    labels={},
+                    buckets=np.zeros(len(self.scenario.edges)),
+                    classes=np.zeros(len(self.scenario.base.class_shares)),
+                )
+                self._pods[key] = _Pod(
+                    meta["namespace"], meta["name"], dict(meta.get("labels") or {}), counters, ready_since
+                )
+            else:
+                known.ready_since = ready_since
+        for gone in set(self._pods) - present:
+            del self._pods[gone]
+
+    def _serve(self, pods: list[dict[str, Any]], seconds: float, now: float) -> None:
+        scenario = self.scenario
+        load = 1.0 + scenario.diurnal_amplitude * math.sin(2 * math.pi * now / scenario.day_seconds)
+        for (namespace, release), members in _by_release(pods).items():
+            services = [
+                service
+                for service in _objects(self._store, "services", namespace)
+                if ((service.get("spec") or {}).get("selector") or {}).get(RELEASE) == release
+            ]
+            shares = dataplane.pod_shares(
+                _production_service(members, release),
+                services,  # the release's own: routes are matched by the Services they name
+                members,
+                _objects(self._store, "httproutes", namespace),
+                _objects(self._store, "virtualservices", namespace),
+            )
+            for name, share in shares.items():
+                pod = self._pods[(namespace, name)]
+                expected = scenario.requests_per_second * load * share * seconds
+                slowdown = 1.0
+                if scenario.warmup_seconds > 0 and pod.ready_since is not None:
+                    age = max(0.0, now - pod.ready_since)
+                    slowdown += scenario.warmup_slowdown * math.exp(-age / scenario.warmup_seconds)
+                behaviour = scenario.behaviour(pod.labels.get(MODEL_VERSION, ""))
+                draw = traffic_simulator.draw_pods(
+                    self._rng,
+                    behaviour,
+                    np.array([expected]),
+                    np.array([slowdown]),
+                    np.array([1.0]),
+                    scenario.edges,
+                    scenario.gpu_noise,
+                )
+                counters = pod.counters
+                counters.requests += float(draw.requests[0])
+                counters.errors += float(draw.errors[0])
+                counters.buckets = counters.buckets + np.cumsum(draw.buckets[0])
+                counters.gpu = float(draw.gpu[0])
+                counters.classes = counters.classes + draw.classes[0]
+
+    def exposition(self, namespace: str, name: str) -> str | None:
+        """The pod's metrics in the Prometheus text format (None: no such pod)."""
+        with self._lock:
+            pod = self._pods.get((namespace, name))
+            if pod is None:
+                return None
+            c = pod.counters
+            lines = [
+                f"# TYPE {openmetrics.REQUESTS}_total counter",
+                f"{openmetrics.REQUESTS}_total {c.requests:.0f}",
+                f"# TYPE {openmetrics.ERRORS}_total counter",
+                f"{openmetrics.ERRORS}_total {c.errors:.0f}",
+                f"# TYPE {openmetrics.LATENCY} histogram",
+            ]
+            for edge, count in zip(self.scenario.edges, c.buckets, strict=True):
+                lines.append(f'{openmetrics.LATENCY}_bucket{{le="{edge:.6g}"}} {count:.0f}')
+            lines += [
+                f'{openmetrics.LATENCY}_bucket{{le="+Inf"}} {c.requests:.0f}',
+                f"{openmetrics.LATENCY}_count {c.requests:.0f}",
+                f"# TYPE {openmetrics.GPU} gauge",
+                f"{openmetrics.GPU} {c.gpu:.4f}",
+                f"# TYPE {openmetrics.PREDICTIONS}_total counter",
+            ]
+            for label, count in zip(traffic_simulator.CLASSES, c.classes, strict=True):
+                lines.append(f'{openmetrics.PREDICTIONS}_total{{class="{label}"}} {count:.0f}')
+            return "\n".join(lines) + "\n"
+
+    def targets(self, address: str) -> list[dict[str, Any]]:
+        """file_sd target groups: one per pod, with the labels a Kubernetes discovery would attach."""
+        with self._lock:
+            groups = []
+            for (namespace, name), pod in sorted(self._pods.items()):
+                labels = pod.labels
+                groups.append(
+                    {
+                        "targets": [address],
+                        "labels": {
+                            "__metrics_path__": f"/pods/{namespace}/{name}/metrics",
+                            "namespace": namespace,
+                            "pod": name,
+                            "release": labels.get(RELEASE, ""),
+                            "revision": labels.get(REVISION, ""),
+                            "track": labels.get(TRACK, ""),
+                            "model_version": labels.get(MODEL_VERSION, ""),
+                        },
+                    }
+                )
+            return groups
+
+
+def _ready_since(pod: dict[str, Any]) -> float | None:
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Ready" and condition.get("status") == "True":
+            stamp = condition.get("lastTransitionTime")
+            return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() if stamp else None
+    return None
+
+
+def _by_release(pods: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for pod in pods:
+        meta = pod["metadata"]
+        groups.setdefault((meta["namespace"], meta["labels"][RELEASE]), []).append(pod)
+    return groups
+
+
+def _production_service(pods: list[dict[str, Any]], release: str) -> str:
+    """What clients call: the release's full name (from the pods' annotation) or its label."""
+    for pod in pods:
+        name = ((pod.get("metadata") or {}).get("annotations") or {}).get(RELEASE_NAME)
+        if name:
+            return str(name)
+    return release
+
+
+def _objects(cluster_store: store.Store, plural: str, namespace: str) -> list[dict[str, Any]]:
+    return [
+        o for o in cluster_store.objects(plural) if (o.get("metadata") or {}).get("namespace") == namespace
+    ]
+
+
+# ---- serving it to Prometheus ---------------------------------------------------------------------
+
+
+class FleetServer:
+    """Serves every pod's `/metrics` on one port and keeps the file_sd targets file current."""
+
+    def __init__(
+        self, fleet: ServingFleet, targets_file: pathlib.Path, *, clock: Any, port: int = 0, tick: float = 0.5
+    ) -> None:
+        self._fleet = fleet
+        self._targets_file = targets_file
+        self._clock = clock
+        self._tick = tick
+        self._stopped = threading.Event()
+        handler = _handler(fleet, clock)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self.address = f"127.0.0.1:{self._server.server_address[1]}"
+        self._threads = [
+            threading.Thread(target=self._server.serve_forever, name="fleet-http", daemon=True),
+            threading.Thread(target=self._keep_current, name="fleet-tick", daemon=True),
+        ]
+
+    def start(self) -> FleetServer:
+        self._write_targets()
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _keep_current(self) -> None:
+        while not self._stopped.wait(self._tick):
+            self._fleet.advance(self._clock())
+            self._write_targets()
+
+    def _write_targets(self) -> None:
+        text = json.dumps(self._fleet.targets(self.address), indent=1)
+        if self._targets_file.exists() and self._targets_file.read_text() == text:
+            return
+        temporary = self._targets_file.with_suffix(".tmp")
+        temporary.write_text(text)
+        os.replace(temporary, self._targets_file)  # Prometheus never reads a half-written file
+
+
+def _handler(fleet: ServingFleet, clock: Any) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            parts = self.path.split("?")[0].strip("/").split("/")
+            if len(parts) != 4 or parts[0] != "pods" or parts[3] != "metrics":
+                self.send_error(404, "metrics live at /pods/<namespace>/<pod>/metrics")
+                return
+            fleet.advance(clock())
+            body = fleet.exposition(parts[1], parts[2])
+            if body is None:
+                self.send_error(404, f"no pod {parts[1]}/{parts[2]} serves here")
+                return
+            data = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    return Handler

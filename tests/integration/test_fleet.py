@@ -1,0 +1,219 @@
+"""The sandbox fleet serves what the routes say, and a real Prometheus sees it per pod.
+
+The fleet's clock is the test's: traffic is served in jumps of fleet time, and each reading waits
+until Prometheus has scraped every pod after the jump, so the counts compared are exact (no
+scrape-timing error). Bound: with n requests routed at share w, the canary's count is
+Binomial(n, w) given the total; the tests allow 5 standard deviations (a false failure about once
+in 3.5 million runs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from controller.sandbox import cluster, dataplane, fleet, simulator
+from tests.integration import prometheus_server
+
+RATE = 1000.0
+JUMP = 40.0  # seconds of fleet time per reading: 40,000 requests per release
+
+
+@dataclasses.dataclass
+class Plane:
+    sandbox: cluster.SandboxCluster
+    fleet: fleet.ServingFleet
+    prometheus: prometheus_server.PrometheusServer
+    clock: list[float]
+
+
+@pytest.fixture(scope="module")
+def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
+    folder = tmp_path_factory.mktemp("fleet")
+    clock = [time.time()]
+    with cluster.SandboxCluster(seed=1) as sandbox:
+        sandbox.simulator.set_behaviour("9", simulator.PodBehaviour(never_ready=True))
+        serving = fleet.ServingFleet(sandbox.store, fleet.FleetScenario(requests_per_second=RATE), seed=2)
+        server = fleet.FleetServer(serving, folder / "targets.json", clock=lambda: clock[0], tick=0.2).start()
+        prometheus = prometheus_server.PrometheusServer(folder, file_sd=folder / "targets.json").start()
+        try:
+            yield Plane(sandbox, serving, prometheus, clock)
+        finally:
+            prometheus.stop()
+            server.stop()
+
+
+def _deployment(release: str, revision: str, version: str, replicas: int) -> dict[str, Any]:
+    labels = {fleet.RELEASE: release, fleet.REVISION: revision, fleet.MODEL_VERSION: version}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": f"{release}-{revision}", "namespace": "default"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                # The emulator picks a pod's behaviour (never Ready, say) by this variable.
+                "spec": {
+                    "containers": [
+                        {"name": "s", "image": "x", "env": [{"name": "MODEL_VERSION", "value": version}]}
+                    ]
+                },
+            },
+        },
+    }
+
+
+def _service(name: str, **selector: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"selector": selector, "ports": [{"port": 8000}]},
+    }
+
+
+def _release(plane: Plane, release: str, canary_version: str = "2") -> None:
+    """Three stable pods of model 1 and one canary pod, with the three Services a release has."""
+    plane.sandbox.create(_deployment(release, "a", "1", 3))
+    plane.sandbox.create(_deployment(release, "b", canary_version, 1))
+    plane.sandbox.create(_service(release, **{fleet.RELEASE: release}))
+    plane.sandbox.create(_service(f"{release}-stable", **{fleet.RELEASE: release, fleet.REVISION: "a"}))
+    plane.sandbox.create(_service(f"{release}-canary", **{fleet.RELEASE: release, fleet.REVISION: "b"}))
+
+
+def _until(check: Any, what: str, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.2)  # polling a real Prometheus, with a deadline
+    raise AssertionError(f"not within {timeout}s: {what}")
+
+
+def _counts(plane: Plane, release: str, pods: int) -> dict[str, float]:
+    """Requests per revision, once Prometheus has scraped every pod of the release at this fleet time."""
+    plane.fleet.advance(plane.clock[0])
+    since = time.time()
+
+    def scraped() -> bool:
+        stamps = plane.prometheus.query(f'timestamp(inference_requests_total{{release="{release}"}})')
+        return len(stamps) >= pods and min(float(row["value"][1]) for row in stamps) > since  # type: ignore[index]
+
+    _until(scraped, f"every pod of {release} scraped after fleet time {plane.clock[0]}")
+    totals: dict[str, float] = {}
+    for row in plane.prometheus.query(f'inference_requests_total{{release="{release}"}}'):
+        revision = str(row["metric"]["revision"])  # type: ignore[index]
+        totals[revision] = totals.get(revision, 0.0) + float(row["value"][1])  # type: ignore[index]
+    return totals
+
+
+def _canary_share(plane: Plane, release: str, pods: int = 4) -> tuple[float, float]:
+    """(canary share, total requests) served over one jump of fleet time."""
+    before = _counts(plane, release, pods)
+    plane.clock[0] += JUMP
+    after = _counts(plane, release, pods)
+    served = {revision: after.get(revision, 0.0) - before.get(revision, 0.0) for revision in after}
+    total = sum(served.values())
+    return served.get("b", 0.0) / total, total
+
+
+def _within_noise(share: float, weight: float, total: float) -> bool:
+    return abs(share - weight) <= 5 * math.sqrt(weight * (1 - weight) / total)
+
+
+def _wait_ready(plane: Plane, release: str, pods: int = 4) -> None:
+    def ready() -> bool:
+        mine = [
+            p
+            for p in plane.sandbox.store.objects("pods")
+            if p["metadata"]["labels"].get(fleet.RELEASE) == release
+        ]
+        return sum(dataplane.is_ready(p) for p in mine) == pods
+
+    _until(ready, f"{pods} Ready pods of {release}")
+
+
+def test_with_the_replica_ratio_the_canary_gets_its_share_of_ready_pods(plane: Plane) -> None:
+    _release(plane, "by-replicas")
+    _wait_ready(plane, "by-replicas")
+    share, total = _canary_share(plane, "by-replicas")
+    assert total > 0.9 * RATE * JUMP
+    assert _within_noise(share, 0.25, total), share
+
+
+def test_an_httproute_weight_is_the_canary_share_prometheus_sees(plane: Plane) -> None:
+    _release(plane, "by-route")
+    plane.sandbox.create(
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "HTTPRoute",
+            "metadata": {"name": "by-route", "namespace": "default"},
+            "spec": {
+                "rules": [
+                    {
+                        "backendRefs": [
+                            {"name": "by-route-stable", "port": 8000, "weight": 80},
+                            {"name": "by-route-canary", "port": 8000, "weight": 20},
+                        ]
+                    }
+                ]
+            },
+        }
+    )
+    _wait_ready(plane, "by-route")
+    share, total = _canary_share(plane, "by-route")
+    assert _within_noise(share, 0.20, total), share
+
+
+def test_a_virtual_service_weight_is_the_canary_share_prometheus_sees(plane: Plane) -> None:
+    _release(plane, "by-mesh")
+    plane.sandbox.create(
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": {"name": "by-mesh", "namespace": "default"},
+            "spec": {
+                "hosts": ["by-mesh"],
+                "http": [
+                    {
+                        "route": [
+                            {"destination": {"host": "by-mesh-stable"}, "weight": 70},
+                            {
+                                "destination": {"host": "by-mesh-canary.default.svc.cluster.local"},
+                                "weight": 30,
+                            },
+                        ]
+                    }
+                ],
+            },
+        }
+    )
+    _wait_ready(plane, "by-mesh")
+    share, total = _canary_share(plane, "by-mesh")
+    assert _within_noise(share, 0.30, total), share
+
+
+def test_a_pod_that_never_turns_ready_serves_nothing_and_a_deleted_deployments_series_stop(
+    plane: Plane,
+) -> None:
+    _release(plane, "unready", canary_version="9")  # model 9's pods never turn Ready
+    _wait_ready(plane, "unready", pods=3)
+    share, total = _canary_share(plane, "unready", pods=4)
+    assert share == 0.0
+    assert total > 0.9 * RATE * JUMP
+
+    deployments = plane.sandbox.store.find_type("apps", "v1", "deployments")
+    plane.sandbox.store.delete(deployments, "default", "unready-b", client="test")
+    _until(
+        lambda: not plane.prometheus.query('inference_requests_total{release="unready", revision="b"}'),
+        "the deleted Deployment's series to stop",
+    )
+    assert plane.prometheus.query('inference_requests_total{release="unready", revision="a"}')
