@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck contracts pytest crds crds-check prometheus benchmark clean
+.PHONY: test demo lint typecheck contracts pytest crds crds-check prometheus benchmark clean
 
 test: lint typecheck contracts crds-check pytest
 
@@ -14,6 +14,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+# `make demo`: the emulated cluster, the fleet, a real Prometheus and the controller; model 2 promoted,
+# model 3 rolled back by the judge. `make demo KEEP=1` keeps it all running to explore, until Ctrl-C.
+demo: $(STAMP) prometheus
+	$(BIN)/python -m controller.tooling.demo $(if $(KEEP),--keep)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -45,4 +50,4 @@ crds-check: $(STAMP)
 	$(BIN)/modelrelease crds --check
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .demo

@@ -454,7 +454,7 @@ def _run(cluster: Cluster, args: argparse.Namespace) -> str:
     raise CtlError(f"unknown command {args.command}")
 
 
-def _settled(release: Obj) -> bool:
+def settled(release: Obj) -> bool:
     """The controller has seen the current spec and the rollout is over."""
     st = _status(release)
     return st.observed_generation == release["metadata"].get("generation") and st.phase in SETTLED
@@ -466,7 +466,7 @@ def _watch(cluster: Cluster, name: str, release: Obj) -> str:
     view = ""
     while True:
         view = render_status(release, cluster.events(name), datetime.now(UTC))
-        if _settled(release):
+        if settled(release):
             return view
         print(("\x1b[H\x1b[2J" if interactive else "---\n") + view, flush=True)
         changes = cluster.watch_release(name, release["metadata"].get("resourceVersion", ""))

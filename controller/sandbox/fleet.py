@@ -5,8 +5,9 @@ the data plane gives it (`dataplane.pod_shares`: Service selectors, HTTPRoute an
 weights) and keeps Prometheus counters the way a model server does: requests, errors, a latency
 histogram with a real serving stack's bucket edges, GPU utilisation and predictions by class. How
 each model version behaves comes from a scenario (`FleetScenario`, YAML), so a demo or a test can
-say "version 3 has +30 % p99 and 3× errors"; the pod's model version is its
-`modelrelease.dev/model-version` label.
+say "version 3 has +30 % p99 and 3× errors"; a pod knows its model version the way a
+model server does, from its container's `MODEL_VERSION` variable (or a `modelrelease.dev/model-version`
+label).
 
 Each pod is a scrape target of its own at `/pods/<namespace>/<pod>/metrics` on one port, listed
 for Prometheus in a file_sd JSON file that follows pods as they come and go (with the target
@@ -19,6 +20,7 @@ failures of a Service without Ready pods (those requests are simply not served),
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -157,6 +159,8 @@ class ServingFleet:
         self._pods: dict[tuple[str, str], _Pod] = {}
         self._last: float | None = None
         self._lock = threading.Lock()
+        # Solving a quantile change takes seconds: done once here, not while a scrape waits.
+        self._behaviours = {version: scenario.behaviour(version) for version in scenario.versions}
 
     def advance(self, now: float) -> None:
         """Serve the traffic routed to each Ready pod from the last call to `now` (epoch seconds)."""
@@ -185,9 +189,8 @@ class ServingFleet:
                     buckets=np.zeros(len(self.scenario.edges)),
                     classes=np.zeros(len(self.scenario.base.class_shares)),
                 )
-                self._pods[key] = _Pod(
-                    meta["namespace"], meta["name"], dict(meta.get("labels") or {}), counters, ready_since
-                )
+                labels = {**(meta.get("labels") or {}), MODEL_VERSION: _model_version(pod)}
+                self._pods[key] = _Pod(meta["namespace"], meta["name"], labels, counters, ready_since)
             else:
                 known.ready_since = ready_since
         for gone in set(self._pods) - present:
@@ -216,7 +219,10 @@ class ServingFleet:
                 if scenario.warmup_seconds > 0 and pod.ready_since is not None:
                     age = max(0.0, now - pod.ready_since)
                     slowdown += scenario.warmup_slowdown * math.exp(-age / scenario.warmup_seconds)
-                behaviour = scenario.behaviour(pod.labels.get(MODEL_VERSION, ""))
+                version = pod.labels.get(MODEL_VERSION, "")
+                if version not in self._behaviours:
+                    self._behaviours[version] = scenario.behaviour(version)
+                behaviour = self._behaviours[version]
                 draw = traffic_simulator.draw_pods(
                     self._rng,
                     behaviour,
@@ -281,6 +287,15 @@ class ServingFleet:
                     }
                 )
             return groups
+
+
+def _model_version(pod: dict[str, Any]) -> str:
+    """What the model server in the pod serves: its MODEL_VERSION variable, else the pod's label."""
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        for variable in container.get("env") or []:
+            if variable.get("name") == "MODEL_VERSION" and variable.get("value") is not None:
+                return str(variable["value"])
+    return str(((pod.get("metadata") or {}).get("labels") or {}).get(MODEL_VERSION, ""))
 
 
 def _ready_since(pod: dict[str, Any]) -> float | None:
@@ -374,11 +389,13 @@ def _handler(fleet: ServingFleet, clock: Any) -> type[BaseHTTPRequestHandler]:
                 self.send_error(404, f"no pod {parts[1]}/{parts[2]} serves here")
                 return
             data = body.encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            # A scraper that gave up (its timeout, or Prometheus stopping) has nobody left to answer.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
         def log_message(self, format: str, *args: Any) -> None:
             return

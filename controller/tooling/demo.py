@@ -1,0 +1,268 @@
+"""`make demo` (`python -m controller.tooling.demo`): the whole story on one machine, in one terminal.
+
+It starts an emulated cluster, the sandbox fleet that serves what the routes send it, a real
+Prometheus that scrapes every pod, and the controller with `--analysis prometheus`. Then
+release `fraud-detector` serves model 1; model 2 (as good) goes through canary steps with
+analysis and is promoted; model 3 (a slower p99 and three times the errors) is rolled back by
+the judge. Nothing is scripted: the judge decides from what Prometheus scraped. Time is
+compressed by configuration only (2-second intervals, 5,000 requests per second).
+
+The live view is `kubectl modelrelease status`; a summary ends it. The exit code is 0 only when
+model 2 was promoted and model 3 rolled back by the analysis. `--keep` leaves everything running
+and prints the KUBECONFIG and commands to try, until Ctrl-C. Everything started is stopped at the
+end, also on failure; files live under `--work` (default `.demo/` in the work tree).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+
+from analysis import verdicts
+from controller.cli import ctl
+from controller.resources import releasestatus
+from controller.sandbox import cluster, fleet
+from controller.tooling import prometheus_process
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+DEMO = ROOT / "examples" / "demo"
+RELEASE = "fraud-detector"
+NAMESPACE = "default"
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    version: str
+    status: releasestatus.ModelReleaseStatus
+    seconds: float
+
+    @property
+    def record(self) -> releasestatus.RolloutRecord | None:
+        return next((r for r in reversed(self.status.history) if r.model_version == self.version), None)
+
+
+class Demo:
+    def __init__(self, work: pathlib.Path, *, out: Callable[[str], None] = print, live: bool = True) -> None:
+        self.work = work
+        self.out = out
+        self.live = live and sys.stdout.isatty()
+        self.stack = contextlib.ExitStack()
+        self.sandbox: cluster.SandboxCluster | None = None
+
+    # -- starting everything ------------------------------------------------------------------
+
+    def start(self, scenario: fleet.FleetScenario) -> None:
+        if self.work.exists():
+            shutil.rmtree(self.work)
+        self.work.mkdir(parents=True)
+        self.sandbox = self.stack.enter_context(cluster.SandboxCluster(seed=7))
+        self.sandbox.install_crds(sorted((ROOT / "crds").glob("*.yaml")))
+        self.kubeconfig = self.sandbox.write_kubeconfig(self.work / "kubeconfig")
+        serving = fleet.ServingFleet(self.sandbox.store, scenario, seed=7)
+        targets = self.work / "targets.json"
+        server = fleet.FleetServer(serving, targets, clock=time.time).start()
+        self.stack.callback(server.stop)
+        (self.work / "prometheus").mkdir()
+        self.prometheus = prometheus_process.PrometheusServer(
+            self.work / "prometheus", file_sd=targets
+        ).start()
+        self.stack.callback(self.prometheus.stop)
+        log = (self.work / "controller.log").open("wb")
+        self.stack.callback(log.close)
+        controller = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "controller",
+                "run",
+                "--kubeconfig",
+                str(self.kubeconfig),
+                "--standalone",
+                "--poll-interval",
+                "1",
+                "--analysis",
+                "prometheus",
+                "--prometheus",
+                self.prometheus.url,
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.stack.callback(_stop, controller)
+        self.out(
+            f"cluster {self.sandbox.url}, Prometheus {self.prometheus.url}, fleet on {server.address}, "
+            f"controller pid {controller.pid} (logs in {self.work})"
+        )
+
+    def stop(self) -> None:
+        self.stack.close()
+
+    # -- the story ----------------------------------------------------------------------------
+
+    def apply(self, path: pathlib.Path, version: str | None = None) -> None:
+        assert self.sandbox is not None
+        for document in yaml.safe_load_all(path.read_text()):
+            if version is not None and document.get("kind") == "ModelRelease":
+                document["spec"]["model"]["version"] = version
+            self.sandbox.create(document)
+
+    def _release(self) -> dict[str, Any]:
+        assert self.sandbox is not None
+        rtype = self.sandbox.store.find_type("modelrelease.dev", "v1alpha1", "modelreleases")
+        return self.sandbox.store.get(rtype, NAMESPACE, RELEASE)
+
+    def roll_out(self, version: str, timeout: float = 150.0) -> Outcome:
+        """Set the model version and watch until the rollout settles; what it ended as."""
+        assert self.sandbox is not None
+        rtype = self.sandbox.store.find_type("modelrelease.dev", "v1alpha1", "modelreleases")
+        patch = {"spec": {"model": {"version": version}}}
+        self.sandbox.store.patch(
+            rtype, NAMESPACE, RELEASE, "application/merge-patch+json", patch, client="demo"
+        )
+        started = time.monotonic()
+        shown = ""
+        while time.monotonic() - started < timeout:
+            release = self._release()
+            events = [
+                e
+                for e in self.sandbox.store.objects("events")
+                if (e.get("involvedObject") or {}).get("name") == RELEASE
+            ]
+            view = ctl.render_status(release, events, datetime.now(UTC))
+            if view != shown:
+                self.out(("\x1b[H\x1b[2J" if self.live else "---\n") + view)
+                shown = view
+            status = releasestatus.ModelReleaseStatus.model_validate(release.get("status") or {})
+            rolled_back = status.last_rollback is not None and status.last_rollback.model_version == version
+            if ctl.settled(release) and (status.stable_model_version == version or rolled_back):
+                return Outcome(version, status, time.monotonic() - started)
+            time.sleep(1.0)  # the terminal's refresh rate while watching a live system
+        raise TimeoutError(f"model {version} did not settle within {timeout:.0f}s (see {self.work})")
+
+    def deploy_first(self, timeout: float = 60.0) -> None:
+        assert self.sandbox is not None
+        self.apply(DEMO / "analysis-template.yaml")
+        self.apply(DEMO / "release.yaml", version="1")
+        self.sandbox.wait_until(
+            lambda: (
+                ctl.settled(self._release()) and self._release().get("status", {}).get("phase") == "Succeeded"
+            ),
+            timeout=timeout,
+            what="model 1 serving",
+        )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def summary(outcomes: Sequence[Outcome]) -> tuple[str, bool]:
+    """The story in a few lines per rollout, and whether it ended as it should."""
+    lines = ["", "Summary"]
+    expected = {"2": releasestatus.RolloutOutcome.PROMOTED, "3": releasestatus.RolloutOutcome.ROLLED_BACK}
+    ok = True
+    for outcome in outcomes:
+        record = outcome.record
+        ended = record.outcome.value if record else "unknown"
+        reason = record.reason if record else "-"
+        lines.append(f"  model {outcome.version}: {ended} ({reason}) after {outcome.seconds:.0f} s")
+        for run in (a for a in outcome.status.analysis if a.verdict != verdicts.Verdict.RUNNING):
+            lines.append(f"    analysis at step {run.step_index}: {run.verdict.value}")
+            for metric in run.metrics:
+                needed = f"{1 / metric.alpha:.3g}" if metric.alpha else "-"
+                power = "-" if metric.power is None else f"{metric.power:.0%}"
+                lines.append(
+                    f"      {metric.name:<14} evidence {metric.evidence or 0:.3g} / {needed} to fail, "
+                    f"power {power}, effect {_percent(metric.effect)}, "
+                    f"canary requests {metric.canary_requests or 0:,}"
+                )
+        want = expected.get(outcome.version)
+        if want is not None and (record is None or record.outcome != want):
+            ok = False
+            lines.append(f"    expected {want.value}: the demo failed")
+        if outcome.version == "3" and record is not None and record.reason != "AnalysisFailed":
+            ok = False
+            lines.append("    expected the judge to roll it back (AnalysisFailed)")
+    return "\n".join(lines), ok
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.1%}"
+
+
+@contextlib.contextmanager
+def running(work: pathlib.Path, *, out: Callable[[str], None] = print, live: bool = True) -> Iterator[Demo]:
+    demo = Demo(work, out=out, live=live)
+    try:
+        demo.start(fleet.FleetScenario.load(DEMO / "scenario.yaml"))
+        yield demo
+    finally:
+        demo.stop()
+
+
+def story(demo: Demo) -> tuple[list[Outcome], str, bool]:
+    demo.deploy_first()
+    outcomes = [demo.roll_out("2"), demo.roll_out("3")]
+    text, ok = summary(outcomes)
+    return outcomes, text, ok
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make demo", description=(__doc__ or "").split("\n")[0])
+    parser.add_argument(
+        "--work", type=pathlib.Path, default=ROOT / ".demo", help="where files go (default .demo/)"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep everything running afterwards, until Ctrl-C"
+    )
+    args = parser.parse_args(argv)
+    try:
+        with running(args.work) as demo:
+            _, text, ok = story(demo)
+            print(text)
+            if args.keep:
+                _explore(demo)
+    except (TimeoutError, prometheus_process.PrometheusMissingError) as error:
+        print(f"demo failed: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0 if ok else 1
+
+
+def _explore(demo: Demo) -> None:
+    print(
+        f"\nEverything keeps running. In another terminal:\n"
+        f"  export KUBECONFIG={demo.kubeconfig}\n"
+        f"  kubectl modelrelease list\n"
+        f"  kubectl modelrelease status {RELEASE}\n"
+        f"  kubectl modelrelease history {RELEASE}\n"
+        f"  kubectl get deploy,pods,httproute\n"
+        f"  open {demo.prometheus.url} (e.g. sum by (revision) (rate(inference_requests_total[30s])))\n"
+        f"Ctrl-C stops it all."
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        signal.pause()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,28 @@
+"""`make demo` is a test too: the same code, asserting the two outcomes the judge must reach."""
+
+from __future__ import annotations
+
+import pathlib
+
+from controller.resources import releasestatus
+from controller.tooling import demo
+
+
+def test_the_demo_promotes_model_2_and_rolls_back_model_3_on_the_judges_evidence(
+    tmp_path: pathlib.Path,
+) -> None:
+    shown: list[str] = []
+    with demo.running(tmp_path / "demo", out=shown.append, live=False) as running:
+        outcomes, text, ok = demo.story(running)
+    log = (tmp_path / "demo" / "controller.log").read_text()[-3000:]
+    assert ok, f"{text}\n--- controller log ---\n{log}"
+    promoted, rolled_back = (outcome.record for outcome in outcomes)
+    assert promoted is not None
+    assert promoted.outcome == releasestatus.RolloutOutcome.PROMOTED
+    assert rolled_back is not None
+    assert rolled_back.outcome == releasestatus.RolloutOutcome.ROLLED_BACK
+    assert rolled_back.reason == "AnalysisFailed"
+    failed = outcomes[1].status.last_rollback
+    assert failed is not None
+    assert any(m.evidence is not None and m.alpha and m.evidence >= 1 / m.alpha for m in failed.evidence)
+    assert any("analysis inference-slo" in view or "analysis fraud-detector" in view for view in shown)
