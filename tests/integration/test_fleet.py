@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import pathlib
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 
 from controller.sandbox import cluster, dataplane, fleet, simulator
-from tests.integration import prometheus_server
+from tests.integration import harness, prometheus_server
 
 RATE = 1000.0
 JUMP = 40.0  # seconds of fleet time per reading: 40,000 requests per release
@@ -217,3 +218,70 @@ def test_a_pod_that_never_turns_ready_serves_nothing_and_a_deleted_deployments_s
         "the deleted Deployment's series to stop",
     )
     assert plane.prometheus.query('inference_requests_total{release="unready", revision="a"}')
+
+
+ROUTES = {
+    "replicas": ({"replicas": {}}, None),
+    "gatewayAPI": (
+        {"gatewayAPI": {"httpRoute": "ranker-route"}},
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "HTTPRoute",
+            "metadata": {"name": "ranker-route", "namespace": "default"},
+            "spec": {"rules": [{"backendRefs": [{"name": "ranker", "port": 8000}]}]},
+        },
+    ),
+    "istio": (
+        {"istio": {"virtualService": "ranker-vs"}},
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": {"name": "ranker-vs", "namespace": "default"},
+            "spec": {"hosts": ["ranker"], "http": [{"route": [{"destination": {"host": "ranker"}}]}]},
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("router", sorted(ROUTES))
+def test_the_share_prometheus_sees_follows_the_weight_the_controller_set(
+    router: str, world: harness.World, controller: harness.Controller, tmp_path: pathlib.Path
+) -> None:
+    """The controller moves the release to 25 % and holds at an analysis; the fleet serves what it set."""
+    routing, route = ROUTES[router]
+    if route is not None:
+        world.create(route)
+    world.script_analysis({"default": "Running"})
+    steps = {
+        "canary": {"steps": [{"setWeight": 25}, {"analysis": {"template": "quality", "maxDuration": "1h"}}]}
+    }
+    budget = {"maxExtraGPUs": 4}  # the promotion after the steps must fit, or the rollout is Blocked
+    world.create(
+        harness.release_body("ranker", "1", trafficRouting=routing, strategy=steps, gpuBudget=budget)
+    )
+    world.wait_for_phase("ranker", "Succeeded")
+    world.patch_release("ranker", {"spec": {"model": {"version": "2"}}})
+    held = world.wait_for_status(
+        "ranker", lambda s: bool(s.get("analysis")), what="held at the analysis step"
+    )
+    clock = [time.time()]
+    serving = fleet.ServingFleet(world.store, fleet.FleetScenario(requests_per_second=RATE), seed=3)
+    server = fleet.FleetServer(serving, tmp_path / "targets.json", clock=lambda: clock[0], tick=0.2).start()
+    prometheus = prometheus_server.PrometheusServer(tmp_path, file_sd=tmp_path / "targets.json").start()
+    try:
+        plane = Plane(world.sandbox, serving, prometheus, clock)
+        pods = len([p for p in world.store.objects("pods") if dataplane.is_ready(p)])
+        canary = held["canaryRevision"]
+        before = _counts(plane, "ranker", pods)
+        clock[0] += JUMP
+        after = _counts(plane, "ranker", pods)
+    finally:
+        prometheus.stop()
+        server.stop()
+    served = {revision: after[revision] - before.get(revision, 0.0) for revision in after}
+    total = sum(served.values())
+    share = served.get(canary, 0.0) / total
+    assert held["canaryWeight"] == 25
+    # The replica router approximates the weight by pods: 1 canary pod beside the stable's 4 here.
+    weight = 0.25 if router != "replicas" else 1 / pods
+    assert _within_noise(share, weight, total), (router, share, weight)

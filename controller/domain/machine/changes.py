@@ -88,6 +88,21 @@ def analyses_stopped(status: Status, rule: str, now: datetime) -> Status:
     return _changed(status, {"analysis": finished})
 
 
+def analysis_progressed(
+    status: Status, run: str, metrics: tuple[verdicts.MetricResult, ...], rule: str | None
+) -> Status:
+    """A running analysis's latest per-metric figures, so a person can see how close it is."""
+    return _changed(
+        status,
+        {
+            "analysis": tuple(
+                r.model_copy(update={"metrics": metrics, "rule": rule}) if r.run == run else r
+                for r in status.analysis
+            )
+        },
+    )
+
+
 def analysis_finished(status: Status, record: releasestatus.StepAnalysis) -> Status:
     return _changed(
         status, {"analysis": tuple(record if r.run == record.run else r for r in status.analysis)}

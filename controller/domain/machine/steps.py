@@ -272,6 +272,8 @@ def _analysis_complete(turn: turn_.Turn, step: Step) -> Completion:
         verdict = Verdict.INCONCLUSIVE
         rule = f"maxDuration {schema.format_duration(entry.analysis.max_duration)} reached without a verdict"
     if verdict == Verdict.RUNNING:
+        if result is not None and (result.metrics, result.rule) != (record.metrics, record.rule):
+            turn.change(changes.analysis_progressed(st, run, result.metrics, result.rule))
         return Completion(wake_at=min(ends, turn.now + turn_.POLL))
     metrics = result.metrics if result is not None else ()
     finished = record.model_copy(

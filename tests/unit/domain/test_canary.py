@@ -263,6 +263,32 @@ def test_a_failed_analysis_keeps_its_evidence_in_the_rollback() -> None:
     assert "p99 evidence 80" in rollback.message
 
 
+def test_a_running_analysis_shows_its_latest_figures_in_status_before_any_verdict() -> None:
+    progress = verdicts.MetricResult(name="errors", verdict=Verdict.RUNNING, evidence=3.2, power=0.4)
+    run = deployed()
+    run.world.verdict = w.always(Verdict.RUNNING)
+    original_observe = run.world.observe
+
+    def observe() -> w.obs_.Observations:
+        seen = original_observe()
+        summaries = {
+            k: v.model_copy(update={"metrics": (progress,), "rule": "collecting evidence on errors"})
+            for k, v in seen.analysis.items()
+        }
+        return seen.model_copy(update={"analysis": summaries})
+
+    run.world.observe = observe  # type: ignore[method-assign]
+    run.until(lambda r: bool(r.status.analysis) and bool(r.status.analysis[0].metrics))
+    record = run.status.analysis[0]
+    assert record.verdict == Verdict.RUNNING
+    assert record.finished_at is None
+    assert record.metrics == (progress,)
+    assert record.rule == "collecting evidence on errors"
+    before = run.status
+    run.reconcile()
+    assert run.status == before, "unchanged figures change nothing"
+
+
 def test_the_rollback_sends_traffic_back_to_stable_before_the_canary_is_scaled_down() -> None:
     run = deployed()
     run.world.verdict = w.always(Verdict.FAIL)
