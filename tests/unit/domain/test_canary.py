@@ -233,6 +233,20 @@ def test_a_background_analysis_starting_beyond_the_last_step_is_refused_by_field
         builders.release_spec(background={"template": "whole-rollout", "startingStep": 9})
 
 
+def _judge_reports(run: w.Run, metrics: tuple[verdicts.MetricResult, ...], rule: str) -> None:
+    """Every analysis the world answers for carries these per-metric results and this rule."""
+    original_observe = run.world.observe
+
+    def observe() -> w.obs_.Observations:
+        seen = original_observe()
+        summaries = {
+            k: v.model_copy(update={"metrics": metrics, "rule": rule}) for k, v in seen.analysis.items()
+        }
+        return seen.model_copy(update={"analysis": summaries})
+
+    run.world.observe = observe  # type: ignore[method-assign]
+
+
 def test_a_failed_analysis_keeps_its_evidence_in_the_rollback() -> None:
     evidence = verdicts.MetricResult(
         name="p99", verdict=Verdict.FAIL, baseline=0.2, canary=0.3, effect=0.5, evidence=80.0
@@ -243,17 +257,7 @@ def test_a_failed_analysis_keeps_its_evidence_in_the_rollback() -> None:
 
     run = deployed()
     run.world.verdict = judged
-    original_observe = run.world.observe
-
-    def observe() -> w.obs_.Observations:
-        seen = original_observe()
-        summaries = {
-            k: v.model_copy(update={"metrics": (evidence,), "rule": "p99 evidence 80 > 1/α"})
-            for k, v in seen.analysis.items()
-        }
-        return seen.model_copy(update={"analysis": summaries})
-
-    run.world.observe = observe  # type: ignore[method-assign]
+    _judge_reports(run, (evidence,), "p99 evidence 80 > 1/α")
     run.in_phase(Phase.ROLLED_BACK)
     rollback = run.status.last_rollback
     assert rollback is not None
@@ -267,17 +271,7 @@ def test_a_running_analysis_shows_its_latest_figures_in_status_before_any_verdic
     progress = verdicts.MetricResult(name="errors", verdict=Verdict.RUNNING, evidence=3.2, power=0.4)
     run = deployed()
     run.world.verdict = w.always(Verdict.RUNNING)
-    original_observe = run.world.observe
-
-    def observe() -> w.obs_.Observations:
-        seen = original_observe()
-        summaries = {
-            k: v.model_copy(update={"metrics": (progress,), "rule": "collecting evidence on errors"})
-            for k, v in seen.analysis.items()
-        }
-        return seen.model_copy(update={"analysis": summaries})
-
-    run.world.observe = observe  # type: ignore[method-assign]
+    _judge_reports(run, (progress,), "collecting evidence on errors")
     run.until(lambda r: bool(r.status.analysis) and bool(r.status.analysis[0].metrics))
     record = run.status.analysis[0]
     assert record.verdict == Verdict.RUNNING
