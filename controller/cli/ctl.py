@@ -230,7 +230,7 @@ def render_status(release: Obj, events: Sequence[Obj], now: datetime) -> str:
         for index, step in enumerate((*plan.steps, plan.promotion)):
             rows.append(
                 [
-                    _mark(st, index, len(plan.steps)),
+                    _mark(st, index),
                     step.label,
                     f"{step.weight}%",
                     str(step.canary_replicas),
@@ -313,7 +313,7 @@ def render_history(release: Obj, now: datetime) -> str:
     return _table(rows)
 
 
-def _mark(st: releasestatus.ModelReleaseStatus, index: int, steps: int) -> str:
+def _mark(st: releasestatus.ModelReleaseStatus, index: int) -> str:
     """✓ done, ▶ current, ✗ where it failed, · pending."""
     current = st.current_step_index
     if st.phase == releasestatus.Phase.SUCCEEDED:
@@ -461,14 +461,24 @@ def settled(release: Obj) -> bool:
 
 
 def _watch(cluster: Cluster, name: str, release: Obj) -> str:
-    """Redraw on every change of the release until its rollout settles; returns the last view."""
+    """Redraw on every change of the release until its rollout settles; returns the last view.
+
+    One watch stays open across redraws; when the server ends it, the release is read afresh and
+    watched again from there.
+    """
     interactive = sys.stdout.isatty()
-    view = ""
+    changes: Iterator[Obj] = iter(())
+    shown = ""
     while True:
         view = render_status(release, cluster.events(name), datetime.now(UTC))
         if settled(release):
             return view
-        print(("\x1b[H\x1b[2J" if interactive else "---\n") + view, flush=True)
-        changes = cluster.watch_release(name, release["metadata"].get("resourceVersion", ""))
-        # The next change; when the server closed the watch first, read the release and watch again.
-        release = next(changes, {}) or cluster.release(name)
+        if view != shown:
+            print(("\x1b[H\x1b[2J" if interactive else "---\n") + view, flush=True)
+            shown = view
+        changed = next(changes, None)
+        if changed is None:  # the first time, or the server closed the watch
+            release = cluster.release(name)
+            changes = cluster.watch_release(name, release["metadata"].get("resourceVersion", ""))
+        else:
+            release = changed

@@ -27,7 +27,7 @@ import math
 import os
 import pathlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -142,8 +142,6 @@ class FleetScenario:
 
 @dataclasses.dataclass
 class _Pod:
-    namespace: str
-    name: str
     labels: dict[str, str]
     counters: openmetrics.PodCounters
     ready_since: float | None
@@ -190,7 +188,7 @@ class ServingFleet:
                     classes=np.zeros(len(self.scenario.base.class_shares)),
                 )
                 labels = {**(meta.get("labels") or {}), MODEL_VERSION: _model_version(pod)}
-                self._pods[key] = _Pod(meta["namespace"], meta["name"], labels, counters, ready_since)
+                self._pods[key] = _Pod(labels, counters, ready_since)
             else:
                 known.ready_since = ready_since
         for gone in set(self._pods) - present:
@@ -336,7 +334,13 @@ class FleetServer:
     """Serves every pod's `/metrics` on one port and keeps the file_sd targets file current."""
 
     def __init__(
-        self, fleet: ServingFleet, targets_file: pathlib.Path, *, clock: Any, port: int = 0, tick: float = 0.5
+        self,
+        fleet: ServingFleet,
+        targets_file: pathlib.Path,
+        *,
+        clock: Callable[[], float],
+        port: int = 0,
+        tick: float = 0.5,
     ) -> None:
         self._fleet = fleet
         self._targets_file = targets_file
@@ -376,7 +380,7 @@ class FleetServer:
         os.replace(temporary, self._targets_file)  # Prometheus never reads a half-written file
 
 
-def _handler(fleet: ServingFleet, clock: Any) -> type[BaseHTTPRequestHandler]:
+def _handler(fleet: ServingFleet, clock: Callable[[], float]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             parts = self.path.split("?")[0].strip("/").split("/")

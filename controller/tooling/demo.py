@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import pathlib
 import shutil
 import signal
@@ -34,7 +35,7 @@ from analysis import verdicts
 from controller.cli import ctl
 from controller.resources import releasestatus
 from controller.sandbox import cluster, fleet
-from controller.tooling import prometheus_process
+from controller.tooling import processes, prometheus_process
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DEMO = ROOT / "examples" / "demo"
@@ -81,27 +82,14 @@ class Demo:
         self.stack.callback(self.prometheus.stop)
         log = (self.work / "controller.log").open("wb")
         self.stack.callback(log.close)
+        flags = ["--standalone", "--poll-interval", "1", "--analysis", "prometheus"]
         controller = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "controller",
-                "run",
-                "--kubeconfig",
-                str(self.kubeconfig),
-                "--standalone",
-                "--poll-interval",
-                "1",
-                "--analysis",
-                "prometheus",
-                "--prometheus",
-                self.prometheus.url,
-            ],
+            processes.controller_command(self.kubeconfig, *flags, "--prometheus", self.prometheus.url),
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        self.stack.callback(_stop, controller)
+        self.stack.callback(processes.stop, controller)
         self.out(
             f"cluster {self.sandbox.url}, Prometheus {self.prometheus.url}, fleet on {server.address}, "
             f"controller pid {controller.pid} (logs in {self.work})"
@@ -133,9 +121,20 @@ class Demo:
             rtype, NAMESPACE, RELEASE, "application/merge-patch+json", patch, client="demo"
         )
         started = time.monotonic()
-        shown = ""
-        while time.monotonic() - started < timeout:
-            release = self._release()
+        shown, seen = "", ""
+        while True:
+            remaining = timeout - (time.monotonic() - started)
+            try:  # woken by the cluster's next write to the release, not by a timer
+                release = self.sandbox.wait_until(
+                    functools.partial(self._changed_since, seen),
+                    timeout=max(remaining, 0.0),
+                    what=f"model {version}",
+                )
+            except TimeoutError:
+                raise TimeoutError(
+                    f"model {version} did not settle within {timeout:.0f}s (see {self.work})"
+                ) from None
+            seen = release["metadata"]["resourceVersion"]
             events = [
                 e
                 for e in self.sandbox.store.objects("events")
@@ -149,8 +148,10 @@ class Demo:
             rolled_back = status.last_rollback is not None and status.last_rollback.model_version == version
             if ctl.settled(release) and (status.stable_model_version == version or rolled_back):
                 return Outcome(version, status, time.monotonic() - started)
-            time.sleep(1.0)  # the terminal's refresh rate while watching a live system
-        raise TimeoutError(f"model {version} did not settle within {timeout:.0f}s (see {self.work})")
+
+    def _changed_since(self, resource_version: str) -> dict[str, Any] | None:
+        release = self._release()
+        return release if release["metadata"]["resourceVersion"] != resource_version else None
 
     def deploy_first(self, timeout: float = 60.0) -> None:
         assert self.sandbox is not None
@@ -163,16 +164,6 @@ class Demo:
             timeout=timeout,
             what="model 1 serving",
         )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def summary(outcomes: Sequence[Outcome]) -> tuple[str, bool]:

@@ -7,11 +7,11 @@ import os
 import pathlib
 import signal
 import subprocess
-import sys
 from collections.abc import Callable
 from typing import Any
 
 from controller.sandbox import cluster, kinds
+from controller.tooling import processes
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 NAMESPACE = "default"
@@ -63,13 +63,8 @@ class Controller:
 
     def start(self) -> Controller:
         self.starts += 1
-        args = [
-            sys.executable,
-            "-m",
-            "controller",
-            "run",
-            "--kubeconfig",
-            str(self.kubeconfig),
+        args = processes.controller_command(
+            self.kubeconfig,
             "--poll-interval",
             "0.5",
             "--request-timeout",
@@ -77,7 +72,7 @@ class Controller:
             "--analysis",
             "scripted",
             *self.extra,
-        ]
+        )
         if self.standalone:
             args.append("--standalone")
         with self.log.open("ab") as out:
@@ -94,13 +89,8 @@ class Controller:
         self.process = None
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        if self.process is not None:
+            processes.stop(self.process)
         self.process = None
 
 

@@ -13,7 +13,7 @@ import dataclasses
 import math
 import pathlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -150,56 +150,43 @@ def test_with_the_replica_ratio_the_canary_gets_its_share_of_ready_pods(plane: P
     assert _within_noise(share, 0.25, total), share
 
 
-def test_an_httproute_weight_is_the_canary_share_prometheus_sees(plane: Plane) -> None:
-    _release(plane, "by-route")
-    plane.sandbox.create(
-        {
-            "apiVersion": "gateway.networking.k8s.io/v1",
-            "kind": "HTTPRoute",
-            "metadata": {"name": "by-route", "namespace": "default"},
-            "spec": {
-                "rules": [
-                    {
-                        "backendRefs": [
-                            {"name": "by-route-stable", "port": 8000, "weight": 80},
-                            {"name": "by-route-canary", "port": 8000, "weight": 20},
-                        ]
-                    }
-                ]
-            },
-        }
-    )
-    _wait_ready(plane, "by-route")
-    share, total = _canary_share(plane, "by-route")
-    assert _within_noise(share, 0.20, total), share
+def _httproute(name: str) -> dict[str, Any]:
+    refs = [
+        {"name": f"{name}-stable", "port": 8000, "weight": 80},
+        {"name": f"{name}-canary", "port": 8000, "weight": 20},
+    ]
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"rules": [{"backendRefs": refs}]},
+    }
 
 
-def test_a_virtual_service_weight_is_the_canary_share_prometheus_sees(plane: Plane) -> None:
-    _release(plane, "by-mesh")
-    plane.sandbox.create(
-        {
-            "apiVersion": "networking.istio.io/v1",
-            "kind": "VirtualService",
-            "metadata": {"name": "by-mesh", "namespace": "default"},
-            "spec": {
-                "hosts": ["by-mesh"],
-                "http": [
-                    {
-                        "route": [
-                            {"destination": {"host": "by-mesh-stable"}, "weight": 70},
-                            {
-                                "destination": {"host": "by-mesh-canary.default.svc.cluster.local"},
-                                "weight": 30,
-                            },
-                        ]
-                    }
-                ],
-            },
-        }
-    )
-    _wait_ready(plane, "by-mesh")
-    share, total = _canary_share(plane, "by-mesh")
-    assert _within_noise(share, 0.30, total), share
+def _virtual_service(name: str) -> dict[str, Any]:
+    destinations = [
+        {"destination": {"host": f"{name}-stable"}, "weight": 70},
+        {"destination": {"host": f"{name}-canary.default.svc.cluster.local"}, "weight": 30},
+    ]
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"hosts": [name], "http": [{"route": destinations}]},
+    }
+
+
+@pytest.mark.parametrize(
+    ("release", "route", "weight"), [("by-route", _httproute, 0.20), ("by-mesh", _virtual_service, 0.30)]
+)
+def test_a_route_weight_is_the_canary_share_prometheus_sees(
+    plane: Plane, release: str, route: Callable[[str], dict[str, Any]], weight: float
+) -> None:
+    _release(plane, release)
+    plane.sandbox.create(route(release))
+    _wait_ready(plane, release)
+    share, total = _canary_share(plane, release)
+    assert _within_noise(share, weight, total), share
 
 
 def test_a_pod_that_never_turns_ready_serves_nothing_and_a_deleted_deployments_series_stop(

@@ -160,7 +160,7 @@ def test_a_canary_with_a_p99_twenty_percent_slower_is_rolled_back_on_the_p99(ser
     assert judgement["verdict"] == verdicts.Verdict.FAIL
     assert judgement["rule"].startswith("latency-p99:")
     p99 = metric(judgement, "latency-p99")
-    assert 0.1 < p99["effect"] < 0.4
+    assert 0.1 < p99["effect"] < 0.3  # the one-edge estimate of a +20 % tail shift
     assert p99["evidence"] >= 1 / p99["alpha"]
     assert "le=0.25s" in p99["resolution"]
     assert metric(judgement, "latency-p50")["verdict"] != verdicts.Verdict.FAIL

@@ -37,13 +37,10 @@ class GatewayApiRouter(routes.RouteRouter):
 
     def read_weights(self, route: dict[str, Any], release: ports.ReleaseRef) -> tuple[int, int] | None:
         refs = {
-            ref.get("name"): int(ref.get("weight", 1))
+            str(ref.get("name")): int(ref.get("weight", 1))
             for ref in self._rules(route, release)[0]["backendRefs"]
         }
-        stable, canary = services.stable_service(release.name), services.canary_service(release.name)
-        if stable not in refs:
-            return None
-        return refs[stable], refs.get(canary, 0)
+        return routes.stable_and_canary(refs, release)
 
     def write_weights(
         self, route: dict[str, Any], release: ports.ReleaseRef, stable: int, canary: int

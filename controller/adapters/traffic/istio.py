@@ -39,10 +39,7 @@ class IstioRouter(routes.RouteRouter):
     def read_weights(self, route: dict[str, Any], release: ports.ReleaseRef) -> tuple[int, int] | None:
         http = route["spec"]["http"][self._http_index(route, release)]
         weights = {_short_host(d): int(d.get("weight", 100)) for d in http.get("route", []) or []}
-        stable, canary = services.stable_service(release.name), services.canary_service(release.name)
-        if stable not in weights:
-            return None
-        return weights[stable], weights.get(canary, 0)
+        return routes.stable_and_canary(weights, release)
 
     def write_weights(
         self, route: dict[str, Any], release: ports.ReleaseRef, stable: int, canary: int

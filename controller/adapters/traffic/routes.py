@@ -101,6 +101,14 @@ class RouteRouter(abc.ABC):
         self._api.merge_patch(self._path(release.namespace, route["metadata"]["name"]), patch)
 
 
+def stable_and_canary(weights: dict[str, int], release: ports.ReleaseRef) -> tuple[int, int] | None:
+    """The (stable, canary) weights among a route's backends by Service name; None before we routed."""
+    stable, canary = services.stable_service(release.name), services.canary_service(release.name)
+    if stable not in weights:
+        return None
+    return weights[stable], weights.get(canary, 0)
+
+
 def replace_ours(
     entries: list[dict[str, Any]],
     is_ours: Callable[[dict[str, Any]], bool],
