@@ -23,9 +23,12 @@ class Problem:
     line: int | None
     path: str
     message: str
+    column: int | None = None
 
     def __str__(self) -> str:
         where = f"{self.source}:{self.line}" if self.line else self.source
+        if self.line and self.column:
+            where += f":{self.column}"
         return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
 
 
@@ -40,6 +43,24 @@ class Manifest:
     source: str
     line: int
     resource: BaseModel
+    node: yaml.Node | None = None  # where each field sits, for problems found after parsing
+
+
+@dataclass(frozen=True)
+class Foreign:
+    """A resource of another API group beside ours (an HTTPRoute, a Service): named, not parsed."""
+
+    source: str
+    line: int
+    kind: str
+    name: str
+    namespace: str
+
+
+@dataclass(frozen=True)
+class Loaded:
+    manifests: list[Manifest]
+    foreign: list[Foreign]
 
 
 def load_file(path: Path) -> list[Manifest]:
@@ -48,25 +69,51 @@ def load_file(path: Path) -> list[Manifest]:
 
 def load_text(text: str, source: str) -> list[Manifest]:
     """Every resource in a (multi-document) YAML text; raises ManifestError with every problem."""
+    return read_text(text, source).manifests
+
+
+def read_text(text: str, source: str, *, in_folder: bool = False) -> Loaded:
+    """Our resources and the foreign ones in a YAML text; raises ManifestError with every problem.
+
+    `in_folder`: the file was found by walking a folder, not named; a file with none of our
+    resources is then no error, and a document that is not a Kubernetes object at all (no kind,
+    no apiVersion: a CI workflow, a values file) is passed over.
+    """
     try:
         nodes = [n for n in yaml.compose_all(text, Loader=yaml.SafeLoader) if n is not None]
         documents = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise ManifestError([Problem(source, line, "", f"not valid YAML: {error}")]) from error
+        column = mark.column + 1 if mark is not None else None
+        raise ManifestError(
+            [Problem(source, line, "", f"not valid YAML: {_yaml_problem(error)}", column)]
+        ) from error
     manifests: list[Manifest] = []
+    foreign: list[Foreign] = []
     problems: list[Problem] = []
     for node, document in zip(nodes, documents, strict=True):
+        line = node.start_mark.line + 1
         if is_foreign(document):
-            continue  # an HTTPRoute, a Service, …: other tools own it; a release folder may hold it
-        try:
-            manifests.append(
-                Manifest(source, node.start_mark.line + 1, parse_document(document, node, source))
+            # An HTTPRoute, a Service, …: other tools own it; a release folder may hold it.
+            metadata = document.get("metadata") or {}
+            foreign.append(
+                Foreign(
+                    source,
+                    line,
+                    str(document["kind"]),
+                    str(metadata.get("name", "")),
+                    str(metadata.get("namespace", "")),
+                )
             )
+            continue
+        if in_folder and not _looks_like_an_object(document):
+            continue
+        try:
+            manifests.append(Manifest(source, line, parse_document(document, node, source), node))
         except ManifestError as error:
             problems.extend(error.problems)
-    if documents and not manifests and not problems:
+    if documents and not manifests and not problems and not in_folder:
         found = ", ".join(
             f"{d.get('kind')} {(d.get('metadata') or {}).get('name', '')}".strip() for d in documents
         )
@@ -76,7 +123,20 @@ def load_text(text: str, source: str) -> list[Manifest]:
         )
     if problems:
         raise ManifestError(problems)
-    return manifests
+    return Loaded(manifests, foreign)
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """PyYAML's message in one line, its place given by the Problem itself."""
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    context, mark = getattr(error, "context", None), getattr(error, "context_mark", None)
+    if context and mark is not None:
+        return f"{problem} ({context} at line {mark.line + 1}, column {mark.column + 1})"
+    return str(problem)
+
+
+def _looks_like_an_object(document: Any) -> bool:
+    return isinstance(document, dict) and ("kind" in document or "apiVersion" in document)
 
 
 def is_foreign(document: Any) -> bool:
@@ -175,6 +235,11 @@ def describe(error: Any) -> str:
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
     return message
+
+
+def line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """The line of the field at `loc` (manifest spelling), or of its nearest present parent."""
+    return _line_of(node, loc)
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:

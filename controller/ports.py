@@ -97,6 +97,11 @@ class ModelRegistry(Protocol):
 
 
 class ReleaseRepository(Protocol):
+    """The Git repository a release comes from, for the commit a rollback owes it."""
+
+    def fetch_written_back(
+        self, release: ReleaseRef, owed: releasestatus.GitWriteBack
+    ) -> observations.WrittenBack | None: ...
     def apply_write_back(self, release: ReleaseRef, action: actions.WriteBackToGit) -> None: ...
 
 

@@ -69,6 +69,14 @@ class KubeEvents:
         involved = regarding or _release_object(release.namespace, release.name, release.uid)
         return self._post(release.namespace, name, event_type, reason, message, involved)
 
+    def post_regarding(
+        self, involved: dict[str, str], event_type: str, reason: str, message: str, *identity: str
+    ) -> bool:
+        """An Event about another of our objects (a GitSource), said once per identity."""
+        namespace, name = involved["namespace"], involved["name"]
+        event_name = build_event_name(name, involved.get("uid", ""), *identity)
+        return self._post(namespace, event_name, event_type, reason, message, involved)
+
     def _post(
         self,
         namespace: str,

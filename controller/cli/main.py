@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
+import json
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
-from analysis import power, schema, specs
-from controller import crdgen, manifests
-from controller.cli import ctl, judging
-from controller.domain import planning
+from controller import crdgen, releasetree
+from controller.cli import changes, ctl, judging, planview, validation
 from controller.resources import kinds
 from controller.runtime import settings as settings_defaults
 
@@ -39,15 +37,24 @@ def _parser() -> argparse.ArgumentParser:
     crds.add_argument("--check", action="store_true", help="only compare; exit 1 when the files differ")
     crds.set_defaults(handler=_crds)
 
-    validate = commands.add_parser("validate", help="check release manifests; every problem with file:line")
-    validate.add_argument("files", nargs="+", type=Path)
+    validate = commands.add_parser(
+        "validate", help="check release manifests (files or folders); every problem with file:line"
+    )
+    validate.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    validate.add_argument("--format", choices=("text", "json"), default="text")
     validate.set_defaults(handler=_validate)
 
     # Listed for --help; main() hands `ctl …` to the plugin before this parser sees it.
     commands.add_parser("ctl", help="watch and steer rollouts (the same as `kubectl modelrelease`)")
 
     plan = commands.add_parser("plan", help="show the replica plan and GPU cost of each ModelRelease")
-    plan.add_argument("files", nargs="+", type=Path)
+    plan.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    plan.add_argument(
+        "--base",
+        metavar="REF",
+        help="only the releases changed against this Git ref (their file, or an AnalysisTemplate they use)",
+    )
+    plan.add_argument("--format", choices=("text", "markdown"), default="text")
     plan.add_argument(
         "--stable-replicas", type=int, help="replicas of the running stable (default: as the spec)"
     )
@@ -114,6 +121,13 @@ def _parser() -> argparse.ArgumentParser:
         "--prometheus-token-file",
         help="file holding a bearer token for Prometheus (re-read on every query; e.g. a projected token)",
     )
+    run.add_argument(
+        "--git-webhook-port",
+        type=int,
+        help="serve the Git push webhook (POST /hooks/git, X-Hub-Signature-256) on this port (0: any free)",
+    )
+    run.add_argument("--git-webhook-host", default="0.0.0.0", help="address of the webhook receiver")
+    run.add_argument("--git-cache-dir", help="folder for repository clones (default: the temp folder)")
     run.set_defaults(handler=_run)
 
     judging.add_commands(commands)
@@ -133,7 +147,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from datetime import timedelta
 
     from controller.runtime import operator, settings
 
@@ -160,6 +173,9 @@ def _run(args: argparse.Namespace) -> int:
         analysis=args.analysis,
         prometheus_url=args.prometheus,
         prometheus_token_file=args.prometheus_token_file,
+        git_webhook_port=args.git_webhook_port,
+        git_webhook_host=args.git_webhook_host,
+        git_cache_dir=args.git_cache_dir,
     )
     try:
         operator.run(config)
@@ -219,113 +235,49 @@ def _crds(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_all(files: Sequence[Path]) -> tuple[list[manifests.Manifest], list[str]]:
-    loaded: list[manifests.Manifest] = []
-    problems: list[str] = []
-    for path in files:
-        try:
-            loaded.extend(manifests.load_file(path))
-        except manifests.ManifestError as error:
-            problems.extend(str(p) for p in error.problems)
-        except OSError as error:
-            problems.append(f"{path}: cannot read: {error.strerror}")
-    return loaded, problems
-
-
 def _validate(args: argparse.Namespace) -> int:
-    loaded, problems = _load_all(args.files)
-    for problem in problems:
-        print(problem, file=sys.stderr)
-    for manifest in loaded:
-        resource = manifest.resource
-        assert isinstance(
-            resource, kinds.ModelRelease | kinds.AnalysisTemplate | kinds.GitSource | kinds.Approval
-        )
-        print(f"{manifest.source}:{manifest.line}: {resource.kind} {resource.metadata.name}: valid")
-    return 1 if problems else 0
+    tree = releasetree.read_paths(args.paths)
+    if args.format == "json":
+        print(json.dumps(validation.report(tree), indent=2))
+    else:
+        for problem in tree.problems:
+            print(problem, file=sys.stderr)
+        bad = tree.bad_files
+        for manifest in tree.manifests:
+            if manifest.source not in bad:
+                resource = manifest.resource
+                assert isinstance(resource, kinds.RESOURCE_TYPES)
+                print(f"{manifest.source}:{manifest.line}: {resource.kind} {resource.metadata.name}: valid")
+        files = len(tree.files)
+        verdict = f"{len(tree.problems)} problem(s)" if tree.problems else "valid"
+        print(f"{files} file(s), {len(tree.manifests)} resource(s): {verdict}", file=sys.stderr)
+    return 1 if tree.problems else 0
 
 
 def _plan(args: argparse.Namespace) -> int:
-    loaded, problems = _load_all(args.files)
-    templates = {
-        m.resource.metadata.name: m.resource.spec
-        for m in loaded
-        if isinstance(m.resource, kinds.AnalysisTemplate)
-    }
-    for problem in problems:
+    # References between files are `validate`'s to check; a plan needs each release to parse.
+    tree = releasetree.read_paths(args.paths, cross=False)
+    for problem in tree.problems:
         print(problem, file=sys.stderr)
-    refused = False
-    for manifest in loaded:
-        release = manifest.resource
-        if not isinstance(release, kinds.ModelRelease):
-            continue
-        spec = release.spec
-        stable = planning.StableFootprint(
-            replicas=args.stable_replicas or spec.serving.replicas,
-            gpus_per_replica=args.stable_gpus if args.stable_gpus is not None else spec.gpus_per_replica,
-        )
-        plan = planning.plan_rollout(spec, stable)
-        print(f"{manifest.source}: ModelRelease {release.metadata.name} (model {spec.model.name})")
-        if isinstance(plan, planning.Refusal):
-            print(f"  refused ({plan.reason}): {plan.message}")
-            refused = True
-            continue
-        print(f"  {'step':<40} {'canary':>6} {'stable':>6} {'weight':>6}")
-        for step in (*plan.steps, plan.promotion):
-            print(f"  {step.label:<40} {step.canary_replicas:>6} {step.stable_replicas:>6} {step.weight:>5}%")
-        budget = "unlimited" if plan.budget_gpus is None else str(plan.budget_gpus)
-        print(f"  peak GPUs: {plan.peak_gpus} (budget {budget})")
-        if args.expected_rps is not None:
-            for line in _step_lengths(plan, templates, args.expected_rps, args.expected_error_rate):
-                print(f"  {line}")
-    return 1 if problems or refused else 0
-
-
-def _step_lengths(
-    plan: planning.RolloutPlan,
-    templates: dict[str, specs.AnalysisTemplateSpec],
-    rps: float,
-    error_rate: float,
-) -> list[str]:
-    """Per analysis step: how long a canary that behaves like its baseline should take to pass."""
-    lines = []
-    previous_weight = 0
-    for step in plan.steps:
-        if step.analysis is not None:
-            name = step.analysis.template
-            template = templates.get(name)
-            limit = schema.format_duration(step.analysis.max_duration)
-            if template is None:
-                lines.append(f"{step.label}: AnalysisTemplate {name} is not among the files; no estimate")
-            elif previous_weight <= 0 or previous_weight >= 100:
-                lines.append(f"{step.label}: no canary traffic share to estimate from ({previous_weight}%)")
-            else:
-                estimate = power.estimate_step(
-                    template,
-                    requests_per_second=rps,
-                    canary_share=previous_weight / 100,
-                    error_rate=error_rate,
-                )
-                limiting = estimate.limiting
-                slowest = "" if limiting is None else f", {limiting.name} decides"
-                if limiting is not None and limiting.canary_requests is not None:
-                    slowest += f" after ~{limiting.canary_requests:,.0f} canary requests"
-                beyond = (
-                    " (beyond maxDuration: expect Inconclusive)"
-                    if estimate.duration > step.analysis.max_duration
-                    else ""
-                )
-                lines.append(
-                    f"{step.label}: expected ~{schema.format_duration(_whole_minutes(estimate.duration))} "
-                    f"to pass at {rps:g} requests/s and {previous_weight}% canary{slowest}; "
-                    f"maxDuration {limit}{beyond}"
-                )
-        previous_weight = step.weight
-    return lines
-
-
-def _whole_minutes(duration: timedelta) -> timedelta:
-    return timedelta(minutes=max(1, math.ceil(duration.total_seconds() / 60)))
+    loaded = tree.manifests
+    if args.base is not None:
+        try:
+            loaded = changes.changed_releases(tree, args.paths, args.base)
+        except changes.BaseError as error:
+            print(f"--base {args.base}: {error}", file=sys.stderr)
+            return 2
+    options = planview.Options(
+        stable_replicas=args.stable_replicas,
+        stable_gpus=args.stable_gpus,
+        expected_rps=args.expected_rps,
+        expected_error_rate=args.expected_error_rate,
+    )
+    plans = planview.build(loaded, tree.templates(), options)
+    if args.format == "markdown":
+        print(planview.render_markdown(plans, against=args.base))
+    else:
+        print(planview.render_text(plans) or "no ModelRelease to plan")
+    return 1 if tree.problems or any(p.refused for p in plans) else 0
 
 
 if __name__ == "__main__":

@@ -146,6 +146,7 @@ class WriteBackToGit(schema.Frozen):
     restore_version: str
     rolled_back_version: str
     reason: str
+    evidence: tuple[str, ...] = ()
 
 
 Action = Annotated[

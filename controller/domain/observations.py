@@ -84,6 +84,15 @@ class Commands(schema.Frozen):
         return self.model_copy(update={"tokens": {**self.tokens, command: token}})
 
 
+class WrittenBack(schema.Frozen):
+    """What the release repository holds for an owed write-back: the commit carrying its key, or the
+    commit at which the file already no longer names the rolled-back version (someone moved on)."""
+
+    key: str
+    commit: str
+    superseded: bool = False
+
+
 class Observations(schema.Frozen):
     release: ReleaseIdentity
     model: RegistryVersion | None = None
@@ -93,3 +102,6 @@ class Observations(schema.Frozen):
     analysis: dict[str, verdicts.AnalysisSummary] = Field(default_factory=dict)
     approvals: tuple[ObservedApproval, ...] = ()
     commands: Commands = Commands()
+    written_back: WrittenBack | None = Field(
+        None, description="Read only while status owes a Git write-back: what Git holds for its key."
+    )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from analysis import schema
 
@@ -29,17 +30,59 @@ class GitCredentials(schema.Frozen):
         return self
 
 
+REPOSITORY_URL = r"^(https?://|ssh://|git@|file://).+"
+
+
+class WriteBackTarget(StrEnum):
+    """Where a rollback's commit goes: onto the branch itself, or a `rollback/<release>` branch to merge."""
+
+    BRANCH = "branch"
+    ROLLBACK_BRANCH = "rollbackBranch"
+
+
 class GitSourceSpec(schema.Frozen):
-    url: str = Field(pattern=r"^(https?://|ssh://|git@|file://).+", description="Repository URL.")
+    url: str = Field(pattern=REPOSITORY_URL, description="Repository URL.")
     branch: str = Field("main", min_length=1)
-    path: str = Field("releases", description="Folder of release manifests in the repository.")
+    paths: tuple[str, ...] = Field(
+        ("releases", "analysis-templates"),
+        min_length=1,
+        description="Folders (or files) of manifests in the repository, relative to its root.",
+    )
     poll_interval: schema.Duration = Field(timedelta(minutes=1))
     credentials: GitCredentials | None = None
+    ssh_known_hosts: SecretKeyRef | None = Field(
+        None, description="known_hosts for SSH URLs; without it the host key is trusted on first use."
+    )
     webhook_secret: SecretKeyRef | None = Field(None, description="Secret that signs push webhooks.")
+    prune: bool = Field(False, description="Delete what this source created once it is removed from Git.")
+    write_back_target: WriteBackTarget = Field(
+        WriteBackTarget.BRANCH, description="Default for its releases' rollback commits."
+    )
+
+    @field_validator("paths")
+    @classmethod
+    def _inside_the_repository(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for path in value:
+            if path.startswith("/") or ".." in path.split("/"):
+                raise ValueError(f"{path!r} is not a path inside the repository")
+        return value
+
+
+class SyncProblem(schema.Frozen):
+    """A file the last sync could not apply: its resources were left as they were."""
+
+    file: str
+    line: int | None = None
+    message: str
 
 
 class GitSourceStatus(schema.Frozen):
+    observed_generation: int | None = None
     observed_commit: str | None = None
     last_sync_time: datetime | None = None
-    applied: tuple[str, ...] = ()
-    errors: tuple[str, ...] = ()
+    last_attempt_time: datetime | None = None
+    handled_sync_request: str | None = Field(None, description="The last webhook sync request acted on.")
+    applied: tuple[str, ...] = Field((), description="Kind/name of every resource applied at that commit.")
+    pruned: tuple[str, ...] = ()
+    errors: tuple[SyncProblem, ...] = ()
+    message: str = ""

@@ -6,12 +6,14 @@ CRD generation and manifest loading both read this table, so a kind is declared 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
 from analysis import schema, specs
 from controller.resources import approval, gitsource, meta, modelrelease, releasestatus
+
+R = TypeVar("R", bound=BaseModel)
 
 
 class ModelRelease(schema.Frozen):
@@ -126,3 +128,16 @@ KINDS: tuple[Kind, ...] = (
 )
 
 BY_KIND: dict[str, Kind] = {k.kind: k for k in KINDS}
+
+Resource = ModelRelease | AnalysisTemplate | GitSource | Approval
+RESOURCE_TYPES = (ModelRelease, AnalysisTemplate, GitSource, Approval)
+
+
+def from_cluster(envelope: type[R], body: dict[str, Any]) -> R:
+    """An object as the API server returns it, read into its model: the metadata we do not model
+    (finalizers, managedFields, ownerReferences) is left out rather than refused."""
+    known = meta.ObjectMeta.model_fields.keys() | {
+        f.alias for f in meta.ObjectMeta.model_fields.values() if f.alias
+    }
+    trimmed = {**body, "metadata": {k: v for k, v in (body.get("metadata") or {}).items() if k in known}}
+    return envelope.model_validate(trimmed)

@@ -8,7 +8,7 @@ from typing import Self
 from pydantic import Field, field_validator, model_validator
 
 from analysis import schema
-from controller.resources import meta
+from controller.resources import gitsource, meta
 
 
 class ModelRef(schema.Frozen):
@@ -224,7 +224,25 @@ class Notifications(schema.Frozen):
 
 
 class GitWriteBack(schema.Frozen):
+    """On rollback, commit the stable model version back to the release's file in Git.
+
+    Releases synced by a GitSource know their repository and file; with Argo CD, name them here.
+    """
+
     enabled: bool = False
+    repo_url: str | None = Field(None, alias="repoURL", pattern=gitsource.REPOSITORY_URL)
+    branch: str = Field("main", min_length=1)
+    path: str | None = Field(None, min_length=1, description="The file holding this release, from the root.")
+    credentials: gitsource.GitCredentials | None = None
+    target: gitsource.WriteBackTarget | None = Field(
+        None, description="branch or rollbackBranch; default: the GitSource's, else branch."
+    )
+
+    @model_validator(mode="after")
+    def _repository_names_its_file(self) -> Self:
+        if self.repo_url is not None and self.path is None:
+            raise ValueError("repoURL needs path: the file in that repository that holds this release")
+        return self
 
 
 class ModelReleaseSpec(schema.Frozen):

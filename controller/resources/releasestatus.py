@@ -74,6 +74,23 @@ class ResolvedModel(schema.Frozen):
     uri: str
 
 
+class GitWriteBack(schema.Frozen):
+    """The commit that makes Git say the stable version again after a rollback: owed until `commit`
+    is set. `key` is its idempotency key, carried in the commit's trailer."""
+
+    key: str
+    model_name: str
+    restore_version: str
+    rolled_back_version: str
+    reason: str
+    evidence: tuple[str, ...] = Field((), description="The failing metrics, as the commit message says them.")
+    commit: str | None = Field(
+        None, description="The commit found in Git carrying the key; unset while owed."
+    )
+    attempted_at: datetime | None = Field(None, description="Last time the commit was asked for.")
+    outcome: str | None = Field(None, description="What was done: committed, or why nothing was needed.")
+
+
 class Rollback(schema.Frozen):
     revision: str
     model_version: str | None = None
@@ -81,6 +98,7 @@ class Rollback(schema.Frozen):
     message: str
     at: datetime
     evidence: tuple[verdicts.MetricResult, ...] = ()
+    git_write_back: GitWriteBack | None = None
 
 
 class RolloutOutcome(StrEnum):

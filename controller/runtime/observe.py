@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from controller import errors, ports
 from controller.adapters import labels
 from controller.domain import machine, naming, observations
 from controller.resources import commands, releasestatus
+
+LOGGER = logging.getLogger(__name__)
 
 
 def build_commands(annotations: dict[str, str]) -> observations.Commands:
@@ -50,4 +53,22 @@ def observe(
         analysis=io.analysis.fetch_results(release, running),
         approvals=io.approvals.fetch_approvals(release),
         commands=build_commands(body["metadata"].get("annotations") or {}),
+        written_back=_written_back(io, release, status),
     )
+
+
+def _written_back(
+    io: ports.Ports, release: ports.ReleaseRef, status: releasestatus.ModelReleaseStatus
+) -> observations.WrittenBack | None:
+    """What Git holds for the write-back a rollback owes; looked up only while one is owed."""
+    owed = status.last_rollback.git_write_back if status.last_rollback is not None else None
+    if owed is None or owed.commit is not None or io.repository is None:
+        return None
+    try:
+        return io.repository.fetch_written_back(release, owed)
+    except errors.ModelReleaseError as exc:
+        # Unknown is not "absent": the write that follows is idempotent by its trailer key.
+        LOGGER.warning(
+            "cannot read the release repository of %s/%s: %s", release.namespace, release.name, exc
+        )
+        return None

@@ -18,6 +18,9 @@ from controller import errors, ports
 from controller.adapters import (
     approvals,
     events,
+    gitremote,
+    gitsync,
+    gitwriteback,
     kubeapi,
     pinned_registry,
     prometheus_analysis,
@@ -26,7 +29,7 @@ from controller.adapters import (
     traffic,
     workloads,
 )
-from controller.runtime import handlers
+from controller.runtime import gitsources, gitwebhook, handlers
 from controller.runtime import settings as settings_
 
 
@@ -34,7 +37,13 @@ def build_api(config: settings_.RuntimeSettings) -> kubeapi.KubeApi:
     return kubeapi.KubeApi.from_kubeconfig(config.kubeconfig, timeout=config.request_timeout)
 
 
-def build_ports(config: settings_.RuntimeSettings, api: kubeapi.KubeApi) -> ports.Ports:
+def build_workspaces(config: settings_.RuntimeSettings) -> gitremote.Workspaces:
+    return gitremote.Workspaces(pathlib.Path(config.git_cache_dir) if config.git_cache_dir else None)
+
+
+def build_ports(
+    config: settings_.RuntimeSettings, api: kubeapi.KubeApi, workspaces: gitremote.Workspaces | None = None
+) -> ports.Ports:
     kube_events = events.KubeEvents(api, handlers.utcnow)
     analysis: ports.AnalysisBackend = scripted_analysis.NoAnalysis()
     if config.analysis == "scripted":
@@ -54,14 +63,17 @@ def build_ports(config: settings_.RuntimeSettings, api: kubeapi.KubeApi) -> port
         approvals=approvals.KubeApprovals(api),
         notifier=events.EventNotifier(kube_events),
         registry=pinned_registry.PinnedVersionRegistry(),
-        repository=None,
+        repository=gitwriteback.GitWriteBack(api, workspaces or build_workspaces(config)),
         events=kube_events,
         router=lambda release: traffic.build_router(api, release),
     )
 
 
 def build_registry(
-    config: settings_.RuntimeSettings, api: kubeapi.KubeApi, io: ports.Ports
+    config: settings_.RuntimeSettings,
+    api: kubeapi.KubeApi,
+    io: ports.Ports,
+    workspaces: gitremote.Workspaces | None = None,
 ) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     configuration = api.configuration
@@ -83,6 +95,10 @@ def build_registry(
         )
 
     handlers.register(registry, config, io)
+    sync = gitsync.GitSourceSync(
+        api, workspaces or build_workspaces(config), events.KubeEvents(api, handlers.utcnow), handlers.utcnow
+    )
+    gitsources.register(registry, sync, handlers.utcnow)
     return registry
 
 
@@ -133,8 +149,15 @@ PEERING_GROUP = "kopf.dev/v1"
 def run(config: settings_.RuntimeSettings) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     api = build_api(config)
-    io = build_ports(config, api)
+    workspaces = build_workspaces(config)
+    io = build_ports(config, api, workspaces)
     log = logging.getLogger("modelrelease")
+    if config.git_webhook_port is not None:
+        receiver = gitwebhook.PushReceiver(api, config.namespaces)
+        server = gitwebhook.serve(receiver, config.git_webhook_host, config.git_webhook_port)
+        log.info(
+            "Git push webhook on %s:%d%s", config.git_webhook_host, server.server_address[1], gitwebhook.PATH
+        )
     if config.standalone:
         log.warning(
             "RUNNING WITHOUT COORDINATION (--standalone): a second controller on these releases would act "
@@ -147,7 +170,7 @@ def run(config: settings_.RuntimeSettings) -> None:
             config.peering_name,
             config.priority,
         )
-    registry = build_registry(config, api, io)
+    registry = build_registry(config, api, io, workspaces)
     asyncio.run(
         kopf.operator(
             registry=registry,

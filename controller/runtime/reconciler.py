@@ -70,7 +70,11 @@ def execute(
                     )
                     _skipped(io, release, "GitWriteBackSkipped", message, action.key, logger)
                 else:
-                    io.repository.apply_write_back(release, action)
+                    try:
+                        io.repository.apply_write_back(release, action)
+                    except errors.ModelReleaseError as exc:
+                        # Never holds or fails the rollout; the domain asks again in a minute.
+                        _skipped(io, release, "GitWriteBackFailed", f"{exc}; retrying", action.key, logger)
 
 
 def _registry_write(

@@ -24,6 +24,9 @@ class RuntimeSettings:
     prometheus_url: str | None = None
     prometheus_token_file: str | None = None  # a bearer token, read per query; never in a spec or a log
     backoff_max: float = 60.0
+    git_webhook_port: int | None = None  # the push webhook receiver's port; None: no receiver
+    git_webhook_host: str = "0.0.0.0"
+    git_cache_dir: str | None = None  # where repository clones are cached (default: the temp folder)
 
 
 def build_random_priority() -> int:

@@ -21,7 +21,7 @@ from datetime import datetime
 
 from controller.domain import actions, planning
 from controller.domain import observations as obs_
-from controller.domain.machine import changes, commands, resolve, situations, steps, table
+from controller.domain.machine import changes, commands, endings, resolve, situations, steps, table
 from controller.domain.machine import turn as turn_
 from controller.resources import modelrelease, releasestatus
 
@@ -32,6 +32,19 @@ ALLOWED = table.ALLOWED
 
 
 def advance(
+    spec: modelrelease.ModelReleaseSpec,
+    status: releasestatus.ModelReleaseStatus,
+    observations: obs_.Observations,
+    now: datetime,
+) -> Move:
+    move = _advance_release(spec, status, observations, now)
+    if move.actions or move.status != status:
+        return move
+    # Last, when the release itself is settled: what a rollback owes Git.
+    return endings.write_back_owed(turn_.Turn(spec, status, observations, now), move)
+
+
+def _advance_release(
     spec: modelrelease.ModelReleaseSpec,
     status: releasestatus.ModelReleaseStatus,
     observations: obs_.Observations,

@@ -355,6 +355,26 @@ def rolled_back(status: Status, rollback: releasestatus.Rollback) -> Status:
     )
 
 
+def written_back(status: Status, commit: str, outcome: str) -> Status:
+    """The rollback's Git write-back is settled: found in Git (or no longer needed) at `commit`."""
+    return _write_back_changed(status, {"commit": commit, "outcome": outcome})
+
+
+def write_back_attempted(status: Status, now: datetime) -> Status:
+    return _write_back_changed(status, {"attempted_at": now})
+
+
+def _write_back_changed(status: Status, fields: Mapping[str, object]) -> Status:
+    rollback = status.last_rollback
+    if rollback is None or rollback.git_write_back is None:
+        raise ValueError("no Git write-back is owed")
+    unknown = fields.keys() - releasestatus.GitWriteBack.model_fields.keys()
+    if unknown:
+        raise UnknownFieldError(f"GitWriteBack has no field {', '.join(sorted(unknown))}")
+    owed = rollback.git_write_back.model_copy(update=dict(fields))
+    return _changed(status, {"last_rollback": rollback.model_copy(update={"git_write_back": owed})})
+
+
 def _finished(
     status: Status, outcome: releasestatus.RolloutOutcome, reason: str, message: str, now: datetime
 ) -> releasestatus.RolloutRecord:

@@ -6,10 +6,13 @@ first and remove the canary after.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from analysis import verdicts
 from controller.domain import actions
 from controller.domain.machine import changes
 from controller.domain.machine import turn as turn_
+from controller.domain.machine.turn import earliest
 from controller.resources import releasestatus
 
 
@@ -26,15 +29,17 @@ def roll_back(
     turn.act(
         actions.TagRolledBack(model_name=turn.spec.model.name, version=target.model_version, reason=reason)
     )
+    owed = None
     if turn.spec.git_write_back.enabled and st.stable_model_version is not None:
-        turn.act(
-            actions.WriteBackToGit(
-                key=turn.once_key(target.revision, "writeback"),
-                model_name=turn.spec.model.name,
-                restore_version=st.stable_model_version,
-                rolled_back_version=target.model_version,
-                reason=f"{reason}: {message}",
-            )
+        # Owed, not done here: the commit waits until traffic is back on stable (write_back_owed),
+        # so a Git outage can never hold a canary that failed.
+        owed = releasestatus.GitWriteBack(
+            key=turn.once_key(target.revision, "writeback"),
+            model_name=turn.spec.model.name,
+            restore_version=st.stable_model_version,
+            rolled_back_version=target.model_version,
+            reason=f"{reason}: {message}",
+            evidence=tuple(describe_failure(m) for m in evidence if m.verdict == verdicts.Verdict.FAIL),
         )
     rollback = releasestatus.Rollback(
         revision=target.revision,
@@ -43,10 +48,70 @@ def roll_back(
         message=message,
         at=turn.now,
         evidence=evidence,
+        git_write_back=owed,
     )
     turn.notify(actions.NotificationEvent.ROLLED_BACK, target.revision, "rolledback", f"{reason}: {message}")
     turn.change(changes.rolled_back(turn.status, rollback))
     turn.event(reason, message, warning=True, key="rolled-back")  # once per attempt
+
+
+WRITE_BACK_RETRY = timedelta(minutes=1)
+
+
+def describe_failure(metric: verdicts.MetricResult) -> str:
+    """One failing metric in a line: the arms, the effect with its interval, the evidence."""
+    parts = [metric.name]
+    if metric.canary is not None and metric.baseline is not None:
+        parts.append(f"canary {metric.canary:.4g} vs stable {metric.baseline:.4g}")
+    if metric.effect is not None:
+        interval = (
+            f" (CI {metric.ci_low:.3g} to {metric.ci_high:.3g})"
+            if metric.ci_low is not None and metric.ci_high is not None
+            else ""
+        )
+        parts.append(f"effect {metric.effect:.3g}{interval}")
+    if metric.evidence is not None:
+        bound = f" against 1/alpha = {1 / metric.alpha:.3g}" if metric.alpha else ""
+        parts.append(f"evidence {metric.evidence:.3g}{bound}")
+    return ", ".join(parts)
+
+
+def write_back_owed(turn: turn_.Turn, idle: turn_.Move) -> turn_.Move:
+    """When nothing else moves: settle the Git write-back a rollback owes, once.
+
+    Git is looked at for the key first, so a commit pushed by a process killed before it could
+    write status is found, not made again. Until found, the write is asked for again each minute
+    (the attempt's time is in status, so a failing repository is not retried in a tight loop).
+    """
+    rollback = turn.status.last_rollback
+    owed = rollback.git_write_back if rollback is not None else None
+    if owed is None or owed.commit is not None:
+        return idle
+    found = turn.obs.written_back
+    if found is not None and found.key == owed.key:
+        outcome = (
+            f"Git already no longer names version {owed.rolled_back_version} at {found.commit[:12]}; "
+            "nothing to write"
+            if found.superseded
+            else f"committed {found.commit[:12]}: {owed.model_name} back to version {owed.restore_version}"
+        )
+        turn.change(changes.written_back(turn.status, found.commit, outcome))
+        turn.event("GitWriteBack", outcome, key=f"writeback/{owed.key}")
+        return turn.move()
+    if owed.attempted_at is not None and turn.now < owed.attempted_at + WRITE_BACK_RETRY:
+        return turn.move(wake_at=earliest(idle.wake_at, owed.attempted_at + WRITE_BACK_RETRY))
+    turn.change(changes.write_back_attempted(turn.status, turn.now))
+    turn.act(
+        actions.WriteBackToGit(
+            key=owed.key,
+            model_name=owed.model_name,
+            restore_version=owed.restore_version,
+            rolled_back_version=owed.rolled_back_version,
+            reason=owed.reason,
+            evidence=owed.evidence,
+        )
+    )
+    return turn.move()
 
 
 def abandon_canary(turn: turn_.Turn, reason: str, message: str) -> None:

@@ -311,6 +311,34 @@ def test_a_rollback_tags_the_version_and_writes_the_previous_version_back_to_git
     assert (tag.version, tag.reason) == ("7", "AnalysisFailed")
     [write_back] = run.world.executed(actions.WriteBackToGit)
     assert (write_back.restore_version, write_back.rolled_back_version) == ("6", "7")
+    assert run.status.last_rollback is not None
+    assert run.status.last_rollback.git_write_back is not None
+    assert run.status.last_rollback.git_write_back.commit == "commit-1"
+
+
+def test_a_git_outage_holds_neither_the_rollback_nor_the_return_of_traffic_and_the_write_is_retried() -> None:
+    run = deployed(write_back=True)
+    run.world.git_down = True
+    run.world.verdict = w.always(Verdict.FAIL)
+    run.until(
+        lambda r: (
+            r.status.phase == Phase.ROLLED_BACK
+            and not r.world.deployments.keys() - {w.workload(r.status.stable_revision or "")}
+        )
+    )
+    assert run.world.traffic is not None
+    assert run.world.traffic.canary_weight == 0
+    tries = len(run.world.executed(actions.WriteBackToGit))
+    assert tries >= 1
+    run.world.tick(timedelta(minutes=3))
+    run.reconcile()
+    assert len(run.world.executed(actions.WriteBackToGit)) > tries  # asked for again while owed
+    run.world.git_down = False
+    run.settle()
+    assert run.status.last_rollback is not None
+    assert run.status.last_rollback.git_write_back is not None
+    assert run.status.last_rollback.git_write_back.commit == "commit-1"
+    assert len(run.world.git_commits) == 1
 
 
 def test_a_rolled_back_revision_is_not_rolled_out_again_by_later_reconciles() -> None:

@@ -89,6 +89,8 @@ class World:
     peak_gpus: int = 0
     creations: list[str] = field(default_factory=list)  # every Deployment really created, in order
     model_tags: dict[str, str] = field(default_factory=dict)
+    git_commits: dict[str, str] = field(default_factory=dict)  # write-back key -> the commit carrying it
+    git_down: bool = False  # write-backs fail (the repository is unreachable)
 
     # -- the world moving on its own --------------------------------------------------------
 
@@ -134,6 +136,9 @@ class World:
                 pass
             case actions.RequestApproval():
                 self.requests.append(action)
+            case actions.WriteBackToGit():
+                if not self.git_down:  # like the adapter: a key already in Git is not committed again
+                    self.git_commits.setdefault(action.key, f"commit-{len(self.git_commits) + 1}")
             case _:
                 pass
         self.check_invariants()
@@ -207,6 +212,13 @@ class World:
             analysis=analysis,
             approvals=tuple(self.approvals),
             commands=self.commands,
+            written_back=self._written_back(),
+        )
+
+    def _written_back(self) -> obs_.WrittenBack | None:
+        return next(
+            (obs_.WrittenBack(key=key, commit=commit) for key, commit in reversed(self.git_commits.items())),
+            None,
         )
 
     def executed(self, kind: type[actions.Action]) -> list[actions.Action]:  # type: ignore[valid-type]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
+import git
 import pytest
 import yaml
 
@@ -25,7 +28,7 @@ spec:
 
 
 def test_validate_exits_0_and_names_each_valid_resource(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["validate", str(ROOT / "examples" / "blue-green.yaml")]) == 0
+    assert cli.main(["validate", str(ROOT / "examples")]) == 0
     assert "ModelRelease embeddings: valid" in capsys.readouterr().out
 
 
@@ -49,7 +52,7 @@ def test_plan_prints_replicas_per_step_and_the_peak_gpus(
     assert cli.main(["plan", str(release)]) == 0
     out = capsys.readouterr().out
     assert "step 1 (setWeight 50)" in out
-    assert "peak GPUs: 6 (budget 6)" in out
+    assert "peak GPUs 6 = stable 4 + 2 extra; budget 4 + maxExtraGPUs 2 = 6: fits" in out
 
 
 def test_plan_with_an_expected_request_rate_says_how_long_each_analysis_step_should_take(
@@ -86,3 +89,110 @@ def test_crds_writes_one_file_per_kind(tmp_path: Path) -> None:
         "gitsources.modelrelease.dev.yaml",
         "modelreleases.modelrelease.dev.yaml",
     ]
+
+
+TEMPLATE_REPO = ROOT / "gitops-repo-template"
+
+
+def _repo_copy(tmp_path: Path) -> Path:
+    copy = tmp_path / "repo"
+    shutil.copytree(TEMPLATE_REPO, copy)
+    return copy
+
+
+def test_validate_passes_the_release_repository_template(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["validate", str(TEMPLATE_REPO)]) == 0
+    out = capsys.readouterr().out
+    assert "ModelRelease ranker: valid" in out
+    assert "ModelRelease embeddings: valid" in out
+    assert "AnalysisTemplate inference-slo: valid" in out
+
+
+def test_validate_names_the_file_line_and_column_of_broken_yaml(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = _repo_copy(tmp_path)
+    release = repo / "releases" / "ranker" / "release.yaml"
+    release.write_text(release.read_text().replace("  strategy:\n", "  strategy:\n   - [broken\n", 1))
+    assert cli.main(["validate", str(repo)]) == 1
+    [problem, summary] = capsys.readouterr().err.splitlines()
+    assert problem == (
+        f"{release}:20:11: not valid YAML: expected ',' or ']', but got ':' "
+        "(while parsing a flow sequence at line 19, column 6)"
+    )
+    assert summary == "5 file(s), 2 resource(s): 1 problem(s)"
+
+
+def test_validate_names_the_file_line_and_field_of_a_schema_error_and_keeps_checking_the_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = _repo_copy(tmp_path)
+    release = repo / "releases" / "ranker" / "release.yaml"
+    release.write_text(release.read_text().replace("setWeight: 25", "setWeight: 250"))
+    assert cli.main(["validate", str(repo)]) == 1
+    captured = capsys.readouterr()
+    assert f"{release}:23: spec.strategy.canary.steps[2].setWeight: 250 is above 100" in captured.err
+    assert "ModelRelease embeddings: valid" in captured.out
+
+
+def test_validate_checks_references_and_unique_names_across_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = _repo_copy(tmp_path)
+    (repo / "analysis-templates" / "inference-slo.yaml").unlink()
+    twin = repo / "releases" / "ranker-copy" / "release.yaml"
+    twin.parent.mkdir()
+    twin.write_text((repo / "releases" / "embeddings" / "release.yaml").read_text())
+    assert cli.main(["validate", str(repo), "--format", "json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    problems = {
+        (Path(p["file"]).relative_to(repo).as_posix(), p["line"], p["path"]): p["message"]
+        for p in report["problems"]
+    }
+    missing = problems[
+        ("releases/ranker/release.yaml", 22, "spec.strategy.canary.steps[1].analysis.template")
+    ]
+    assert "AnalysisTemplate 'inference-slo' is not in the repository" in missing
+    assert "modelrelease.dev/external-refs" in missing
+    duplicate = problems[("releases/ranker-copy/release.yaml", 6, "metadata.name")]
+    assert "ModelRelease 'embeddings' in namespace ml-serving is also defined at" in duplicate
+    assert report["valid"] is False
+
+
+def test_plan_prints_the_steps_and_gpu_figures_of_the_template_as_text_and_markdown(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["plan", str(TEMPLATE_REPO)]) == 0
+    text = capsys.readouterr().out
+    assert "ModelRelease ranker (ranker version 3, canary)" in text
+    assert "peak GPUs 24 = stable 16 + 8 extra; budget 16 + maxExtraGPUs 8 = 24: fits" in text
+    assert "takes at least" in text
+    assert cli.main(["plan", str(TEMPLATE_REPO), "--format", "markdown"]) == 0
+    markdown = capsys.readouterr().out
+    assert markdown.startswith("<!-- modelrelease-plan -->\n## modelrelease plan")
+    assert "| step 4 (setWeight 50) | 50% | 4 | 8 | 24 |" in markdown
+    assert "### ModelRelease embeddings (embeddings version 12, blue-green)" in markdown
+
+
+def test_plan_against_a_base_shows_only_the_releases_a_change_touches(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = _repo_copy(tmp_path)
+    work = git.Repo.init(repo, initial_branch="main")
+    work.git.config("user.name", "Ada")
+    work.git.config("user.email", "ada@example.com")
+    work.git.add("--all")
+    work.git.commit("-m", "template")
+    release = repo / "releases" / "ranker" / "release.yaml"
+    release.write_text(release.read_text().replace('version: "3"', 'version: "4"'))
+    assert cli.main(["plan", str(repo), "--base", "main", "--format", "markdown"]) == 0
+    markdown = capsys.readouterr().out
+    assert "1 release changed against `main`" in markdown
+    assert "ranker version 4" in markdown
+    assert "embeddings" not in markdown
+    template = repo / "analysis-templates" / "inference-slo.yaml"
+    template.write_text(template.read_text().replace("beta: 0.1", "beta: 0.05"))
+    assert cli.main(["plan", str(repo), "--base", "main"]) == 0
+    assert "ModelRelease embeddings" in capsys.readouterr().out  # uses the changed template
+    assert cli.main(["plan", str(repo), "--base", "no-such-ref"]) == 2
+    assert "no commit named 'no-such-ref'" in capsys.readouterr().err

@@ -136,7 +136,7 @@ def test_a_file_with_no_resource_of_ours_says_what_it_found() -> None:
 
 def test_broken_yaml_points_at_the_line() -> None:
     [error] = _errors("apiVersion: x\nkind: [unclosed\n")
-    assert error.startswith("release.yaml:3: not valid YAML")
+    assert error.startswith("release.yaml:3:1: not valid YAML")
 
 
 def test_problems_in_every_document_of_a_multi_document_file_are_reported() -> None:

@@ -1,0 +1,237 @@
+"""`modelrelease plan`: each release's steps, replicas and GPUs, as text or as a PR comment.
+
+A reviewer reads from it what merging will do: how many replicas of each arm run at each step,
+how many GPUs that takes against the budget (or why the budget refuses the plan), and how long
+the rollout takes at least.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from analysis import power, schema, specs
+from controller import manifests
+from controller.domain import planning
+from controller.resources import kinds
+
+MARKDOWN_MARKER = "<!-- modelrelease-plan -->"  # lets a CI step find and update its own comment
+
+
+@dataclass(frozen=True)
+class Options:
+    stable_replicas: int | None = None
+    stable_gpus: int | None = None
+    expected_rps: float | None = None
+    expected_error_rate: float = 0.005
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    manifest: manifests.Manifest
+    release: kinds.ModelRelease
+    stable: planning.StableFootprint
+    plan: planning.RolloutPlan | planning.Refusal
+    estimates: tuple[str, ...]
+
+    @property
+    def refused(self) -> bool:
+        return isinstance(self.plan, planning.Refusal)
+
+
+def build(
+    loaded: Sequence[manifests.Manifest],
+    templates: dict[str, specs.AnalysisTemplateSpec],
+    options: Options,
+) -> list[ReleasePlan]:
+    plans = []
+    for manifest in loaded:
+        release = manifest.resource
+        if not isinstance(release, kinds.ModelRelease):
+            continue
+        spec = release.spec
+        stable = planning.StableFootprint(
+            replicas=options.stable_replicas or spec.serving.replicas,
+            gpus_per_replica=options.stable_gpus
+            if options.stable_gpus is not None
+            else spec.gpus_per_replica,
+        )
+        plan = planning.plan_rollout(spec, stable)
+        estimates: tuple[str, ...] = ()
+        if isinstance(plan, planning.RolloutPlan) and options.expected_rps is not None:
+            estimates = tuple(
+                step_lengths(plan, templates, options.expected_rps, options.expected_error_rate)
+            )
+        plans.append(ReleasePlan(manifest, release, stable, plan, estimates))
+    return plans
+
+
+def minimum_duration(release: kinds.ModelRelease, plan: planning.RolloutPlan) -> tuple[timedelta, str]:
+    """The least time the rollout takes: timed pauses, warm-ups of new canary pods and the scale-down
+    delay; and in words what comes on top (analyses until they pass, approvals, open pauses)."""
+    spec = release.spec
+    total = timedelta(0)
+    on_top = []
+    canary_before = 0
+    analysis_limit = timedelta(0)
+    for step in (*plan.steps, plan.promotion):
+        if step.canary_replicas > canary_before:
+            total += spec.serving.warmup
+        canary_before = max(canary_before, step.canary_replicas)
+        if step.pause is not None:
+            total += step.pause
+        elif step.kind == planning.StepKind.PAUSE:
+            on_top.append(f"{step.label} waits to be promoted")
+        if step.analysis is not None:
+            analysis_limit += step.analysis.max_duration
+        if step.kind == planning.StepKind.APPROVAL:
+            on_top.append(f"{step.label} waits for an approval")
+    strategy = spec.strategy.canary or spec.strategy.blue_green
+    assert strategy is not None
+    total += strategy.scale_down_delay
+    if analysis_limit:
+        on_top.insert(0, f"analyses until they pass (up to {schema.format_duration(analysis_limit)})")
+    return total, "; ".join(on_top)
+
+
+def _gpus(plan_step: planning.PlannedStep, canary_gpus: int, stable: planning.StableFootprint) -> int:
+    return plan_step.canary_replicas * canary_gpus + plan_step.stable_replicas * stable.gpus_per_replica
+
+
+def _budget_line(item: ReleasePlan, plan: planning.RolloutPlan) -> str:
+    spec = item.release.spec
+    stable_gpus = item.stable.replicas * item.stable.gpus_per_replica
+    extra = plan.peak_gpus - stable_gpus
+    if spec.gpu_budget is None:
+        return f"peak GPUs {plan.peak_gpus} = stable {stable_gpus} + {extra} extra; no budget set"
+    allowed = spec.gpu_budget.max_extra_gpus
+    return (
+        f"peak GPUs {plan.peak_gpus} = stable {stable_gpus} + {extra} extra; "
+        f"budget {stable_gpus} + maxExtraGPUs {allowed} = {plan.budget_gpus}: fits"
+    )
+
+
+def _rows(item: ReleasePlan, plan: planning.RolloutPlan) -> list[tuple[str, str, str, str, str]]:
+    gpus = item.release.spec.gpus_per_replica
+    return [
+        (
+            step.label,
+            f"{step.weight}%",
+            str(step.canary_replicas),
+            str(step.stable_replicas),
+            str(_gpus(step, gpus, item.stable)),
+        )
+        for step in (*plan.steps, plan.promotion)
+    ]
+
+
+HEADERS = ("step", "weight", "canary", "stable", "GPUs")
+
+
+def _title(item: ReleasePlan) -> str:
+    release = item.release
+    model = release.spec.model
+    pinned = f"version {model.version}" if model.version is not None else f"alias {model.alias}"
+    strategy = "canary" if release.spec.strategy.canary is not None else "blue-green"
+    return f"ModelRelease {release.metadata.name} ({model.name} {pinned}, {strategy})"
+
+
+def render_text(plans: Sequence[ReleasePlan]) -> str:
+    lines: list[str] = []
+    for item in plans:
+        lines.append(f"{item.manifest.source}: {_title(item)}")
+        plan = item.plan
+        if isinstance(plan, planning.Refusal):
+            lines.append(f"  refused ({plan.reason}): {plan.message}")
+            continue
+        lines.append(f"  {HEADERS[0]:<40} {HEADERS[1]:>6} {HEADERS[2]:>6} {HEADERS[3]:>6} {HEADERS[4]:>5}")
+        for label, weight, canary, stable, gpus in _rows(item, plan):
+            lines.append(f"  {label:<40} {weight:>6} {canary:>6} {stable:>6} {gpus:>5}")
+        lines.append(f"  {_budget_line(item, plan)}")
+        least, on_top = minimum_duration(item.release, plan)
+        lines.append(f"  takes at least {schema.format_duration(least) if least else '0s'}" + _plus(on_top))
+        lines.extend(f"  {line}" for line in item.estimates)
+    return "\n".join(lines)
+
+
+def render_markdown(plans: Sequence[ReleasePlan], *, against: str | None) -> str:
+    scope = f"changed against `{against}`" if against else "in the repository"
+    lines = [MARKDOWN_MARKER, "## modelrelease plan", ""]
+    if not plans:
+        lines.append(f"No ModelRelease {scope}.")
+        return "\n".join(lines)
+    lines.append(f"{len(plans)} release{'s' if len(plans) != 1 else ''} {scope}.")
+    for item in plans:
+        lines += ["", f"### {_title(item)}", "", f"`{item.manifest.source}`", ""]
+        plan = item.plan
+        if isinstance(plan, planning.Refusal):
+            lines.append(f"**Refused ({plan.reason}):** {_escape(plan.message)}")
+            continue
+        lines.append("| " + " | ".join(HEADERS) + " |")
+        lines.append("|" + "---|" * len(HEADERS))
+        lines += ["| " + " | ".join(_escape(cell) for cell in row) + " |" for row in _rows(item, plan)]
+        least, on_top = minimum_duration(item.release, plan)
+        lines += [
+            "",
+            f"- {_budget_line(item, plan)}",
+            f"- takes at least {schema.format_duration(least) if least else '0s'}" + _plus(on_top),
+        ]
+        lines += [f"- {_escape(line)}" for line in item.estimates]
+    return "\n".join(lines)
+
+
+def _plus(on_top: str) -> str:
+    return f", plus {on_top}" if on_top else ""
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def step_lengths(
+    plan: planning.RolloutPlan,
+    templates: dict[str, specs.AnalysisTemplateSpec],
+    rps: float,
+    error_rate: float,
+) -> list[str]:
+    """Per analysis step: how long a canary that behaves like its baseline should take to pass."""
+    lines = []
+    previous_weight = 0
+    for step in plan.steps:
+        if step.analysis is not None:
+            name = step.analysis.template
+            template = templates.get(name)
+            limit = schema.format_duration(step.analysis.max_duration)
+            if template is None:
+                lines.append(f"{step.label}: AnalysisTemplate {name} is not among the files; no estimate")
+            elif previous_weight <= 0 or previous_weight >= 100:
+                lines.append(f"{step.label}: no canary traffic share to estimate from ({previous_weight}%)")
+            else:
+                expected = power.estimate_step(
+                    template,
+                    requests_per_second=rps,
+                    canary_share=previous_weight / 100,
+                    error_rate=error_rate,
+                )
+                limiting = expected.limiting
+                slowest = "" if limiting is None else f", {limiting.name} decides"
+                if limiting is not None and limiting.canary_requests is not None:
+                    slowest += f" after ~{limiting.canary_requests:,.0f} canary requests"
+                beyond = (
+                    " (beyond maxDuration: expect Inconclusive)"
+                    if expected.duration > step.analysis.max_duration
+                    else ""
+                )
+                lines.append(
+                    f"{step.label}: expected ~{schema.format_duration(_whole_minutes(expected.duration))} "
+                    f"to pass at {rps:g} requests/s and {previous_weight}% canary{slowest}; "
+                    f"maxDuration {limit}{beyond}"
+                )
+        previous_weight = step.weight
+    return lines
+
+
+def _whole_minutes(duration: timedelta) -> timedelta:
+    return timedelta(minutes=max(1, math.ceil(duration.total_seconds() / 60)))

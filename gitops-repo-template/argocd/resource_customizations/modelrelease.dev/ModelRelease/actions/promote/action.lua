@@ -1,0 +1,7 @@
+-- promote: the annotation `kubectl modelrelease promote` sets. Its value is a fresh token (the object's
+-- resourceVersion changes with every write), and the controller acts once per token.
+if obj.metadata.annotations == nil then
+  obj.metadata.annotations = {}
+end
+obj.metadata.annotations["modelrelease.dev/command-promote"] = "argocd-" .. (obj.metadata.resourceVersion or "0")
+return obj

@@ -1,0 +1,68 @@
+-- Argo CD health of a modelrelease.dev ModelRelease, from the status its controller writes.
+-- Uses only the base library: Argo CD runs argocd-cm scripts without the Lua standard libraries.
+local hs = {}
+
+local function stepText(status, spec)
+  local index = status.currentStepIndex
+  if index == nil then
+    return ""
+  end
+  local total = nil
+  if spec ~= nil and spec.strategy ~= nil and spec.strategy.canary ~= nil and spec.strategy.canary.steps ~= nil then
+    total = #spec.strategy.canary.steps
+  end
+  local text = "step " .. (index + 1)
+  if total ~= nil then
+    text = text .. "/" .. total
+  end
+  return text .. ", canary weight " .. (status.canaryWeight or 0) .. "%"
+end
+
+local function withMessage(prefix, status)
+  local text = prefix
+  if status.reason ~= nil and status.reason ~= "" then
+    if text ~= "" then
+      text = text .. ": "
+    end
+    text = text .. status.reason
+  end
+  if status.message ~= nil and status.message ~= "" then
+    if text ~= "" then
+      text = text .. ": "
+    end
+    text = text .. status.message
+  end
+  return text
+end
+
+local status = obj.status
+local generation = obj.metadata.generation
+if status == nil or status.phase == nil then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the modelrelease controller to pick up the release"
+  return hs
+end
+if generation ~= nil and (status.observedGeneration == nil or status.observedGeneration < generation) then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the controller to observe generation " .. generation
+  return hs
+end
+
+local phase = status.phase
+if phase == "Succeeded" then
+  hs.status = "Healthy"
+  hs.message = withMessage("", status)
+elseif phase == "Progressing" or phase == "Promoting" or phase == "Pending" then
+  hs.status = "Progressing"
+  hs.message = withMessage(stepText(status, obj.spec), status)
+elseif phase == "Paused" or phase == "AwaitingApproval" then
+  hs.status = "Suspended"
+  hs.message = withMessage(stepText(status, obj.spec), status)
+elseif phase == "RolledBack" or phase == "Failed" or phase == "Blocked" then
+  hs.status = "Degraded"
+  hs.message = withMessage(phase, status)
+else
+  hs.status = "Unknown"
+  hs.message = "Unknown phase " .. phase
+end
+return hs

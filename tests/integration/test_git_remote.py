@@ -1,0 +1,131 @@
+"""The Git side of the controller against real repositories: a bare remote on disk and one served by
+`git http-backend` behind Basic authentication."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Iterator
+
+import pytest
+
+from controller.adapters import gitremote
+from tests import gitrepos
+
+RELEASE = """\
+# The ranker. Bump the version to release a new model.
+apiVersion: modelrelease.dev/v1alpha1
+kind: ModelRelease
+metadata: {name: ranker, namespace: default}
+spec:
+  model:
+    name: ranker
+    version: "2"   # bumped by Ada in PR 41
+  serving: {image: triton, replicas: 4}
+  strategy: {canary: {steps: [{setWeight: 25}]}}
+"""
+
+
+@pytest.fixture
+def workspaces(tmp_path: pathlib.Path) -> Iterator[gitremote.Workspaces]:
+    opened = gitremote.Workspaces(tmp_path)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def remote(tmp_path: pathlib.Path) -> gitrepos.BareRemote:
+    bare = gitrepos.BareRemote(tmp_path)
+    person = gitrepos.Clone(bare.url, tmp_path / "ada")
+    person.write({"releases/ranker/release.yaml": RELEASE, "README.md": "releases\n"})
+    person.commit_and_push("Release ranker 2")
+    return bare
+
+
+def _to_version_1(text: str) -> str:
+    return text.replace('version: "2"', 'version: "1"')
+
+
+def test_a_push_that_loses_a_race_is_fetched_and_replayed_on_the_new_tip(
+    remote: gitrepos.BareRemote, workspaces: gitremote.Workspaces, tmp_path: pathlib.Path
+) -> None:
+    other = gitrepos.Clone(remote.url, tmp_path / "bob")
+    other.pull()
+    raced: list[str] = []
+
+    def edit(text: str) -> str:
+        if not raced:  # another commit lands between our fetch and our push
+            other.write({"README.md": "releases, edited meanwhile\n"})
+            raced.append(other.commit_and_push("Edit the README"))
+        return _to_version_1(text)
+
+    workspace = workspaces.get(gitremote.Remote(remote.url, "main"))
+    pushed = workspace.commit_and_push(
+        base="main",
+        target="main",
+        relative="releases/ranker/release.yaml",
+        edit=edit,
+        message="Roll back",
+        key="k1",
+    )
+    assert pushed is not None
+    assert pushed.attempts == 2
+    [ours, theirs, _first] = remote.log()
+    assert (str(ours.hexsha), str(theirs.hexsha)) == (pushed.commit, raced[0])
+    assert remote.show("README.md") == "releases, edited meanwhile\n"
+    assert remote.show("releases/ranker/release.yaml") == _to_version_1(RELEASE)
+
+
+def test_a_write_with_a_key_already_in_git_is_found_and_not_made_again(
+    remote: gitrepos.BareRemote, workspaces: gitremote.Workspaces, tmp_path: pathlib.Path
+) -> None:
+    def commit(workspace: gitremote.Workspace) -> gitremote.Pushed | None:
+        return workspace.commit_and_push(
+            base="main",
+            target="main",
+            relative="releases/ranker/release.yaml",
+            edit=_to_version_1,
+            message="Roll back",
+            key="abc.1/writeback",
+        )
+
+    first = commit(workspaces.get(gitremote.Remote(remote.url, "main")))
+    restarted = gitremote.Workspaces(tmp_path)  # a new process: a new clone
+    again = commit(restarted.get(gitremote.Remote(remote.url, "main")))
+    restarted.close()
+    assert first is not None
+    assert again is not None
+    assert (again.commit, again.attempts) == (first.commit, 0)
+    assert len(gitrepos.commits_with(remote, "Modelrelease-Action: abc.1/writeback")) == 1
+
+
+def test_a_token_travels_as_a_header_and_never_appears_in_an_error(
+    workspaces: gitremote.Workspaces, tmp_path: pathlib.Path
+) -> None:
+    bare = gitrepos.BareRemote(tmp_path / "served")
+    with gitrepos.HttpGitServer(tmp_path / "served", "ci", "s3cr3t-t0ken") as server:
+        person = gitrepos.Clone(server.url("releases.git"), tmp_path / "ada")
+        person.repo.git.config("http.extraHeader", f"Authorization: {server.expected}")
+        person.write({"releases/ranker/release.yaml": RELEASE})
+        person.commit_and_push("Release ranker 2")
+        good = gitremote.Credentials(username="ci", password="s3cr3t-t0ken")
+        workspace = workspaces.get(gitremote.Remote(server.url("releases.git"), "main", good))
+        assert workspace.checkout_tip() == str(bare.log()[0].hexsha)
+        pushed = workspace.commit_and_push(
+            base="main",
+            target="main",
+            relative="releases/ranker/release.yaml",
+            edit=_to_version_1,
+            message="Roll back",
+            key="k2",
+        )
+        assert pushed is not None
+        assert bare.show("releases/ranker/release.yaml") == _to_version_1(RELEASE)
+        assert set(server.authorizations) == {server.expected}
+
+        wrong = gitremote.Credentials(username="ci", password="wr0ng-t0ken")
+        refused = workspaces.get(gitremote.Remote(server.url("releases.git"), "main", wrong))
+        with pytest.raises(gitremote.GitRemotePermanentError) as raised:
+            refused.checkout_tip()
+        assert "wr0ng-t0ken" not in str(raised.value)
+        assert wrong._basic() not in str(raised.value)
+        assert "refused the credentials" in str(raised.value)
