@@ -62,12 +62,16 @@ class Target:
 
 
 def build_window(start: datetime, end: datetime, interval: timedelta, warmup: timedelta) -> counters.Window:
-    """Whole intervals from `start` that have ended by `end`."""
+    """Whole intervals from `start` (taken up to the next whole second) that have ended by `end`.
+
+    Whole seconds because a range query's start is: the client rounds it (prometheus-api-client
+    sends `round(start)`), and a start rounded *up* past a series' first sample would make every
+    running pod look newly started and its first warm-up of traffic vanish from each look.
+    """
+    first = math.ceil(start.timestamp())
     length = interval.total_seconds()
-    count = max(0, int((end - start).total_seconds() // length))
-    return counters.Window(
-        start=start.timestamp(), interval=length, count=count, warmup=warmup.total_seconds()
-    )
+    count = max(0, int((end.timestamp() - first) // length))
+    return counters.Window(start=first, interval=length, count=count, warmup=warmup.total_seconds())
 
 
 class PrometheusSource:
@@ -102,12 +106,15 @@ class PrometheusSource:
     def fetch_series(self, query: str, window: counters.Window) -> list[counters.Series]:
         step = window.interval / max(1, math.ceil(window.interval / MAX_STEP_SECONDS))
         end = window.start + window.interval * window.count
+        # Whole seconds, never later than the query start: the client rounds to whole seconds, and a
+        # first sample after `query_start` would read as a pod that just started (see build_window).
+        first = math.floor(window.query_start)
         self._authorise()
         try:
             result = self._client.custom_query_range(
                 query,
-                start_time=datetime.fromtimestamp(window.query_start, UTC),
-                end_time=datetime.fromtimestamp(end, UTC),
+                start_time=datetime.fromtimestamp(first, UTC),
+                end_time=datetime.fromtimestamp(math.ceil(end), UTC),
                 step=f"{step:g}s",
             )
         except (PrometheusApiClientException, requests.RequestException) as error:

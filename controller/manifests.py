@@ -24,12 +24,13 @@ class Problem:
     path: str
     message: str
     column: int | None = None
+    subject: str = ""  # the object, e.g. "ModelRelease ranker", when it is known
 
     def __str__(self) -> str:
         where = f"{self.source}:{self.line}" if self.line else self.source
         if self.line and self.column:
             where += f":{self.column}"
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        return ": ".join(part for part in (where, self.subject, self.path, self.message) if part)
 
 
 class ManifestError(ValueError):
@@ -175,7 +176,10 @@ def parse_document(document: Any, node: yaml.Node | None = None, source: str = "
         return kind.envelope.model_validate(document)
     except ValidationError as error:
         errors = _root_causes(error.errors(include_url=False))
-        raise ManifestError([_problem(e, node, source) for e in errors]) from None
+        metadata = document.get("metadata")
+        name = metadata.get("name") if isinstance(metadata, dict) else None
+        subject = f"{kind.kind} {name}" if isinstance(name, str) and name else kind.kind
+        raise ManifestError([_problem(e, node, source, subject) for e in errors]) from None
 
 
 def _root_causes(errors: list[Any]) -> list[Any]:
@@ -193,9 +197,9 @@ def _root_causes(errors: list[Any]) -> list[Any]:
     ]
 
 
-def _problem(error: Any, root: yaml.Node | None, source: str) -> Problem:
+def _problem(error: Any, root: yaml.Node | None, source: str, subject: str) -> Problem:
     loc = tuple(error["loc"])
-    return Problem(source, _line_of(root, loc), format_path(loc), describe(error))
+    return Problem(source, _line_of(root, loc), format_path(loc), describe(error), subject=subject)
 
 
 def format_path(loc: tuple[Any, ...]) -> str:

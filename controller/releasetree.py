@@ -216,4 +216,6 @@ def _in(namespace: str) -> str:
 
 def _at(manifest: manifests_.Manifest, loc: tuple[Any, ...], message: str) -> manifests_.Problem:
     line = manifests_.line_of(manifest.node, loc) or manifest.line
-    return manifests_.Problem(manifest.source, line, manifests_.format_path(loc), message)
+    resource = manifest.resource
+    subject = f"{getattr(resource, 'kind', '')} {resource.metadata.name}".strip()  # type: ignore[attr-defined]
+    return manifests_.Problem(manifest.source, line, manifests_.format_path(loc), message, subject=subject)

@@ -141,23 +141,20 @@ class GitSourceSync:
                 continue
             resource = manifest.resource
             assert isinstance(resource, kinds.RESOURCE_TYPES)
+            refusal = None
             if resource.kind not in SYNCED_KINDS:
-                outcome.problems.append(
-                    gitsource.SyncProblem(
-                        file=manifest.source,
-                        line=manifest.line,
-                        message=f"{resource.kind} {resource.metadata.name}: a GitSource syncs only "
-                        f"{' and '.join(SYNCED_KINDS)}; left out",
-                    )
+                refusal = f"a GitSource syncs only {' and '.join(SYNCED_KINDS)}; left out"
+            elif resource.metadata.namespace not in (None, namespace):
+                refusal = (
+                    f"is for namespace {resource.metadata.namespace}; "
+                    f"this GitSource syncs into {namespace} only"
                 )
-                continue
-            if resource.metadata.namespace not in (None, namespace):
+            if refusal is not None:
                 outcome.problems.append(
                     gitsource.SyncProblem(
                         file=manifest.source,
                         line=manifest.line,
-                        message=f"{resource.kind} {resource.metadata.name} is for namespace "
-                        f"{resource.metadata.namespace}; this GitSource syncs into {namespace} only",
+                        message=f"{resource.kind} {resource.metadata.name}: {refusal}",
                     )
                 )
                 continue

@@ -216,6 +216,12 @@ def render_status(release: Obj, events: Sequence[Obj], now: datetime) -> str:
         f"   canary: model {st.canary_model_version or '-'} (revision {st.canary_revision or '-'})"
         f"   weight {st.canary_weight}%"
     )
+    owed = st.last_rollback.git_write_back if st.last_rollback is not None else None
+    if owed is not None:
+        git_line = (
+            owed.outcome if owed.commit else f"owed: {owed.model_name} back to version {owed.restore_version}"
+        )
+        lines.append(f"  git write-back of the last rollback: {git_line}")
     footprint = planning.StableFootprint(
         replicas=st.stable_replicas or spec.serving.replicas,
         gpus_per_replica=st.stable_gpus_per_replica or spec.gpus_per_replica,

@@ -33,6 +33,7 @@ def report(tree: releasetree.Tree) -> dict[str, Any]:
                 "file": p.source,
                 "line": p.line,
                 "column": p.column,
+                "object": p.subject or None,
                 "path": p.path or None,
                 "message": p.message,
             }

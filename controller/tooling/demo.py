@@ -1,10 +1,13 @@
 """`make demo` (`python -m controller.tooling.demo`): the whole story on one machine, in one terminal.
 
 It starts an emulated cluster, the sandbox fleet that serves what the routes send it, a real
-Prometheus that scrapes every pod, and the controller with `--analysis prometheus`. Then
-release `fraud-detector` serves model 1; model 2 (as good) goes through canary steps with
-analysis and is promoted; model 3 (a slower p99 and three times the errors) is rolled back by
-the judge. Nothing is scripted: the judge decides from what Prometheus scraped. Time is
+Prometheus that scrapes every pod, the controller with `--analysis prometheus`, and a release
+repository made from gitops-repo-template/ (a bare Git remote and a clone), which a GitSource
+syncs. Release `fraud-detector` serves model 1; each next model is released as a merged PR
+would be — the PR checks (`validate`, `plan`) run, one line changes, it is pushed: model 2 (as
+good) goes through canary steps with analysis and is promoted; model 3 (a slower p99 and three
+times the errors) is rolled back by the judge, and the controller commits model 2 back to the
+repository. Nothing is scripted: the judge decides from what Prometheus scraped. Time is
 compressed by configuration only (2-second intervals, 5,000 requests per second).
 
 The live view is `kubectl modelrelease status`; a summary ends it. The exit code is 0 only when
@@ -32,10 +35,11 @@ from typing import Any
 import yaml
 
 from analysis import verdicts
-from controller.cli import ctl
+from controller import releasetree
+from controller.cli import ctl, planview
 from controller.resources import releasestatus
 from controller.sandbox import cluster, fleet
-from controller.tooling import processes, prometheus_process
+from controller.tooling import processes, prometheus_process, releaserepo
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DEMO = ROOT / "examples" / "demo"
@@ -43,11 +47,17 @@ RELEASE = "fraud-detector"
 NAMESPACE = "default"
 
 
+RELEASE_FILE = f"releases/{RELEASE}/release.yaml"
+
+
 @dataclasses.dataclass(frozen=True)
 class Outcome:
     version: str
     status: releasestatus.ModelReleaseStatus
     seconds: float
+    commit: str = ""  # the merge that released it
+    started_after: float | None = None  # seconds from the push to the rollout's start in the cluster
+    written_back: str = ""  # `git log -1` of the commit the rollback wrote, if any
 
     @property
     def record(self) -> releasestatus.RolloutRecord | None:
@@ -100,12 +110,21 @@ class Demo:
 
     # -- the story ----------------------------------------------------------------------------
 
-    def apply(self, path: pathlib.Path, version: str | None = None) -> None:
+    def apply(self, path: pathlib.Path) -> None:
         assert self.sandbox is not None
         for document in yaml.safe_load_all(path.read_text()):
-            if version is not None and document.get("kind") == "ModelRelease":
-                document["spec"]["model"]["version"] = version
             self.sandbox.create(document)
+
+    def pr_checks(self, version: str) -> None:
+        """What the PR's checks say before it is merged: validate, and the plan of the change."""
+        clone = self.repo.clone_path
+        tree = releasetree.read_paths([clone])
+        verdict = f"{len(tree.problems)} problem(s)" if tree.problems else "valid"
+        self.out(f"PR 'Release model {version}': modelrelease validate: {len(tree.files)} files, {verdict}")
+        release = next(m for m in tree.manifests if m.source.endswith(RELEASE_FILE))
+        [plan] = planview.build([release], tree.templates(), planview.Options())
+        for line in planview.render_text([plan]).splitlines()[-2:]:
+            self.out(f"  modelrelease plan: {line.strip()}")
 
     def _release(self) -> dict[str, Any]:
         assert self.sandbox is not None
@@ -113,14 +132,13 @@ class Demo:
         return self.sandbox.store.get(rtype, NAMESPACE, RELEASE)
 
     def roll_out(self, version: str, timeout: float = 150.0) -> Outcome:
-        """Set the model version and watch until the rollout settles; what it ended as."""
+        """Merge the PR that releases `version` and watch until the rollout settles; what it ended as."""
         assert self.sandbox is not None
-        rtype = self.sandbox.store.find_type("modelrelease.dev", "v1alpha1", "modelreleases")
-        patch = {"spec": {"model": {"version": version}}}
-        self.sandbox.store.patch(
-            rtype, NAMESPACE, RELEASE, "application/merge-patch+json", patch, client="demo"
-        )
+        self.pr_checks(version)
+        commit = self.repo.set_version(RELEASE_FILE, RELEASE, version)
+        self.out(f"merged {commit[:12]}: the GitSource brings it to the cluster")
         started = time.monotonic()
+        began: float | None = None
         shown, seen = "", ""
         while True:
             remaining = timeout - (time.monotonic() - started)
@@ -145,9 +163,30 @@ class Demo:
                 self.out(("\x1b[H\x1b[2J" if self.live else "---\n") + view)
                 shown = view
             status = releasestatus.ModelReleaseStatus.model_validate(release.get("status") or {})
+            if began is None and status.canary_model_version == version:
+                began = time.monotonic() - started
             rolled_back = status.last_rollback is not None and status.last_rollback.model_version == version
             if ctl.settled(release) and (status.stable_model_version == version or rolled_back):
-                return Outcome(version, status, time.monotonic() - started)
+                written = (
+                    self._written_back(status, timeout - (time.monotonic() - started)) if rolled_back else ""
+                )
+                return Outcome(version, status, time.monotonic() - started, commit, began, written)
+
+    def _written_back(self, status: releasestatus.ModelReleaseStatus, timeout: float) -> str:
+        """Wait for the rollback's commit to be recorded; `git log -1` of the repository then."""
+        assert self.sandbox is not None
+
+        def recorded() -> str | None:
+            rollback = releasestatus.ModelReleaseStatus.model_validate(
+                self._release().get("status") or {}
+            ).last_rollback
+            owed = rollback.git_write_back if rollback is not None else None
+            return owed.commit if owed is not None and owed.commit else None
+
+        if status.last_rollback is None or status.last_rollback.git_write_back is None:
+            return ""
+        self.sandbox.wait_until(recorded, timeout=max(timeout, 5.0), what="the rollback's commit")
+        return self.repo.last_commit()
 
     def _changed_since(self, resource_version: str) -> dict[str, Any] | None:
         release = self._release()
@@ -155,15 +194,30 @@ class Demo:
 
     def deploy_first(self, timeout: float = 60.0) -> None:
         assert self.sandbox is not None
-        self.apply(DEMO / "analysis-template.yaml")
-        self.apply(DEMO / "release.yaml", version="1")
-        self.sandbox.wait_until(
-            lambda: (
-                ctl.settled(self._release()) and self._release().get("status", {}).get("phase") == "Succeeded"
-            ),
-            timeout=timeout,
-            what="model 1 serving",
+        self.apply(DEMO / "route.yaml")  # the platform team's route, applied outside the release repo
+        self.repo = releaserepo.LocalReleaseRepo(self.work)
+        first = self.repo.create_from_template(
+            {f"{RELEASE}/release.yaml": DEMO / "release.yaml", f"{RELEASE}/route.yaml": DEMO / "route.yaml"},
+            [DEMO / "analysis-template.yaml"],
         )
+        self.sandbox.create(
+            {
+                "apiVersion": "modelrelease.dev/v1alpha1",
+                "kind": "GitSource",
+                "metadata": {"name": "releases", "namespace": NAMESPACE},
+                "spec": {"url": self.repo.url, "branch": "main", "pollInterval": "2s", "prune": True},
+            }
+        )
+        self.out(f"release repository {self.repo.url} at {first[:12]}, synced by GitSource 'releases'")
+
+        def serving() -> bool:
+            try:
+                release = self._release()
+            except Exception:
+                return False
+            return ctl.settled(release) and release.get("status", {}).get("phase") == "Succeeded"
+
+        self.sandbox.wait_until(serving, timeout=timeout, what="model 1 serving")
 
 
 def summary(outcomes: Sequence[Outcome]) -> tuple[str, bool]:
@@ -176,6 +230,11 @@ def summary(outcomes: Sequence[Outcome]) -> tuple[str, bool]:
         ended = record.outcome.value if record else "unknown"
         reason = record.reason if record else "-"
         lines.append(f"  model {outcome.version}: {ended} ({reason}) after {outcome.seconds:.0f} s")
+        if outcome.started_after is not None:
+            lines.append(
+                f"    merged as {outcome.commit[:12]}; "
+                f"the rollout started {outcome.started_after:.1f} s after the push"
+            )
         for run in (a for a in outcome.status.analysis if a.verdict != verdicts.Verdict.RUNNING):
             lines.append(f"    analysis at step {run.step_index}: {run.verdict.value}")
             for metric in run.metrics:
@@ -193,6 +252,12 @@ def summary(outcomes: Sequence[Outcome]) -> tuple[str, bool]:
         if outcome.version == "3" and record is not None and record.reason != "AnalysisFailed":
             ok = False
             lines.append("    expected the judge to roll it back (AnalysisFailed)")
+        if outcome.written_back:
+            lines.append("    and wrote it back to Git (git log -1 in the release repository):")
+            lines += [f"      {line}" for line in outcome.written_back.splitlines()]
+        elif want == releasestatus.RolloutOutcome.ROLLED_BACK:
+            ok = False
+            lines.append("    expected the rollback's commit in the release repository")
     return "\n".join(lines), ok
 
 
@@ -247,6 +312,8 @@ def _explore(demo: Demo) -> None:
         f"  kubectl modelrelease list\n"
         f"  kubectl modelrelease status {RELEASE}\n"
         f"  kubectl modelrelease history {RELEASE}\n"
+        f"  kubectl get gitsource releases -o yaml\n"
+        f"  git -C {demo.repo.clone_path} log --stat\n"
         f"  kubectl get deploy,pods,httproute\n"
         f"  open {demo.prometheus.url} (e.g. sum by (revision) (rate(inference_requests_total[30s])))\n"
         f"Ctrl-C stops it all."

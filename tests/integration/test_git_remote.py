@@ -129,3 +129,27 @@ def test_a_token_travels_as_a_header_and_never_appears_in_an_error(
         assert "wr0ng-t0ken" not in str(raised.value)
         assert wrong._basic() not in str(raised.value)
         assert "refused the credentials" in str(raised.value)
+
+
+def test_a_rollback_branch_starts_from_the_base_each_time_and_leaves_the_base_alone(
+    remote: gitrepos.BareRemote, workspaces: gitremote.Workspaces
+) -> None:
+    workspace = workspaces.get(gitremote.Remote(remote.url, "main"))
+    base_before = remote.log()[0].hexsha
+    for key in ("first/writeback", "second/writeback"):  # a second rollback replaces the branch
+        pushed = workspace.commit_and_push(
+            base="main",
+            target="rollback/ranker",
+            from_base=True,
+            relative="releases/ranker/release.yaml",
+            edit=_to_version_1,
+            message="Roll back",
+            key=key,
+        )
+        assert pushed is not None
+        assert pushed.branch == "rollback/ranker"
+    assert remote.log()[0].hexsha == base_before
+    [ours, base] = remote.log("rollback/ranker")
+    assert base.hexsha == base_before
+    assert "Modelrelease-Action: second/writeback" in ours.message
+    assert remote.show("releases/ranker/release.yaml", "rollback/ranker") == _to_version_1(RELEASE)

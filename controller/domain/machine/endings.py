@@ -30,7 +30,14 @@ def roll_back(
         actions.TagRolledBack(model_name=turn.spec.model.name, version=target.model_version, reason=reason)
     )
     owed = None
-    if turn.spec.git_write_back.enabled and st.stable_model_version is not None:
+    follows_alias = turn.spec.model.version is None
+    if turn.spec.git_write_back.enabled and follows_alias:
+        turn.event(
+            "GitWriteBackSkipped",
+            f"the release follows alias {turn.spec.model.alias}: no version in Git to restore",
+            key="writeback-skipped",
+        )
+    elif turn.spec.git_write_back.enabled and st.stable_model_version is not None:
         # Owed, not done here: the commit waits until traffic is back on stable (write_back_owed),
         # so a Git outage can never hold a canary that failed.
         owed = releasestatus.GitWriteBack(
@@ -63,13 +70,13 @@ def describe_failure(metric: verdicts.MetricResult) -> str:
     parts = [metric.name]
     if metric.canary is not None and metric.baseline is not None:
         parts.append(f"canary {metric.canary:.4g} vs stable {metric.baseline:.4g}")
-    if metric.effect is not None:
+    if metric.effect is not None:  # relative: canary against baseline
         interval = (
-            f" (CI {metric.ci_low:.3g} to {metric.ci_high:.3g})"
+            f" (CI {metric.ci_low:+.1%} to {metric.ci_high:+.1%})"
             if metric.ci_low is not None and metric.ci_high is not None
             else ""
         )
-        parts.append(f"effect {metric.effect:.3g}{interval}")
+        parts.append(f"effect {metric.effect:+.1%}{interval}")
     if metric.evidence is not None:
         bound = f" against 1/alpha = {1 / metric.alpha:.3g}" if metric.alpha else ""
         parts.append(f"evidence {metric.evidence:.3g}{bound}")

@@ -40,7 +40,7 @@ def test_validate_exits_1_and_prints_every_problem_with_file_and_line(
     missing = tmp_path / "missing.yaml"
     assert cli.main(["validate", str(bad), str(missing)]) == 1
     err = capsys.readouterr().err.splitlines()
-    assert f"{bad}:7: spec.strategy.canary.steps[1].setWeight: 150 is above 100" in err
+    assert f"{bad}:7: ModelRelease fraud: spec.strategy.canary.steps[1].setWeight: 150 is above 100" in err
     assert f"{missing}: cannot read: No such file or directory" in err
 
 
@@ -131,7 +131,10 @@ def test_validate_names_the_file_line_and_field_of_a_schema_error_and_keeps_chec
     release.write_text(release.read_text().replace("setWeight: 25", "setWeight: 250"))
     assert cli.main(["validate", str(repo)]) == 1
     captured = capsys.readouterr()
-    assert f"{release}:23: spec.strategy.canary.steps[2].setWeight: 250 is above 100" in captured.err
+    assert (
+        f"{release}:23: ModelRelease ranker: spec.strategy.canary.steps[2].setWeight: 250 is above 100"
+        in captured.err
+    )
     assert "ModelRelease embeddings: valid" in captured.out
 
 

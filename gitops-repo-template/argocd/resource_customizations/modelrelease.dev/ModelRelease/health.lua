@@ -18,21 +18,18 @@ local function stepText(status, spec)
   return text .. ", canary weight " .. (status.canaryWeight or 0) .. "%"
 end
 
+local function joined(text, part)
+  if part == nil or part == "" then
+    return text
+  end
+  if text == "" then
+    return part
+  end
+  return text .. ": " .. part
+end
+
 local function withMessage(prefix, status)
-  local text = prefix
-  if status.reason ~= nil and status.reason ~= "" then
-    if text ~= "" then
-      text = text .. ": "
-    end
-    text = text .. status.reason
-  end
-  if status.message ~= nil and status.message ~= "" then
-    if text ~= "" then
-      text = text .. ": "
-    end
-    text = text .. status.message
-  end
-  return text
+  return joined(joined(prefix, status.reason), status.message)
 end
 
 local status = obj.status
