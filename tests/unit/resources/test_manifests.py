@@ -63,7 +63,8 @@ def test_a_weight_above_100_names_the_step_path_the_value_and_the_line() -> None
 def test_an_unknown_field_is_named_with_its_line() -> None:
     text = VALID_RELEASE.replace("    replicas: 2\n", "    replicas: 2\n    replicaz: 3\n")
     assert _errors(text) == [
-        "release.yaml:9: ModelRelease fraud: spec.serving.replicaz: unknown field (check its spelling and indentation)"
+        "release.yaml:9: ModelRelease fraud: spec.serving.replicaz: "
+        "unknown field (check its spelling and indentation)"
     ]
 
 
