@@ -321,3 +321,26 @@ def test_a_signed_push_webhook_syncs_at_once_over_https_credentials_that_never_s
     for secret in (token, basic, hook_secret):
         assert secret not in seen
     assert bare.log()[0].hexsha == pushed
+
+
+def test_with_argo_cd_as_the_source_the_release_names_its_repository_and_the_rollback_is_written_there(
+    world: harness.World, controller: harness.Controller, remote: gitrepos.BareRemote, person: gitrepos.Clone
+) -> None:
+    world.script_analysis({"1": "Pass", "2": "Fail"})
+    person.write({"releases/ranker/release.yaml": release_file("ranker", "2")})
+    person.commit_and_push("Release ranker 2")
+    write_back = {"enabled": True, "repoURL": remote.url, "path": "releases/ranker/release.yaml"}
+    # What Argo CD would apply: the same manifest, with no GitSource involved.
+    world.create(harness.release_body("ranker", "1", gitWriteBack=write_back))
+    world.wait_for_status(
+        "ranker", lambda s: s.get("phase") == "Succeeded" and s.get("stableModelVersion") == "1"
+    )
+    world.patch_release("ranker", {"spec": {"model": {"version": "2"}}})
+    status = world.wait_for_status(
+        "ranker",
+        lambda s: bool((s.get("lastRollback") or {}).get("gitWriteBack", {}).get("commit")),
+        what="write-back recorded",
+    )
+    [revert] = gitrepos.commits_with(remote, "Modelrelease-Action:")
+    assert status["lastRollback"]["gitWriteBack"]["commit"] == revert.hexsha
+    assert remote.show("releases/ranker/release.yaml") == release_file("ranker", "1")
