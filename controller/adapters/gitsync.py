@@ -125,7 +125,16 @@ class GitSourceSync:
         ]
         wanted = self._wanted(source, tree, outcome)
         for (kind, object_name), (manifest, body) in wanted.items():
-            self._apply(source, kind, object_name, manifest, body, commit, outcome)
+            try:
+                self._apply(source, kind, object_name, manifest, body, commit, outcome)
+            except (errors.InvalidError, errors.ForbiddenError) as error:
+                # The API server refused this one object (its schema, admission, RBAC): the others
+                # still sync, and the refusal is reported against its file.
+                outcome.problems.append(
+                    gitsource.SyncProblem(
+                        file=manifest.source, line=manifest.line, message=f"{kind} {object_name}: {error}"
+                    )
+                )
         if spec.prune:
             self._prune(source, wanted, tree.bad_files | {p.file for p in outcome.problems}, outcome)
         return outcome
