@@ -46,9 +46,6 @@ class BareRemote:
     def show(self, path: str, branch: str = "main") -> str:
         return str(self.repo.git.show(f"{branch}:{path}", strip_newline_in_stdout=False))
 
-    def branches(self) -> list[str]:
-        return self.repo.git.for_each_ref("--format=%(refname:short)", "refs/heads").split()
-
     def add_hook(self, name: str, script: str) -> None:
         hook = self.path / "hooks" / name
         hook.write_text(script)

@@ -54,10 +54,10 @@ class Credentials:
     def secrets(self) -> tuple[str, ...]:
         values = [v for v in (self.password, self.ssh_private_key) if v]
         if self.password:
-            values.append(self._basic())
+            values.append(self.basic_auth())
         return tuple(values)
 
-    def _basic(self) -> str:
+    def basic_auth(self) -> str:
         pair = f"{self.username or 'git'}:{self.password}"
         return base64.b64encode(pair.encode()).decode()
 
@@ -229,7 +229,7 @@ class Workspace:
             env |= {
                 "GIT_CONFIG_COUNT": "1",
                 "GIT_CONFIG_KEY_0": "http.extraHeader",
-                "GIT_CONFIG_VALUE_0": f"Authorization: Basic {creds._basic()}",
+                "GIT_CONFIG_VALUE_0": f"Authorization: Basic {creds.basic_auth()}",
             }
         if creds.ssh_private_key:
             key_dir = Path(tempfile.mkdtemp(prefix="modelrelease-ssh-"))

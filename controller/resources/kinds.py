@@ -129,7 +129,6 @@ KINDS: tuple[Kind, ...] = (
 
 BY_KIND: dict[str, Kind] = {k.kind: k for k in KINDS}
 
-Resource = ModelRelease | AnalysisTemplate | GitSource | Approval
 RESOURCE_TYPES = (ModelRelease, AnalysisTemplate, GitSource, Approval)
 
 

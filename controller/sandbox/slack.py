@@ -244,13 +244,18 @@ class SlackStandIn:
             "bot_id": "B0BOT",
         }
 
+    def _refusal(self, payload: dict[str, Any]) -> str | None:
+        """Slack's error code for a message to an unknown channel or with content it refuses."""
+        if self._channel_id(str(payload.get("channel", ""))) is None:
+            return "channel_not_found"
+        return _check_content(payload)
+
     def _post_message(self, payload: dict[str, Any]) -> dict[str, Any]:
-        channel_id = self._channel_id(str(payload.get("channel", "")))
-        if channel_id is None:
-            return {"ok": False, "error": "channel_not_found"}
-        problem = _check_content(payload)
-        if problem is not None:
-            return {"ok": False, "error": problem}
+        refusal = self._refusal(payload)
+        if refusal is not None:
+            return {"ok": False, "error": refusal}
+        channel_id = self._channel_id(str(payload["channel"]))
+        assert channel_id is not None
         thread_ts = payload.get("thread_ts")
         with self._lock:
             if thread_ts is not None and (channel_id, str(thread_ts)) not in self.messages:
@@ -275,12 +280,11 @@ class SlackStandIn:
         return response
 
     def _update(self, payload: dict[str, Any]) -> dict[str, Any]:
-        channel_id = self._channel_id(str(payload.get("channel", "")))
-        if channel_id is None:
-            return {"ok": False, "error": "channel_not_found"}
-        problem = _check_content(payload)
-        if problem is not None:
-            return {"ok": False, "error": problem}
+        refusal = self._refusal(payload)
+        if refusal is not None:
+            return {"ok": False, "error": refusal}
+        channel_id = self._channel_id(str(payload["channel"]))
+        assert channel_id is not None
         key = (channel_id, str(payload.get("ts", "")))
         with self._lock:
             message = self.messages.get(key)

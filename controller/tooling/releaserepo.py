@@ -68,8 +68,5 @@ class LocalReleaseRepo:
         """`git log -1` on the remote's main, as a person would read it."""
         return str(self.remote.git.log("-1", "--format=commit %H%nAuthor: %an <%ae>%n%n%B", "main")).rstrip()
 
-    def head(self) -> str:
-        return str(self.remote.git.rev_parse("main"))
-
     def show(self, relative: str) -> str:
         return str(self.remote.git.show(f"main:{relative}", strip_newline_in_stdout=False))

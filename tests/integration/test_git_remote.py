@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -45,6 +45,26 @@ def _to_version_1(text: str) -> str:
     return text.replace('version: "2"', 'version: "1"')
 
 
+def _roll_back(
+    workspace: gitremote.Workspace,
+    key: str,
+    edit: Callable[[str], str | None] = _to_version_1,
+    target: str = "main",
+) -> gitremote.Pushed:
+    """The release file back to version 1, as a write-back commits it; the push it made."""
+    pushed = workspace.commit_and_push(
+        base="main",
+        target=target,
+        from_base=target != "main",
+        relative="releases/ranker/release.yaml",
+        edit=edit,
+        message="Roll back",
+        key=key,
+    )
+    assert pushed is not None
+    return pushed
+
+
 def test_a_push_that_loses_a_race_is_fetched_and_replayed_on_the_new_tip(
     remote: gitrepos.BareRemote, workspaces: gitremote.Workspaces, tmp_path: pathlib.Path
 ) -> None:
@@ -59,15 +79,7 @@ def test_a_push_that_loses_a_race_is_fetched_and_replayed_on_the_new_tip(
         return _to_version_1(text)
 
     workspace = workspaces.get(gitremote.Remote(remote.url, "main"))
-    pushed = workspace.commit_and_push(
-        base="main",
-        target="main",
-        relative="releases/ranker/release.yaml",
-        edit=edit,
-        message="Roll back",
-        key="k1",
-    )
-    assert pushed is not None
+    pushed = _roll_back(workspace, "k1", edit)
     assert pushed.attempts == 2
     [ours, theirs, _first] = remote.log()
     assert (str(ours.hexsha), str(theirs.hexsha)) == (pushed.commit, raced[0])
@@ -78,22 +90,13 @@ def test_a_push_that_loses_a_race_is_fetched_and_replayed_on_the_new_tip(
 def test_a_write_with_a_key_already_in_git_is_found_and_not_made_again(
     remote: gitrepos.BareRemote, workspaces: gitremote.Workspaces, tmp_path: pathlib.Path
 ) -> None:
-    def commit(workspace: gitremote.Workspace) -> gitremote.Pushed | None:
-        return workspace.commit_and_push(
-            base="main",
-            target="main",
-            relative="releases/ranker/release.yaml",
-            edit=_to_version_1,
-            message="Roll back",
-            key="abc.1/writeback",
-        )
+    def commit(workspace: gitremote.Workspace) -> gitremote.Pushed:
+        return _roll_back(workspace, "abc.1/writeback")
 
     first = commit(workspaces.get(gitremote.Remote(remote.url, "main")))
     restarted = gitremote.Workspaces(tmp_path)  # a new process: a new clone
     again = commit(restarted.get(gitremote.Remote(remote.url, "main")))
     restarted.close()
-    assert first is not None
-    assert again is not None
     assert (again.commit, again.attempts) == (first.commit, 0)
     assert len(gitrepos.commits_with(remote, "Modelrelease-Action: abc.1/writeback")) == 1
 
@@ -110,15 +113,7 @@ def test_a_token_travels_as_a_header_and_never_appears_in_an_error(
         good = gitremote.Credentials(username="ci", password="s3cr3t-t0ken")
         workspace = workspaces.get(gitremote.Remote(server.url("releases.git"), "main", good))
         assert workspace.checkout_tip() == str(bare.log()[0].hexsha)
-        pushed = workspace.commit_and_push(
-            base="main",
-            target="main",
-            relative="releases/ranker/release.yaml",
-            edit=_to_version_1,
-            message="Roll back",
-            key="k2",
-        )
-        assert pushed is not None
+        _roll_back(workspace, "k2")
         assert bare.show("releases/ranker/release.yaml") == _to_version_1(RELEASE)
         assert set(server.authorizations) == {server.expected}
 
@@ -127,7 +122,7 @@ def test_a_token_travels_as_a_header_and_never_appears_in_an_error(
         with pytest.raises(gitremote.GitRemotePermanentError) as raised:
             refused.checkout_tip()
         assert "wr0ng-t0ken" not in str(raised.value)
-        assert wrong._basic() not in str(raised.value)
+        assert wrong.basic_auth() not in str(raised.value)
         assert "refused the credentials" in str(raised.value)
 
 
@@ -137,16 +132,7 @@ def test_a_rollback_branch_starts_from_the_base_each_time_and_leaves_the_base_al
     workspace = workspaces.get(gitremote.Remote(remote.url, "main"))
     base_before = remote.log()[0].hexsha
     for key in ("first/writeback", "second/writeback"):  # a second rollback replaces the branch
-        pushed = workspace.commit_and_push(
-            base="main",
-            target="rollback/ranker",
-            from_base=True,
-            relative="releases/ranker/release.yaml",
-            edit=_to_version_1,
-            message="Roll back",
-            key=key,
-        )
-        assert pushed is not None
+        pushed = _roll_back(workspace, key, target="rollback/ranker")
         assert pushed.branch == "rollback/ranker"
     assert remote.log()[0].hexsha == base_before
     [ours, base] = remote.log("rollback/ranker")

@@ -86,6 +86,15 @@ def wait_for_commit(world: harness.World, commit: str) -> dict[str, Any]:
     return world.sandbox.wait_until(synced, timeout=30, what=f"GitSource synced {commit[:12]}")
 
 
+def wait_for_write_back(world: harness.World) -> dict[str, Any]:
+    """The release's status once it records the commit its rollback owed Git."""
+    return world.wait_for_status(
+        "ranker",
+        lambda s: bool((s.get("lastRollback") or {}).get("gitWriteBack", {}).get("commit")),
+        what="write-back recorded",
+    )
+
+
 def releases(world: harness.World) -> dict[str, dict[str, Any]]:
     return {r["metadata"]["name"]: r for r in world.store.objects("modelreleases")}
 
@@ -203,11 +212,7 @@ done
     assert world.status("ranker")["lastRollback"]["gitWriteBack"].get("commit") is None  # died before status
 
     controller.start()
-    status = world.wait_for_status(
-        "ranker",
-        lambda s: bool((s.get("lastRollback") or {}).get("gitWriteBack", {}).get("commit")),
-        what="write-back recorded",
-    )
+    status = wait_for_write_back(world)
     [revert] = gitrepos.commits_with(remote, "Modelrelease-Action:")
     assert status["lastRollback"]["gitWriteBack"]["commit"] == revert.hexsha
     assert remote.show("releases/ranker/release.yaml") == release_file(
@@ -336,11 +341,7 @@ def test_with_argo_cd_as_the_source_the_release_names_its_repository_and_the_rol
         "ranker", lambda s: s.get("phase") == "Succeeded" and s.get("stableModelVersion") == "1"
     )
     world.patch_release("ranker", {"spec": {"model": {"version": "2"}}})
-    status = world.wait_for_status(
-        "ranker",
-        lambda s: bool((s.get("lastRollback") or {}).get("gitWriteBack", {}).get("commit")),
-        what="write-back recorded",
-    )
+    status = wait_for_write_back(world)
     [revert] = gitrepos.commits_with(remote, "Modelrelease-Action:")
     assert status["lastRollback"]["gitWriteBack"]["commit"] == revert.hexsha
     assert remote.show("releases/ranker/release.yaml") == release_file("ranker", "1")
