@@ -86,8 +86,12 @@ class Events(Protocol):
 
 
 class Notifier(Protocol):
+    """Says what happens. Posting only queues (never waits on a chat service); `fetch_delivery` reads
+    back how delivery goes, None for a notifier with nothing to report (Events)."""
+
     def post_notification(self, release: ReleaseRef, action: actions.Notify) -> None: ...
     def post_approval_request(self, release: ReleaseRef, action: actions.RequestApproval) -> None: ...
+    def fetch_delivery(self, release: ReleaseRef) -> observations.NotificationDelivery | None: ...
 
 
 class ModelRegistry(Protocol):

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from controller import errors, ports
 from controller.adapters import kubeapi
-from controller.domain import actions
+from controller.domain import actions, observations
 from controller.domain import decision as decisions
 from controller.resources import meta, releasestatus
 
@@ -145,3 +145,6 @@ class EventNotifier:
             f"release {release.name}, revision {action.revision}, step {action.step_index}"
         )
         self._events.post(release, name, NORMAL, "ApprovalRequested", message)
+
+    def fetch_delivery(self, release: ports.ReleaseRef) -> observations.NotificationDelivery | None:
+        return None  # an Event is delivered when it is posted

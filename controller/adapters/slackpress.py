@@ -16,6 +16,7 @@ import json
 import urllib.parse
 from collections.abc import Callable, Collection
 from http import HTTPStatus
+from typing import Any
 
 from slack_sdk.signature import Clock, SignatureVerifier
 
@@ -53,6 +54,9 @@ class Press:
     trigger: str
     channel: str
     message_ts: str
+    message_text: str = ""
+    message_blocks: tuple[dict[str, Any], ...] = ()
+    response_url: str = ""
 
     @property
     def approval_name(self) -> str:
@@ -95,7 +99,19 @@ def read_press(
         raise PressRefusedError(HTTPStatus.UNAUTHORIZED, "bad signature, or a timestamp outside five minutes")
     try:
         payload = json.loads(urllib.parse.parse_qs(body.decode())["payload"][0])
+    except (KeyError, IndexError, ValueError) as error:
+        raise PressRefusedError(HTTPStatus.BAD_REQUEST, f"not an interaction payload: {error}") from None
+    return read_payload(payload, allowed)
+
+
+def read_payload(payload: Any, allowed: Callable[[str, ButtonValue], bool]) -> Press:
+    """The press in an interaction payload already authenticated (signed, or Socket Mode's own
+    connection), or PressRefusedError."""
+    try:
+        if payload.get("type") != "block_actions":
+            raise ValueError(f"not a button press: {payload.get('type')!r}")
         action = payload["actions"][0]
+        message = payload.get("message") or {}
         press = Press(
             target=ButtonValue.decode(str(action["value"])),
             decision=ACTIONS[str(action["action_id"])],
@@ -104,13 +120,14 @@ def read_press(
             trigger=str(payload["trigger_id"]),
             channel=str(payload["container"]["channel_id"]),
             message_ts=str(payload["container"]["message_ts"]),
+            message_text=str(message.get("text", "")),
+            message_blocks=tuple(message.get("blocks") or ()),
+            response_url=str(payload.get("response_url") or ""),
         )
-    except (KeyError, IndexError, TypeError, ValueError) as error:
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as error:
         raise PressRefusedError(
             HTTPStatus.BAD_REQUEST, f"not a press of a modelrelease button: {error}"
         ) from None
-    if payload.get("type") != "block_actions":
-        raise PressRefusedError(HTTPStatus.BAD_REQUEST, f"not a button press: {payload.get('type')!r}")
     if not allowed(press.user, press.target):
         raise PressRefusedError(
             HTTPStatus.FORBIDDEN,

@@ -128,6 +128,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--git-webhook-host", default="0.0.0.0", help="address of the webhook receiver")
     run.add_argument("--git-cache-dir", help="folder for repository clones (default: the temp folder)")
+    slack = run.add_argument_group("Slack (docs/slack.md)")
+    slack.add_argument(
+        "--slack-token-file", help="file holding the bot token (xoxb-…), e.g. mounted from a Secret"
+    )
+    slack.add_argument(
+        "--slack-signing-secret-file",
+        help="file holding the app's signing secret: checks presses on --slack-interactions-port",
+    )
+    slack.add_argument(
+        "--slack-interactions-port",
+        type=int,
+        help="serve Slack's interactivity URL (POST /slack/interactions) on this port (0: any free)",
+    )
+    slack.add_argument("--slack-interactions-host", default="0.0.0.0", help="address of that endpoint")
+    slack.add_argument(
+        "--slack-app-token-file",
+        help="file holding an app-level token (xapp-…): receive presses over Socket Mode, no ingress needed",
+    )
+    slack.add_argument(
+        "--slack-retry-max",
+        type=float,
+        default=60.0,
+        help="longest seconds between two attempts of a message Slack did not take (default 60)",
+    )
+    slack.add_argument("--slack-api-url", default=SLACK_API, help=f"Slack Web API base (default {SLACK_API})")
     run.set_defaults(handler=_run)
 
     judging.add_commands(commands)
@@ -144,6 +169,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     sandbox.set_defaults(handler=_sandbox)
     return parser
+
+
+SLACK_API = "https://slack.com/api/"
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -176,6 +204,13 @@ def _run(args: argparse.Namespace) -> int:
         git_webhook_port=args.git_webhook_port,
         git_webhook_host=args.git_webhook_host,
         git_cache_dir=args.git_cache_dir,
+        slack_token_file=args.slack_token_file,
+        slack_signing_secret_file=args.slack_signing_secret_file,
+        slack_interactions_port=args.slack_interactions_port,
+        slack_interactions_host=args.slack_interactions_host,
+        slack_app_token_file=args.slack_app_token_file,
+        slack_api_url=args.slack_api_url,
+        slack_retry_max=args.slack_retry_max,
     )
     try:
         operator.run(config)

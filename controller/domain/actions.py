@@ -104,6 +104,7 @@ class NotificationEvent(StrEnum):
     PROMOTED = "Promoted"
     ROLLED_BACK = "RolledBack"
     FAILED = "Failed"
+    APPROVAL = "Approval"
 
 
 class Notify(schema.Frozen):
@@ -117,6 +118,8 @@ class Notify(schema.Frozen):
     model_version: str | None
     message: str
     verdict: verdicts.Verdict | None = None
+    metrics: tuple[verdicts.MetricResult, ...] = Field((), description="An analysis verdict's evidence.")
+    step_index: int | None = Field(None, description="The step it is about (an analysis, an approval).")
 
 
 class PromoteModel(schema.Frozen):

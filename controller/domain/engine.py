@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from controller.domain import actions, conditions, machine
+from controller.domain import actions, conditions, delivery, machine
 from controller.domain import decision as decisions
 from controller.domain import observations as obs_
 from controller.resources import modelrelease, releasestatus
@@ -53,6 +53,7 @@ def reconcile(
     generation = observations.release.generation
     status = status.model_copy(update={"observed_generation": generation})
     status = status.model_copy(update={"conditions": conditions.build_conditions(status, generation, now)})
+    status = delivery.record_delivery(status, observations.notifications, now)
     requeue = build_requeue(move.wake_at, now, stopped_early=stopped_early)
     return decisions.Decision(actions=done, status=status, requeue_after=requeue, events=tuple(events))
 

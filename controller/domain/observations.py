@@ -93,6 +93,17 @@ class WrittenBack(schema.Frozen):
     superseded: bool = False
 
 
+class NotificationDelivery(schema.Frozen):
+    """How the release's Slack messages are getting through, as the Slack adapter recorded it."""
+
+    channel: str
+    rollout: str | None = Field(None, description="The rollout (revision.attempt) thread_ts belongs to.")
+    thread_ts: str | None = Field(None, description="That rollout's parent message, once posted.")
+    undelivered: int = Field(0, description="Messages that failed at least once and are not yet posted.")
+    failing_since: datetime | None = None
+    last_error: str | None = None
+
+
 class Observations(schema.Frozen):
     release: ReleaseIdentity
     model: RegistryVersion | None = None
@@ -104,4 +115,7 @@ class Observations(schema.Frozen):
     commands: Commands = Commands()
     written_back: WrittenBack | None = Field(
         None, description="Read only while status owes a Git write-back: what Git holds for its key."
+    )
+    notifications: NotificationDelivery | None = Field(
+        None, description="The Slack adapter's delivery record; None without Slack."
     )

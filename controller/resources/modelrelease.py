@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Self
+from typing import Annotated, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from analysis import schema
 from controller.resources import gitsource, meta
@@ -215,8 +215,17 @@ class GPUBudget(schema.Frozen):
     resource_name: str = Field(DEFAULT_GPU_RESOURCE, min_length=1)
 
 
+SLACK_APPROVER = r"^[UWS][A-Z0-9]{2,}$"
+
+
 class SlackNotifications(schema.Frozen):
     channel: str = Field(min_length=1, description="Channel name or ID, e.g. '#ml-releases'.")
+    approvers: tuple[Annotated[str, StringConstraints(pattern=SLACK_APPROVER)], ...] = Field(
+        (),
+        description="Slack user IDs (U…, W…) and user-group IDs (S…) who may press Approve / Roll back. "
+        "Empty: those in the namespace's ConfigMap modelrelease-slack-approvers (key approvers); "
+        "nobody if it does not exist.",
+    )
 
 
 class Notifications(schema.Frozen):

@@ -162,6 +162,14 @@ class HandledCommands(schema.Frozen):
                 return self.model_copy(update={"retry": token})
 
 
+class SlackThread(schema.Frozen):
+    """The Slack message a rollout is followed in: updated in place, its replies threaded under it."""
+
+    channel: str
+    rollout: str = Field(description="revision.attempt of the rollout it follows.")
+    thread_ts: str = Field(description="The parent message's ts: its id in Slack.")
+
+
 class ModelReleaseStatus(schema.Frozen):
     phase: Phase = Phase.PENDING
     reason: str | None = None
@@ -191,6 +199,7 @@ class ModelReleaseStatus(schema.Frozen):
     retiring: tuple[Retiring, ...] = ()
     handled_commands: HandledCommands = HandledCommands()
     notifications: tuple[str, ...] = Field((), description="Notification keys already sent.")
+    slack: SlackThread | None = None
     conditions: tuple[meta.Condition, ...] = ()
 
     @property

@@ -54,6 +54,7 @@ def observe(
         approvals=io.approvals.fetch_approvals(release),
         commands=build_commands(body["metadata"].get("annotations") or {}),
         written_back=_written_back(io, release, status),
+        notifications=io.notifier.fetch_delivery(release),
     )
 
 

@@ -31,6 +31,7 @@ from controller.adapters import (
 )
 from controller.runtime import gitsources, gitwebhook, handlers
 from controller.runtime import settings as settings_
+from controller.runtime import slack as slack_
 
 
 def build_api(config: settings_.RuntimeSettings) -> kubeapi.KubeApi:
@@ -42,7 +43,10 @@ def build_workspaces(config: settings_.RuntimeSettings) -> gitremote.Workspaces:
 
 
 def build_ports(
-    config: settings_.RuntimeSettings, api: kubeapi.KubeApi, workspaces: gitremote.Workspaces | None = None
+    config: settings_.RuntimeSettings,
+    api: kubeapi.KubeApi,
+    workspaces: gitremote.Workspaces | None = None,
+    slack: slack_.Slack | None = None,
 ) -> ports.Ports:
     kube_events = events.KubeEvents(api, handlers.utcnow)
     analysis: ports.AnalysisBackend = scripted_analysis.NoAnalysis()
@@ -61,7 +65,7 @@ def build_ports(
         workloads=workloads.KubeWorkloads(api),
         analysis=analysis,
         approvals=approvals.KubeApprovals(api),
-        notifier=events.EventNotifier(kube_events),
+        notifier=slack.notifier if slack is not None else events.EventNotifier(kube_events),
         registry=pinned_registry.PinnedVersionRegistry(),
         repository=gitwriteback.GitWriteBack(api, workspaces or build_workspaces(config)),
         events=kube_events,
@@ -74,6 +78,7 @@ def build_registry(
     api: kubeapi.KubeApi,
     io: ports.Ports,
     workspaces: gitremote.Workspaces | None = None,
+    slack: slack_.Slack | None = None,
 ) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     configuration = api.configuration
@@ -94,7 +99,9 @@ def build_registry(
             token=value or None,
         )
 
-    handlers.register(registry, config, io)
+    wakeups = handlers.register(registry, config, io)
+    if slack is not None:
+        slack_.register(registry, slack, config, wakeups.wake)
     sync = gitsync.GitSourceSync(
         api, workspaces or build_workspaces(config), events.KubeEvents(api, handlers.utcnow), handlers.utcnow
     )
@@ -146,12 +153,41 @@ def ensure_peering(api: kubeapi.KubeApi, config: settings_.RuntimeSettings) -> N
 PEERING_GROUP = "kopf.dev/v1"
 
 
+def _start_slack(config: settings_.RuntimeSettings, slack: slack_.Slack, log: logging.Logger) -> None:
+    log.info("Slack notifications through %s", config.slack_api_url)
+    if config.slack_interactions_port is not None:
+        if config.slack_signing_secret_file is None:
+            raise StartupError("--slack-interactions-port needs --slack-signing-secret-file to check presses")
+        server = slack_.serve(
+            slack.interactions, config.slack_interactions_host, config.slack_interactions_port
+        )
+        log.info(
+            "Slack interactivity on %s:%d%s",
+            config.slack_interactions_host,
+            server.server_address[1],
+            slack_.PATH,
+        )
+    if config.slack_app_token_file is not None:
+        try:
+            app_token = slack_.read_secret(config.slack_app_token_file, "app-level token")
+        except ValueError as exc:
+            raise StartupError(str(exc)) from exc
+        slack_.connect_socket_mode(slack.interactions, app_token, slack.client)
+        log.info("Slack Socket Mode connected")
+
+
 def run(config: settings_.RuntimeSettings) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     api = build_api(config)
     workspaces = build_workspaces(config)
-    io = build_ports(config, api, workspaces)
     log = logging.getLogger("modelrelease")
+    try:
+        slack = slack_.build(config, api, events.KubeEvents(api, handlers.utcnow), handlers.utcnow)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from exc
+    io = build_ports(config, api, workspaces, slack)
+    if slack is not None:
+        _start_slack(config, slack, log)
     if config.git_webhook_port is not None:
         receiver = gitwebhook.PushReceiver(api, config.namespaces)
         server = gitwebhook.serve(receiver, config.git_webhook_host, config.git_webhook_port)
@@ -170,7 +206,7 @@ def run(config: settings_.RuntimeSettings) -> None:
             config.peering_name,
             config.priority,
         )
-    registry = build_registry(config, api, io, workspaces)
+    registry = build_registry(config, api, io, workspaces, slack)
     asyncio.run(
         kopf.operator(
             registry=registry,

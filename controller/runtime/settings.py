@@ -27,6 +27,14 @@ class RuntimeSettings:
     git_webhook_port: int | None = None  # the push webhook receiver's port; None: no receiver
     git_webhook_host: str = "0.0.0.0"
     git_cache_dir: str | None = None  # where repository clones are cached (default: the temp folder)
+    # Slack: secrets are files (mounted from Secrets), read at start and never logged.
+    slack_token_file: str | None = None  # the bot token; None: notifications are Events only
+    slack_signing_secret_file: str | None = None
+    slack_interactions_port: int | None = None  # the interactivity endpoint; None: none
+    slack_interactions_host: str = "0.0.0.0"
+    slack_app_token_file: str | None = None  # Socket Mode instead of (or as well as) the endpoint
+    slack_api_url: str = "https://slack.com/api/"
+    slack_retry_max: float = 60.0  # longest wait between two attempts of an undelivered message
 
 
 def build_random_priority() -> int:

@@ -61,6 +61,7 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
     requests: RequestCounts = attrs.field(factory=lambda: RequestCounts())
     _wakeups: set[asyncio.Event] = attrs.field(factory=set, init=False)
     _loop: asyncio.AbstractEventLoop | None = attrs.field(default=None, init=False)
+    _closing: bool = attrs.field(default=False, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -99,6 +100,12 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
     def _wake_all(self) -> None:
         for wakeup in list(self._wakeups):
             wakeup.set()
+
+    def end_watches(self) -> None:
+        """Shutting down: every open watch ends now. (A watch whose client died unnoticed would
+        otherwise hold the server's graceful shutdown until its timeout.)"""
+        self._closing = True
+        self._wake_all()
 
     # ----- dispatch ----------------------------------------------------------------------------
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
@@ -304,7 +311,7 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
                     last = int(since)
                 except ValueError as exc:
                     raise errors.ApiError(400, "BadRequest", f"invalid resourceVersion {since!r}") from exc
-            while (remaining := deadline - loop.time()) > 0:
+            while (remaining := deadline - loop.time()) > 0 and not self._closing:
                 wakeup.clear()  # cleared before reading, so a write after the read still wakes us
                 try:
                     events = self.store.events_after(rtype, last)

@@ -95,6 +95,7 @@ class SandboxCluster:
             self._started.set()
             await self._stop.wait()
             simulation.cancel()
+            self.server.end_watches()
 
     def _wake_simulator(self) -> None:
         loop = self._loop

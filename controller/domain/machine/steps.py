@@ -282,7 +282,15 @@ def _analysis_complete(turn: turn_.Turn, step: Step) -> Completion:
     turn.change(changes.analysis_finished(st, finished))
     turn.act(actions.StopAnalysis(run=run))
     summary = f"{entry.label}: {verdict.value}" + (f" ({rule})" if rule else "")
-    turn.notify(actions.NotificationEvent.ANALYSIS, target.revision, f"analysis-{index}", summary, verdict)
+    turn.notify(
+        actions.NotificationEvent.ANALYSIS,
+        target.revision,
+        f"analysis-{index}",
+        summary,
+        verdict,
+        metrics=metrics,
+        step_index=index,
+    )
     if verdict == Verdict.PASS:
         turn.event("AnalysisPassed", summary, key=run)
         return Completion(complete=True)
@@ -441,6 +449,9 @@ def _report_mismatched_approvals(turn: turn_.Turn, index: int, target: changes.T
         )
 
 
+PAST = {releasestatus.ApprovalDecision.APPROVE: "approved", releasestatus.ApprovalDecision.REJECT: "rejected"}
+
+
 def record_approval(
     turn: turn_.Turn,
     target: changes.Target,
@@ -461,6 +472,14 @@ def record_approval(
     )
     turn.change(changes.approval_recorded(turn.status, record))
     turn.event("Approval", f"{decision.value} by {by} via {via}")
+    why = f": {reason}" if reason else ""
+    turn.notify(
+        actions.NotificationEvent.APPROVAL,
+        target.revision,
+        f"approval-{record.step_index}-{decision.value}",
+        f"step {record.step_index} {PAST[decision]} by {by} (via {via}){why}",
+        step_index=record.step_index,
+    )
 
 
 def _keep_analysis_running(turn: turn_.Turn) -> bool:

@@ -19,6 +19,7 @@ from controller.resources import modelrelease, releasestatus
 
 Phase = releasestatus.Phase
 Verdict = verdicts.Verdict
+MetricResult = verdicts.MetricResult
 Target = changes.Target
 POLL = timedelta(seconds=30)  # how often to look again while waiting on something without a watch
 
@@ -99,6 +100,9 @@ class Turn:
         suffix: str,
         message: str,
         verdict: Verdict | None = None,
+        *,
+        metrics: tuple[MetricResult, ...] = (),
+        step_index: int | None = None,
     ) -> None:
         slack = self.spec.notifications.slack
         key = self.once_key(revision, suffix)
@@ -114,6 +118,8 @@ class Turn:
                 model_version=model_version,
                 message=message,
                 verdict=verdict,
+                metrics=metrics,
+                step_index=step_index,
             )
         )
         self.change(changes.noted(self.status, key))

@@ -456,6 +456,8 @@ def test_an_approval_gate_waits_for_a_decision_on_this_revision_and_step(
     assert run.status.phase == phase
     assert [(a.by, a.decision) for a in run.status.approvals] == [("ana", decision)]
     assert len(run.world.executed(actions.RequestApproval)) == 1
+    told = [n for n in run.world.executed(actions.Notify) if n.event == actions.NotificationEvent.APPROVAL]
+    assert [(n.step_index, "by ana" in n.message) for n in told] == [(1, True)]
 
 
 def test_an_approval_from_a_previous_attempt_does_not_pass_the_gate_of_a_retry() -> None:

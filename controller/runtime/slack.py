@@ -1,0 +1,173 @@
+"""Slack in the controller process: the sender (a Kopf timer per release), the interactivity
+endpoint (its own port) and Socket Mode — built only when a bot token is configured.
+
+The timer delivers each release's outbox in a worker thread; peering stops it on a standby
+replica like every other handler, so only the acting replica talks to Slack. When delivery
+changes what the domain sees (a thread's ts learnt, failures starting or ending), the release's
+daemon is woken so status says it at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import pathlib
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import kopf
+import pydantic
+from slack_sdk import WebClient
+from slack_sdk.socket_mode import SocketModeClient
+from slack_sdk.socket_mode.client import BaseSocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
+
+from controller import errors, ports
+from controller.adapters import events, kubeapi, slackinteractions, slacknotifier, slackoutbox
+from controller.resources import meta, modelrelease, releasestatus
+from controller.runtime import settings as settings_
+
+LOGGER = logging.getLogger("modelrelease.slack")
+PATH = "/slack/interactions"
+DELIVERY_INTERVAL = 1.0  # seconds between looks at a release's outbox
+MAX_BODY = 64 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Slack:
+    client: WebClient
+    notifier: slacknotifier.SlackNotifier
+    sender: slacknotifier.SlackSender
+    interactions: slackinteractions.Interactions
+
+
+def read_secret(path: str, what: str) -> str:
+    try:
+        value = pathlib.Path(path).read_text().strip()
+    except OSError as exc:
+        raise ValueError(f"cannot read the Slack {what} from {path}: {exc.strerror}") from None
+    if not value:
+        raise ValueError(f"the Slack {what} file {path} is empty")
+    return value
+
+
+def build(
+    config: settings_.RuntimeSettings,
+    api: kubeapi.KubeApi,
+    kube_events: events.KubeEvents,
+    clock: Callable[[], datetime],
+) -> Slack | None:
+    if config.slack_token_file is None:
+        return None
+    token = read_secret(config.slack_token_file, "bot token")
+    secret = (
+        read_secret(config.slack_signing_secret_file, "signing secret")
+        if config.slack_signing_secret_file
+        else None
+    )
+    client = WebClient(token=token, base_url=config.slack_api_url, timeout=int(config.request_timeout))
+    outboxes = slackoutbox.Outboxes(api)
+    return Slack(
+        client=client,
+        notifier=slacknotifier.SlackNotifier(outboxes, events.EventNotifier(kube_events)),
+        sender=slacknotifier.SlackSender(
+            client, outboxes, kube_events, clock, max_backoff=config.slack_retry_max
+        ),
+        interactions=slackinteractions.Interactions(api, client, secret),
+    )
+
+
+def register(
+    registry: kopf.OperatorRegistry,
+    slack: Slack,
+    config: settings_.RuntimeSettings,
+    wake: Callable[[str, str], None],
+) -> None:
+    release_filter: dict[str, Any] | None = dict(config.label_selector) or None
+    logging.getLogger("kopf.objects").addFilter(_quiet_timer)
+
+    @kopf.timer(
+        meta.GROUP,
+        meta.VERSION,
+        "modelreleases",
+        registry=registry,
+        labels=release_filter,
+        interval=DELIVERY_INTERVAL,
+        when=lambda spec, **_: bool((spec.get("notifications") or {}).get("slack")),
+    )
+    async def deliver_to_slack(**kwargs: Any) -> None:
+        name: str = kwargs["name"]
+        namespace: str = kwargs["namespace"]
+        try:
+            spec = modelrelease.ModelReleaseSpec.model_validate(kwargs["spec"])
+            status = releasestatus.ModelReleaseStatus.model_validate(kwargs["status"] or {})
+        except pydantic.ValidationError:
+            return  # the reconciler reports an unreadable release
+        release = ports.ReleaseRef(namespace=namespace, name=name, uid=kwargs["uid"], spec=spec)
+        try:
+            changed = await asyncio.to_thread(slack.sender.deliver, release, status)
+        except errors.ModelReleaseError as exc:
+            LOGGER.warning("Slack outbox of %s/%s: %s", namespace, name, exc)
+            return
+        if changed:
+            wake(namespace, name)
+
+
+def _quiet_timer(record: logging.LogRecord) -> bool:
+    """Kopf says every second that the delivery timer succeeded; that is not news."""
+    return "deliver_to_slack' succeeded" not in record.getMessage()
+
+
+def serve(interactions: slackinteractions.Interactions, host: str, port: int) -> ThreadingHTTPServer:
+    """The interactivity URL: POST /slack/interactions, answered within Slack's three seconds."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            if self.path.split("?")[0] != PATH:
+                self._answer(HTTPStatus.NOT_FOUND, f"not found: POST {PATH}")
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY:
+                self._answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "too large for a button press")
+                return
+            body = self.rfile.read(length)
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            answer = interactions.answer_http(headers, body)
+            self._answer(answer.status, answer.text)
+
+        def _answer(self, status: HTTPStatus, text: str) -> None:
+            data = text.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # refusals are logged with their reason by Interactions
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, name="slack-interactions", daemon=True).start()
+    return server
+
+
+def connect_socket_mode(
+    interactions: slackinteractions.Interactions, app_token: str, client: WebClient
+) -> SocketModeClient:
+    """Presses over Socket Mode: acknowledged at once (Slack waits three seconds), then answered."""
+    socket = SocketModeClient(app_token=app_token, web_client=client, auto_reconnect_enabled=True)
+
+    def on_request(connection: BaseSocketModeClient, request: SocketModeRequest) -> None:
+        connection.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id))
+        if request.type == "interactive":
+            interactions.answer_payload(request.payload)
+
+    socket.socket_mode_request_listeners.append(on_request)
+    socket.connect()
+    return socket
