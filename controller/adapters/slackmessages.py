@@ -75,12 +75,7 @@ def render_parent(
         to_version = status.canary_model_version or status.stable_model_version or "?"
         from_version = status.stable_model_version if status.canary_model_version else None
         phase = status.phase.value
-        steps = len(spec.strategy.canary.steps) if spec.strategy.canary is not None else None
-        where = (
-            f"step {status.current_step_index + 1} of {steps}"
-            if status.current_step_index is not None and steps
-            else "-"
-        )
+        where = _where(spec, status.current_step_index)
         weight = f"{status.canary_weight}%"
         detail = status.message
         icon = PHASE_ICON.get(status.phase, ":arrows_counterclockwise:")
@@ -187,6 +182,24 @@ def render_decided(request: Rendered, outcome: str) -> Rendered:
     kept = [b for b in request.blocks if b.get("type") != "actions"]
     kept.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(outcome, 2900)}]})
     return Rendered(f"{request.text} — {outcome}", kept)
+
+
+def _where(spec: modelrelease.ModelReleaseSpec, index: int | None) -> str:
+    """The step as everything else names it (0-based, like Approval.step), with its kind."""
+    steps = spec.strategy.canary.steps if spec.strategy.canary is not None else ()
+    if index is None or not steps or index >= len(steps):
+        return "-" if index is None else f"{index}"
+    step = steps[index]
+    kind = (
+        f"setWeight {step.set_weight}"
+        if step.set_weight is not None
+        else "pause"
+        if step.pause is not None
+        else f"analysis {step.analysis.template}"
+        if step.analysis is not None
+        else "approval"
+    )
+    return f"{index} ({kind}) of 0–{len(steps) - 1}"
 
 
 def _button(action_id: str, label: str, value: str, style: str) -> dict[str, Any]:

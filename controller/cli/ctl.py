@@ -264,6 +264,11 @@ def render_status(release: Obj, events: Sequence[Obj], now: datetime) -> str:
                 f"    step {approval.step_index}: {approval.decision.value} by {approval.by} "
                 f"via {approval.via} ({_age(approval.at.isoformat(), now)} ago)"
             )
+    if st.slack is not None:
+        lines += [
+            "",
+            f"  slack: {st.slack.channel}, thread {st.slack.thread_ts} (rollout {st.slack.rollout})",
+        ]
     if st.conditions:
         lines += ["", "  conditions:"]
         for condition in st.conditions:

@@ -154,14 +154,14 @@ class SlackStandIn:
         return [parent, *sorted(replies, key=lambda m: float(m.ts))]
 
     def render_thread(self, channel: str, ts: str) -> str:
-        """The thread as a person would read it, in plain text."""
+        """The thread as a person would read it, in plain text: what Slack shows is the blocks (the
+        text is only the fallback for notifications), with section fields side by side."""
         lines = []
         for index, message in enumerate(self.thread(channel, ts)):
-            lines.append(("" if index == 0 else "  ↳ ") + message.text)
-            for block in message.blocks:
-                text = _block_text(block)
-                if text:
-                    lines += [("  " if index == 0 else "      ") + line for line in text.splitlines()]
+            shown = [_block_text(block) for block in message.blocks] if message.blocks else [message.text]
+            shown_lines = [line for text in shown for line in text.splitlines() if line.strip()]
+            first, indent = ("", "  ") if index == 0 else ("  ↳ ", "    ")
+            lines += [(first if n == 0 else indent) + line for n, line in enumerate(shown_lines)]
         return "\n".join(lines)
 
     def press_button(
@@ -595,6 +595,10 @@ def _block_text(block: dict[str, Any]) -> str:
     if block.get("type") == "actions":
         labels = [str((e.get("text") or {}).get("text", "")) for e in block.get("elements") or []]
         return "  ".join(f"[{label}]" for label in labels)
+    if block.get("fields"):
+        # Slack lays fields out in two columns; one line reads the same.
+        fields = [str(f.get("text", "")).replace("*", "").replace("\n", ": ", 1) for f in block["fields"]]
+        return " · ".join(fields)
     parts = [str(item.get("text", "")) for item in _text_objects(block) if isinstance(item, dict)]
     return "\n".join(p for p in parts if p)
 

@@ -5,10 +5,13 @@ Prometheus that scrapes every pod, the controller with `--analysis prometheus`, 
 repository made from gitops-repo-template/ (a bare Git remote and a clone), which a GitSource
 syncs. Release `fraud-detector` serves model 1; each next model is released as a merged PR
 would be — the PR checks (`validate`, `plan`) run, one line changes, it is pushed: model 2 (as
-good) goes through canary steps with analysis and is promoted; model 3 (a slower p99 and three
-times the errors) is rolled back by the judge, and the controller commits model 2 back to the
-repository. Nothing is scripted: the judge decides from what Prometheus scraped. Time is
-compressed by configuration only (2-second intervals, 5,000 requests per second).
+good) goes through canary steps with analysis, waits at an approval step until ada presses
+Approve in Slack, and is promoted; model 3 (a slower p99 and three times the errors) is rolled
+back by the judge, and the controller commits model 2 back to the repository. Each rollout is one
+Slack thread (a stand-in Slack on loopback, reached through slack-sdk), printed at the end.
+Nothing is scripted: the judge decides from what Prometheus scraped, and the approval is a signed
+button press. Time is compressed by configuration only (2-second intervals, 5,000 requests per
+second).
 
 The live view is `kubectl modelrelease status`; a summary ends it. The exit code is 0 only when
 model 2 was promoted and model 3 rolled back by the analysis. `--keep` leaves everything running
@@ -25,6 +28,7 @@ import functools
 import pathlib
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -38,7 +42,7 @@ from analysis import verdicts
 from controller import releasetree
 from controller.cli import ctl, planview
 from controller.resources import releasestatus
-from controller.sandbox import cluster, fleet
+from controller.sandbox import cluster, fleet, slack
 from controller.tooling import processes, prometheus_process, releaserepo
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -48,6 +52,15 @@ NAMESPACE = "default"
 
 
 RELEASE_FILE = f"releases/{RELEASE}/release.yaml"
+SLACK_CHANNEL = "ml-releases"
+# The stand-in's credentials: files the controller reads, as it would read mounted Secrets.
+SLACK_TOKEN, SLACK_SECRET = "xoxb-demo-bot-token", "demo-signing-secret"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +71,8 @@ class Outcome:
     commit: str = ""  # the merge that released it
     started_after: float | None = None  # seconds from the push to the rollout's start in the cluster
     written_back: str = ""  # `git log -1` of the commit the rollback wrote, if any
+    slack_thread: str = ""  # the rollout's Slack thread, as the stand-in holds it
+    approved_in_slack: str = ""  # who pressed Approve, as the Approval records it
 
     @property
     def record(self) -> releasestatus.RolloutRecord | None:
@@ -71,6 +86,7 @@ class Demo:
         self.live = live and sys.stdout.isatty()
         self.stack = contextlib.ExitStack()
         self.sandbox: cluster.SandboxCluster | None = None
+        self.slack: slack.SlackStandIn | None = None
 
     # -- starting everything ------------------------------------------------------------------
 
@@ -90,9 +106,29 @@ class Demo:
             self.work / "prometheus", file_sd=targets
         ).start()
         self.stack.callback(self.prometheus.stop)
+        self.slack = self.stack.enter_context(
+            slack.SlackStandIn(
+                token=SLACK_TOKEN, signing_secret=SLACK_SECRET, channels={SLACK_CHANNEL: "C0MLRELEASES"}
+            )
+        )
+        (self.work / "slack-token").write_text(SLACK_TOKEN)  # in a cluster: Secrets mounted as files
+        (self.work / "slack-signing-secret").write_text(SLACK_SECRET)
+        self.interactions = f"http://127.0.0.1:{_free_port()}/slack/interactions"
         log = (self.work / "controller.log").open("wb")
         self.stack.callback(log.close)
         flags = ["--standalone", "--poll-interval", "1", "--analysis", "prometheus"]
+        flags += [
+            "--slack-token-file",
+            str(self.work / "slack-token"),
+            "--slack-signing-secret-file",
+            str(self.work / "slack-signing-secret"),
+            "--slack-interactions-host",
+            "127.0.0.1",
+            "--slack-interactions-port",
+            self.interactions.split(":")[2].split("/")[0],
+            "--slack-api-url",
+            self.slack.api_url,
+        ]
         controller = subprocess.Popen(
             processes.controller_command(self.kubeconfig, *flags, "--prometheus", self.prometheus.url),
             cwd=ROOT,
@@ -102,7 +138,7 @@ class Demo:
         self.stack.callback(processes.stop, controller)
         self.out(
             f"cluster {self.sandbox.url}, Prometheus {self.prometheus.url}, fleet on {server.address}, "
-            f"controller pid {controller.pid} (logs in {self.work})"
+            f"Slack stand-in {self.slack.api_url}, controller pid {controller.pid} (logs in {self.work})"
         )
 
     def stop(self) -> None:
@@ -140,6 +176,7 @@ class Demo:
         started = time.monotonic()
         began: float | None = None
         shown, seen = "", ""
+        approved = ""
         while True:
             remaining = timeout - (time.monotonic() - started)
             try:  # woken by the cluster's next write to the release, not by a timer
@@ -165,12 +202,57 @@ class Demo:
             status = releasestatus.ModelReleaseStatus.model_validate(release.get("status") or {})
             if began is None and status.canary_model_version == version:
                 began = time.monotonic() - started
+            if status.phase == releasestatus.Phase.AWAITING_APPROVAL and not approved:
+                approved = self._press_approve(version)
             rolled_back = status.last_rollback is not None and status.last_rollback.model_version == version
             if ctl.settled(release) and (status.stable_model_version == version or rolled_back):
                 written = (
                     self._written_back(status, timeout - (time.monotonic() - started)) if rolled_back else ""
                 )
-                return Outcome(version, status, time.monotonic() - started, commit, began, written)
+                thread = self._slack_thread(version)
+                by = next((a.by for a in status.approvals if "Slack" in a.by), "")
+                return Outcome(
+                    version, status, time.monotonic() - started, commit, began, written, thread, by
+                )
+
+    def _press_approve(self, version: str) -> str:
+        """What an approver does in Slack: press Approve under the request, once it is there."""
+        assert self.slack is not None
+
+        def request() -> slack.Message | None:
+            return next((m for m in self._thread(version)[1:] if "waits for approval" in m.text), None)
+
+        self.slack.wait_until(lambda: request() is not None, timeout=30)
+        message = request()
+        assert message is not None
+        status, answer = self.slack.press_button(
+            self.interactions, channel=SLACK_CHANNEL, ts=message.ts, action_id="approve", user="U0ADA"
+        )
+        self.out(f"ada pressed Approve in #{SLACK_CHANNEL}: {status} {answer}")
+        return answer
+
+    def _thread(self, version: str) -> list[slack.Message]:
+        """The Slack thread of the rollout to `version` (its parent names the model it moves to)."""
+        assert self.slack is not None
+        parents = [
+            m for m in list(self.slack.messages.values()) if m.thread_ts is None and f"→ {version}" in m.text
+        ]
+        return self.slack.thread(parents[-1].channel, parents[-1].ts) if parents else []
+
+    def _slack_thread(self, version: str) -> str:
+        """The thread once its last word (promoted, rolled back) has arrived."""
+        assert self.slack is not None
+        final = (":rocket:", ":leftwards_arrow_with_hook:")
+
+        def ended() -> bool:
+            return any(m.text.startswith(final) for m in self._thread(version)[1:])
+
+        try:
+            self.slack.wait_until(ended, timeout=30)
+        except TimeoutError:
+            return ""
+        thread = self._thread(version)
+        return self.slack.render_thread(thread[0].channel, thread[0].ts)
 
     def _written_back(self, status: releasestatus.ModelReleaseStatus, timeout: float) -> str:
         """Wait for the rollback's commit to be recorded; `git log -1` of the repository then."""
@@ -252,6 +334,18 @@ def summary(outcomes: Sequence[Outcome]) -> tuple[str, bool]:
         if outcome.version == "3" and record is not None and record.reason != "AnalysisFailed":
             ok = False
             lines.append("    expected the judge to roll it back (AnalysisFailed)")
+        if outcome.version == "2":
+            if outcome.approved_in_slack:
+                lines.append(f"    approved in Slack by {outcome.approved_in_slack} (an Approval object)")
+            else:
+                ok = False
+                lines.append("    expected an approval pressed in Slack")
+        if outcome.slack_thread:
+            lines.append(f"    its Slack thread in #{SLACK_CHANNEL}:")
+            lines += [f"      {line}" for line in outcome.slack_thread.splitlines()]
+        elif want is not None:
+            ok = False
+            lines.append("    expected its Slack thread, ending with the outcome")
         if outcome.written_back:
             lines.append("    and wrote it back to Git (git log -1 in the release repository):")
             lines += [f"      {line}" for line in outcome.written_back.splitlines()]
@@ -313,6 +407,7 @@ def _explore(demo: Demo) -> None:
         f"  kubectl modelrelease status {RELEASE}\n"
         f"  kubectl modelrelease history {RELEASE}\n"
         f"  kubectl get gitsource releases -o yaml\n"
+        f"  kubectl get approvals; kubectl get configmap modelrelease-slack-{RELEASE} -o yaml\n"
         f"  git -C {demo.repo.clone_path} log --stat\n"
         f"  kubectl get deploy,pods,httproute\n"
         f"  open {demo.prometheus.url} (e.g. sum by (revision) (rate(inference_requests_total[30s])))\n"

@@ -30,6 +30,14 @@ def test_the_demo_promotes_model_2_and_rolls_back_model_3_on_the_judges_evidence
     assert all(outcome.started_after is not None for outcome in outcomes)
     assert outcomes[1].written_back.splitlines()[3] == "Roll back fraud-detector to model version 2"
     assert "Modelrelease-Action: " in outcomes[1].written_back
+    # Followed in Slack, and approved there: one thread per rollout, ending with its outcome.
+    assert outcomes[0].approved_in_slack == "ada (Slack U0ADA)"
+    assert "approved by ada (Slack U0ADA)" in outcomes[0].slack_thread
+    assert outcomes[0].slack_thread.splitlines()[-1].startswith("  ↳ :rocket:")
+    assert "errors       0.0" in outcomes[1].slack_thread  # the verdict's metric table
+    assert (
+        outcomes[1].slack_thread.splitlines()[-1].startswith("  ↳ :leftwards_arrow_with_hook: AnalysisFailed")
+    )
     assert 'version: "2"   # the model to serve: a PR changes this line' in running.repo.show(
         demo.RELEASE_FILE
     )
