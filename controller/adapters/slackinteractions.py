@@ -127,8 +127,26 @@ class Interactions:
             target.revision,
             press.user,
         )
-        self._show_decided(press)
+        self._show_decided(press, self._votes(release, press))
         return Answer(HTTPStatus.OK, f"{PAST[press.decision]}: Approval {press.approval_name}")
+
+    def _votes(self, release: dict[str, Any], press: slackpress.Press) -> tuple[int, int]:
+        """(different approvers so far, approvers the gate needs) once this press counts."""
+        target = press.target
+        steps = (((release.get("spec") or {}).get("strategy") or {}).get("canary") or {}).get("steps") or []
+        step = steps[target.step] if target.step < len(steps) else {}
+        needed = int(((step or {}).get("approval") or {}).get("approvals") or 1)
+        if press.decision == releasestatus.ApprovalDecision.REJECT:
+            return needed, needed  # one rejection decides
+        items = self._api.get(kubeapi.build_path(meta.API_VERSION, "approvals", target.namespace))["items"]
+        approvers = {
+            str(a["spec"].get("by"))
+            for a in items
+            if (a["spec"].get("release"), a["spec"].get("revision"), a["spec"].get("step"))
+            == (target.release, target.revision, target.step)
+            and a["spec"].get("decision") == releasestatus.ApprovalDecision.APPROVE.value
+        }
+        return len(approvers), needed
 
     def _approval(self, press: slackpress.Press) -> dict[str, Any]:
         target = press.target
@@ -155,12 +173,15 @@ class Interactions:
             },
         }
 
-    def _show_decided(self, press: slackpress.Press) -> None:
-        """The pressed message loses its buttons at once, so nobody presses again in vain."""
+    def _show_decided(self, press: slackpress.Press, votes: tuple[int, int]) -> None:
+        """The pressed message shows the press at once: its buttons go when the gate is decided, so
+        nobody presses again in vain; short of a quorum they stay for the next approver."""
         request = slackmessages.Rendered(press.message_text, list(press.message_blocks))
-        decided = slackmessages.render_decided(
-            request, f"{PAST[press.decision]} by <@{press.user}> · Approval {press.approval_name}"
-        )
+        outcome = f"{PAST[press.decision]} by <@{press.user}> · Approval {press.approval_name}"
+        if votes[0] < votes[1]:
+            decided = slackmessages.render_vote(request, f"{outcome} ({votes[0]} of {votes[1]})")
+        else:
+            decided = slackmessages.render_decided(request, outcome)
         try:
             self._client.chat_update(
                 channel=press.channel, ts=press.message_ts, text=decided.text, blocks=decided.blocks

@@ -202,6 +202,14 @@ def _where(spec: modelrelease.ModelReleaseSpec, index: int | None) -> str:
     return f"{index} ({kind}) of 0–{len(steps) - 1}"
 
 
+def render_vote(request: Rendered, vote: str) -> Rendered:
+    """An approval request short of its quorum: who approved so far, above the buttons kept."""
+    note = {"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(vote, 2900)}]}
+    buttons = [b for b in request.blocks if b.get("type") == "actions"]
+    kept = [b for b in request.blocks if b.get("type") != "actions"]
+    return Rendered(f"{request.text} — {vote}", [*kept, note, *buttons])
+
+
 def _button(action_id: str, label: str, value: str, style: str) -> dict[str, Any]:
     return {
         "type": "button",

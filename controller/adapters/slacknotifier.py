@@ -1,8 +1,8 @@
 """Slack: the Notifier port (queue in the outbox) and the sender that delivers the outbox to Slack.
 
-`SlackNotifier` is what the reconciler calls: it says everything as Events too (every install has
-those) and queues the Slack message; it never talks to Slack, so Slack cannot slow or fail a
-rollout. `SlackSender.deliver` runs in the background (a Kopf timer per release): it posts each
+`SlackNotifier` is what the reconciler calls: it queues the Slack message (an approval request is
+also an Event, saying how to approve with kubectl); it never talks to Slack, so Slack cannot slow
+or fail a rollout. `SlackSender.deliver` runs in the background (a Kopf timer per release): it posts each
 rollout's parent message once and keeps it current with `chat.update`, posts the thread replies in
 order, and rewrites a decided approval request so its buttons give way to who decided. Failures
 (5xx, 429 with Retry-After, network) are retried with backoff; after a few, a Warning Event says
@@ -42,7 +42,7 @@ class SlackNotifier:
         self._events = fallback
 
     def post_notification(self, release: ports.ReleaseRef, action: actions.Notify) -> None:
-        self._events.post_notification(release, action)
+        # No Event: the reconciler's transition Events already say it (Promoted, Approval, …).
         rollout = slackmessages.rollout_of(action.key)
         rendered = slackmessages.render_notification(action)
         message = None
@@ -50,7 +50,8 @@ class SlackNotifier:
             message = slackoutbox.Outgoing(
                 key=action.key, rollout=rollout, text=rendered.text, blocks=rendered.blocks
             )
-            if action.event == actions.NotificationEvent.APPROVAL and action.step_index is not None:
+            decided = action.event == actions.NotificationEvent.APPROVAL and action.closes_gate
+            if decided and action.step_index is not None:
                 message.edits = f"{rollout}/approval-{action.step_index}"
                 message.edit_text = action.message
         self._outboxes.update(release, lambda outbox: outbox.queue(rollout, message), action.channel)

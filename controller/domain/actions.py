@@ -120,6 +120,9 @@ class Notify(schema.Frozen):
     verdict: verdicts.Verdict | None = None
     metrics: tuple[verdicts.MetricResult, ...] = Field((), description="An analysis verdict's evidence.")
     step_index: int | None = Field(None, description="The step it is about (an analysis, an approval).")
+    closes_gate: bool = Field(
+        False, description="An approval that decided its gate (quorum met, or a rejection)."
+    )
 
 
 class PromoteModel(schema.Frozen):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from enum import StrEnum
 from typing import Annotated, Self
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
@@ -89,8 +90,33 @@ class PauseStep(schema.Frozen):
     duration: schema.Duration | None = Field(None, description="Pause length; omitted = until promoted.")
 
 
+class ApprovalTimeoutAction(StrEnum):
+    ROLLBACK = "rollback"
+    PAUSE = "pause"
+
+
 class ApprovalStep(schema.Frozen):
     slack: bool = Field(True, description="Post Approve / Roll back buttons to the release's Slack channel.")
+    approvals: int = Field(
+        1,
+        ge=1,
+        le=10,
+        description="How many different approvers must approve (a quorum); one rejection rolls back.",
+    )
+    timeout: schema.Duration | None = Field(
+        None, description="How long the gate waits from when it opened; then onTimeout. Omitted: for ever."
+    )
+    on_timeout: ApprovalTimeoutAction = Field(
+        ApprovalTimeoutAction.PAUSE,
+        description="rollback: roll back; pause: stay paused (no more approvals) until promote or abort.",
+    )
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive_timeout(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("timeout must be positive")
+        return value
 
 
 class CanaryStep(schema.Frozen):

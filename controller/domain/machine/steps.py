@@ -18,7 +18,7 @@ from controller.domain import actions, naming, planning
 from controller.domain import observations as obs_
 from controller.domain.machine import changes, converge, endings
 from controller.domain.machine import turn as turn_
-from controller.resources import releasestatus
+from controller.resources import modelrelease, releasestatus
 
 Phase = releasestatus.Phase
 Verdict = verdicts.Verdict
@@ -197,9 +197,13 @@ def _pause_complete(turn: turn_.Turn, step: Step) -> Completion:
 def _approval_complete(turn: turn_.Turn, step: Step) -> Completion:
     target, index, entry = step.target, step.index, step.entry
     st = turn.status
+    if st.phase == Phase.PAUSED and st.reason == APPROVAL_TIMED_OUT:
+        return NOT_YET  # until promote or abort
     if st.phase != Phase.AWAITING_APPROVAL:
+        needed = entry.approval.approvals if entry.approval is not None else 1
+        wanted = "an approval" if needed == 1 else f"{needed} approvals (by different people)"
         message = (
-            f"{entry.label}: waiting for an approval of revision {target.revision}: create an "
+            f"{entry.label}: waiting for {wanted} of revision {target.revision}: create an "
             f"Approval with release {turn.name}, revision {target.revision}, step {index} "
             "(docs/operations.md)"
         )
@@ -220,6 +224,8 @@ def _approval_complete(turn: turn_.Turn, step: Step) -> Completion:
         turn.change(changes.noted(turn.status, key))
         turn.event("AwaitingApproval", message)
         return NOT_YET
+    assert entry.approval is not None
+    gate = entry.approval
     relevant = _approvals_for(turn, index, target)
     rejection = next((a for a in relevant if a.decision == releasestatus.ApprovalDecision.REJECT), None)
     if rejection is not None:
@@ -231,18 +237,60 @@ def _approval_complete(turn: turn_.Turn, step: Step) -> Completion:
             rejection.name,
             rejection.created_at,
             rejection.reason,
+            closes_gate=True,
         )
         why = f": {rejection.reason}" if rejection.reason else ""
         endings.roll_back(turn, target, "ApprovalRejected", f"{entry.label}: rejected by {rejection.by}{why}")
         return NOT_YET
-    if relevant:
-        approval = relevant[0]
+    approvers: dict[str, obs_.ObservedApproval] = {}
+    for approval in relevant:
+        approvers.setdefault(approval.by, approval)  # one voice per approver, the first counts
+    recorded = {a.by for a in st.approvals if (a.revision, a.step_index) == (target.revision, index)}
+    for count, approval in enumerate(approvers.values(), start=1):
+        if approval.by in recorded or count > gate.approvals:
+            continue
         record_approval(
-            turn, target, approval.decision, approval.by, approval.name, approval.created_at, approval.reason
+            turn,
+            target,
+            approval.decision,
+            approval.by,
+            approval.name,
+            approval.created_at,
+            approval.reason,
+            closes_gate=count == gate.approvals,
+            quorum=(count, gate.approvals),
         )
+    if len(approvers) >= gate.approvals:
         return Completion(complete=True)
+    if approvers:
+        names = ", ".join(approvers)
+        waiting = (
+            f"{entry.label}: {len(approvers)} of {gate.approvals} approvals ({names}); "
+            f"waiting for {gate.approvals - len(approvers)} more of revision {target.revision}"
+        )
+        if turn.status.message != waiting:
+            turn.change(changes.said(turn.status, turn.status.reason, waiting))
     _report_mismatched_approvals(turn, index, target)
+    if gate.timeout is None:
+        return NOT_YET
+    assert st.step_started_at is not None
+    expires = st.step_started_at + gate.timeout
+    if turn.now < expires:
+        return Completion(wake_at=expires)
+    expired = (
+        f"{entry.label}: no decision within {schema.format_duration(gate.timeout)} "
+        f"({len(approvers)} of {gate.approvals} approvals)"
+    )
+    if gate.on_timeout == modelrelease.ApprovalTimeoutAction.ROLLBACK:
+        endings.roll_back(turn, target, APPROVAL_TIMED_OUT, expired)
+    else:
+        message = f"{expired}; the gate is closed: promote to continue or abort to roll back"
+        turn.change(changes.paused(turn.status, APPROVAL_TIMED_OUT, message))
+        turn.event(APPROVAL_TIMED_OUT, message, warning=True)
     return NOT_YET
+
+
+APPROVAL_TIMED_OUT = "ApprovalTimedOut"
 
 
 def _analysis_complete(turn: turn_.Turn, step: Step) -> Completion:
@@ -460,6 +508,9 @@ def record_approval(
     via: str,
     at: datetime | None = None,
     reason: str = "",
+    *,
+    closes_gate: bool = True,
+    quorum: tuple[int, int] = (1, 1),
 ) -> None:
     record = releasestatus.ApprovalRecord(
         step_index=turn.status.current_step_index or 0,
@@ -473,12 +524,14 @@ def record_approval(
     turn.change(changes.approval_recorded(turn.status, record))
     turn.event("Approval", f"{decision.value} by {by} via {via}")
     why = f": {reason}" if reason else ""
+    count = f" ({quorum[0]} of {quorum[1]})" if quorum[1] > 1 else ""
     turn.notify(
         actions.NotificationEvent.APPROVAL,
         target.revision,
-        f"approval-{record.step_index}-{decision.value}",
-        f"step {record.step_index} {PAST[decision]} by {by} (via {via}){why}",
+        f"approval-{record.step_index}-{decision.value}-{by}",
+        f"step {record.step_index} {PAST[decision]} by {by}{count} (via {via}){why}",
         step_index=record.step_index,
+        closes_gate=closes_gate,
     )
 
 

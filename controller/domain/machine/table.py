@@ -35,10 +35,11 @@ ALLOWED: dict[Phase, frozenset[Phase]] = {
     # Walking the steps. Progressing enters every kind of step; a pause or an inconclusive analysis
     # (Paused) and an approval gate (AwaitingApproval) lead back to Progressing, or to Promoting
     # (their step was the last, or promote --full). Any of them may roll back, be superseded by a
-    # new revision (Progressing again), see the spec go back to stable (Succeeded) or halt.
+    # new revision (Progressing again), see the spec go back to stable (Succeeded) or halt. An
+    # approval gate whose timeout passed with `onTimeout: pause` closes (Paused) until an operator.
     Phase.PROGRESSING: _except(Phase.PROGRESSING),
     Phase.PAUSED: _except(Phase.PAUSED, Phase.AWAITING_APPROVAL),
-    Phase.AWAITING_APPROVAL: _except(Phase.AWAITING_APPROVAL, Phase.PAUSED),
+    Phase.AWAITING_APPROVAL: _except(Phase.AWAITING_APPROVAL),
     Phase.PROMOTING: _except(Phase.PROMOTING, Phase.PAUSED, Phase.AWAITING_APPROVAL),
     # Stable: a new revision starts a rollout (Progressing) or halts before it starts; a rolled-back
     # release is Succeeded again when the spec returns to the stable revision (Git write-back).

@@ -103,6 +103,7 @@ class Turn:
         *,
         metrics: tuple[MetricResult, ...] = (),
         step_index: int | None = None,
+        closes_gate: bool = False,
     ) -> None:
         slack = self.spec.notifications.slack
         key = self.once_key(revision, suffix)
@@ -120,6 +121,7 @@ class Turn:
                 verdict=verdict,
                 metrics=metrics,
                 step_index=step_index,
+                closes_gate=closes_gate,
             )
         )
         self.change(changes.noted(self.status, key))

@@ -61,13 +61,20 @@ class Gate:
     """A release waiting at step 3 of revision abc123, and its approval request posted in Slack."""
 
     def __init__(
-        self, api: kubeapi.KubeApi, standin: slack.SlackStandIn, approvers: list[str] | None
+        self,
+        api: kubeapi.KubeApi,
+        standin: slack.SlackStandIn,
+        approvers: list[str] | None,
+        *,
+        quorum: int = 1,
     ) -> None:
         self.name = f"ranker-{next(names)}"
         notifications: dict[str, Any] = {"slack": {"channel": "#ml-releases"}}
         if approvers is not None:
             notifications["slack"]["approvers"] = approvers
-        api.create(RELEASES, harness.release_body(self.name, notifications=notifications))
+        steps = [{"setWeight": 25}, {"pause": {}}, {"setWeight": 50}, {"approval": {"approvals": quorum}}]
+        strategy = {"canary": {"steps": steps}}
+        api.create(RELEASES, harness.release_body(self.name, notifications=notifications, strategy=strategy))
         self.api, self.standin = api, standin
         self.wait_at(3, "abc123")
         request = slackmessages.render_approval_request(
@@ -126,6 +133,18 @@ def test_a_signed_press_by_an_approver_creates_one_approval_and_takes_the_button
         == f"C0RELEASES/{gate.ts}"
     )
     assert not gate.buttons_left()
+
+
+def test_short_of_a_quorum_the_buttons_stay_for_the_next_approver_and_go_when_it_is_met(
+    api: kubeapi.KubeApi, standin: slack.SlackStandIn, endpoint: str
+) -> None:
+    gate = Gate(api, standin, ["U0ADA", "U0BOB"], quorum=2)
+    assert gate.press(endpoint)[0] == HTTPStatus.OK
+    assert gate.buttons_left()
+    assert "(1 of 2)" in standin.messages[("C0RELEASES", gate.ts)].text
+    assert gate.press(endpoint, user="U0BOB")[0] == HTTPStatus.OK
+    assert not gate.buttons_left()
+    assert sorted(a["spec"]["by"] for a in gate.approvals()) == ["ada (Slack U0ADA)", "ada (Slack U0BOB)"]
 
 
 def test_members_of_an_allowed_user_group_may_approve_and_others_may_not(

@@ -460,6 +460,57 @@ def test_an_approval_gate_waits_for_a_decision_on_this_revision_and_step(
     assert [(n.step_index, "by ana" in n.message) for n in told] == [(1, True)]
 
 
+def test_a_quorum_gate_passes_on_the_second_different_approver_and_says_who_it_waits_for() -> None:
+    run = deployed(steps=[{"setWeight": 10}, {"approval": {"approvals": 2}}, {"setWeight": 50}])
+    run.in_phase(Phase.AWAITING_APPROVAL)
+    assert "waiting for 2 approvals (by different people)" in run.status.message
+    revision = canary_revision(run)
+    run.world.approve(revision, 1, releasestatus.ApprovalDecision.APPROVE, by="ana")
+    run.world.tick(timedelta(seconds=10))
+    run.world.approve(revision, 1, releasestatus.ApprovalDecision.APPROVE, by="ana")  # pressed twice
+    run.world.tick(timedelta(minutes=1))
+    run.reconcile()
+    assert run.status.phase == Phase.AWAITING_APPROVAL
+    assert "1 of 2 approvals (ana); waiting for 1 more" in run.status.message
+    run.world.approve(revision, 1, releasestatus.ApprovalDecision.APPROVE, by="bo")
+    run.settle()
+    assert run.status.phase == Phase.SUCCEEDED
+    assert [a.by for a in run.status.approvals] == ["ana", "bo"]
+    told = [n for n in run.world.executed(actions.Notify) if n.event == actions.NotificationEvent.APPROVAL]
+    assert [(n.closes_gate, "(1 of 2)" in n.message or "(2 of 2)" in n.message) for n in told] == [
+        (False, True),
+        (True, True),
+    ]
+
+
+@pytest.mark.parametrize(("on_timeout", "phase"), [("rollback", Phase.ROLLED_BACK), ("pause", Phase.PAUSED)])
+def test_an_approval_gate_that_times_out_rolls_back_or_closes_until_an_operator_decides(
+    on_timeout: str, phase: Phase
+) -> None:
+    gate = {"approval": {"timeout": "4h", "onTimeout": on_timeout}}
+    run = deployed(steps=[{"setWeight": 10}, gate, {"setWeight": 50}])
+    run.in_phase(Phase.AWAITING_APPROVAL)
+    opened = run.world.now
+    decision = run.reconcile()
+    assert decision.requeue_after is not None
+    assert decision.requeue_after <= timedelta(hours=4)
+    run.world.tick(timedelta(hours=3, minutes=59))
+    run.reconcile()
+    assert run.status.phase == Phase.AWAITING_APPROVAL
+    run.world.tick(timedelta(minutes=2))
+    run.until(lambda r: r.status.phase == phase, limit=timedelta(minutes=30))
+    assert run.status.reason == "ApprovalTimedOut" or run.status.history[-1].reason == "ApprovalTimedOut"
+    assert run.world.now - opened >= timedelta(hours=4)
+    if phase == Phase.PAUSED:
+        run.world.approve(canary_revision(run), 1, releasestatus.ApprovalDecision.APPROVE)  # too late
+        run.world.tick(timedelta(minutes=1))
+        run.reconcile()
+        assert run.status.phase == Phase.PAUSED
+        run.world.commands = run.world.commands.with_token(commands.Command.PROMOTE, "go")
+        run.settle()
+        assert run.status.phase == Phase.SUCCEEDED
+
+
 def test_an_approval_from_a_previous_attempt_does_not_pass_the_gate_of_a_retry() -> None:
     run = deployed(steps=[{"setWeight": 10}, {"approval": {}}, {"setWeight": 50}])
     run.in_phase(Phase.AWAITING_APPROVAL)
