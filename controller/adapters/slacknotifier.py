@@ -156,14 +156,8 @@ class SlackSender:
             self._change(release, lambda o: _set_digest(o, rollout, rendered.digest))
             LOGGER.info("Slack: %s rollout %s thread %s", release.name, rollout, ts)
         elif thread.digest != rendered.digest and thread.delivery.due(self._clock()):
-            self._call(
-                release,
-                lambda o: _thread_delivery(o, rollout),
-                "chat.update",
-                channel=_channel(outbox),
-                ts=thread.delivery.ts,
-                text=rendered.text,
-                blocks=rendered.blocks,
+            self._update(
+                release, lambda o: _thread_delivery(o, rollout), outbox, thread.delivery.ts, rendered
             )
             self._change(release, lambda o: _set_digest(o, rollout, rendered.digest))
 
@@ -194,16 +188,29 @@ class SlackSender:
                 decided = slackmessages.render_decided(
                     slackmessages.Rendered(target.text, target.blocks), queued.edit_text or queued.text
                 )
-                self._call(
-                    release,
-                    lambda o: _message_delivery(o, key),
-                    "chat.update",
-                    channel=_channel(outbox),
-                    ts=target.delivery.ts,
-                    text=decided.text,
-                    blocks=decided.blocks,
+                self._update(
+                    release, lambda o: _message_delivery(o, key), outbox, target.delivery.ts, decided
                 )
             self._change(release, lambda o: _mark_edited(o, key))
+
+    def _update(
+        self,
+        release: ports.ReleaseRef,
+        locate: Callable[[slackoutbox.Outbox], slackoutbox.Delivery],
+        outbox: slackoutbox.Outbox,
+        ts: str,
+        rendered: slackmessages.Rendered,
+    ) -> None:
+        """Rewrite a posted message in place (idempotent: the same content again changes nothing)."""
+        self._call(
+            release,
+            locate,
+            "chat.update",
+            channel=_channel(outbox),
+            ts=ts,
+            text=rendered.text,
+            blocks=rendered.blocks,
+        )
 
     # ---- sending, exactly once ---------------------------------------------------------------------
 

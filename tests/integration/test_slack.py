@@ -33,6 +33,14 @@ def standin() -> Iterator[slack.SlackStandIn]:
         yield running
 
 
+def slack_controller(
+    kubeconfig: pathlib.Path, tmp_path: pathlib.Path, standin: slack.SlackStandIn, *, port: int | None = None
+) -> harness.Controller:
+    """The controller process with Slack: the endpoint on `port`, else Socket Mode."""
+    flags = slack_flags(tmp_path, standin, port=port)
+    return harness.Controller(kubeconfig, tmp_path / "controller.log", *flags).start()
+
+
 def slack_flags(tmp_path: pathlib.Path, standin: slack.SlackStandIn, *, port: int | None = None) -> list[str]:
     files = {}
     for name, value in (("token", TOKEN), ("signing-secret", SECRET), ("app-token", APP_TOKEN)):
@@ -107,9 +115,7 @@ def test_a_rollout_is_one_thread_in_slack_said_once_across_a_sigkill_and_approve
     world: harness.World, kubeconfig: pathlib.Path, tmp_path: pathlib.Path, standin: slack.SlackStandIn
 ) -> None:
     port = free_port()
-    controller = harness.Controller(
-        kubeconfig, tmp_path / "controller.log", *slack_flags(tmp_path, standin, port=port)
-    ).start()
+    controller = slack_controller(kubeconfig, tmp_path, standin, port=port)
     try:
         world.script_analysis({"2": "Pass"})
         world.create(slack_release("ranker", GATED))
@@ -182,9 +188,7 @@ def test_slack_down_holds_no_rollout_back_and_the_messages_arrive_when_it_recove
         {"analysis": {"template": "quality", "maxDuration": "10m"}},
         {"setWeight": 50},
     ]
-    controller = harness.Controller(
-        kubeconfig, tmp_path / "controller.log", *slack_flags(tmp_path, standin)
-    ).start()
+    controller = slack_controller(kubeconfig, tmp_path, standin)
     try:
         world.script_analysis({"2": "Pass"})
         world.create(slack_release("ranker", steps))
@@ -233,9 +237,7 @@ def test_slack_down_holds_no_rollout_back_and_the_messages_arrive_when_it_recove
 def test_an_approval_pressed_over_socket_mode_lets_the_gate_pass(
     world: harness.World, kubeconfig: pathlib.Path, tmp_path: pathlib.Path, standin: slack.SlackStandIn
 ) -> None:
-    controller = harness.Controller(
-        kubeconfig, tmp_path / "controller.log", *slack_flags(tmp_path, standin)
-    ).start()
+    controller = slack_controller(kubeconfig, tmp_path, standin)
     try:
         world.script_analysis({"2": "Pass"})
         world.create(slack_release("ranker", GATED))

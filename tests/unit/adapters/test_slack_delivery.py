@@ -17,7 +17,7 @@ from controller import ports
 from controller.adapters import events, kubeapi, slackmessages, slacknotifier, slackoutbox
 from controller.domain import actions, naming
 from controller.resources import modelrelease, releasestatus
-from controller.sandbox import cluster, slack
+from controller.sandbox import slack
 from tests.integration import harness
 
 TOKEN, SECRET = "xoxb-delivery-test", "delivery-signing-secret"
@@ -35,14 +35,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kubeapi.KubeApi]:
-    with cluster.SandboxCluster(seed=5) as sandbox:
-        sandbox.install_crds(sorted((harness.ROOT / "crds").glob("*.yaml")))
-        path = sandbox.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config")
-        yield kubeapi.KubeApi.from_kubeconfig(str(path), timeout=5)
 
 
 @pytest.fixture
@@ -226,26 +218,33 @@ def test_a_message_posted_just_before_a_crash_is_found_in_slack_not_posted_again
     assert recorded.delivery.ts == posted[0].response["ts"]
 
 
-def test_a_decided_approval_request_loses_its_buttons_and_names_who_decided(
+def test_an_approval_request_keeps_its_buttons_until_the_gate_is_decided_then_names_who_decided(
     api: kubeapi.KubeApi, standin: slack.SlackStandIn
 ) -> None:
     world = World(api, standin)
     world.request_approval(3)
     world.deliver()
     request = world.posts()[1]
-    assert any(b["type"] == "actions" for b in request.payload["blocks"])
-    world.notify(
-        actions.NotificationEvent.APPROVAL,
-        "approval-3-approve",
-        "step 3 approved by ada (Slack U0ADA) (via ranker-slack-1)",
-        step_index=3,
-    )
-    world.deliver()
-    edited = standin.messages[("C0RELEASES", request.response["ts"])]
-    assert not any(b["type"] == "actions" for b in edited.blocks)
-    assert "approved by ada" in slack.SlackStandIn.render_thread(
-        standin, "C0RELEASES", world.posts()[0].response["ts"]
-    )
+
+    def buttons() -> bool:
+        return any(
+            b["type"] == "actions" for b in standin.messages[("C0RELEASES", request.response["ts"])].blocks
+        )
+
+    assert buttons()
+    for by, decides in (("ada", False), ("bo", True)):  # a quorum of two
+        world.notify(
+            actions.NotificationEvent.APPROVAL,
+            f"approval-3-approve-{by}",
+            f"step 3 approved by {by} ({1 + decides} of 2) (via ranker-slack-{by})",
+            step_index=3,
+            closes_gate=decides,
+        )
+        world.deliver()
+        assert buttons() is not decides
+    thread = standin.render_thread("C0RELEASES", world.posts()[0].response["ts"])
+    assert "approved by ada (1 of 2)" in thread
+    assert "approved by bo (2 of 2)" in thread
 
 
 def test_the_metric_table_lines_up_its_columns() -> None:

@@ -19,21 +19,13 @@ from slack_sdk import WebClient
 from controller.adapters import kubeapi, slackinteractions, slackmessages
 from controller.domain import actions
 from controller.runtime import slack as slack_runtime
-from controller.sandbox import cluster, slack
+from controller.sandbox import slack
 from tests.integration import harness
 
 TOKEN, SECRET, APP_TOKEN = "xoxb-press-test", "press-signing-secret", "xapp-press-test"
 RELEASES = "/apis/modelrelease.dev/v1alpha1/namespaces/default/modelreleases"
 APPROVALS = "/apis/modelrelease.dev/v1alpha1/namespaces/default/approvals"
 names = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kubeapi.KubeApi]:
-    with cluster.SandboxCluster(seed=5) as sandbox:
-        sandbox.install_crds(sorted((harness.ROOT / "crds").glob("*.yaml")))
-        path = sandbox.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config")
-        yield kubeapi.KubeApi.from_kubeconfig(str(path), timeout=5)
 
 
 @pytest.fixture(scope="module")
