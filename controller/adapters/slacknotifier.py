@@ -12,6 +12,7 @@ get through.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import urllib.error
@@ -93,6 +94,16 @@ def describe(outbox: slackoutbox.Outbox | None, channel: str) -> observations.No
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class Delivered:
+    changed: bool  # what the domain sees of delivery changed (a thread's ts, failures began or ended)
+    retry_at: datetime | None  # the earliest retry waiting, if any
+
+
+def _deliveries(outbox: slackoutbox.Outbox) -> list[slackoutbox.Delivery]:
+    return [t.delivery for t in outbox.threads] + [m.delivery for m in outbox.messages]
+
+
 class _SlackFailedError(Exception):
     """Slack failed: what follows waits, so the thread keeps its order."""
 
@@ -113,23 +124,24 @@ class SlackSender:
         self._events = kube_events
         self._clock = clock
 
-    def deliver(self, release: ports.ReleaseRef, status: releasestatus.ModelReleaseStatus) -> bool:
-        """Deliver what is due; True when what the domain sees of delivery changed."""
+    def deliver(self, release: ports.ReleaseRef, status: releasestatus.ModelReleaseStatus) -> Delivered:
+        """Deliver what is due: one read of the outbox when there is nothing to do."""
         slack = release.spec.notifications.slack
         outbox = self._outboxes.read(release.namespace, release.name)
         if slack is None or outbox is None:
-            return False
+            return Delivered(changed=False, retry_at=None)
         before = describe(outbox, slack.channel)
         try:
             for thread in list(outbox.threads):
-                self._keep_parent(release, status, outbox, thread.rollout)
-                outbox = self._current(release)
+                if self._keep_parent(release, status, outbox, thread.rollout):
+                    outbox = self._current(release)
             for queued in list(outbox.messages):
-                self._reply(release, outbox, queued.key)
-                outbox = self._current(release)
+                if self._reply(release, outbox, queued.key):
+                    outbox = self._current(release)
         except _SlackFailedError:
             outbox = self._current(release)
-        return describe(outbox, slack.channel) != before
+        waiting = [d.next_attempt_at for d in _deliveries(outbox) if d.next_attempt_at is not None]
+        return Delivered(describe(outbox, slack.channel) != before, min(waiting) if waiting else None)
 
     # ---- the parent message ------------------------------------------------------------------
 
@@ -139,7 +151,8 @@ class SlackSender:
         status: releasestatus.ModelReleaseStatus,
         outbox: slackoutbox.Outbox,
         rollout: str,
-    ) -> None:
+    ) -> bool:
+        """True when it acted (the outbox changed)."""
         thread = outbox.thread(rollout)
         assert thread is not None
         rendered = slackmessages.render_parent(release.namespace, release.name, release.spec, status, rollout)
@@ -155,20 +168,28 @@ class SlackSender:
             )
             self._change(release, lambda o: _set_digest(o, rollout, rendered.digest))
             LOGGER.info("Slack: %s rollout %s thread %s", release.name, rollout, ts)
-        elif thread.digest != rendered.digest and thread.delivery.due(self._clock()):
+            return True
+        if thread.digest != rendered.digest and thread.delivery.due(self._clock()):
             self._update(
                 release, lambda o: _thread_delivery(o, rollout), outbox, thread.delivery.ts, rendered
             )
             self._change(release, lambda o: _set_digest(o, rollout, rendered.digest))
+            return True
+        return False
 
     # ---- replies -------------------------------------------------------------------------------
 
-    def _reply(self, release: ports.ReleaseRef, outbox: slackoutbox.Outbox, key: str) -> None:
+    def _reply(self, release: ports.ReleaseRef, outbox: slackoutbox.Outbox, key: str) -> bool:
+        """True when it acted (the outbox changed)."""
         queued = outbox.message(key)
         thread = outbox.thread(queued.rollout) if queued is not None else None
         if queued is None or thread is None or thread.delivery.ts is None:
-            return
+            return False
+        if queued.delivery.ts is None and not queued.delivery.due(self._clock()):
+            raise _SlackFailedError  # waiting to retry: later replies wait behind it
+        acted = False
         if queued.delivery.ts is None:
+            acted = True
             rendered = slackmessages.Rendered(queued.text, queued.blocks)
             self._post_once(
                 release,
@@ -192,6 +213,8 @@ class SlackSender:
                     release, lambda o: _message_delivery(o, key), outbox, target.delivery.ts, decided
                 )
             self._change(release, lambda o: _mark_edited(o, key))
+            acted = True
+        return acted
 
     def _update(
         self,

@@ -126,7 +126,7 @@ def register(
                     ", ".join(type(a).__name__ for a in outcome.actions),
                 )
             if pace.wait.total_seconds() > 0:
-                await _wait(wakeup, stopped, pace.wait.total_seconds())
+                await wait_for(wakeup, stopped, pace.wait.total_seconds())
 
     @kopf.on.delete(meta.GROUP, meta.VERSION, "modelreleases", registry=registry, labels=release_filter)
     def clean_up(**kwargs: Any) -> None:
@@ -176,7 +176,8 @@ def _release_of(kwargs: dict[str, Any]) -> str | None:
     return name
 
 
-async def _wait(wakeup: asyncio.Event, stopped: kopf.DaemonStopped, seconds: float) -> None:
+async def wait_for(wakeup: asyncio.Event, stopped: kopf.DaemonStopped, seconds: float) -> None:
+    """Until `wakeup` is set, the daemon is stopped, or `seconds` pass, whichever comes first."""
     waiters = [asyncio.ensure_future(wakeup.wait()), asyncio.ensure_future(stopped.wait())]
     try:
         await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)

@@ -1,10 +1,11 @@
-"""Slack in the controller process: the sender (a Kopf timer per release), the interactivity
+"""Slack in the controller process: the sender (a Kopf daemon per release), the interactivity
 endpoint (its own port) and Socket Mode — built only when a bot token is configured.
 
-The timer delivers each release's outbox in a worker thread; peering stops it on a standby
-replica like every other handler, so only the acting replica talks to Slack. When delivery
-changes what the domain sees (a thread's ts learnt, failures starting or ending), the release's
-daemon is woken so status says it at once.
+The daemon delivers each release's outbox in a worker thread, woken by the release's watch events
+(every queued message is followed by a status write), by a due retry, or every 30 s; peering
+stops it on a standby replica like every other handler, so only the acting replica talks to
+Slack. When delivery changes what the domain sees (a thread's ts learnt, failures starting or
+ending), the release's reconcile daemon is woken so status says it at once.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 import pathlib
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -31,11 +32,11 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from controller import errors, ports
 from controller.adapters import events, kubeapi, slackinteractions, slacknotifier, slackoutbox
 from controller.resources import meta, modelrelease, releasestatus
+from controller.runtime import handlers
 from controller.runtime import settings as settings_
 
 LOGGER = logging.getLogger("modelrelease.slack")
 PATH = "/slack/interactions"
-DELIVERY_INTERVAL = 1.0  # seconds between looks at a release's outbox
 MAX_BODY = 64 * 1024
 
 
@@ -89,39 +90,64 @@ def register(
     config: settings_.RuntimeSettings,
     wake: Callable[[str, str], None],
 ) -> None:
+    """One delivery daemon per release with Slack: it looks when the release changes (a status write
+    follows every queued message), when a retry is due, and at least every IDLE_LOOK."""
     release_filter: dict[str, Any] | None = dict(config.label_selector) or None
-    logging.getLogger("kopf.objects").addFilter(_quiet_timer)
+    wakeups = handlers.Wakeups()
 
-    @kopf.timer(
+    @kopf.on.event(meta.GROUP, meta.VERSION, "modelreleases", registry=registry, labels=release_filter)
+    def release_changed_for_slack(**kwargs: Any) -> None:
+        wakeups.wake(kwargs["namespace"], kwargs["name"])
+
+    @kopf.daemon(
         meta.GROUP,
         meta.VERSION,
         "modelreleases",
         registry=registry,
         labels=release_filter,
-        interval=DELIVERY_INTERVAL,
         when=lambda spec, **_: bool((spec.get("notifications") or {}).get("slack")),
+        cancellation_timeout=5.0,
     )
     async def deliver_to_slack(**kwargs: Any) -> None:
         name: str = kwargs["name"]
         namespace: str = kwargs["namespace"]
-        try:
-            spec = modelrelease.ModelReleaseSpec.model_validate(kwargs["spec"])
-            status = releasestatus.ModelReleaseStatus.model_validate(kwargs["status"] or {})
-        except pydantic.ValidationError:
-            return  # the reconciler reports an unreadable release
-        release = ports.ReleaseRef(namespace=namespace, name=name, uid=kwargs["uid"], spec=spec)
-        try:
-            changed = await asyncio.to_thread(slack.sender.deliver, release, status)
-        except errors.ModelReleaseError as exc:
-            LOGGER.warning("Slack outbox of %s/%s: %s", namespace, name, exc)
-            return
-        if changed:
-            wake(namespace, name)
+        stopped: kopf.DaemonStopped = kwargs["stopped"]
+        body: kopf.Body = kwargs["body"]  # Kopf keeps a daemon's body current
+        wakeup = wakeups.get(namespace, name)
+        while not stopped:
+            wakeup.clear()  # before reading: a change while delivering wakes the next round
+            wait = await asyncio.to_thread(_deliver_once, slack.sender, body, wake)
+            await handlers.wait_for(wakeup, stopped, wait)
+        wakeups.forget(namespace, name)
 
 
-def _quiet_timer(record: logging.LogRecord) -> bool:
-    """Kopf says every second that the delivery timer succeeded; that is not news."""
-    return "deliver_to_slack' succeeded" not in record.getMessage()
+def _deliver_once(
+    sender: slacknotifier.SlackSender, body: kopf.Body, wake: Callable[[str, str], None]
+) -> float:
+    """One delivery round; seconds until the next is due unless the release changes first."""
+    namespace, name = str(body.metadata.namespace), str(body.metadata.name)
+    try:
+        spec = modelrelease.ModelReleaseSpec.model_validate(dict(body.spec))
+        status = releasestatus.ModelReleaseStatus.model_validate(dict(body.status))
+    except pydantic.ValidationError:
+        return IDLE_LOOK  # the reconciler reports an unreadable release
+    release = ports.ReleaseRef(namespace=namespace, name=name, uid=str(body.metadata.uid), spec=spec)
+    try:
+        delivered = sender.deliver(release, status)
+    except errors.ModelReleaseError as exc:
+        LOGGER.warning("Slack outbox of %s/%s: %s", namespace, name, exc)
+        return ERROR_RETRY
+    if delivered.changed:
+        wake(namespace, name)
+    if delivered.retry_at is None:
+        return IDLE_LOOK
+    seconds = (delivered.retry_at - datetime.now(UTC)).total_seconds()
+    return min(max(seconds, MIN_WAIT), IDLE_LOOK)
+
+
+IDLE_LOOK = 30.0  # a look now and then even when nothing changed (a lost wake-up, an edited outbox)
+ERROR_RETRY = 5.0  # the API failed reading or writing the outbox
+MIN_WAIT = 0.2
 
 
 def serve(interactions: slackinteractions.Interactions, host: str, port: int) -> ThreadingHTTPServer:

@@ -89,7 +89,7 @@ class World:
         )
         self.notifier.post_approval_request(self.release, action)
 
-    def deliver(self) -> bool:
+    def deliver(self) -> slacknotifier.Delivered:
         return self.sender.deliver(self.release, self.status)
 
     def posts(self) -> list[slack.Call]:
@@ -133,7 +133,7 @@ def test_a_rollout_gets_one_parent_message_and_its_replies_in_order_each_posted_
         step_index=1,
     )
     world.notify(actions.NotificationEvent.ANALYSIS, "analysis-1", "queued twice: said once")
-    assert world.deliver() is True  # the thread's ts is news for status
+    assert world.deliver().changed is True  # the thread's ts is news for status
     world.deliver()
     posts = world.posts()
     assert [p.payload.get("thread_ts") is None for p in posts] == [True, False]
@@ -177,8 +177,10 @@ def test_slack_failing_holds_nothing_back_and_everything_arrives_in_order_when_i
         e for e in api.get("/api/v1/namespaces/default/events")["items"] if e["reason"] == "SlackUndelivered"
     ]
     assert len([e for e in warnings if e["involvedObject"]["name"] == world.release.name]) == 1
-    world.deliver()  # Retry-After 30 s has not passed: Slack is not asked
+    waiting = world.deliver()  # Retry-After 30 s has not passed: Slack is not asked
     assert len(standin.calls) == 3
+    assert waiting.retry_at is not None
+    assert waiting.retry_at - world.clock() == timedelta(seconds=25)  # told at +10 s to wait 30 s; now +15 s
     world.clock.advance(30)
     world.deliver()
     seen = world.delivery()
