@@ -42,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     validate.add_argument("--format", choices=("text", "json"), default="text")
+    validate.add_argument(
+        "--registry",
+        metavar="URI",
+        help="also check each release's model in this MLflow registry: it exists, is READY and carries "
+        "its requireTags (token from MLFLOW_TRACKING_TOKEN)",
+    )
     validate.set_defaults(handler=_validate)
 
     # Listed for --help; main() hands `ctl …` to the plugin before this parser sees it.
@@ -128,6 +134,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--git-webhook-host", default="0.0.0.0", help="address of the webhook receiver")
     run.add_argument("--git-cache-dir", help="folder for repository clones (default: the temp folder)")
+    registry = run.add_argument_group("model registry")
+    registry.add_argument(
+        "--registry",
+        choices=("pinned", "mlflow"),
+        default="pinned",
+        help="mlflow: resolve, gate and promote versions in an MLflow registry; pinned (default): take "
+        "spec.model.version as given",
+    )
+    registry.add_argument("--mlflow-tracking-uri", help="the MLflow server, e.g. http://mlflow:5000")
+    registry.add_argument("--mlflow-token-file", help="file holding a bearer token for the MLflow server")
     slack = run.add_argument_group("Slack (docs/slack.md)")
     slack.add_argument(
         "--slack-token-file", help="file holding the bot token (xoxb-…), e.g. mounted from a Secret"
@@ -185,6 +201,9 @@ def _run(args: argparse.Namespace) -> int:
             print(f"--selector {term!r}: expected KEY=VALUE", file=sys.stderr)
             return 2
         selector[key] = value
+    if args.registry == "mlflow" and not args.mlflow_tracking_uri:
+        print("--registry mlflow needs --mlflow-tracking-uri URI (e.g. http://mlflow:5000)", file=sys.stderr)
+        return 2
     if args.analysis == "prometheus" and not args.prometheus:
         print("--analysis prometheus needs --prometheus URL (e.g. http://prometheus:9090)", file=sys.stderr)
         return 2
@@ -211,6 +230,9 @@ def _run(args: argparse.Namespace) -> int:
         slack_app_token_file=args.slack_app_token_file,
         slack_api_url=args.slack_api_url,
         slack_retry_max=args.slack_retry_max,
+        registry=args.registry,
+        mlflow_tracking_uri=args.mlflow_tracking_uri,
+        mlflow_token_file=args.mlflow_token_file,
     )
     try:
         operator.run(config)
@@ -272,6 +294,13 @@ def _crds(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     tree = releasetree.read_paths(args.paths)
+    if args.registry:
+        from controller.adapters import mlflow_registry  # MLflow is a heavy import: only when asked
+        from controller.cli import registrycheck
+
+        bad = tree.bad_files
+        valid = [m for m in tree.manifests if m.source not in bad]
+        tree.problems += registrycheck.check(valid, mlflow_registry.connect(args.registry))
     if args.format == "json":
         print(json.dumps(validation.report(tree), indent=2))
     else:

@@ -18,11 +18,31 @@ class ReleaseIdentity(schema.Frozen):
 
 
 class RegistryVersion(schema.Frozen):
-    """The registry's answer for spec.model: the version, its artifact URI and its tags."""
+    """The registry's answer for spec.model: the version, its artifact URI, run, status and tags."""
 
     version: str
     uri: str
     tags: dict[str, str] = Field(default_factory=dict)
+    run_id: str | None = None
+    status: str = Field(
+        "READY", description="MLflow's: READY, or PENDING_REGISTRATION / FAILED_REGISTRATION."
+    )
+
+    @property
+    def ready(self) -> bool:
+        return self.status == READY
+
+    def unmet(self, required: dict[str, str]) -> str:
+        """What the pre-flight gate (READY, and the required tags) lacks, in words; empty if it holds."""
+        if not self.ready:
+            return f"is {self.status} in the registry, not READY"
+        lacking = {k: v for k, v in required.items() if self.tags.get(k) != v}
+        if lacking:
+            return "lacks the required tags " + ", ".join(f"{k}={v}" for k, v in sorted(lacking.items()))
+        return ""
+
+
+READY = "READY"
 
 
 class Workload(schema.Frozen):

@@ -66,11 +66,22 @@ def build_ports(
         analysis=analysis,
         approvals=approvals.KubeApprovals(api),
         notifier=slack.notifier if slack is not None else events.EventNotifier(kube_events),
-        registry=pinned_registry.PinnedVersionRegistry(),
+        registry=build_model_registry(config),
         repository=gitwriteback.GitWriteBack(api, workspaces or build_workspaces(config)),
         events=kube_events,
         router=lambda release: traffic.build_router(api, release),
     )
+
+
+def build_model_registry(config: settings_.RuntimeSettings) -> ports.ModelRegistry:
+    if config.registry != "mlflow":
+        return pinned_registry.PinnedVersionRegistry()
+    if not config.mlflow_tracking_uri:
+        raise ValueError("--registry mlflow needs --mlflow-tracking-uri")
+    from controller.adapters import mlflow_registry  # MLflow is a heavy import: only when used
+
+    token = pathlib.Path(config.mlflow_token_file).read_text().strip() if config.mlflow_token_file else None
+    return mlflow_registry.connect(config.mlflow_tracking_uri, token=token, timeout=config.request_timeout)
 
 
 def build_registry(

@@ -35,6 +35,9 @@ class RuntimeSettings:
     slack_app_token_file: str | None = None  # Socket Mode instead of (or as well as) the endpoint
     slack_api_url: str = "https://slack.com/api/"
     slack_retry_max: float = 60.0  # longest wait between two attempts of an undelivered message
+    registry: str = "pinned"  # pinned (spec.model.version as given) | mlflow
+    mlflow_tracking_uri: str | None = None  # http(s)://… an MLflow server; sqlite:///… for sandboxes
+    mlflow_token_file: str | None = None  # a bearer token for the MLflow server, from a Secret
 
 
 def build_random_priority() -> int:

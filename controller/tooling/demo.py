@@ -43,7 +43,7 @@ from controller import releasetree
 from controller.cli import ctl, planview
 from controller.resources import releasestatus
 from controller.sandbox import cluster, fleet, slack
-from controller.tooling import processes, prometheus_process, releaserepo
+from controller.tooling import mlflowdemo, processes, prometheus_process, releaserepo
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DEMO = ROOT / "examples" / "demo"
@@ -52,6 +52,7 @@ NAMESPACE = "default"
 
 
 RELEASE_FILE = f"releases/{RELEASE}/release.yaml"
+VERSIONS = ("1", "2", "3")  # registered in the demo's MLflow registry, each validated
 SLACK_CHANNEL = "ml-releases"
 # The stand-in's credentials: files the controller reads, as it would read mounted Secrets.
 SLACK_TOKEN, SLACK_SECRET = "xoxb-demo-bot-token", "demo-signing-secret"
@@ -114,9 +115,11 @@ class Demo:
         (self.work / "slack-token").write_text(SLACK_TOKEN)  # in a cluster: Secrets mounted as files
         (self.work / "slack-signing-secret").write_text(SLACK_SECRET)
         self.interactions = f"http://127.0.0.1:{_free_port()}/slack/interactions"
+        self.registry = mlflowdemo.create_registry(self.work / "mlflow", RELEASE, VERSIONS)
         log = (self.work / "controller.log").open("wb")
         self.stack.callback(log.close)
         flags = ["--standalone", "--poll-interval", "1", "--analysis", "prometheus"]
+        flags += ["--registry", "mlflow", "--mlflow-tracking-uri", self.registry.uri]
         flags += [
             "--slack-token-file",
             str(self.work / "slack-token"),
@@ -138,7 +141,8 @@ class Demo:
         self.stack.callback(processes.stop, controller)
         self.out(
             f"cluster {self.sandbox.url}, Prometheus {self.prometheus.url}, fleet on {server.address}, "
-            f"Slack stand-in {self.slack.api_url}, controller pid {controller.pid} (logs in {self.work})"
+            f"Slack stand-in {self.slack.api_url}, MLflow registry {self.registry.uri}, "
+            f"controller pid {controller.pid} (logs in {self.work})"
         )
 
     def stop(self) -> None:
@@ -302,7 +306,7 @@ class Demo:
         self.sandbox.wait_until(serving, timeout=timeout, what="model 1 serving")
 
 
-def summary(outcomes: Sequence[Outcome]) -> tuple[str, bool]:
+def summary(outcomes: Sequence[Outcome], registry: mlflowdemo.Registry | None = None) -> tuple[str, bool]:
     """The story in a few lines per rollout, and whether it ended as it should."""
     lines = ["", "Summary"]
     expected = {"2": releasestatus.RolloutOutcome.PROMOTED, "3": releasestatus.RolloutOutcome.ROLLED_BACK}
@@ -352,6 +356,18 @@ def summary(outcomes: Sequence[Outcome]) -> tuple[str, bool]:
         elif want == releasestatus.RolloutOutcome.ROLLED_BACK:
             ok = False
             lines.append("    expected the rollback's commit in the release repository")
+    if registry is not None:
+        production = registry.alias("production")
+        tags = registry.tags("3")
+        lines += [
+            f"  MLflow registry {registry.uri}:",
+            f"    alias production → version {production}",
+            f"    version 3: {mlflowdemo.OUTCOME_TAG}={tags.get(mlflowdemo.OUTCOME_TAG, '-')} "
+            f"({tags.get(mlflowdemo.REASON_TAG, '-')})",
+        ]
+        if production != "2" or tags.get(mlflowdemo.OUTCOME_TAG) != "rolled_back":
+            ok = False
+            lines.append("    expected production on version 2 and version 3 tagged rolled_back")
     return "\n".join(lines), ok
 
 
@@ -372,7 +388,7 @@ def running(work: pathlib.Path, *, out: Callable[[str], None] = print, live: boo
 def story(demo: Demo) -> tuple[list[Outcome], str, bool]:
     demo.deploy_first()
     outcomes = [demo.roll_out("2"), demo.roll_out("3")]
-    text, ok = summary(outcomes)
+    text, ok = summary(outcomes, demo.registry)
     return outcomes, text, ok
 
 

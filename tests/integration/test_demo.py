@@ -38,6 +38,9 @@ def test_the_demo_promotes_model_2_and_rolls_back_model_3_on_the_judges_evidence
     assert (
         outcomes[1].slack_thread.splitlines()[-1].startswith("  ↳ :leftwards_arrow_with_hook: AnalysisFailed")
     )
+    # The registry tells the same story: production on model 2, model 3 tagged as rolled back.
+    assert running.registry.alias("production") == "2"
+    assert running.registry.tags("3")["modelrelease.rollout"] == "rolled_back"
     assert 'version: "2"   # the model to serve: a PR changes this line' in running.repo.show(
         demo.RELEASE_FILE
     )

@@ -21,9 +21,8 @@ def resolve(turn: turn_.Turn) -> changes.Target | None:
         found = turn.obs.model
         if found is None:
             return None
-        wanted = turn.spec.model.require_tags
-        if any(found.tags.get(k) != v for k, v in wanted.items()):
-            return None
+        if found.unmet(turn.spec.model.require_tags):
+            return None  # the pre-flight gate: nothing starts until it holds
         pinned = releasestatus.ResolvedModel(reference=reference, version=found.version, uri=found.uri)
         turn.change(changes.model_pinned(turn.status, pinned))
     return changes.Target(
@@ -59,12 +58,14 @@ def _unresolved_reason(turn: turn_.Turn) -> tuple[Phase, str, str]:
     wanted = f"{model.name} {'version ' + model.version if model.version else 'alias ' + str(model.alias)}"
     found = turn.obs.model
     if found is not None:
-        lacking = {k: v for k, v in model.require_tags.items() if found.tags.get(k) != v}
-        shown = ", ".join(f"{k}={v}" for k, v in sorted(lacking.items()))
+        # Waiting, not failed: registration finishes, a validation pipeline sets its tag, and the
+        # release starts then.
+        reason = "RequiredTagsMissing" if found.ready else "ModelVersionNotReady"
+        unmet = found.unmet(model.require_tags)
         return (
-            Phase.FAILED,
-            "RequiredTagsMissing",
-            f"model {model.name} version {found.version} lacks the required tags {shown}",
+            Phase.PENDING,
+            reason,
+            f"model {model.name} version {found.version} {unmet}; it starts once it holds",
         )
     if turn.obs.model_error:
         return Phase.FAILED, "ModelNotResolved", f"cannot resolve {wanted}: {turn.obs.model_error}"

@@ -80,14 +80,31 @@ def test_an_alias_is_resolved_once_and_pinned_while_the_model_reference_is_uncha
     assert run.status.stable_model_version == "6"
 
 
-def test_a_model_missing_a_required_tag_is_refused_before_anything_starts() -> None:
+def test_a_model_missing_a_required_tag_waits_before_anything_starts_and_starts_once_it_is_set() -> None:
     world = w.World(model_version="6", model_tags={"validation": "failed"})
     run = w.Run(builders.release_spec(version="6", require_tags={"validation": "passed"}), world)
     run.reconcile()
-    assert run.status.phase == Phase.FAILED
+    assert run.status.phase == Phase.PENDING
     assert run.status.reason == "RequiredTagsMissing"
-    assert run.status.message == "model fraud version 6 lacks the required tags validation=passed"
+    assert run.status.message == (
+        "model fraud version 6 lacks the required tags validation=passed; it starts once it holds"
+    )
     assert world.log == []
+    world.model_tags = {"validation": "passed"}
+    run.settle()
+    assert (run.status.phase, run.status.stable_model_version) == (Phase.SUCCEEDED, "6")
+
+
+def test_a_version_still_registering_waits_with_its_registry_status_and_starts_once_ready() -> None:
+    world = w.World(model_version="6", model_status="PENDING_REGISTRATION")
+    run = w.Run(builders.release_spec(version="6"), world)
+    run.reconcile()
+    assert (run.status.phase, run.status.reason) == (Phase.PENDING, "ModelVersionNotReady")
+    assert "version 6 is PENDING_REGISTRATION in the registry, not READY" in run.status.message
+    assert world.log == []
+    world.model_status = "READY"
+    run.settle()
+    assert run.status.phase == Phase.SUCCEEDED
 
 
 def test_a_model_the_registry_cannot_resolve_is_pending_then_failed_with_the_registry_error() -> None:

@@ -89,6 +89,7 @@ class World:
     peak_gpus: int = 0
     creations: list[str] = field(default_factory=list)  # every Deployment really created, in order
     model_tags: dict[str, str] = field(default_factory=dict)
+    model_status: str = "READY"
     git_commits: dict[str, str] = field(default_factory=dict)  # write-back key -> the commit carrying it
     git_down: bool = False  # write-backs fail (the repository is unreachable)
 
@@ -197,7 +198,10 @@ class World:
         return obs_.Observations(
             release=obs_.ReleaseIdentity(name=RELEASE, generation=self.generation),
             model=obs_.RegistryVersion(
-                version=self.model_version, uri=f"models:/fraud/{self.model_version}", tags=self.model_tags
+                version=self.model_version,
+                uri=f"models:/fraud/{self.model_version}",
+                tags=self.model_tags,
+                status=self.model_status,
             ),
             workloads={
                 d.name: obs_.Workload(

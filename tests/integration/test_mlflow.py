@@ -1,0 +1,106 @@
+"""The MLflow registry end to end: the controller process resolves, gates, promotes and tags versions
+in a real registry (MLflow's SQL store on SQLite) while it rolls releases out on the emulated
+cluster."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.integration import harness
+
+MODEL = "ranker"
+
+
+@pytest.fixture
+def registry(tmp_path: pathlib.Path) -> tuple[str, MlflowClient]:
+    uri = f"sqlite:///{tmp_path / 'registry.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.create_registered_model(MODEL)
+    for number in (1, 2, 3):
+        tags = {"validation": "passed"} if number != 2 else {"validation": "running"}
+        client.create_model_version(MODEL, source=f"s3://models/{MODEL}/{number}", tags=tags)
+    return uri, client
+
+
+@pytest.fixture
+def mlflow_controller(
+    kubeconfig: pathlib.Path, tmp_path: pathlib.Path, registry: tuple[str, MlflowClient]
+) -> Iterator[harness.Controller]:
+    flags = ("--registry", "mlflow", "--mlflow-tracking-uri", registry[0])
+    running = harness.Controller(kubeconfig, tmp_path / "controller.log", *flags).start()
+    yield running
+    running.stop()
+
+
+def release(**model: Any) -> dict[str, Any]:
+    body = harness.release_body(MODEL)
+    body["spec"]["model"] = {"name": MODEL, "requireTags": {"validation": "passed"}, **model}
+    return body
+
+
+def alias(client: MlflowClient, name: str) -> str:
+    return str(client.get_model_version_by_alias(MODEL, name).version)
+
+
+def tags(client: MlflowClient, version: str) -> dict[str, str]:
+    return dict(client.get_model_version(MODEL, version).tags)
+
+
+def test_a_version_waits_for_its_tag_then_promotion_moves_the_alias_and_a_rollback_only_tags(
+    world: harness.World, mlflow_controller: harness.Controller, registry: tuple[str, MlflowClient]
+) -> None:
+    client = registry[1]
+    world.script_analysis({"2": "Pass", "3": "Fail"})
+    world.create(release(version="1"))
+    first = world.wait_for_phase(MODEL, "Succeeded")
+    assert first["resolvedModel"]["uri"] == f"s3://models/{MODEL}/1"
+    env = world.deployments()[f"{MODEL}-{first['stableRevision']}"]["spec"]["template"]["spec"]["containers"][
+        0
+    ]
+    assert {"name": "MODEL_URI", "value": f"s3://models/{MODEL}/1"} in env["env"]
+    assert alias(client, "production") == "1"
+
+    world.patch_release(MODEL, {"spec": {"model": {"version": "2"}}})
+    waiting = world.wait_for_status(
+        MODEL, lambda s: s.get("reason") == "RequiredTagsMissing", what="the tag gate"
+    )
+    assert waiting["phase"] == "Pending"
+    assert "version 2 lacks the required tags validation=passed" in waiting["message"]
+    assert len(world.deployments()) == 1, "a pod started before the gate held"
+    client.set_model_version_tag(MODEL, "2", "validation", "passed")  # the validation pipeline finishes
+    world.wait_for_status(MODEL, lambda s: s.get("stableModelVersion") == "2", timeout=90, what="2 promoted")
+    world.sandbox.wait_until(lambda: alias(client, "production") == "2", timeout=30, what="the alias moved")
+    assert tags(client, "2")["modelrelease.rollout"] == "promoted"
+
+    world.patch_release(MODEL, {"spec": {"model": {"version": "3"}}})
+    rolled = world.wait_for_phase(MODEL, "RolledBack", timeout=90)
+    assert rolled["lastRollback"]["modelVersion"] == "3"
+    assert (tags(client, "3")["modelrelease.rollout"], tags(client, "3")["modelrelease.rollout.reason"]) == (
+        "rolled_back",
+        "AnalysisFailed",
+    )
+    assert alias(client, "production") == "2"
+
+
+def test_an_alias_that_moves_mid_rollout_does_not_change_the_running_rollout(
+    world: harness.World, mlflow_controller: harness.Controller, registry: tuple[str, MlflowClient]
+) -> None:
+    client = registry[1]
+    client.set_registered_model_alias(MODEL, "champion", "1")
+    client.set_registered_model_alias(MODEL, "candidate", "3")
+    world.script_analysis({"default": "Running"})
+    world.create(release(alias="champion"))
+    world.wait_for_phase(MODEL, "Succeeded")
+    world.patch_release(MODEL, {"spec": {"model": {"alias": "candidate"}}})
+    world.wait_for_status(MODEL, lambda s: s.get("canaryModelVersion") == "3", what="the rollout of 3")
+    client.set_model_version_tag(MODEL, "2", "validation", "passed")
+    client.set_registered_model_alias(MODEL, "candidate", "2")  # moved while 3 rolls out
+    world.script_analysis({"3": "Pass"})
+    done = world.wait_for_status(MODEL, lambda s: s.get("phase") == "Succeeded", timeout=90, what="promoted")
+    assert (done["stableModelVersion"], done["resolvedModel"]["version"]) == ("3", "3")
+    assert alias(client, "production") == "3"

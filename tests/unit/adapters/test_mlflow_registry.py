@@ -1,0 +1,133 @@
+"""The MLflow registry adapter against a real registry (MLflow's SQL store on SQLite, in process): what
+a release names resolves to the registry's version, source, run, status and tags; promotion moves
+the alias once and tags the outcome; a rollback tags the version and leaves the alias alone."""
+
+from __future__ import annotations
+
+import itertools
+import pathlib
+
+import pytest
+from mlflow import MlflowClient
+
+from controller import errors
+from controller.adapters import mlflow_registry
+from controller.cli import main
+from controller.domain import actions
+from controller.resources import modelrelease
+
+names = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    folder = tmp_path_factory.mktemp("mlflow")
+    return f"sqlite:///{folder / 'registry.db'}"
+
+
+@pytest.fixture
+def client(store: str) -> MlflowClient:
+    return MlflowClient(tracking_uri=store, registry_uri=store)
+
+
+@pytest.fixture
+def registry(store: str) -> mlflow_registry.MlflowRegistry:
+    return mlflow_registry.connect(store)
+
+
+def model_with_versions(client: MlflowClient, count: int, **tags: str) -> str:
+    name = f"fraud-{next(names)}"
+    client.create_registered_model(name)
+    for number in range(1, count + 1):
+        client.create_model_version(name, source=f"s3://models/{name}/{number}", tags=tags or None)
+    return name
+
+
+def ref(name: str, **pinned: str) -> modelrelease.ModelRef:
+    return modelrelease.ModelRef.model_validate({"name": name, **pinned})
+
+
+def test_a_version_resolves_to_its_source_status_and_tags_as_strings(
+    client: MlflowClient, registry: mlflow_registry.MlflowRegistry
+) -> None:
+    name = model_with_versions(client, 2, validation="passed")
+    found = registry.fetch_version(ref(name, version="2"))
+    assert (found.version, found.uri, found.status) == ("2", f"s3://models/{name}/2", "READY")
+    assert found.tags == {"validation": "passed"}
+
+
+def test_an_alias_resolves_to_the_version_it_points_at_now(
+    client: MlflowClient, registry: mlflow_registry.MlflowRegistry
+) -> None:
+    name = model_with_versions(client, 3)
+    client.set_registered_model_alias(name, "champion-candidate", "2")
+    assert registry.fetch_version(ref(name, alias="champion-candidate")).version == "2"
+    client.set_registered_model_alias(name, "champion-candidate", "3")
+    assert registry.fetch_version(ref(name, alias="champion-candidate")).version == "3"
+
+
+@pytest.mark.parametrize("pinned", [{"version": "9"}, {"alias": "nowhere"}])
+def test_what_the_registry_does_not_have_is_a_permanent_error_naming_it(
+    client: MlflowClient, registry: mlflow_registry.MlflowRegistry, pinned: dict[str, str]
+) -> None:
+    name = model_with_versions(client, 1)
+    with pytest.raises(errors.PermanentError, match=f"the MLflow registry has no .* of model {name}"):
+        registry.fetch_version(ref(name, **pinned))
+
+
+def test_promotion_moves_the_alias_once_and_tags_the_outcome(
+    client: MlflowClient, registry: mlflow_registry.MlflowRegistry
+) -> None:
+    name = model_with_versions(client, 2)
+    client.set_registered_model_alias(name, "production", "1")
+    promote = actions.PromoteModel(model_name=name, version="2", alias="production")
+    registry.apply_promotion(promote)
+    registry.apply_promotion(promote)  # again, as after a crash: nothing moves twice
+    assert str(client.get_model_version_by_alias(name, "production").version) == "2"
+    assert client.get_model_version(name, "2").tags[mlflow_registry.OUTCOME_TAG] == "promoted"
+
+
+def test_a_rollback_tags_the_version_with_its_reason_and_leaves_the_alias_on_stable(
+    client: MlflowClient, registry: mlflow_registry.MlflowRegistry
+) -> None:
+    name = model_with_versions(client, 3)
+    client.set_registered_model_alias(name, "production", "2")
+    registry.apply_rolled_back_tag(
+        actions.TagRolledBack(model_name=name, version="3", reason="AnalysisFailed")
+    )
+    tags = client.get_model_version(name, "3").tags
+    assert (tags[mlflow_registry.OUTCOME_TAG], tags[mlflow_registry.REASON_TAG]) == (
+        "rolled_back",
+        "AnalysisFailed",
+    )
+    assert str(client.get_model_version_by_alias(name, "production").version) == "2"
+
+
+def test_an_unreachable_server_is_a_transient_error(tmp_path: pathlib.Path) -> None:
+    registry = mlflow_registry.connect("http://127.0.0.1:9", timeout=2)  # nothing listens on port 9
+    with pytest.raises(errors.TransientError, match="MLflow registry"):
+        registry.fetch_version(ref("fraud", version="1"))
+
+
+def test_validate_with_a_registry_says_on_the_pr_what_the_rollout_would_wait_for(
+    client: MlflowClient, store: str, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = model_with_versions(client, 2, validation="running")
+    release = tmp_path / "release.yaml"
+    release.write_text(
+        f"""\
+apiVersion: modelrelease.dev/v1alpha1
+kind: ModelRelease
+metadata: {{name: fraud}}
+spec:
+  model: {{name: {name}, version: "2", requireTags: {{validation: passed}}}}
+  serving: {{image: registry.example.com/triton:24.08}}
+  strategy: {{canary: {{steps: [{{setWeight: 50}}]}}}}
+"""
+    )
+    assert main.main(["validate", str(release), "--registry", store]) == 1
+    said = capsys.readouterr().err
+    assert f"release.yaml:1: ModelRelease fraud: spec.model: {name} version 2 lacks the required tags" in said
+    assert "validation=passed: the rollout would wait" in said
+    client.set_model_version_tag(name, "2", "validation", "passed")
+    assert main.main(["validate", str(release), "--registry", store]) == 0
