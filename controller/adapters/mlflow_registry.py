@@ -21,7 +21,7 @@ from mlflow.exceptions import MlflowException, RestException
 
 from controller import errors
 from controller.domain import actions, observations
-from controller.resources import modelrelease
+from controller.resources import modelrelease, releasestatus
 
 LOGGER = logging.getLogger(__name__)
 OUTCOME_TAG = "modelrelease.rollout"
@@ -67,6 +67,23 @@ class MlflowRegistry:
             run_id=found.run_id or None,
             status=str(found.status or "READY"),
             tags={str(k): str(v) for k, v in (found.tags or {}).items()},
+        )
+
+    def fetch_settled(self, write: releasestatus.RegistryWrite) -> observations.RegistrySettled | None:
+        name, version = write.model_name, write.version
+        tags = self._call(
+            lambda: self._client.get_model_version(name, version).tags, f"version {version} of {name}"
+        )
+        if write.alias is None:
+            if (tags or {}).get(OUTCOME_TAG) != ROLLED_BACK:
+                return None
+            return observations.RegistrySettled(
+                message=f"{name} version {version} tagged {OUTCOME_TAG}={ROLLED_BACK}"
+            )
+        if self._pointed(name, write.alias) != version or (tags or {}).get(OUTCOME_TAG) != PROMOTED:
+            return None
+        return observations.RegistrySettled(
+            message=f"alias {write.alias!r} of {name} points at version {version}"
         )
 
     def apply_promotion(self, action: actions.PromoteModel) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from controller import errors
 from controller.domain import actions, observations
-from controller.resources import modelrelease
+from controller.resources import modelrelease, releasestatus
 
 
 class PinnedVersionRegistry:
@@ -22,6 +22,15 @@ class PinnedVersionRegistry:
         return observations.RegistryVersion(
             version=model.version, uri=f"models:/{model.name}/{model.version}"
         )
+
+    def fetch_settled(self, write: releasestatus.RegistryWrite) -> observations.RegistrySettled:
+        """Nothing to write to: settled at once, said once (so it is not asked for every minute)."""
+        what = (
+            f"alias {write.alias!r} of {write.model_name} not moved to version {write.version}"
+            if write.alias is not None
+            else f"{write.model_name} version {write.version} not tagged rolled back"
+        )
+        return observations.RegistrySettled(message=f"no model registry configured: {what}", skipped=True)
 
     def apply_promotion(self, action: actions.PromoteModel) -> None:
         raise errors.PermanentError(

@@ -129,6 +129,7 @@ class PromoteModel(schema.Frozen):
     """Point the registry alias at the promoted version."""
 
     type: Literal["PromoteModel"] = "PromoteModel"
+    key: str
     model_name: str
     version: str
     alias: str
@@ -138,6 +139,7 @@ class TagRolledBack(schema.Frozen):
     """Mark a registry version as rolled back, with the reason."""
 
     type: Literal["TagRolledBack"] = "TagRolledBack"
+    key: str
     model_name: str
     version: str
     reason: str

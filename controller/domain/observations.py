@@ -124,6 +124,13 @@ class NotificationDelivery(schema.Frozen):
     last_error: str | None = None
 
 
+class RegistrySettled(schema.Frozen):
+    """The registry holds an owed write (or there is no registry to write to: `skipped`)."""
+
+    message: str
+    skipped: bool = False
+
+
 class Observations(schema.Frozen):
     release: ReleaseIdentity
     model: RegistryVersion | None = None
@@ -135,6 +142,9 @@ class Observations(schema.Frozen):
     commands: Commands = Commands()
     written_back: WrittenBack | None = Field(
         None, description="Read only while status owes a Git write-back: what Git holds for its key."
+    )
+    registry_settled: dict[str, RegistrySettled] = Field(
+        default_factory=dict, description="Read only while status owes registry writes: those done, by key."
     )
     notifications: NotificationDelivery | None = Field(
         None, description="The Slack adapter's delivery record; None without Slack."

@@ -162,6 +162,21 @@ class HandledCommands(schema.Frozen):
                 return self.model_copy(update={"retry": token})
 
 
+class RegistryWrite(schema.Frozen):
+    """A registry update a rollout owes — the promotion alias moved, or the rolled-back tag — kept
+    until the registry is seen to hold it, so a registry outage never holds a rollout."""
+
+    key: str
+    model_name: str
+    version: str
+    alias: str | None = Field(
+        None, description="Move this alias to the version (a promotion); none: a rollback."
+    )
+    reason: str = Field("", description="A rollback's reason, tagged on the version.")
+    attempted_at: datetime | None = None
+    attempts: int = 0
+
+
 class SlackThread(schema.Frozen):
     """The Slack message a rollout is followed in: updated in place, its replies threaded under it."""
 
@@ -200,6 +215,7 @@ class ModelReleaseStatus(schema.Frozen):
     handled_commands: HandledCommands = HandledCommands()
     notifications: tuple[str, ...] = Field((), description="Notification keys already sent.")
     slack: SlackThread | None = None
+    registry_owed: tuple[RegistryWrite, ...] = Field((), description="Registry updates not yet seen done.")
     conditions: tuple[meta.Condition, ...] = ()
 
     @property

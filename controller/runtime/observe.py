@@ -54,8 +54,26 @@ def observe(
         approvals=io.approvals.fetch_approvals(release),
         commands=build_commands(body["metadata"].get("annotations") or {}),
         written_back=_written_back(io, release, status),
+        registry_settled=_registry_settled(io, status),
         notifications=io.notifier.fetch_delivery(release),
     )
+
+
+def _registry_settled(
+    io: ports.Ports, status: releasestatus.ModelReleaseStatus
+) -> dict[str, observations.RegistrySettled]:
+    """Which owed registry writes the registry holds; looked up only while some are owed."""
+    settled = {}
+    for write in status.registry_owed:
+        try:
+            found = io.registry.fetch_settled(write)
+        except errors.ModelReleaseError as exc:
+            # Unknown is not "absent": the write asked for next is idempotent (the alias is checked).
+            LOGGER.warning("cannot read the model registry for %s: %s", write.key, exc)
+            continue
+        if found is not None:
+            settled[write.key] = found
+    return settled
 
 
 def _written_back(

@@ -68,13 +68,15 @@ def execute(
                         f"no Git repository configured: {action.model_name} "
                         f"not restored to version {action.restore_version}"
                     )
-                    _skipped(io, release, "GitWriteBackSkipped", message, action.key, logger)
+                    _skipped(io, release, "GitWriteBackSkipped", message, action.key, logger=logger)
                 else:
                     try:
                         io.repository.apply_write_back(release, action)
                     except errors.ModelReleaseError as exc:
                         # Never holds or fails the rollout; the domain asks again in a minute.
-                        _skipped(io, release, "GitWriteBackFailed", f"{exc}; retrying", action.key, logger)
+                        _skipped(
+                            io, release, "GitWriteBackFailed", f"{exc}; retrying", action.key, logger=logger
+                        )
 
 
 def _registry_write(
@@ -88,16 +90,24 @@ def _registry_write(
             io.registry.apply_promotion(action)
         else:
             io.registry.apply_rolled_back_tag(action)
-    except errors.PermanentError as exc:
-        # The rollout's outcome stands; the registry's side of it is reported, not retried forever.
-        _skipped(io, release, "RegistryUpdateSkipped", str(exc), f"{action.type}/{action.version}", logger)
+    except errors.ModelReleaseError as exc:
+        # The rollout's outcome stands; the write stays owed in status and is asked for again in a minute.
+        _skipped(io, release, "RegistryUpdateFailed", f"{exc}; retrying", action.key, str(exc), logger=logger)
 
 
 def _skipped(
-    io: ports.Ports, release: ports.ReleaseRef, reason: str, message: str, key: str, logger: logging.Logger
+    io: ports.Ports,
+    release: ports.ReleaseRef,
+    reason: str,
+    message: str,
+    *identity: str,
+    logger: logging.Logger,
 ) -> None:
     logger.warning("%s: %s", reason, message)
-    io.events.post_warning(release, reason, message, reason, key)
+    try:
+        io.events.post_warning(release, reason, message, reason, *identity)
+    except errors.TransientError:
+        pass  # the log says it; the next attempt says it again
 
 
 def _invalid_spec_message(exc: pydantic.ValidationError) -> str:

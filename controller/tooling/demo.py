@@ -209,7 +209,8 @@ class Demo:
             if status.phase == releasestatus.Phase.AWAITING_APPROVAL and not approved:
                 approved = self._press_approve(version)
             rolled_back = status.last_rollback is not None and status.last_rollback.model_version == version
-            if ctl.settled(release) and (status.stable_model_version == version or rolled_back):
+            told = not status.registry_owed  # the registry has heard how it ended
+            if ctl.settled(release) and told and (status.stable_model_version == version or rolled_back):
                 written = (
                     self._written_back(status, timeout - (time.monotonic() - started)) if rolled_back else ""
                 )

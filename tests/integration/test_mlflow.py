@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
+from controller.tooling import mlflow_process
 from tests.integration import harness
 
 MODEL = "ranker"
@@ -43,8 +45,12 @@ def release(**model: Any) -> dict[str, Any]:
     return body
 
 
-def alias(client: MlflowClient, name: str) -> str:
-    return str(client.get_model_version_by_alias(MODEL, name).version)
+def alias(client: MlflowClient, name: str) -> str | None:
+    """Where alias `name` points, None while it points nowhere."""
+    try:
+        return str(client.get_model_version_by_alias(MODEL, name).version)
+    except MlflowException:
+        return None
 
 
 def tags(client: MlflowClient, version: str) -> dict[str, str]:
@@ -63,7 +69,7 @@ def test_a_version_waits_for_its_tag_then_promotion_moves_the_alias_and_a_rollba
         0
     ]
     assert {"name": "MODEL_URI", "value": f"s3://models/{MODEL}/1"} in env["env"]
-    assert alias(client, "production") == "1"
+    world.sandbox.wait_until(lambda: alias(client, "production") == "1", timeout=30, what="production on 1")
 
     world.patch_release(MODEL, {"spec": {"model": {"version": "2"}}})
     waiting = world.wait_for_status(
@@ -78,7 +84,12 @@ def test_a_version_waits_for_its_tag_then_promotion_moves_the_alias_and_a_rollba
     assert tags(client, "2")["modelrelease.rollout"] == "promoted"
 
     world.patch_release(MODEL, {"spec": {"model": {"version": "3"}}})
-    rolled = world.wait_for_phase(MODEL, "RolledBack", timeout=90)
+    rolled = world.wait_for_status(
+        MODEL,
+        lambda s: s.get("phase") == "RolledBack" and not s.get("registryOwed"),
+        timeout=90,
+        what="rolled back and the registry told",
+    )
     assert rolled["lastRollback"]["modelVersion"] == "3"
     assert (tags(client, "3")["modelrelease.rollout"], tags(client, "3")["modelrelease.rollout.reason"]) == (
         "rolled_back",
@@ -103,4 +114,67 @@ def test_an_alias_that_moves_mid_rollout_does_not_change_the_running_rollout(
     world.script_analysis({"3": "Pass"})
     done = world.wait_for_status(MODEL, lambda s: s.get("phase") == "Succeeded", timeout=90, what="promoted")
     assert (done["stableModelVersion"], done["resolvedModel"]["version"]) == ("3", "3")
-    assert alias(client, "production") == "3"
+    world.sandbox.wait_until(lambda: alias(client, "production") == "3", timeout=30, what="production on 3")
+
+
+def test_with_the_registry_down_nothing_starts_unresolved_and_a_promotion_owes_its_alias_until_it_is_back(
+    world: harness.World, kubeconfig: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    with mlflow_process.MlflowServer(tmp_path / "mlflow") as server:
+        client = MlflowClient(tracking_uri=server.url, registry_uri=server.url)
+        client.create_registered_model(MODEL)
+        for number in (1, 2):
+            client.create_model_version(
+                MODEL, source=f"s3://models/{MODEL}/{number}", tags={"validation": "passed"}
+            )
+        flags = ("--registry", "mlflow", "--mlflow-tracking-uri", server.url)
+        controller = harness.Controller(kubeconfig, tmp_path / "controller.log", *flags).start()
+        try:
+            world.script_analysis({"2": "Running"})
+            world.create(release(version="1"))
+            world.wait_for_status(
+                MODEL, lambda s: s.get("phase") == "Succeeded" and not s.get("registryOwed")
+            )
+            assert client.get_model_version_by_alias(MODEL, "production").version == "1"  # a string over REST
+
+            server.stop()
+            world.patch_release(MODEL, {"spec": {"model": {"version": "2"}}})
+            failing = world.wait_for_status(
+                MODEL,
+                lambda s: any(
+                    c["type"] == "ReconcileError" and c["status"] == "True" and "MLflow" in c["message"]
+                    for c in s.get("conditions", [])
+                ),
+                what="the registry's outage in status",
+            )
+            assert failing["phase"] == "Succeeded"
+            assert len(world.deployments()) == 1, "a rollout started with its model unresolved"
+
+            server.start()
+            world.wait_for_status(
+                MODEL, lambda s: s.get("canaryModelVersion") == "2", timeout=90, what="2 started"
+            )
+            server.stop()
+            world.script_analysis({"2": "Pass"})
+            owed = world.wait_for_status(
+                MODEL,
+                lambda s: s.get("stableModelVersion") == "2" and bool(s.get("registryOwed")),
+                timeout=90,
+                what="promoted while the registry is down, the alias move owed",
+            )
+            assert owed["registryOwed"][0]["alias"] == "production"
+            world.sandbox.wait_until(
+                lambda: any(e["reason"] == "RegistryUpdateFailed" for e in world.events()),
+                timeout=30,
+                what="a RegistryUpdateFailed Event",
+            )
+
+            server.start()
+            world.wait_for_status(
+                MODEL, lambda s: not s.get("registryOwed"), timeout=90, what="the alias moved"
+            )
+        finally:
+            controller.stop()
+        assert client.get_model_version_by_alias(MODEL, "production").version == "2"
+        assert client.get_model_version(MODEL, "2").tags["modelrelease.rollout"] == "promoted"
+        assert any(e["reason"] == "RegistryUpdated" for e in world.events())

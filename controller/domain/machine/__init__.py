@@ -40,8 +40,11 @@ def advance(
     move = _advance_release(spec, status, observations, now)
     if move.actions or move.status != status:
         return move
-    # Last, when the release itself is settled: what a rollback owes Git.
-    return endings.write_back_owed(turn_.Turn(spec, status, observations, now), move)
+    # Last, when the release itself is settled: what a rollback owes Git, then the registry.
+    move = endings.write_back_owed(turn_.Turn(spec, status, observations, now), move)
+    if move.actions or move.status != status:
+        return move
+    return endings.registry_owed(turn_.Turn(spec, status, observations, now), move)
 
 
 def _advance_release(

@@ -109,6 +109,24 @@ def analysis_finished(status: Status, record: releasestatus.StepAnalysis) -> Sta
     )
 
 
+def registry_owed(status: Status, write: releasestatus.RegistryWrite) -> Status:
+    if any(w.key == write.key for w in status.registry_owed):
+        return status
+    return _changed(status, {"registry_owed": (*status.registry_owed, write)})
+
+
+def registry_attempted(status: Status, key: str, now: datetime) -> Status:
+    owed = tuple(
+        w.model_copy(update={"attempted_at": now, "attempts": w.attempts + 1}) if w.key == key else w
+        for w in status.registry_owed
+    )
+    return _changed(status, {"registry_owed": owed})
+
+
+def registry_settled(status: Status, key: str) -> Status:
+    return _changed(status, {"registry_owed": tuple(w for w in status.registry_owed if w.key != key)})
+
+
 def approval_recorded(status: Status, record: releasestatus.ApprovalRecord) -> Status:
     return _changed(status, {"approvals": (*status.approvals, record)})
 

@@ -26,8 +26,14 @@ def roll_back(
     """Give all traffic back to stable, tag the version, write Git back if asked, and say why."""
     st = turn.status
     turn.stop_running_analyses(f"rolled back: {reason}")
-    turn.act(
-        actions.TagRolledBack(model_name=turn.spec.model.name, version=target.model_version, reason=reason)
+    owe_registry(
+        turn,
+        releasestatus.RegistryWrite(
+            key=turn.once_key(target.revision, "registry-rolled-back"),
+            model_name=turn.spec.model.name,
+            version=target.model_version,
+            reason=reason,
+        ),
     )
     owed = None
     follows_alias = turn.spec.model.version is None
@@ -128,7 +134,55 @@ def abandon_canary(turn: turn_.Turn, reason: str, message: str) -> None:
     turn.event(reason, message)
 
 
-def promote_model(turn: turn_.Turn, target: changes.Target) -> actions.PromoteModel:
-    return actions.PromoteModel(
-        model_name=turn.spec.model.name, version=target.model_version, alias=turn.spec.model.promote_alias
+def owe_promotion(turn: turn_.Turn, target: changes.Target) -> None:
+    """The promotion alias is to point at the promoted version (done later: registry_owed)."""
+    owe_registry(
+        turn,
+        releasestatus.RegistryWrite(
+            key=turn.once_key(target.revision, "registry-promoted"),
+            model_name=turn.spec.model.name,
+            version=target.model_version,
+            alias=turn.spec.model.promote_alias,
+        ),
     )
+
+
+def owe_registry(turn: turn_.Turn, write: releasestatus.RegistryWrite) -> None:
+    turn.change(changes.registry_owed(turn.status, write))
+
+
+def registry_owed(turn: turn_.Turn, idle: turn_.Move) -> turn_.Move:
+    """When nothing else moves: the registry writes rollouts owe, oldest first, each until the
+    registry is seen to hold it — asked again after 5 s, doubling to each minute — so an outage
+    delays them and nothing else."""
+    if not turn.status.registry_owed:
+        return idle
+    write = turn.status.registry_owed[0]
+    settled = turn.obs.registry_settled.get(write.key)
+    if settled is not None:
+        turn.change(changes.registry_settled(turn.status, write.key))
+        reason = "RegistryUpdateSkipped" if settled.skipped else "RegistryUpdated"
+        turn.event(reason, settled.message, warning=settled.skipped, key=f"registry/{write.key}")
+        return turn.move()
+    if write.attempted_at is not None:
+        again = write.attempted_at + min(REGISTRY_FIRST_RETRY * 2 ** (write.attempts - 1), REGISTRY_RETRY)
+        if turn.now < again:
+            return turn.move(wake_at=earliest(idle.wake_at, again))
+    turn.change(changes.registry_attempted(turn.status, write.key, turn.now))
+    if write.alias is not None:
+        turn.act(
+            actions.PromoteModel(
+                key=write.key, model_name=write.model_name, version=write.version, alias=write.alias
+            )
+        )
+    else:
+        turn.act(
+            actions.TagRolledBack(
+                key=write.key, model_name=write.model_name, version=write.version, reason=write.reason
+            )
+        )
+    return turn.move()
+
+
+REGISTRY_FIRST_RETRY = timedelta(seconds=5)
+REGISTRY_RETRY = timedelta(minutes=1)

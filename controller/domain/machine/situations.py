@@ -33,7 +33,7 @@ def first_deploy(turn: turn_.Turn, target: changes.Target) -> turn_.Move:
     if warm:
         message = f"serving model {target.model_version} (revision {target.revision})"
         turn.change(changes.first_deploy_done(st, target, replicas, message))
-        turn.act(endings.promote_model(turn, target))
+        endings.owe_promotion(turn, target)
         turn.notify(actions.NotificationEvent.PROMOTED, target.revision, "deployed", message)
         turn.event("Deployed", message)
         return turn.move()

@@ -14,7 +14,7 @@ from controller import errors
 from controller.adapters import mlflow_registry
 from controller.cli import main
 from controller.domain import actions
-from controller.resources import modelrelease
+from controller.resources import modelrelease, releasestatus
 
 names = itertools.count()
 
@@ -80,11 +80,18 @@ def test_promotion_moves_the_alias_once_and_tags_the_outcome(
 ) -> None:
     name = model_with_versions(client, 2)
     client.set_registered_model_alias(name, "production", "1")
-    promote = actions.PromoteModel(model_name=name, version="2", alias="production")
+    owed = releasestatus.RegistryWrite(
+        key="abc.1/registry-promoted", model_name=name, version="2", alias="production"
+    )
+    assert registry.fetch_settled(owed) is None
+    promote = actions.PromoteModel(key=owed.key, model_name=name, version="2", alias="production")
     registry.apply_promotion(promote)
     registry.apply_promotion(promote)  # again, as after a crash: nothing moves twice
     assert str(client.get_model_version_by_alias(name, "production").version) == "2"
     assert client.get_model_version(name, "2").tags[mlflow_registry.OUTCOME_TAG] == "promoted"
+    settled = registry.fetch_settled(owed)
+    assert settled is not None
+    assert settled.message == f"alias 'production' of {name} points at version 2"
 
 
 def test_a_rollback_tags_the_version_with_its_reason_and_leaves_the_alias_on_stable(
@@ -92,9 +99,12 @@ def test_a_rollback_tags_the_version_with_its_reason_and_leaves_the_alias_on_sta
 ) -> None:
     name = model_with_versions(client, 3)
     client.set_registered_model_alias(name, "production", "2")
+    owed = releasestatus.RegistryWrite(key="def.1/registry-rolled-back", model_name=name, version="3")
+    assert registry.fetch_settled(owed) is None
     registry.apply_rolled_back_tag(
-        actions.TagRolledBack(model_name=name, version="3", reason="AnalysisFailed")
+        actions.TagRolledBack(key=owed.key, model_name=name, version="3", reason="AnalysisFailed")
     )
+    assert registry.fetch_settled(owed) is not None
     tags = client.get_model_version(name, "3").tags
     assert (tags[mlflow_registry.OUTCOME_TAG], tags[mlflow_registry.REASON_TAG]) == (
         "rolled_back",

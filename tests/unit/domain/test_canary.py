@@ -82,6 +82,30 @@ def test_a_full_canary_walks_every_step_and_promotes() -> None:
     assert list(run.world.deployments) == [w.workload(revision)]
 
 
+def test_a_registry_outage_at_promotion_holds_nothing_and_the_alias_move_is_asked_again_until_done() -> None:
+    run = deployed()
+    run.world.registry_down = True
+    run.until(lambda r: (r.status.phase, r.status.stable_model_version) == (Phase.SUCCEEDED, "7"))
+    run.until(lambda r: bool(r.status.registry_owed) and r.status.registry_owed[0].attempts >= 1)
+    [owed] = run.status.registry_owed
+    assert (owed.version, owed.alias) == ("7", "production")
+    for attempts in range(owed.attempts, owed.attempts + 6):
+        wait = min(5 * 2 ** (attempts - 1), 60)  # seconds: doubling from 5 s to each minute
+        assert owed.attempted_at is not None
+        run.world.now = owed.attempted_at + timedelta(seconds=wait - 1)
+        run.reconcile()
+        assert run.status.registry_owed[0].attempts == attempts, f"asked again before {wait}s"
+        run.world.now = owed.attempted_at + timedelta(seconds=wait)
+        run.reconcile()
+        [owed] = run.status.registry_owed
+        assert owed.attempts == attempts + 1
+    run.world.registry_down = False
+    run.world.tick(timedelta(minutes=1))
+    run.until(lambda r: not r.status.registry_owed, limit=timedelta(minutes=5))
+    assert "RegistryUpdated" in [e.reason for d in run.decisions[-3:] for e in d.events]
+    assert list(run.world.registry_writes.values())[-1] == "PromoteModel 7"
+
+
 def test_the_old_stable_is_removed_only_after_the_scale_down_delay() -> None:
     run = deployed()
     run.until(lambda r: r.status.reason == "Promoted")

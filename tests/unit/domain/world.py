@@ -90,6 +90,8 @@ class World:
     creations: list[str] = field(default_factory=list)  # every Deployment really created, in order
     model_tags: dict[str, str] = field(default_factory=dict)
     model_status: str = "READY"
+    registry_down: bool = False
+    registry_writes: dict[str, str] = field(default_factory=dict)  # key → what the registry now holds
     git_commits: dict[str, str] = field(default_factory=dict)  # write-back key -> the commit carrying it
     git_down: bool = False  # write-backs fail (the repository is unreachable)
 
@@ -137,6 +139,9 @@ class World:
                 pass
             case actions.RequestApproval():
                 self.requests.append(action)
+            case actions.PromoteModel() | actions.TagRolledBack():
+                if not self.registry_down:  # like the adapter: idempotent, the alias checked first
+                    self.registry_writes.setdefault(action.key, f"{action.type} {action.version}")
             case actions.WriteBackToGit():
                 if not self.git_down:  # like the adapter: a key already in Git is not committed again
                     self.git_commits.setdefault(action.key, f"commit-{len(self.git_commits) + 1}")
@@ -217,6 +222,9 @@ class World:
             approvals=tuple(self.approvals),
             commands=self.commands,
             written_back=self._written_back(),
+            registry_settled={
+                key: obs_.RegistrySettled(message=done) for key, done in self.registry_writes.items()
+            },
         )
 
     def _written_back(self) -> obs_.WrittenBack | None:

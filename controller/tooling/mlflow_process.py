@@ -1,0 +1,76 @@
+"""`mlflow server` on 127.0.0.1 over an SQLite store: the registry the tests stop and start again."""
+
+from __future__ import annotations
+
+import contextlib
+import pathlib
+import subprocess
+import sys
+import time
+import urllib.request
+
+from controller.tooling.prometheus_process import free_port
+
+
+class MlflowServer:
+    def __init__(self, folder: pathlib.Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.store = f"sqlite:///{folder / 'registry.db'}"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, *, timeout: float = 90.0) -> MlflowServer:
+        """Start (or start again, on the same port and store) and wait until it answers /health."""
+        mlflow = pathlib.Path(sys.executable).parent / "mlflow"
+        with (self.folder / "mlflow.log").open("ab") as log:
+            self._process = subprocess.Popen(
+                [
+                    str(mlflow),
+                    "server",
+                    "--backend-store-uri",
+                    self.store,
+                    "--default-artifact-root",
+                    str(self.folder / "artifacts"),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    "1",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(
+                    f"mlflow server exited: {(self.folder / 'mlflow.log').read_text()[-2000:]}"
+                )
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(f"{self.url}/health", timeout=1) as answer,
+            ):
+                if answer.status == 200:
+                    return self
+            time.sleep(0.2)  # polling a real server's readiness, with a deadline
+        raise RuntimeError(f"mlflow server did not answer within {timeout:.0f}s")
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+    def __enter__(self) -> MlflowServer:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
