@@ -1,7 +1,7 @@
 """`reconcile`: the one entry point of the pure core.
 
 It calls the state machine until a move acts or nothing more moves: status-only moves are
-chained, and the first move with actions ends the decision. The shell executes those actions,
+chained, and the first move with actions (or marked a checkpoint) ends the decision. The shell executes those actions,
 writes the status and reconciles again at once (`requeue_after` zero), so the world is never more
 than one move ahead of status, whatever instant the controller is killed at — the machine's
 resume rules are built for exactly that.
@@ -44,7 +44,7 @@ def reconcile(
             break
         events.extend(move.events)
         status = move.status
-        if move.actions:
+        if move.actions or move.checkpoint:
             done = move.actions
             stopped_early = True
             break

@@ -62,7 +62,13 @@ def test_list_and_status_show_phase_step_weight_versions_and_the_running_analysi
 def test_promote_moves_past_the_analysis_abort_rolls_back_and_retry_starts_again(
     world: harness.World, controller: harness.Controller, kubeconfig: pathlib.Path
 ) -> None:
-    _rolling_out(world)
+    # A pause after the last weight holds the rollout for the abort (else it may be promoted first).
+    steps = [
+        {"setWeight": 25},
+        {"analysis": {"template": "quality", "maxDuration": "10m"}},
+        {"setWeight": 50},
+    ]
+    _rolling_out(world, strategy={"canary": {"steps": [*steps, {"pause": {}}]}})
     world.wait_for_status("ranker", lambda s: s.get("currentStepIndex") == 1 and bool(s.get("analysis")))
     promoted = plugin(kubeconfig, "promote", "ranker")
     assert promoted.returncode == 0, promoted.stderr

@@ -148,7 +148,10 @@ def owe_promotion(turn: turn_.Turn, target: changes.Target) -> None:
 
 
 def owe_registry(turn: turn_.Turn, write: releasestatus.RegistryWrite) -> None:
+    """Owed, done later (registry_owed); the move that owes it is a checkpoint, as it was when it
+    acted the write at once."""
     turn.change(changes.registry_owed(turn.status, write))
+    turn.checkpoint()
 
 
 def registry_owed(turn: turn_.Turn, idle: turn_.Move) -> turn_.Move:

@@ -30,6 +30,8 @@ class Move:
     actions: tuple[actions.Action, ...] = ()
     events: tuple[decisions.Event, ...] = ()
     wake_at: datetime | None = None
+    # Status must be written before anything that follows is done, as after a move that acts.
+    checkpoint: bool = False
 
 
 class Turn:
@@ -46,6 +48,7 @@ class Turn:
         self.now = now
         self.name = observations.release.name
         self.acts: list[actions.Action] = []
+        self.checkpointed = False
         self.events: list[decisions.Event] = []
         self.wake_hint: datetime | None = None
 
@@ -130,7 +133,18 @@ class Turn:
         self.wake_hint = earliest(self.wake_hint, moment)
 
     def move(self, wake_at: datetime | None = None) -> Move:
-        return Move(self.status, tuple(self.acts), tuple(self.events), earliest(wake_at, self.wake_hint))
+        return Move(
+            self.status,
+            tuple(self.acts),
+            tuple(self.events),
+            earliest(wake_at, self.wake_hint),
+            checkpoint=self.checkpointed,
+        )
+
+    def checkpoint(self) -> None:
+        """End the decision with this move, as a move that acts does: the resume rules count on
+        status recording it (a promotion, a rollback) before the world moves on."""
+        self.checkpointed = True
 
     def moved(self, before: releasestatus.ModelReleaseStatus) -> bool:
         return self.status != before or bool(self.acts)
