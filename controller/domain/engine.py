@@ -3,8 +3,8 @@
 It calls the state machine until a move acts or nothing more moves: status-only moves are
 chained, and the first move with actions (or marked a checkpoint) ends the decision. The shell
 executes those actions, writes the status and reconciles again at once (`requeue_after` zero), so
-the world is never more than one move ahead of status, whatever instant the controller is killed at — the machine's
-resume rules are built for exactly that.
+the world is never more than one move ahead of status, whatever instant the controller is killed
+at — the machine's resume rules are built for exactly that.
 """
 
 from __future__ import annotations
