@@ -60,6 +60,7 @@ def _run(
                 status.get("phase") == ended
                 and status.get("canaryModelVersion", version) == version
                 and (ended != "Succeeded" or status.get("stableModelVersion") == version)
+                and not status.get("registryOwed")  # the registry has been told how it ended
             )
 
         while kills is not None and not finished():
