@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import pathlib
 import subprocess
 import sys
-import time
-import urllib.request
 
+from controller.tooling import processes
 from controller.tooling.prometheus_process import free_port
 
 
@@ -43,20 +41,14 @@ class MlflowServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(
-                    f"mlflow server exited: {(self.folder / 'mlflow.log').read_text()[-2000:]}"
-                )
-            with (
-                contextlib.suppress(OSError),
-                urllib.request.urlopen(f"{self.url}/health", timeout=1) as answer,
-            ):
-                if answer.status == 200:
-                    return self
-            time.sleep(0.2)  # polling a real server's readiness, with a deadline
-        raise RuntimeError(f"mlflow server did not answer within {timeout:.0f}s")
+        processes.wait_ready(
+            self._process,
+            f"{self.url}/health",
+            self.folder / "mlflow.log",
+            timeout=timeout,
+            what="mlflow server",
+        )
+        return self
 
     def stop(self) -> None:
         if self._process is None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 import signal
 import subprocess
 import sys
+import time
+import urllib.request
 
 
 def controller_command(kubeconfig: pathlib.Path, *flags: str) -> list[str]:
@@ -23,3 +26,19 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=10)
+
+
+def wait_ready(
+    process: subprocess.Popen[bytes], url: str, log: pathlib.Path, *, timeout: float, what: str
+) -> None:
+    """Until `url` answers 200: a real server's readiness, polled with a deadline; RuntimeError with
+    the end of its log if it exits first or never answers."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited: {log.read_text()[-2000:]}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as answer:
+            if answer.status == 200:
+                return
+        time.sleep(0.1)  # polling a real server's readiness, with a deadline
+    raise RuntimeError(f"{what} did not become ready within {timeout:.0f}s")

@@ -13,10 +13,11 @@ import pathlib
 import shutil
 import socket
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
+
+from controller.tooling import processes
 
 
 def free_port() -> int:
@@ -84,20 +85,14 @@ class PrometheusServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(
-                    f"prometheus exited: {(self.folder / 'prometheus.log').read_text()[-2000:]}"
-                )
-            with (
-                contextlib.suppress(OSError),
-                urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as answer,
-            ):
-                if answer.status == 200:
-                    return self
-            time.sleep(0.1)  # polling a real server's readiness, with a deadline
-        raise RuntimeError("prometheus did not become ready")
+        processes.wait_ready(
+            self._process,
+            f"{self.url}/-/ready",
+            self.folder / "prometheus.log",
+            timeout=timeout,
+            what="prometheus",
+        )
+        return self
 
     def query(self, promql: str) -> list[dict[str, object]]:
         url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
