@@ -1,4 +1,7 @@
-"""The release repository side of a rollback: commit the stable model version back to Git.
+"""The release repository side of a rollback and of a followed alias: commit a model version to Git.
+
+A rollback commits the stable version back; an alias the release follows that moves commits the
+new version (on the release's branch, or a `bump/<release>-<version>` branch for a PR).
 
 Where the release came from decides where it is written: a release a GitSource synced carries
 the source and the file in its annotations; one Argo CD applied names the repository and the file
@@ -17,7 +20,7 @@ import pydantic
 from controller import errors, ports, yamledit
 from controller.adapters import gitremote, kubeapi, secrets
 from controller.domain import actions, observations
-from controller.resources import gitsource, kinds, meta, releasestatus
+from controller.resources import gitsource, kinds, meta, modelrelease, releasestatus
 
 SOURCE_ANNOTATION = f"{meta.GROUP}/git-source"  # the GitSource that applied the release
 PATH_ANNOTATION = f"{meta.GROUP}/git-path"  # its file in that repository
@@ -80,6 +83,44 @@ class GitWriteBack:
         except (yamledit.EditError, FileNotFoundError) as error:
             raise errors.PermanentError(f"{where.file} in {where.remote}: {error}") from error
 
+    def fetch_proposed(
+        self, release: ports.ReleaseRef, owed: releasestatus.Proposal, target: modelrelease.BumpTarget
+    ) -> observations.WrittenBack | None:
+        where = _bump_location(self.locate(release), release, owed.version, target)
+        workspace = self._workspaces.get(where.remote)
+        for branch in dict.fromkeys((where.target, where.remote.branch)):
+            if workspace.fetch(branch, depth=gitremote.HISTORY_DEPTH) is not None:
+                found = workspace.find_trailer(branch, owed.key)
+                if found is not None:
+                    return observations.WrittenBack(key=owed.key, commit=found)
+        tip = workspace.checkout_tip()
+        if _version_in(workspace.read(where.file), release.name) == owed.version:
+            return observations.WrittenBack(key=owed.key, commit=tip, superseded=True)
+        return None
+
+    def apply_bump(self, release: ports.ReleaseRef, action: actions.ProposeBump) -> None:
+        where = _bump_location(self.locate(release), release, action.version, action.target)
+
+        def bump(text: str) -> str | None:
+            if _version_in(text, release.name) == action.version:
+                return None  # Git says it already: a person bumped it, or the branch was merged
+            return yamledit.set_scalar(
+                text, kind="ModelRelease", name=release.name, path=VERSION_PATH, value=action.version
+            )
+
+        try:
+            self._workspaces.get(where.remote).commit_and_push(
+                base=where.remote.branch,
+                target=where.target,
+                from_base=where.fresh_branch,
+                relative=where.file,
+                edit=bump,
+                message=bump_message(release, action),
+                key=action.key,
+            )
+        except (yamledit.EditError, FileNotFoundError) as error:
+            raise errors.PermanentError(f"{where.file} in {where.remote}: {error}") from error
+
     def locate(self, release: ports.ReleaseRef) -> Location:
         settings = release.spec.git_write_back
         body = self._api.get(
@@ -106,7 +147,7 @@ class GitWriteBack:
             remote = gitremote.Remote(spec.url, spec.branch, credentials)
             return _location(remote, file, settings.target or spec.write_back_target, release)
         raise errors.PermanentError(
-            "nowhere to write the rollback back to: no GitSource synced this release and "
+            "nowhere in Git to commit to: no GitSource synced this release and "
             "spec.gitWriteBack names no repoURL and path"
         )
 
@@ -117,6 +158,14 @@ def _location(
     if target == gitsource.WriteBackTarget.ROLLBACK_BRANCH:
         return Location(remote, file, f"rollback/{release.name}", fresh_branch=True)
     return Location(remote, file, remote.branch, fresh_branch=False)
+
+
+def _bump_location(
+    where: Location, release: ports.ReleaseRef, version: str, target: modelrelease.BumpTarget
+) -> Location:
+    if target == modelrelease.BumpTarget.BUMP_BRANCH:
+        return Location(where.remote, where.file, f"bump/{release.name}-{version}", fresh_branch=True)
+    return Location(where.remote, where.file, where.remote.branch, fresh_branch=False)
 
 
 def _version_in(text: str, name: str) -> str | None:
@@ -135,3 +184,15 @@ def commit_message(release: ports.ReleaseRef, action: actions.WriteBackToGit) ->
     if action.evidence:
         lines += ["", "Failing metrics:"] + [f"- {line}" for line in action.evidence]
     return "\n".join(lines)
+
+
+def bump_message(release: ports.ReleaseRef, action: actions.ProposeBump) -> str:
+    return "\n".join(
+        [
+            f"Bump {release.name} to model version {action.version}",
+            "",
+            f"The MLflow alias {action.alias} of {action.model_name} moved to version {action.version} "
+            f"(ModelRelease {release.namespace}/{release.name} pins {action.from_version}); modelrelease "
+            "proposes it here so the release goes through Git, its review and its checks.",
+        ]
+    )

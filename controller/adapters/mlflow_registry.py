@@ -4,7 +4,8 @@
 artifact source, run, status and tags; the domain pins it and gates on READY and the required tags.
 `apply_promotion` moves the promotion alias (checking where it points first, so a repeat after a
 crash does nothing) and tags the version with the outcome; `apply_rolled_back_tag` tags a rolled
-back version and leaves the alias where it is.
+back version and leaves the alias where it is; `apply_rollout_run` logs a finished rollout as a run
+(`mlflow_runs`).
 
 Errors are ours: a model or version the registry does not have is permanent (the release says
 so); anything else — the server down, a timeout, a 5xx — is transient, and the shell retries.
@@ -20,6 +21,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException, RestException
 
 from controller import errors
+from controller.adapters import mlflow_runs
 from controller.domain import actions, observations
 from controller.resources import modelrelease, releasestatus
 
@@ -43,12 +45,13 @@ def connect(tracking_uri: str, *, token: str | None = None, timeout: float = 10.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(max(timeout, 1))))
-    return MlflowRegistry(MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri))
+    return MlflowRegistry(MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri), tracking_uri)
 
 
 class MlflowRegistry:
-    def __init__(self, client: MlflowClient) -> None:
+    def __init__(self, client: MlflowClient, tracking_uri: str) -> None:
         self._client = client
+        self._tracking_uri = tracking_uri
 
     def fetch_version(self, model: modelrelease.ModelRef) -> observations.RegistryVersion:
         if model.alias is not None:
@@ -71,6 +74,14 @@ class MlflowRegistry:
 
     def fetch_settled(self, write: releasestatus.RegistryWrite) -> observations.RegistrySettled | None:
         name, version = write.model_name, write.version
+        if write.run is not None:
+            run = self._call(lambda: mlflow_runs.find_run(self._client, write.key), "the rollout's run")
+            if run is None or not mlflow_runs.is_finished(run):
+                return None
+            return observations.RegistrySettled(
+                message=f"rollout logged as run {run.info.run_id} in experiment {mlflow_runs.EXPERIMENT}",
+                link=mlflow_runs.link(self._tracking_uri, run),
+            )
         tags = self._call(
             lambda: self._client.get_model_version(name, version).tags, f"version {version} of {name}"
         )
@@ -85,6 +96,9 @@ class MlflowRegistry:
         return observations.RegistrySettled(
             message=f"alias {write.alias!r} of {name} points at version {version}"
         )
+
+    def fetch_alias(self, model_name: str, alias: str) -> str | None:
+        return self._pointed(model_name, alias)
 
     def apply_promotion(self, action: actions.PromoteModel) -> None:
         name, alias, version = action.model_name, action.alias, action.version
@@ -101,6 +115,13 @@ class MlflowRegistry:
 
     def apply_rolled_back_tag(self, action: actions.TagRolledBack) -> None:
         self._tag(action.model_name, action.version, {OUTCOME_TAG: ROLLED_BACK, REASON_TAG: action.reason})
+
+    def apply_rollout_run(self, action: actions.LogRolloutRun) -> None:
+        run = self._call(
+            lambda: mlflow_runs.log_rollout(self._client, self._tracking_uri, action.key, action.run),
+            f"the run of rollout {action.run.record.revision} of {action.run.release}",
+        )
+        LOGGER.info("MLflow: rollout %s logged as run %s", action.run.record.revision, run.info.run_id)
 
     # ---- helpers ---------------------------------------------------------------------------------
 

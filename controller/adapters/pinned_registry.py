@@ -25,12 +25,18 @@ class PinnedVersionRegistry:
 
     def fetch_settled(self, write: releasestatus.RegistryWrite) -> observations.RegistrySettled:
         """Nothing to write to: settled at once, said once (so it is not asked for every minute)."""
-        what = (
-            f"alias {write.alias!r} of {write.model_name} not moved to version {write.version}"
-            if write.alias is not None
-            else f"{write.model_name} version {write.version} not tagged rolled back"
-        )
+        if write.run is not None:
+            what = f"rollout {write.run.record.revision} of {write.run.release} not logged as a run"
+        elif write.alias is not None:
+            what = f"alias {write.alias!r} of {write.model_name} not moved to version {write.version}"
+        else:
+            what = f"{write.model_name} version {write.version} not tagged rolled back"
         return observations.RegistrySettled(message=f"no model registry configured: {what}", skipped=True)
+
+    def fetch_alias(self, model_name: str, alias: str) -> str | None:
+        raise errors.PermanentError(
+            f"following alias {alias!r} of {model_name} needs a model registry; none is configured"
+        )
 
     def apply_promotion(self, action: actions.PromoteModel) -> None:
         raise errors.PermanentError(
@@ -42,4 +48,9 @@ class PinnedVersionRegistry:
         raise errors.PermanentError(
             f"no model registry configured: {action.model_name} version {action.version} "
             "not tagged rolled back"
+        )
+
+    def apply_rollout_run(self, action: actions.LogRolloutRun) -> None:
+        raise errors.PermanentError(
+            f"no model registry configured: rollout {action.run.record.revision} not logged as a run"
         )

@@ -321,7 +321,8 @@ def render_history(release: Obj, now: datetime) -> str:
         )
     if len(rows) == 1:
         return f"ModelRelease {release['metadata']['name']} has no rollout yet"
-    return _table(rows)
+    runs = [f"  {r.revision}.{r.attempt}: {r.mlflow_run}" for r in st.history if r.mlflow_run]
+    return _table(rows) + ("\n\nMLflow runs (experiment modelrelease):\n" + "\n".join(runs) if runs else "")
 
 
 def _mark(st: releasestatus.ModelReleaseStatus, index: int) -> str:

@@ -128,11 +128,16 @@ def _parser() -> argparse.ArgumentParser:
         help="file holding a bearer token for Prometheus (re-read on every query; e.g. a projected token)",
     )
     run.add_argument(
+        "--webhook-port",
         "--git-webhook-port",
+        dest="webhook_port",
         type=int,
-        help="serve the Git push webhook (POST /hooks/git, X-Hub-Signature-256) on this port (0: any free)",
+        help="serve the webhooks on this port (0: any free): POST /hooks/git (Git pushes, "
+        "X-Hub-Signature-256) and, with --mlflow-webhook-secret-file, POST /hooks/mlflow",
     )
-    run.add_argument("--git-webhook-host", default="0.0.0.0", help="address of the webhook receiver")
+    run.add_argument(
+        "--webhook-host", "--git-webhook-host", dest="webhook_host", default="0.0.0.0", help="their address"
+    )
     run.add_argument("--git-cache-dir", help="folder for repository clones (default: the temp folder)")
     registry = run.add_argument_group("model registry")
     registry.add_argument(
@@ -144,6 +149,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     registry.add_argument("--mlflow-tracking-uri", help="the MLflow server, e.g. http://mlflow:5000")
     registry.add_argument("--mlflow-token-file", help="file holding a bearer token for the MLflow server")
+    registry.add_argument(
+        "--mlflow-webhook-secret-file",
+        help="file holding the secret of the MLflow registry webhooks (model_version_alias.created) "
+        "delivered to /hooks/mlflow on --webhook-port",
+    )
     slack = run.add_argument_group("Slack (docs/slack.md)")
     slack.add_argument(
         "--slack-token-file", help="file holding the bot token (xoxb-…), e.g. mounted from a Secret"
@@ -204,6 +214,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.registry == "mlflow" and not args.mlflow_tracking_uri:
         print("--registry mlflow needs --mlflow-tracking-uri URI (e.g. http://mlflow:5000)", file=sys.stderr)
         return 2
+    if args.mlflow_webhook_secret_file and args.webhook_port is None:
+        print(
+            "--mlflow-webhook-secret-file needs --webhook-port PORT to serve /hooks/mlflow", file=sys.stderr
+        )
+        return 2
     if args.analysis == "prometheus" and not args.prometheus:
         print("--analysis prometheus needs --prometheus URL (e.g. http://prometheus:9090)", file=sys.stderr)
         return 2
@@ -220,8 +235,8 @@ def _run(args: argparse.Namespace) -> int:
         analysis=args.analysis,
         prometheus_url=args.prometheus,
         prometheus_token_file=args.prometheus_token_file,
-        git_webhook_port=args.git_webhook_port,
-        git_webhook_host=args.git_webhook_host,
+        webhook_port=args.webhook_port,
+        webhook_host=args.webhook_host,
         git_cache_dir=args.git_cache_dir,
         slack_token_file=args.slack_token_file,
         slack_signing_secret_file=args.slack_signing_secret_file,
@@ -233,6 +248,7 @@ def _run(args: argparse.Namespace) -> int:
         registry=args.registry,
         mlflow_tracking_uri=args.mlflow_tracking_uri,
         mlflow_token_file=args.mlflow_token_file,
+        mlflow_webhook_secret_file=args.mlflow_webhook_secret_file,
     )
     try:
         operator.run(config)

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from analysis import schema, verdicts
-from controller.resources import modelrelease
+from controller.resources import modelrelease, releasestatus
 
 
 class Track(StrEnum):
@@ -145,6 +145,14 @@ class TagRolledBack(schema.Frozen):
     reason: str
 
 
+class LogRolloutRun(schema.Frozen):
+    """Log a finished rollout as an MLflow run: its verdicts as metrics, its judgement as JSON."""
+
+    type: Literal["LogRolloutRun"] = "LogRolloutRun"
+    key: str
+    run: releasestatus.RolloutRun
+
+
 class WriteBackToGit(schema.Frozen):
     """Make the release manifest in Git say `restore_version` again, so Git matches the cluster."""
 
@@ -157,6 +165,19 @@ class WriteBackToGit(schema.Frozen):
     evidence: tuple[str, ...] = ()
 
 
+class ProposeBump(schema.Frozen):
+    """Commit `version` as the release's spec.model.version in Git (on its branch or a bump branch),
+    because the followed alias moved there."""
+
+    type: Literal["ProposeBump"] = "ProposeBump"
+    key: str
+    model_name: str
+    alias: str
+    from_version: str
+    version: str
+    target: modelrelease.BumpTarget
+
+
 Action = Annotated[
     CreateWorkload
     | ScaleWorkload
@@ -167,7 +188,9 @@ Action = Annotated[
     | RequestApproval
     | Notify
     | PromoteModel
+    | LogRolloutRun
     | TagRolledBack
-    | WriteBackToGit,
+    | WriteBackToGit
+    | ProposeBump,
     Field(discriminator="type"),
 ]

@@ -105,8 +105,9 @@ class Commands(schema.Frozen):
 
 
 class WrittenBack(schema.Frozen):
-    """What the release repository holds for an owed write-back: the commit carrying its key, or the
-    commit at which the file already no longer names the rolled-back version (someone moved on)."""
+    """What the release repository holds for a commit status owes (a rollback's write-back, a bump
+    proposal): the commit carrying its key, or the commit at which the file already says what the
+    commit would have made it say, or no longer what it would have changed (someone moved on)."""
 
     key: str
     commit: str
@@ -129,6 +130,7 @@ class RegistrySettled(schema.Frozen):
 
     message: str
     skipped: bool = False
+    link: str | None = Field(None, description="Where to see it: the MLflow run of a logged rollout.")
 
 
 class Observations(schema.Frozen):
@@ -142,6 +144,12 @@ class Observations(schema.Frozen):
     commands: Commands = Commands()
     written_back: WrittenBack | None = Field(
         None, description="Read only while status owes a Git write-back: what Git holds for its key."
+    )
+    followed_version: str | None = Field(
+        None, description="Where spec.model.follow's alias points; None: not followed, unknown, or nowhere."
+    )
+    proposed: WrittenBack | None = Field(
+        None, description="Read only while status owes a bump proposal: what Git holds for its key."
     )
     registry_settled: dict[str, RegistrySettled] = Field(
         default_factory=dict, description="Read only while status owes registry writes: those done, by key."

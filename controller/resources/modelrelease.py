@@ -12,6 +12,25 @@ from analysis import schema
 from controller.resources import gitsource, meta
 
 
+class BumpTarget(StrEnum):
+    """Where the commit proposing a followed alias's new version goes."""
+
+    BRANCH = "branch"  # straight onto the release's branch: the rollout starts once synced
+    BUMP_BRANCH = "bumpBranch"  # onto bump/<release>-<version>, for a pull request and its checks
+
+
+class FollowAlias(schema.Frozen):
+    """Propose, through Git, the version a registry alias moves to: the release still pins a version,
+    and a commit (or a bump branch for a PR) changes it when the alias moves."""
+
+    alias: str = Field(min_length=1, description="The alias followed, e.g. 'champion-candidate'.")
+    target: BumpTarget = Field(BumpTarget.BUMP_BRANCH, description="branch or bumpBranch.")
+    poll_interval: schema.Duration = Field(
+        timedelta(minutes=1),
+        description="How often the alias is looked at without a webhook (MLflow keeps no delivery log).",
+    )
+
+
 class ModelRef(schema.Frozen):
     """An MLflow registered model, pinned by version or by alias (resolved and pinned in status)."""
 
@@ -22,11 +41,16 @@ class ModelRef(schema.Frozen):
         default_factory=dict, description="Tags the version must carry before rollout starts."
     )
     promote_alias: str = Field("production", min_length=1, description="Alias moved on promotion.")
+    follow: FollowAlias | None = Field(
+        None, description="Commit a version bump to Git when this alias moves (needs version, not alias)."
+    )
 
     @model_validator(mode="after")
     def _exactly_one_of_version_or_alias(self) -> Self:
         if (self.version is None) == (self.alias is None):
             raise ValueError("give exactly one of 'version' or 'alias'")
+        if self.follow is not None and self.version is None:
+            raise ValueError("follow needs a pinned version: the bump it commits edits spec.model.version")
         return self
 
 

@@ -122,6 +122,17 @@ class RolloutRecord(schema.Frozen):
     message: str = ""
     started_at: datetime | None = None
     ended_at: datetime
+    mlflow_run: str | None = Field(
+        None, description="The MLflow run this rollout was logged as (experiment modelrelease), once logged."
+    )
+
+
+class RolloutRun(schema.Frozen):
+    """What the MLflow run of a finished rollout records: how it ended and every analysis verdict."""
+
+    release: str = Field(description="namespace/name of the release.")
+    record: RolloutRecord
+    analysis: tuple[StepAnalysis, ...] = ()
 
 
 class Retiring(schema.Frozen):
@@ -173,8 +184,26 @@ class RegistryWrite(schema.Frozen):
         None, description="Move this alias to the version (a promotion); none: a rollback."
     )
     reason: str = Field("", description="A rollback's reason, tagged on the version.")
+    run: RolloutRun | None = Field(None, description="Log this finished rollout as an MLflow run.")
     attempted_at: datetime | None = None
     attempts: int = 0
+
+
+class Proposal(schema.Frozen):
+    """The commit proposing the version a followed alias moved to (spec.model.follow): owed until
+    `commit` is set; `key` is its idempotency key, carried in the commit's trailer."""
+
+    key: str
+    alias: str
+    version: str = Field(description="The version the alias moved to, proposed for spec.model.version.")
+    from_version: str
+    commit: str | None = Field(
+        None, description="The commit found in Git carrying the key; unset while owed."
+    )
+    attempted_at: datetime | None = None
+    outcome: str | None = Field(
+        None, description="What was done: committed where, or why nothing was needed."
+    )
 
 
 class SlackThread(schema.Frozen):
@@ -216,6 +245,9 @@ class ModelReleaseStatus(schema.Frozen):
     notifications: tuple[str, ...] = Field((), description="Notification keys already sent.")
     slack: SlackThread | None = None
     registry_owed: tuple[RegistryWrite, ...] = Field((), description="Registry updates not yet seen done.")
+    proposal: Proposal | None = Field(
+        None, description="The last version bump proposed from a followed alias."
+    )
     conditions: tuple[meta.Condition, ...] = ()
 
     @property

@@ -13,9 +13,7 @@ import hashlib
 import hmac
 import json
 import logging
-import threading
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from controller import errors
@@ -23,7 +21,6 @@ from controller.adapters import gitsync, kubeapi, secrets
 from controller.resources import kinds, meta
 
 LOGGER = logging.getLogger(__name__)
-MAX_BODY = 5 * 1024 * 1024
 PATH = "/hooks/git"
 
 
@@ -112,39 +109,3 @@ class PushReceiver:
                         "GitSource %s: invalid, skipped: %s", item.get("metadata", {}).get("name"), error
                     )
         return found
-
-
-def serve(receiver: PushReceiver, host: str, port: int) -> ThreadingHTTPServer:
-    """Start the receiver in a daemon thread; the server (its port is server.server_address[1])."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            if self.path != PATH:
-                self._answer(HTTPStatus.NOT_FOUND, {"error": f"POST {PATH}"})
-                return
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                self._answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "body too large"})
-                return
-            body = self.rfile.read(length)
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            try:
-                code, answer = receiver.handle(headers, body)
-            except errors.ModelReleaseError as error:
-                code, answer = HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(error)}
-            self._answer(code, answer)
-
-        def _answer(self, code: int, answer: dict[str, Any]) -> None:
-            data = json.dumps(answer).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            LOGGER.info("webhook %s", format % args)
-
-    server = ThreadingHTTPServer((host, port), Handler)
-    threading.Thread(target=server.serve_forever, name="git-webhook", daemon=True).start()
-    return server

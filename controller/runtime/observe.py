@@ -54,6 +54,8 @@ def observe(
         approvals=io.approvals.fetch_approvals(release),
         commands=build_commands(body["metadata"].get("annotations") or {}),
         written_back=_written_back(io, release, status),
+        followed_version=_followed_version(io, release),
+        proposed=_proposed(io, release, status),
         registry_settled=_registry_settled(io, status),
         notifications=io.notifier.fetch_delivery(release),
     )
@@ -74,6 +76,35 @@ def _registry_settled(
         if found is not None:
             settled[write.key] = found
     return settled
+
+
+def _followed_version(io: ports.Ports, release: ports.ReleaseRef) -> str | None:
+    """Where the alias the release follows points now; looked up only when it follows one."""
+    follow = release.spec.model.follow
+    if follow is None:
+        return None
+    try:
+        return io.registry.fetch_alias(release.spec.model.name, follow.alias)
+    except errors.ModelReleaseError as exc:
+        # Unknown is not "unmoved"; the next look (a webhook, or the poll) tries again.
+        LOGGER.warning("cannot read alias %s of %s: %s", follow.alias, release.spec.model.name, exc)
+        return None
+
+
+def _proposed(
+    io: ports.Ports, release: ports.ReleaseRef, status: releasestatus.ModelReleaseStatus
+) -> observations.WrittenBack | None:
+    """What Git holds for the bump proposal status owes; looked up only while one is owed."""
+    owed, follow = status.proposal, release.spec.model.follow
+    if owed is None or owed.commit is not None or follow is None or io.repository is None:
+        return None
+    try:
+        return io.repository.fetch_proposed(release, owed, follow.target)
+    except errors.ModelReleaseError as exc:
+        LOGGER.warning(
+            "cannot read the release repository of %s/%s: %s", release.namespace, release.name, exc
+        )
+        return None
 
 
 def _written_back(

@@ -29,7 +29,7 @@ from controller.adapters import (
     traffic,
     workloads,
 )
-from controller.runtime import gitsources, gitwebhook, handlers
+from controller.runtime import gitsources, gitwebhook, handlers, mlflowwebhook, webhooks
 from controller.runtime import settings as settings_
 from controller.runtime import slack as slack_
 
@@ -82,6 +82,18 @@ def build_model_registry(config: settings_.RuntimeSettings) -> ports.ModelRegist
 
     token = pathlib.Path(config.mlflow_token_file).read_text().strip() if config.mlflow_token_file else None
     return mlflow_registry.connect(config.mlflow_tracking_uri, token=token, timeout=config.request_timeout)
+
+
+def build_webhook_routes(
+    config: settings_.RuntimeSettings, api: kubeapi.KubeApi
+) -> dict[str, webhooks.Receiver]:
+    routes: dict[str, webhooks.Receiver] = {
+        gitwebhook.PATH: gitwebhook.PushReceiver(api, config.namespaces).handle
+    }
+    if config.mlflow_webhook_secret_file:
+        secret = pathlib.Path(config.mlflow_webhook_secret_file).read_text().strip()
+        routes[mlflowwebhook.PATH] = mlflowwebhook.AliasReceiver(api, config.namespaces, secret).handle
+    return routes
 
 
 def build_registry(
@@ -199,12 +211,10 @@ def run(config: settings_.RuntimeSettings) -> None:
     io = build_ports(config, api, workspaces, slack)
     if slack is not None:
         _start_slack(config, slack, log)
-    if config.git_webhook_port is not None:
-        receiver = gitwebhook.PushReceiver(api, config.namespaces)
-        server = gitwebhook.serve(receiver, config.git_webhook_host, config.git_webhook_port)
-        log.info(
-            "Git push webhook on %s:%d%s", config.git_webhook_host, server.server_address[1], gitwebhook.PATH
-        )
+    if config.webhook_port is not None:
+        routes = build_webhook_routes(config, api)
+        server = webhooks.serve(routes, config.webhook_host, config.webhook_port)
+        log.info("webhooks on %s:%d: %s", config.webhook_host, server.server_address[1], ", ".join(routes))
     if config.standalone:
         log.warning(
             "RUNNING WITHOUT COORDINATION (--standalone): a second controller on these releases would act "

@@ -60,8 +60,10 @@ def execute(
                 io.notifier.post_approval_request(release, action)
             case actions.Notify():
                 io.notifier.post_notification(release, action)
-            case actions.PromoteModel() | actions.TagRolledBack():
+            case actions.PromoteModel() | actions.TagRolledBack() | actions.LogRolloutRun():
                 _registry_write(io, release, action, logger)
+            case actions.ProposeBump():
+                _propose(io, release, action, logger)
             case actions.WriteBackToGit():
                 if io.repository is None:
                     message = (
@@ -79,17 +81,38 @@ def execute(
                         )
 
 
+def _propose(
+    io: ports.Ports, release: ports.ReleaseRef, action: actions.ProposeBump, logger: logging.Logger
+) -> None:
+    if io.repository is None:
+        message = (
+            f"no Git repository configured: version {action.version} of {action.model_name} not proposed"
+        )
+        _skipped(io, release, "ModelVersionBumpFailed", message, action.key, logger=logger)
+        return
+    try:
+        io.repository.apply_bump(release, action)
+    except errors.ModelReleaseError as exc:
+        # The proposal stays owed in status; the domain asks again in a minute.
+        _skipped(
+            io, release, "ModelVersionBumpFailed", f"{exc}; retrying", action.key, str(exc), logger=logger
+        )
+
+
 def _registry_write(
     io: ports.Ports,
     release: ports.ReleaseRef,
-    action: actions.PromoteModel | actions.TagRolledBack,
+    action: actions.PromoteModel | actions.TagRolledBack | actions.LogRolloutRun,
     logger: logging.Logger,
 ) -> None:
     try:
-        if isinstance(action, actions.PromoteModel):
-            io.registry.apply_promotion(action)
-        else:
-            io.registry.apply_rolled_back_tag(action)
+        match action:
+            case actions.PromoteModel():
+                io.registry.apply_promotion(action)
+            case actions.TagRolledBack():
+                io.registry.apply_rolled_back_tag(action)
+            case actions.LogRolloutRun():
+                io.registry.apply_rollout_run(action)
     except errors.ModelReleaseError as exc:
         # The rollout's outcome stands; the write stays owed in status and is asked for again in a minute.
         _skipped(io, release, "RegistryUpdateFailed", f"{exc}; retrying", action.key, str(exc), logger=logger)

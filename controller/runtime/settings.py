@@ -24,8 +24,8 @@ class RuntimeSettings:
     prometheus_url: str | None = None
     prometheus_token_file: str | None = None  # a bearer token, read per query; never in a spec or a log
     backoff_max: float = 60.0
-    git_webhook_port: int | None = None  # the push webhook receiver's port; None: no receiver
-    git_webhook_host: str = "0.0.0.0"
+    webhook_port: int | None = None  # the webhook receivers' port (Git pushes, MLflow events); None: none
+    webhook_host: str = "0.0.0.0"
     git_cache_dir: str | None = None  # where repository clones are cached (default: the temp folder)
     # Slack: secrets are files (mounted from Secrets), read at start and never logged.
     slack_token_file: str | None = None  # the bot token; None: notifications are Events only
@@ -38,6 +38,7 @@ class RuntimeSettings:
     registry: str = "pinned"  # pinned (spec.model.version as given) | mlflow
     mlflow_tracking_uri: str | None = None  # http(s)://… an MLflow server; sqlite:///… for sandboxes
     mlflow_token_file: str | None = None  # a bearer token for the MLflow server, from a Secret
+    mlflow_webhook_secret_file: str | None = None  # the registry webhooks' secret; None: no /hooks/mlflow
 
 
 def build_random_priority() -> int:

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 import subprocess
 import sys
 
 from controller.tooling import processes
 from controller.tooling.prometheus_process import free_port
+
+# MLflow delivers webhooks only to public https addresses by default (SSRF protection); this server
+# is a loopback sandbox, so it may deliver to the controller on 127.0.0.1 over http, and it looks up
+# its webhooks each second rather than caching the list for a minute.
+WEBHOOKS_TO_LOOPBACK = {
+    "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+    "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+    "MLFLOW_WEBHOOK_CACHE_TTL": "1",
+}
 
 
 class MlflowServer:
@@ -40,6 +50,7 @@ class MlflowServer:
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                env=os.environ | WEBHOOKS_TO_LOOPBACK,
             )
         processes.wait_ready(
             self._process,

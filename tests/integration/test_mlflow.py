@@ -96,6 +96,14 @@ def test_a_version_waits_for_its_tag_then_promotion_moves_the_alias_and_a_rollba
         "AnalysisFailed",
     )
     assert alias(client, "production") == "2"
+    # Each rollout is a run in experiment modelrelease, linked from its history entry.
+    experiment = client.get_experiment_by_name("modelrelease")
+    assert experiment is not None
+    runs = {r.info.run_id: r for r in client.search_runs([experiment.experiment_id])}
+    linked = [record["mlflowRun"].removeprefix("runs:/") for record in rolled["history"]]
+    assert [runs[run_id].data.tags["modelrelease.outcome"] for run_id in linked] == ["Promoted", "RolledBack"]
+    assert [runs[run_id].data.params["model_version"] for run_id in linked] == ["2", "3"]
+    assert client.get_metric_history(linked[1], "verdict")[-1].value == -1.0
 
 
 def test_an_alias_that_moves_mid_rollout_does_not_change_the_running_rollout(

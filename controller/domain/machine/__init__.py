@@ -12,7 +12,8 @@ the planned steps of one.
 - `table`: the allowed phase transitions; every phase change passes it.
 - `changes`: the named status changes, the only way status changes.
 - `turn`: one turn's inputs, plan and accumulated decisions.
-- `resolve`, `commands`, `situations`, `steps`, `endings`, `converge`: the deciding, by concern.
+- `resolve`, `commands`, `situations`, `steps`, `endings`, `converge`, `proposals`: the deciding,
+  by concern.
 """
 
 from __future__ import annotations
@@ -21,7 +22,16 @@ from datetime import datetime
 
 from controller.domain import actions, planning
 from controller.domain import observations as obs_
-from controller.domain.machine import changes, commands, endings, resolve, situations, steps, table
+from controller.domain.machine import (
+    changes,
+    commands,
+    endings,
+    proposals,
+    resolve,
+    situations,
+    steps,
+    table,
+)
 from controller.domain.machine import turn as turn_
 from controller.resources import modelrelease, releasestatus
 
@@ -44,7 +54,11 @@ def advance(
     move = endings.write_back_owed(turn_.Turn(spec, status, observations, now), move)
     if move.actions or move.status != status:
         return move
-    return endings.registry_owed(turn_.Turn(spec, status, observations, now), move)
+    move = endings.registry_owed(turn_.Turn(spec, status, observations, now), move)
+    if move.actions or move.status != status:
+        return move
+    # And a version the followed alias moved to, proposed in Git.
+    return proposals.propose_owed(turn_.Turn(spec, status, observations, now), move)
 
 
 def _advance_release(

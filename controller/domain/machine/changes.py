@@ -127,6 +127,17 @@ def registry_settled(status: Status, key: str) -> Status:
     return _changed(status, {"registry_owed": tuple(w for w in status.registry_owed if w.key != key)})
 
 
+def rollout_run_linked(status: Status, record: releasestatus.RolloutRecord, link: str) -> Status:
+    """The history entry of a logged rollout points at its MLflow run (gone from history: nothing)."""
+    history = tuple(
+        r.model_copy(update={"mlflow_run": link})
+        if (r.revision, r.attempt, r.ended_at) == (record.revision, record.attempt, record.ended_at)
+        else r
+        for r in status.history
+    )
+    return _changed(status, {"history": history})
+
+
 def approval_recorded(status: Status, record: releasestatus.ApprovalRecord) -> Status:
     return _changed(status, {"approvals": (*status.approvals, record)})
 
@@ -391,6 +402,32 @@ def _write_back_changed(status: Status, fields: Mapping[str, object]) -> Status:
         raise UnknownFieldError(f"GitWriteBack has no field {', '.join(sorted(unknown))}")
     owed = rollback.git_write_back.model_copy(update=dict(fields))
     return _changed(status, {"last_rollback": rollback.model_copy(update={"git_write_back": owed})})
+
+
+def proposal_owed(status: Status, proposal: releasestatus.Proposal) -> Status:
+    """A new bump to propose (replacing an earlier one: the alias has moved on since)."""
+    return _changed(status, {"proposal": proposal})
+
+
+def proposal_withdrawn(status: Status) -> Status:
+    return _changed(status, {"proposal": None})
+
+
+def proposal_attempted(status: Status, now: datetime) -> Status:
+    return _proposal_changed(status, {"attempted_at": now})
+
+
+def proposal_committed(status: Status, commit: str, outcome: str) -> Status:
+    return _proposal_changed(status, {"commit": commit, "outcome": outcome})
+
+
+def _proposal_changed(status: Status, fields: Mapping[str, object]) -> Status:
+    if status.proposal is None:
+        raise ValueError("no bump proposal is owed")
+    unknown = fields.keys() - releasestatus.Proposal.model_fields.keys()
+    if unknown:
+        raise UnknownFieldError(f"Proposal has no field {', '.join(sorted(unknown))}")
+    return _changed(status, {"proposal": status.proposal.model_copy(update=dict(fields))})
 
 
 def _finished(

@@ -65,6 +65,7 @@ def roll_back(
     )
     turn.notify(actions.NotificationEvent.ROLLED_BACK, target.revision, "rolledback", f"{reason}: {message}")
     turn.change(changes.rolled_back(turn.status, rollback))
+    owe_rollout_run(turn, target)
     turn.event(reason, message, warning=True, key="rolled-back")  # once per attempt
 
 
@@ -147,6 +148,24 @@ def owe_promotion(turn: turn_.Turn, target: changes.Target) -> None:
     )
 
 
+def owe_rollout_run(turn: turn_.Turn, target: changes.Target) -> None:
+    """The rollout that just ended (the newest history entry) is to be logged as an MLflow run, with
+    the analyses it ran; they are copied into the owed write because the next rollout replaces them."""
+    record = turn.status.history[-1]
+    identity = turn.obs.release
+    owe_registry(
+        turn,
+        releasestatus.RegistryWrite(
+            key=turn.once_key(target.revision, "registry-run"),
+            model_name=turn.spec.model.name,
+            version=target.model_version,
+            run=releasestatus.RolloutRun(
+                release=f"{identity.namespace}/{identity.name}", record=record, analysis=turn.status.analysis
+            ),
+        ),
+    )
+
+
 def owe_registry(turn: turn_.Turn, write: releasestatus.RegistryWrite) -> None:
     """Owed, done later (registry_owed); the move that owes it is a checkpoint, as it was when it
     acted the write at once."""
@@ -164,6 +183,8 @@ def registry_owed(turn: turn_.Turn, idle: turn_.Move) -> turn_.Move:
     settled = turn.obs.registry_settled.get(write.key)
     if settled is not None:
         turn.change(changes.registry_settled(turn.status, write.key))
+        if write.run is not None and settled.link is not None:
+            turn.change(changes.rollout_run_linked(turn.status, write.run.record, settled.link))
         reason = "RegistryUpdateSkipped" if settled.skipped else "RegistryUpdated"
         turn.event(reason, settled.message, warning=settled.skipped, key=f"registry/{write.key}")
         return turn.move()
@@ -172,7 +193,9 @@ def registry_owed(turn: turn_.Turn, idle: turn_.Move) -> turn_.Move:
         if turn.now < again:
             return turn.move(wake_at=earliest(idle.wake_at, again))
     turn.change(changes.registry_attempted(turn.status, write.key, turn.now))
-    if write.alias is not None:
+    if write.run is not None:
+        turn.act(actions.LogRolloutRun(key=write.key, run=write.run))
+    elif write.alias is not None:
         turn.act(
             actions.PromoteModel(
                 key=write.key, model_name=write.model_name, version=write.version, alias=write.alias

@@ -383,6 +383,7 @@ def _promote_when_warm(turn: turn_.Turn, step: Step) -> turn_.Move:
     turn.stop_running_analyses("the rollout was promoted")  # a background analysis ends here
     turn.change(changes.promoted(turn.status, target, entry.canary_replicas, retiring, message, turn.now))
     endings.owe_promotion(turn, target)
+    endings.owe_rollout_run(turn, target)
     turn.notify(actions.NotificationEvent.PROMOTED, target.revision, "promoted", message)
     turn.event("Promoted", message, key="promoted")
     return turn.move()

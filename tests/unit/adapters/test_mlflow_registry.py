@@ -5,13 +5,16 @@ the alias once and tags the outcome; a rollback tags the version and leaves the 
 from __future__ import annotations
 
 import itertools
+import json
 import pathlib
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from mlflow import MlflowClient
 
+from analysis import verdicts
 from controller import errors
-from controller.adapters import mlflow_registry
+from controller.adapters import mlflow_registry, mlflow_runs
 from controller.cli import main
 from controller.domain import actions
 from controller.resources import modelrelease, releasestatus
@@ -111,6 +114,78 @@ def test_a_rollback_tags_the_version_with_its_reason_and_leaves_the_alias_on_sta
         "AnalysisFailed",
     )
     assert str(client.get_model_version_by_alias(name, "production").version) == "2"
+
+
+def a_finished_rollout(name: str) -> releasestatus.RolloutRun:
+    ended = datetime(2026, 11, 24, 10, 30, tzinfo=UTC)
+    passed = verdicts.MetricResult(
+        name="p99 latency", verdict=verdicts.Verdict.PASS, canary=0.21, baseline=0.2, effect=0.05, evidence=40
+    )
+    failed = passed.model_copy(update={"verdict": verdicts.Verdict.FAIL, "effect": 0.6, "evidence": 250})
+    return releasestatus.RolloutRun(
+        release="ml/fraud",
+        record=releasestatus.RolloutRecord(
+            revision="abc123",
+            model_version="3",
+            from_model_version="2",
+            outcome=releasestatus.RolloutOutcome.ROLLED_BACK,
+            reason="AnalysisFailed",
+            started_at=ended - timedelta(minutes=20),
+            ended_at=ended,
+        ),
+        analysis=tuple(
+            releasestatus.StepAnalysis(
+                step_index=step,
+                run=f"fraud-abc123-{step}",
+                template="inference-slo",
+                started_at=ended - timedelta(minutes=10 - step),
+                finished_at=ended - timedelta(minutes=9 - step),
+                verdict=metric.verdict,
+                metrics=(metric,),
+            )
+            for step, metric in ((1, passed), (3, failed))
+        ),
+    )
+
+
+def test_a_finished_rollout_is_logged_once_as_a_run_with_its_verdicts_and_judgement(
+    client: MlflowClient, registry: mlflow_registry.MlflowRegistry, store: str
+) -> None:
+    rollout = a_finished_rollout(model_with_versions(client, 3))
+    owed = releasestatus.RegistryWrite(key="abc123.1/registry-run", model_name="m", version="3", run=rollout)
+    assert registry.fetch_settled(owed) is None
+    # A controller killed after starting the run: the next attempt finishes that run, not a second one.
+    started = mlflow_runs.start_run(client, store, owed.key, rollout)
+    assert registry.fetch_settled(owed) is None, "an unfinished run is not logged yet"
+    logged = actions.LogRolloutRun(key=owed.key, run=rollout)
+    registry.apply_rollout_run(logged)
+    registry.apply_rollout_run(logged)  # and again, as after a crash before status was written
+    settled = registry.fetch_settled(owed)
+    assert settled is not None
+    assert settled.link == f"runs:/{started.info.run_id}"
+    experiment = client.get_experiment_by_name(mlflow_runs.EXPERIMENT)
+    assert experiment is not None
+    [run] = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`{mlflow_runs.KEY_TAG}` = '{owed.key}'"
+    )
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["modelrelease.outcome"] == "RolledBack"
+    assert run.data.params["from_model_version"] == "2"
+    verdict_history = client.get_metric_history(run.info.run_id, "verdict")
+    assert [(m.step, m.value) for m in verdict_history] == [(1, 1.0), (3, -1.0)]
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "p99 latency/effect")] == [0.05, 0.6]
+    folder = pathlib.Path(
+        client.download_artifacts(run.info.run_id, mlflow_runs.JUDGEMENT, str(store_dir(store)))
+    )
+    judgement = json.loads(folder.read_text())
+    assert judgement["record"]["reason"] == "AnalysisFailed"
+    assert judgement["analysis"][1]["metrics"][0]["evidence"] == 250
+
+
+def store_dir(store: str) -> pathlib.Path:
+    folder = pathlib.Path(store.removeprefix("sqlite:///")).parent / "downloads"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 def test_an_unreachable_server_is_a_transient_error(tmp_path: pathlib.Path) -> None:

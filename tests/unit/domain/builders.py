@@ -30,6 +30,7 @@ def release_spec(
     deadline: str = "10m",
     require_tags: dict[str, str] | None = None,
     background: dict[str, Any] | None = None,
+    follow: dict[str, Any] | None = None,
 ) -> modelrelease.ModelReleaseSpec:
     canary: dict[str, Any] = {"steps": steps or DEFAULT_STEPS}
     if background is not None:
@@ -49,6 +50,8 @@ def release_spec(
         "gitWriteBack": {"enabled": write_back},
         "progressDeadline": deadline,
     }
+    if follow is not None:
+        doc["model"]["follow"] = follow
     if max_extra_gpus is not None:
         doc["gpuBudget"] = {"maxExtraGPUs": max_extra_gpus}
     return modelrelease.ModelReleaseSpec.model_validate(doc)

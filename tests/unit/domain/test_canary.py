@@ -87,8 +87,10 @@ def test_a_registry_outage_at_promotion_holds_nothing_and_the_alias_move_is_aske
     run.world.registry_down = True
     run.until(lambda r: (r.status.phase, r.status.stable_model_version) == (Phase.SUCCEEDED, "7"))
     run.until(lambda r: bool(r.status.registry_owed) and r.status.registry_owed[0].attempts >= 1)
-    [owed] = run.status.registry_owed
+    owed, logged = run.status.registry_owed  # the alias move, then the rollout's run
     assert (owed.version, owed.alias) == ("7", "production")
+    assert logged.run is not None
+    assert logged.run.record.outcome == "Promoted"
     for attempts in range(owed.attempts, owed.attempts + 6):
         wait = min(5 * 2 ** (attempts - 1), 60)  # seconds: doubling from 5 s to each minute
         assert owed.attempted_at is not None
@@ -97,13 +99,28 @@ def test_a_registry_outage_at_promotion_holds_nothing_and_the_alias_move_is_aske
         assert run.status.registry_owed[0].attempts == attempts, f"asked again before {wait}s"
         run.world.now = owed.attempted_at + timedelta(seconds=wait)
         run.reconcile()
-        [owed] = run.status.registry_owed
+        owed = run.status.registry_owed[0]
         assert owed.attempts == attempts + 1
     run.world.registry_down = False
     run.world.tick(timedelta(minutes=1))
     run.until(lambda r: not r.status.registry_owed, limit=timedelta(minutes=5))
     assert "RegistryUpdated" in [e.reason for d in run.decisions[-3:] for e in d.events]
-    assert list(run.world.registry_writes.values())[-1] == "PromoteModel 7"
+    assert "PromoteModel 7" in run.world.registry_writes.values()
+    [record] = run.status.history
+    assert record.mlflow_run == f"runs:/{logged.key}"  # the history entry links its run
+
+
+def test_a_rolled_back_rollout_is_logged_as_a_run_with_every_analysis_it_ran() -> None:
+    analysis = {"analysis": {"template": "latency-and-errors", "maxDuration": "15m"}}
+    run = deployed(steps=[{"setWeight": 25}, analysis, {"setWeight": 50}, analysis, {"setWeight": 100}])
+    # the analysis of the first step passes, the second's fails
+    run.world.verdict = lambda started, now: Verdict.PASS if started.step_index == 1 else Verdict.FAIL
+    run.settle()
+    assert run.status.phase == Phase.ROLLED_BACK
+    [logged] = run.world.executed(actions.LogRolloutRun)
+    assert logged.run.record.outcome == "RolledBack"
+    assert [a.verdict for a in logged.run.analysis] == [Verdict.PASS, Verdict.FAIL]
+    assert run.status.history[-1].mlflow_run == f"runs:/{logged.key}"
 
 
 def test_the_old_stable_is_removed_only_after_the_scale_down_delay() -> None:

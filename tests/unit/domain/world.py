@@ -94,6 +94,8 @@ class World:
     registry_writes: dict[str, str] = field(default_factory=dict)  # key → what the registry now holds
     git_commits: dict[str, str] = field(default_factory=dict)  # write-back key -> the commit carrying it
     git_down: bool = False  # write-backs fail (the repository is unreachable)
+    followed_alias_at: str | None = None  # where spec.model.follow's alias points
+    bumps: dict[str, str] = field(default_factory=dict)  # bump key -> the commit carrying it
 
     # -- the world moving on its own --------------------------------------------------------
 
@@ -142,6 +144,12 @@ class World:
             case actions.PromoteModel() | actions.TagRolledBack():
                 if not self.registry_down:  # like the adapter: idempotent, the alias checked first
                     self.registry_writes.setdefault(action.key, f"{action.type} {action.version}")
+            case actions.LogRolloutRun():
+                if not self.registry_down:  # like the adapter: the run found again by its key
+                    self.registry_writes.setdefault(action.key, f"run of {action.run.record.revision}")
+            case actions.ProposeBump():
+                if not self.git_down:  # like the adapter: a key already in Git is not committed again
+                    self.bumps.setdefault(action.key, f"bump-{len(self.bumps) + 1}")
             case actions.WriteBackToGit():
                 if not self.git_down:  # like the adapter: a key already in Git is not committed again
                     self.git_commits.setdefault(action.key, f"commit-{len(self.git_commits) + 1}")
@@ -222,8 +230,16 @@ class World:
             approvals=tuple(self.approvals),
             commands=self.commands,
             written_back=self._written_back(),
+            followed_version=self.followed_alias_at,
+            proposed=next(
+                (obs_.WrittenBack(key=key, commit=commit) for key, commit in reversed(self.bumps.items())),
+                None,
+            ),
             registry_settled={
-                key: obs_.RegistrySettled(message=done) for key, done in self.registry_writes.items()
+                key: obs_.RegistrySettled(
+                    message=done, link=f"runs:/{key}" if done.startswith("run of") else None
+                )
+                for key, done in self.registry_writes.items()
             },
         )
 

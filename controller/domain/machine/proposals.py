@@ -1,0 +1,89 @@
+"""Alias-driven releases: when the alias a release follows moves, propose the new version in Git.
+
+The release keeps pinning a version; the registry's alias only ever becomes a commit (on the
+release's branch, or a bump branch for a pull request), so the release still goes through Git,
+its review and its PR checks, and Argo CD or the GitSource applies it like any other change.
+
+Exactly one commit per version the alias moves to: the proposal is recorded in status before it
+is asked for, its key (release and version) goes in the commit's trailer, and Git is looked at for
+the key before each ask — so a controller killed right after pushing finds its commit. Asked again
+each minute while Git fails; the alias is looked at every `pollInterval` even without a webhook.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from controller.domain import actions
+from controller.domain.machine import changes
+from controller.domain.machine import turn as turn_
+from controller.domain.machine.turn import earliest
+from controller.resources import releasestatus
+
+RETRY = timedelta(minutes=1)
+
+
+def build_key(namespace: str, name: str, version: str) -> str:
+    return f"bump/{namespace}/{name}/{version}"
+
+
+def propose_owed(turn: turn_.Turn, idle: turn_.Move) -> turn_.Move:
+    """When nothing else moves: notice an alias move, then get its bump committed, once."""
+    follow, pinned = turn.spec.model.follow, turn.spec.model.version
+    if follow is None or pinned is None:
+        return idle
+    polled = turn_.Move(
+        idle.status, idle.actions, idle.events, earliest(idle.wake_at, turn.now + follow.poll_interval)
+    )
+    owed, seen = turn.status.proposal, turn.obs.followed_version
+    if seen is not None and seen != pinned and (owed is None or owed.version != seen):
+        identity = turn.obs.release
+        proposal = releasestatus.Proposal(
+            key=build_key(identity.namespace, identity.name, seen),
+            alias=follow.alias,
+            version=seen,
+            from_version=pinned,
+        )
+        turn.change(changes.proposal_owed(turn.status, proposal))
+        turn.event(
+            "ModelVersionProposed",
+            f"alias {follow.alias} of {turn.spec.model.name} moved to version {seen}: "
+            f"proposing it in Git (spec pins {pinned})",
+            key=f"proposed/{proposal.key}",
+        )
+        return turn.move(polled.wake_at)
+    if owed is None or owed.commit is not None:
+        return polled
+    if seen == pinned:  # the alias went back to what Git pins before the bump was committed
+        turn.change(changes.proposal_withdrawn(turn.status))
+        turn.event(
+            "ModelVersionProposalWithdrawn",
+            f"alias {follow.alias} is back on version {pinned}: version {owed.version} not proposed",
+            key=f"withdrawn/{owed.key}",
+        )
+        return turn.move(polled.wake_at)
+    found = turn.obs.proposed
+    if found is not None and found.key == owed.key:
+        outcome = (
+            f"Git already names version {owed.version} at {found.commit[:12]}; nothing to commit"
+            if found.superseded
+            else f"committed {found.commit[:12]}: {turn.spec.model.name} version {owed.version} "
+            f"({follow.target.value})"
+        )
+        turn.change(changes.proposal_committed(turn.status, found.commit, outcome))
+        turn.event("ModelVersionBumped", outcome, key=f"bumped/{owed.key}")
+        return turn.move(polled.wake_at)
+    if owed.attempted_at is not None and turn.now < owed.attempted_at + RETRY:
+        return turn.move(earliest(polled.wake_at, owed.attempted_at + RETRY))
+    turn.change(changes.proposal_attempted(turn.status, turn.now))
+    turn.act(
+        actions.ProposeBump(
+            key=owed.key,
+            model_name=turn.spec.model.name,
+            alias=owed.alias,
+            from_version=owed.from_version,
+            version=owed.version,
+            target=follow.target,
+        )
+    )
+    return turn.move(polled.wake_at)
