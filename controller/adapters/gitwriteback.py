@@ -13,6 +13,7 @@ commit instead of making another.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pydantic
@@ -48,11 +49,9 @@ class GitWriteBack:
     ) -> observations.WrittenBack | None:
         where = self.locate(release)
         workspace = self._workspaces.get(where.remote)
-        for branch in dict.fromkeys((where.target, where.remote.branch)):
-            if workspace.fetch(branch, depth=gitremote.HISTORY_DEPTH) is not None:
-                found = workspace.find_trailer(branch, owed.key)
-                if found is not None:
-                    return observations.WrittenBack(key=owed.key, commit=found)
+        found = _find_keyed(workspace, where, owed.key)
+        if found is not None:
+            return found
         if where.fresh_branch:
             return None
         tip = workspace.checkout_tip()
@@ -70,29 +69,16 @@ class GitWriteBack:
                 text, kind="ModelRelease", name=release.name, path=VERSION_PATH, value=action.restore_version
             )
 
-        try:
-            self._workspaces.get(where.remote).commit_and_push(
-                base=where.remote.branch,
-                target=where.target,
-                from_base=where.fresh_branch,
-                relative=where.file,
-                edit=restore,
-                message=commit_message(release, action),
-                key=action.key,
-            )
-        except (yamledit.EditError, FileNotFoundError) as error:
-            raise errors.PermanentError(f"{where.file} in {where.remote}: {error}") from error
+        self._commit(where, restore, commit_message(release, action), action.key)
 
     def fetch_proposed(
         self, release: ports.ReleaseRef, owed: releasestatus.Proposal, target: modelrelease.BumpTarget
     ) -> observations.WrittenBack | None:
         where = _bump_location(self.locate(release), release, owed.version, target)
         workspace = self._workspaces.get(where.remote)
-        for branch in dict.fromkeys((where.target, where.remote.branch)):
-            if workspace.fetch(branch, depth=gitremote.HISTORY_DEPTH) is not None:
-                found = workspace.find_trailer(branch, owed.key)
-                if found is not None:
-                    return observations.WrittenBack(key=owed.key, commit=found)
+        found = _find_keyed(workspace, where, owed.key)
+        if found is not None:
+            return found
         tip = workspace.checkout_tip()
         if _version_in(workspace.read(where.file), release.name) == owed.version:
             return observations.WrittenBack(key=owed.key, commit=tip, superseded=True)
@@ -108,15 +94,19 @@ class GitWriteBack:
                 text, kind="ModelRelease", name=release.name, path=VERSION_PATH, value=action.version
             )
 
+        self._commit(where, bump, bump_message(release, action), action.key)
+
+    def _commit(self, where: Location, edit: Callable[[str], str | None], message: str, key: str) -> None:
+        """Commit `edit` of the release's file where it goes, carrying `key` (found again, not redone)."""
         try:
             self._workspaces.get(where.remote).commit_and_push(
                 base=where.remote.branch,
                 target=where.target,
                 from_base=where.fresh_branch,
                 relative=where.file,
-                edit=bump,
-                message=bump_message(release, action),
-                key=action.key,
+                edit=edit,
+                message=message,
+                key=key,
             )
         except (yamledit.EditError, FileNotFoundError) as error:
             raise errors.PermanentError(f"{where.file} in {where.remote}: {error}") from error
@@ -158,6 +148,16 @@ def _location(
     if target == gitsource.WriteBackTarget.ROLLBACK_BRANCH:
         return Location(remote, file, f"rollback/{release.name}", fresh_branch=True)
     return Location(remote, file, remote.branch, fresh_branch=False)
+
+
+def _find_keyed(workspace: gitremote.Workspace, where: Location, key: str) -> observations.WrittenBack | None:
+    """The commit carrying `key` on the target branch or the base branch, if either has it."""
+    for branch in dict.fromkeys((where.target, where.remote.branch)):
+        if workspace.fetch(branch, depth=gitremote.HISTORY_DEPTH) is not None:
+            found = workspace.find_trailer(branch, key)
+            if found is not None:
+                return observations.WrittenBack(key=key, commit=found)
+    return None
 
 
 def _bump_location(

@@ -222,6 +222,10 @@ def render_status(release: Obj, events: Sequence[Obj], now: datetime) -> str:
             owed.outcome if owed.commit else f"owed: {owed.model_name} back to version {owed.restore_version}"
         )
         lines.append(f"  git write-back of the last rollback: {git_line}")
+    proposal = st.proposal
+    if proposal is not None:
+        said = proposal.outcome if proposal.commit else "owed: not yet seen in Git"
+        lines.append(f"  alias {proposal.alias} moved to version {proposal.version}, proposed in Git: {said}")
     footprint = planning.StableFootprint(
         replicas=st.stable_replicas or spec.serving.replicas,
         gpus_per_replica=st.stable_gpus_per_replica or spec.gpus_per_replica,

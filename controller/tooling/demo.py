@@ -70,6 +70,8 @@ class Outcome:
     status: releasestatus.ModelReleaseStatus
     seconds: float
     commit: str = ""  # the merge that released it
+    proposed: str = ""  # the bump branch modelrelease pushed when the followed alias moved
+    proposed_after: float | None = None  # seconds from the alias move to that push
     started_after: float | None = None  # seconds from the push to the rollout's start in the cluster
     written_back: str = ""  # `git log -1` of the commit the rollback wrote, if any
     slack_thread: str = ""  # the rollout's Slack thread, as the stand-in holds it
@@ -155,12 +157,12 @@ class Demo:
         for document in yaml.safe_load_all(path.read_text()):
             self.sandbox.create(document)
 
-    def pr_checks(self, version: str) -> None:
+    def pr_checks(self, branch: str) -> None:
         """What the PR's checks say before it is merged: validate, and the plan of the change."""
         clone = self.repo.clone_path
         tree = releasetree.read_paths([clone])
         verdict = f"{len(tree.problems)} problem(s)" if tree.problems else "valid"
-        self.out(f"PR 'Release model {version}': modelrelease validate: {len(tree.files)} files, {verdict}")
+        self.out(f"PR from {branch}: modelrelease validate: {len(tree.files)} files, {verdict}")
         release = next(m for m in tree.manifests if m.source.endswith(RELEASE_FILE))
         [plan] = planview.build([release], tree.templates(), planview.Options())
         for line in planview.render_text([plan]).splitlines()[-2:]:
@@ -171,11 +173,26 @@ class Demo:
         rtype = self.sandbox.store.find_type("modelrelease.dev", "v1alpha1", "modelreleases")
         return self.sandbox.store.get(rtype, NAMESPACE, RELEASE)
 
-    def roll_out(self, version: str, timeout: float = 150.0) -> Outcome:
-        """Merge the PR that releases `version` and watch until the rollout settles; what it ended as."""
+    def propose(self, version: str) -> tuple[str, float]:
+        """The training pipeline moves the followed alias; modelrelease pushes the bump branch."""
         assert self.sandbox is not None
-        self.pr_checks(version)
-        commit = self.repo.set_version(RELEASE_FILE, RELEASE, version)
+        branch = f"bump/{RELEASE}-{version}"
+        moved = time.monotonic()
+        self.registry.move_alias(mlflowdemo.CANDIDATE, version)
+        self.out(f"the training pipeline moved MLflow alias {mlflowdemo.CANDIDATE} to version {version}")
+        pushed = self.sandbox.wait_until(lambda: self.repo.branch_tip(branch), timeout=60, what=branch)
+        after = time.monotonic() - moved
+        self.out(f"modelrelease pushed {branch} {after:.1f} s later: {self.repo.subject(pushed)!r}")
+        return branch, after
+
+    def roll_out(self, version: str, timeout: float = 150.0) -> Outcome:
+        """Propose `version` through the alias, check and merge its PR, and watch until the rollout
+        settles; what it ended as."""
+        assert self.sandbox is not None
+        branch, proposed_after = self.propose(version)
+        self.repo.check_out(branch)
+        self.pr_checks(branch)
+        commit = self.repo.merge(branch, f"Merge pull request from {branch}: release model {version}")
         self.out(f"merged {commit[:12]}: the GitSource brings it to the cluster")
         started = time.monotonic()
         began: float | None = None
@@ -191,7 +208,8 @@ class Demo:
                 )
             except TimeoutError:
                 raise TimeoutError(
-                    f"model {version} did not settle within {timeout:.0f}s (see {self.work})"
+                    f"model {version} did not settle within {timeout:.0f}s (see {self.work}); "
+                    f"last seen:\n{shown}"
                 ) from None
             seen = release["metadata"]["resourceVersion"]
             events = [
@@ -217,7 +235,16 @@ class Demo:
                 thread = self._slack_thread(version)
                 by = next((a.by for a in status.approvals if "Slack" in a.by), "")
                 return Outcome(
-                    version, status, time.monotonic() - started, commit, began, written, thread, by
+                    version,
+                    status,
+                    time.monotonic() - started,
+                    commit,
+                    branch,
+                    proposed_after,
+                    began,
+                    written,
+                    thread,
+                    by,
                 )
 
     def _press_approve(self, version: str) -> str:
@@ -313,15 +340,25 @@ def summary(outcomes: Sequence[Outcome], registry: mlflowdemo.Registry | None = 
     expected = {"2": releasestatus.RolloutOutcome.PROMOTED, "3": releasestatus.RolloutOutcome.ROLLED_BACK}
     ok = True
     for outcome in outcomes:
-        record = outcome.record
+        record, want = outcome.record, expected.get(outcome.version)
         ended = record.outcome.value if record else "unknown"
         reason = record.reason if record else "-"
         lines.append(f"  model {outcome.version}: {ended} ({reason}) after {outcome.seconds:.0f} s")
+        if outcome.proposed:
+            lines.append(
+                f"    proposed on {outcome.proposed} {outcome.proposed_after or 0:.1f} s after "
+                f"MLflow alias {mlflowdemo.CANDIDATE} moved"
+            )
         if outcome.started_after is not None:
             lines.append(
                 f"    merged as {outcome.commit[:12]}; "
                 f"the rollout started {outcome.started_after:.1f} s after the push"
             )
+        if record is not None and record.mlflow_run:
+            lines.append(f"    logged as MLflow run {record.mlflow_run} (experiment modelrelease)")
+        elif want is not None:
+            ok = False
+            lines.append("    expected the rollout logged as an MLflow run")
         for run in (a for a in outcome.status.analysis if a.verdict != verdicts.Verdict.RUNNING):
             lines.append(f"    analysis at step {run.step_index}: {run.verdict.value}")
             for metric in run.metrics:
@@ -332,7 +369,6 @@ def summary(outcomes: Sequence[Outcome], registry: mlflowdemo.Registry | None = 
                     f"power {power}, effect {_percent(metric.effect)}, "
                     f"canary requests {metric.canary_requests or 0:,}"
                 )
-        want = expected.get(outcome.version)
         if want is not None and (record is None or record.outcome != want):
             ok = False
             lines.append(f"    expected {want.value}: the demo failed")
@@ -363,6 +399,7 @@ def summary(outcomes: Sequence[Outcome], registry: mlflowdemo.Registry | None = 
         lines += [
             f"  MLflow registry {registry.uri}:",
             f"    alias production → version {production}",
+            f"    alias {mlflowdemo.CANDIDATE} → version {registry.alias(mlflowdemo.CANDIDATE)}",
             f"    version 3: {mlflowdemo.OUTCOME_TAG}={tags.get(mlflowdemo.OUTCOME_TAG, '-')} "
             f"({tags.get(mlflowdemo.REASON_TAG, '-')})",
         ]

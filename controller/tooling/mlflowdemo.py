@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 from controller.adapters import mlflow_registry
 
 OUTCOME_TAG, REASON_TAG = mlflow_registry.OUTCOME_TAG, mlflow_registry.REASON_TAG
+CANDIDATE = "champion-candidate"  # the alias the training pipeline moves; the demo's release follows it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +27,9 @@ class Registry:
     def alias(self, alias: str) -> str:
         return str(self.client.get_model_version_by_alias(self.model, alias).version)
 
+    def move_alias(self, alias: str, version: str) -> None:
+        self.client.set_registered_model_alias(self.model, alias, version)
+
     def tags(self, version: str) -> dict[str, str]:
         return dict(self.client.get_model_version(self.model, version).tags)
 
@@ -39,4 +43,5 @@ def create_registry(folder: pathlib.Path, model: str, versions: Sequence[str]) -
         client.create_model_version(
             model, source=f"s3://models/{model}/{version}", tags={"validation": "passed"}
         )
+    registry.move_alias(CANDIDATE, versions[0])
     return registry

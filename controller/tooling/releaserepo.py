@@ -1,7 +1,8 @@
 """A release repository on this machine for the demo and the benchmarks: a bare remote (what GitHub
 would hold) and a team member's clone of it, made from gitops-repo-template/.
 
-Changes go in as a merged PR would put them: edit one line of a release file, commit, push to main.
+Changes go in as a merged PR would put them: edit one line of a release file, commit, push to main;
+or merge a branch someone (modelrelease, proposing a model version) pushed.
 """
 
 from __future__ import annotations
@@ -57,6 +58,29 @@ class LocalReleaseRepo:
         )
         path.write_text(edited)
         return self.commit_all(f"Release {release} model {version}")
+
+    def branch_tip(self, branch: str) -> str | None:
+        """The commit `branch` points at on the remote; None while it does not exist."""
+        found = self.remote.git.rev_parse(
+            "--verify", "--quiet", f"refs/heads/{branch}", with_exceptions=False
+        )
+        return str(found).strip() or None
+
+    def check_out(self, branch: str) -> None:
+        """Look at a pushed branch in the clone, as a reviewer does with a PR."""
+        self.clone.git.fetch("--quiet", "origin", f"+refs/heads/{branch}:refs/remotes/origin/{branch}")
+        self.clone.git.checkout("--quiet", "-B", branch, f"origin/{branch}")
+
+    def merge(self, branch: str, title: str) -> str:
+        """Merge the PR of `branch` into main (a merge commit, as GitHub's button makes); the merge."""
+        self.clone.git.checkout("--quiet", "main")
+        self.clone.git.pull("--quiet", "--ff-only", "origin", "main")
+        self.clone.git.merge("--quiet", "--no-ff", "-m", title, f"origin/{branch}")
+        self.clone.git.push("--quiet", "origin", "HEAD:refs/heads/main")
+        return str(self.clone.git.rev_parse("HEAD"))
+
+    def subject(self, commit: str) -> str:
+        return str(self.remote.git.log("-1", "--format=%s", commit))
 
     def commit_all(self, message: str) -> str:
         self.clone.git.add("--all")

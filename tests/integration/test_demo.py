@@ -26,7 +26,9 @@ def test_the_demo_promotes_model_2_and_rolls_back_model_3_on_the_judges_evidence
     assert failed is not None
     assert any(m.evidence is not None and m.alpha and m.evidence >= 1 / m.alpha for m in failed.evidence)
     assert any("analysis inference-slo" in view or "analysis fraud-detector" in view for view in shown)
-    # Released through Git, and the rollback written back to it: the file says model 2 again.
+    # Proposed by the alias move, released through Git, and the rollback written back to it: the
+    # file says model 2 again.
+    assert [outcome.proposed for outcome in outcomes] == ["bump/fraud-detector-2", "bump/fraud-detector-3"]
     assert all(outcome.started_after is not None for outcome in outcomes)
     assert outcomes[1].written_back.splitlines()[3] == "Roll back fraud-detector to model version 2"
     assert "Modelrelease-Action: " in outcomes[1].written_back
@@ -41,6 +43,8 @@ def test_the_demo_promotes_model_2_and_rolls_back_model_3_on_the_judges_evidence
     # The registry tells the same story: production on model 2, model 3 tagged as rolled back.
     assert running.registry.alias("production") == "2"
     assert running.registry.tags("3")["modelrelease.rollout"] == "rolled_back"
+    # Each rollout is an MLflow run, linked from its history entry.
+    assert all(o.record is not None and (o.record.mlflow_run or "").startswith("runs:/") for o in outcomes)
     assert 'version: "2"   # the model to serve: a PR changes this line' in running.repo.show(
         demo.RELEASE_FILE
     )

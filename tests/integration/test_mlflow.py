@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import pathlib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from controller.cli import ctl
 from controller.tooling import mlflow_process
 from tests.integration import harness
 
@@ -104,6 +106,8 @@ def test_a_version_waits_for_its_tag_then_promotion_moves_the_alias_and_a_rollba
     assert [runs[run_id].data.tags["modelrelease.outcome"] for run_id in linked] == ["Promoted", "RolledBack"]
     assert [runs[run_id].data.params["model_version"] for run_id in linked] == ["2", "3"]
     assert client.get_metric_history(linked[1], "verdict")[-1].value == -1.0
+    history = ctl.render_history(world.release(MODEL), datetime.now(UTC))
+    assert all(f"runs:/{run_id}" in history for run_id in linked)
 
 
 def test_an_alias_that_moves_mid_rollout_does_not_change_the_running_rollout(

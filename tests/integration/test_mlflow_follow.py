@@ -5,11 +5,13 @@ webhook from a real `mlflow server`, or, with no webhook, by polling the alias."
 from __future__ import annotations
 
 import pathlib
+from datetime import UTC, datetime
 from typing import Any
 
 import yaml
 from mlflow import MlflowClient
 
+from controller.cli import ctl
 from controller.runtime import mlflowwebhook
 from controller.tooling import mlflow_process
 from controller.tooling.prometheus_process import free_port
@@ -115,6 +117,8 @@ def test_without_a_webhook_the_poll_finds_the_move_and_commits_it_to_the_branch_
         first = proposed(world, "2")["proposal"]["commit"]
         client.set_registered_model_alias(MODEL, ALIAS, "3")  # found by later polls, after many looks
         second = proposed(world, "3")["proposal"]["commit"]
+        view = ctl.render_status(world.release(MODEL), world.events(), datetime.now(UTC))
+        assert f"alias {ALIAS} moved to version 3, proposed in Git: committed {second[:12]}" in view
     finally:
         controller.stop()
     bumps = gitrepos.commits_with(remote, "Modelrelease-Action: bump/")
