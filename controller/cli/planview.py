@@ -118,7 +118,7 @@ def _rows(item: ReleasePlan, plan: planning.RolloutPlan) -> list[tuple[str, str,
     return [
         (
             step.label,
-            f"{step.weight}%",
+            describe_traffic(step),
             str(step.canary_replicas),
             str(step.stable_replicas),
             str(_gpus(step, gpus, item.stable)),
@@ -128,6 +128,16 @@ def _rows(item: ReleasePlan, plan: planning.RolloutPlan) -> list[tuple[str, str,
 
 
 HEADERS = ("step", "weight", "canary", "stable", "GPUs")
+
+
+def describe_traffic(step: planning.PlannedStep) -> str:
+    """The canary's users (the weight), plus what else reaches it: mirrored copies, a header cohort."""
+    said = f"{step.weight}%"
+    if step.mirror:
+        said += f" + {step.mirror}% mirrored"
+    if step.header_route is not None:
+        said += " + header cohort"
+    return said
 
 
 def _title(item: ReleasePlan) -> str:
@@ -146,9 +156,11 @@ def render_text(plans: Sequence[ReleasePlan]) -> str:
         if isinstance(plan, planning.Refusal):
             lines.append(f"  refused ({plan.reason}): {plan.message}")
             continue
-        lines.append(f"  {HEADERS[0]:<40} {HEADERS[1]:>6} {HEADERS[2]:>6} {HEADERS[3]:>6} {HEADERS[4]:>5}")
-        for label, weight, canary, stable, gpus in _rows(item, plan):
-            lines.append(f"  {label:<40} {weight:>6} {canary:>6} {stable:>6} {gpus:>5}")
+        rows = _rows(item, plan)
+        wide = max(40, *(len(row[0]) for row in rows))
+        weights = max(6, *(len(row[1]) for row in rows))
+        for label, weight, canary, stable, gpus in (HEADERS, *rows):
+            lines.append(f"  {label:<{wide}} {weight:>{weights}} {canary:>6} {stable:>6} {gpus:>5}")
         lines.append(f"  {_budget_line(item, plan)}")
         least, on_top = minimum_duration(item.release, plan)
         lines.append(f"  takes at least {schema.format_duration(least) if least else '0s'}" + _plus(on_top))

@@ -56,6 +56,19 @@ class SetTrafficWeight(schema.Frozen):
     stable_revision: str
     canary_revision: str | None
     canary_weight: int = Field(ge=0, le=100)
+    mirror_percent: int = Field(
+        0, ge=0, le=100, description="Share of the stable's requests copied to the canary (a shadow)."
+    )
+    header_route: modelrelease.SetHeaderRoute | None = Field(
+        None, description="Requests that match go to the canary, whatever the weight."
+    )
+
+    @property
+    def reaches_canary(self) -> bool:
+        """Whether any request — served, mirrored or header-matched — goes to the canary."""
+        return self.canary_revision is not None and bool(
+            self.canary_weight or self.mirror_percent or self.header_route
+        )
 
 
 class StartAnalysis(schema.Frozen):

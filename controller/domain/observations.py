@@ -8,7 +8,7 @@ from pydantic import Field
 
 from analysis import schema, verdicts
 from controller.domain import actions
-from controller.resources import commands, releasestatus
+from controller.resources import commands, modelrelease, releasestatus
 
 
 class ReleaseIdentity(schema.Frozen):
@@ -73,12 +73,22 @@ class Traffic(schema.Frozen):
     stable_revision: str
     canary_revision: str | None
     canary_weight: int
+    mirror_percent: int = 0
+    header_route: modelrelease.SetHeaderRoute | None = None
 
     def matches(self, action: actions.SetTrafficWeight) -> bool:
-        return (self.stable_revision, self.canary_revision, self.canary_weight) == (
+        return (
+            self.stable_revision,
+            self.canary_revision,
+            self.canary_weight,
+            self.mirror_percent,
+            self.header_route,
+        ) == (
             action.stable_revision,
             action.canary_revision,
             action.canary_weight,
+            action.mirror_percent,
+            action.header_route,
         )
 
 

@@ -27,6 +27,8 @@ class StepKind(StrEnum):
     PAUSE = "pause"
     ANALYSIS = "analysis"
     APPROVAL = "approval"
+    SHADOW = "shadow"
+    HEADER_ROUTE = "setHeaderRoute"
 
 
 @dataclass(frozen=True)
@@ -37,8 +39,10 @@ class PlannedStep:
     stable_replicas: int
     weight: int  # canary traffic share once this step is complete
     pause: timedelta | None = None
-    analysis: modelrelease.AnalysisStep | None = None
+    analysis: modelrelease.AnalysisStep | None = None  # a shadow's too
     approval: modelrelease.ApprovalStep | None = None
+    mirror: int = 0  # percent of the stable's requests copied to the canary while in this step
+    header_route: modelrelease.SetHeaderRoute | None = None  # in force while in this step
 
 
 @dataclass(frozen=True)
@@ -174,24 +178,70 @@ def _plan_canary(
 ) -> tuple[tuple[PlannedStep, ...], PlannedStep]:
     steps: list[PlannedStep] = []
     weight = 0
+    header: modelrelease.SetHeaderRoute | None = None  # a header route holds until a setWeight
     canary, stable = sizer.canary_step("rollout start", 0, 0)
     for index, step in enumerate(strategy.steps):
         label = f"step {index} ({step.describe()})"
         if step.set_weight is not None:
             canary, stable = sizer.canary_step(label, weight, step.set_weight)
-            weight = step.set_weight
+            weight, header = step.set_weight, None
             steps.append(PlannedStep(StepKind.WEIGHT, label, canary, stable, weight))
+        elif step.shadow is not None:
+            # The canary takes `percent` of the stable's load on top of no user traffic: sized like a
+            # canary at that share, beside a stable that still serves everyone.
+            mirrored, stable = sizer.canary_step(label, 0, step.shadow.percent)
+            steps.append(
+                PlannedStep(
+                    StepKind.SHADOW,
+                    label,
+                    mirrored,
+                    stable,
+                    weight,
+                    analysis=step.shadow.analysis,
+                    mirror=step.shadow.percent,
+                    header_route=header,
+                )
+            )
+        elif step.set_header_route is not None:
+            header = step.set_header_route
+            steps.append(
+                PlannedStep(StepKind.HEADER_ROUTE, label, canary, stable, weight, header_route=header)
+            )
         elif step.pause is not None:
             steps.append(
-                PlannedStep(StepKind.PAUSE, label, canary, stable, weight, pause=step.pause.duration)
+                PlannedStep(
+                    StepKind.PAUSE,
+                    label,
+                    canary,
+                    stable,
+                    weight,
+                    pause=step.pause.duration,
+                    header_route=header,
+                )
             )
         elif step.analysis is not None:
             steps.append(
-                PlannedStep(StepKind.ANALYSIS, label, canary, stable, weight, analysis=step.analysis)
+                PlannedStep(
+                    StepKind.ANALYSIS,
+                    label,
+                    canary,
+                    stable,
+                    weight,
+                    analysis=step.analysis,
+                    header_route=header,
+                )
             )
         else:
             steps.append(
-                PlannedStep(StepKind.APPROVAL, label, canary, stable, weight, approval=step.approval)
+                PlannedStep(
+                    StepKind.APPROVAL,
+                    label,
+                    canary,
+                    stable,
+                    weight,
+                    approval=step.approval,
+                    header_route=header,
+                )
             )
     canary, stable = sizer.canary_step("promotion", weight, 100)
     return tuple(steps), PlannedStep(StepKind.WEIGHT, "promotion", canary, stable, 100)

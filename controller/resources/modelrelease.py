@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Self
@@ -143,20 +144,79 @@ class ApprovalStep(schema.Frozen):
         return value
 
 
+class ShadowStep(schema.Frozen):
+    """Mirror `percent` of the stable's requests to the canary, which serves no user (its answers are
+    thrown away), and judge it on that traffic; the step completes when the analysis passes."""
+
+    percent: int = Field(100, ge=1, le=100, description="Share of the stable's requests mirrored, percent.")
+    analysis: AnalysisStep
+
+
+class HeaderMatch(schema.Frozen):
+    """One request attribute to match: a header or a cookie, by exact value, prefix or regex."""
+
+    header: str | None = Field(None, min_length=1, pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+    cookie: str | None = Field(None, min_length=1, pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+    exact: str | None = None
+    prefix: str | None = Field(None, min_length=1)
+    regex: str | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_name_one_value(self) -> Self:
+        if (self.header is None) == (self.cookie is None):
+            raise ValueError("give exactly one of 'header' or 'cookie'")
+        values = [k for k in ("exact", "prefix", "regex") if getattr(self, k) is not None]
+        if len(values) != 1:
+            raise ValueError(
+                f"give exactly one of 'exact', 'prefix' or 'regex' (got {', '.join(values) or 'none'})"
+            )
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as error:
+                raise ValueError(f"regex {self.regex!r} does not compile: {error}") from None
+        return self
+
+    def describe(self) -> str:
+        name = f"header {self.header}" if self.header is not None else f"cookie {self.cookie}"
+        if self.exact is not None:
+            return f"{name} = {self.exact!r}"
+        if self.prefix is not None:
+            return f"{name} starts with {self.prefix!r}"
+        return f"{name} ~ /{self.regex}/"
+
+
+class SetHeaderRoute(schema.Frozen):
+    """Send requests that match every entry of `match` to the canary (Argo Rollouts' setHeaderRoute):
+    in force until a later setWeight step or the end of the rollout."""
+
+    match: tuple[HeaderMatch, ...] = Field(min_length=1, max_length=8)
+    weight: int = Field(100, ge=1, le=100, description="Share of the matching requests sent to the canary.")
+
+    def describe(self) -> str:
+        cohort = " and ".join(m.describe() for m in self.match)
+        return cohort if self.weight == 100 else f"{self.weight}% of {cohort}"
+
+
+STEP_KINDS = ("setWeight", "pause", "analysis", "approval", "shadow", "setHeaderRoute")
+
+
 class CanaryStep(schema.Frozen):
-    """Exactly one of setWeight, pause, analysis, approval."""
+    """Exactly one of setWeight, pause, analysis, approval, shadow, setHeaderRoute."""
 
     set_weight: int | None = Field(None, ge=0, le=100, description="Canary traffic share, percent.")
     pause: PauseStep | None = None
     analysis: AnalysisStep | None = None
     approval: ApprovalStep | None = None
+    shadow: ShadowStep | None = None
+    set_header_route: SetHeaderRoute | None = None
 
     @model_validator(mode="after")
     def _exactly_one_kind(self) -> Self:
-        given = [name for name in ("setWeight", "pause", "analysis", "approval") if self._has(name)]
+        given = [name for name in STEP_KINDS if self._has(name)]
         if len(given) != 1:
             shown = ", ".join(given) if given else "none"
-            raise ValueError(f"a step has exactly one of setWeight, pause, analysis, approval (got {shown})")
+            raise ValueError(f"a step has exactly one of {', '.join(STEP_KINDS)} (got {shown})")
         return self
 
     def _has(self, key: str) -> bool:
@@ -165,7 +225,14 @@ class CanaryStep(schema.Frozen):
             "pause": self.pause is not None,
             "analysis": self.analysis is not None,
             "approval": self.approval is not None,
+            "shadow": self.shadow is not None,
+            "setHeaderRoute": self.set_header_route is not None,
         }[key]
+
+    @property
+    def needs_router(self) -> bool:
+        """Mirroring and header matches need a route object: the replica router can do neither."""
+        return self.shadow is not None or self.set_header_route is not None
 
     def describe(self) -> str:
         if self.set_weight is not None:
@@ -174,6 +241,10 @@ class CanaryStep(schema.Frozen):
             return f"pause {schema.format_duration(self.pause.duration)}" if self.pause.duration else "pause"
         if self.analysis is not None:
             return f"analysis {self.analysis.template}"
+        if self.shadow is not None:
+            return f"shadow {self.shadow.percent}%, analysis {self.shadow.analysis.template}"
+        if self.set_header_route is not None:
+            return f"setHeaderRoute {self.set_header_route.describe()}"
         return "approval"
 
 
@@ -326,6 +397,27 @@ class ModelReleaseSpec(schema.Frozen):
     @property
     def gpus_per_replica(self) -> int:
         return self.serving.gpus_per_replica(self.gpu_resource)
+
+    @model_validator(mode="after")
+    def _steps_fit_the_router(self) -> Self:
+        canary = self.strategy.canary
+        if canary is None:
+            return self
+        weight = 0
+        for index, step in enumerate(canary.steps):
+            where = f"strategy.canary.steps[{index}] ({step.describe()})"
+            if step.needs_router and self.traffic_routing.by_replicas:
+                what = "mirror traffic" if step.shadow is not None else "route by header or cookie"
+                raise ValueError(
+                    f"{where}: the replicas router cannot {what}; use trafficRouting.gatewayAPI or istio"
+                )
+            if step.shadow is not None and weight > 0:
+                raise ValueError(
+                    f"{where}: a shadow judges a canary that serves no user; put it before the first "
+                    f"setWeight above 0 (here the canary already has {weight}%)"
+                )
+            weight = step.set_weight if step.set_weight is not None else weight
+        return self
 
     @model_validator(mode="after")
     def _budget_resource_is_requested(self) -> Self:

@@ -41,9 +41,17 @@ def _weighted(pairs: Sequence[tuple[str, float]]) -> list[Backend]:
     return [Backend(name, weight / total) for name, weight in pairs if weight > 0] if total > 0 else []
 
 
+def only_for_a_cohort(matches: Sequence[Obj]) -> bool:
+    """A rule every match of which asks for headers serves a cohort, not the release's requests at
+    large (the fleet's requests carry no such headers)."""
+    return bool(matches) and all(m.get("headers") for m in matches)
+
+
 def route_backends(route: Obj, services: frozenset[str]) -> list[Backend] | None:
     """The first HTTPRoute rule whose backendRefs name one of `services`, as shares (None: no such rule)."""
     for rule in (route.get("spec") or {}).get("rules") or []:
+        if only_for_a_cohort(rule.get("matches") or []):
+            continue
         refs = rule.get("backendRefs") or []
         if any(ref.get("name") in services for ref in refs):
             return _weighted([(str(ref.get("name")), float(ref.get("weight", 1))) for ref in refs])
@@ -53,6 +61,8 @@ def route_backends(route: Obj, services: frozenset[str]) -> list[Backend] | None
 def virtual_service_backends(virtual_service: Obj, services: frozenset[str]) -> list[Backend] | None:
     """The first http route whose destinations name one of `services` (short host), as shares."""
     for http in (virtual_service.get("spec") or {}).get("http") or []:
+        if only_for_a_cohort(http.get("match") or []):
+            continue
         destinations = http.get("route") or []
         hosts = [str((d.get("destination") or {}).get("host", "")).split(".")[0] for d in destinations]
         if any(host in services for host in hosts):

@@ -1,6 +1,10 @@
 """Istio: the canary's share is the weight of the `<release>-canary` destination in one http route
 of a VirtualService (`networking.istio.io/v1`): the one `spec.trafficRouting.istio.route` names,
-else the first."""
+else the first (not counting the header route modelrelease adds).
+
+A shadow is that http route's `mirror` (the canary Service) with `mirrorPercentage`; a header route
+is one more http route, named `modelrelease-<release>-header`, put just before it (Istio takes the
+first http route that matches), with its matches plus the header matches."""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ import copy
 from typing import Any
 
 from controller import errors, ports
-from controller.adapters.traffic import routes, services
+from controller.adapters.traffic import gateway_api, routes, services
+from controller.resources import modelrelease
 
 
 def _short_host(destination: dict[str, Any]) -> str:
@@ -30,7 +35,10 @@ class IstioRouter(routes.RouteRouter):
         routing = release.spec.traffic_routing.istio
         assert routing is not None
         http = route.get("spec", {}).get("http", []) or []
+        header = routes.header_rule_name(release)
         for index, entry in enumerate(http):
+            if entry.get("name") == header:
+                continue
             if routing.route is None or entry.get("name") == routing.route:
                 return index
         wanted = f"an http route named {routing.route!r}" if routing.route else "any http route"
@@ -58,3 +66,60 @@ class IstioRouter(routes.RouteRouter):
 
         http["route"] = routes.replace_ours(http.get("route") or [], lambda d: _short_host(d) in ours, build)
         return route
+
+    def read_mirror(self, route: dict[str, Any], release: ports.ReleaseRef) -> int:
+        http = route["spec"]["http"][self._http_index(route, release)]
+        mirror = http.get("mirror") or {}
+        if str(mirror.get("host", "")).split(".")[0] != services.canary_service(release.name):
+            return 0
+        return round(float((http.get("mirrorPercentage") or {}).get("value", 100)))
+
+    def write_mirror(self, route: dict[str, Any], release: ports.ReleaseRef, percent: int) -> None:
+        http = route["spec"]["http"][self._http_index(route, release)]
+        if percent:
+            http["mirror"] = {"host": services.canary_service(release.name)}
+            http["mirrorPercentage"] = {"value": float(percent)}
+        elif str((http.get("mirror") or {}).get("host", "")).split(".")[0] == services.canary_service(
+            release.name
+        ):
+            http.pop("mirror", None)
+            http.pop("mirrorPercentage", None)
+
+    def header_rule(self, route: dict[str, Any], release: ports.ReleaseRef) -> dict[str, Any] | None:
+        name = routes.header_rule_name(release)
+        return next((h for h in route.get("spec", {}).get("http") or [] if h.get("name") == name), None)
+
+    def write_header_rule(
+        self, route: dict[str, Any], release: ports.ReleaseRef, header: modelrelease.SetHeaderRoute | None
+    ) -> None:
+        name = routes.header_rule_name(release)
+        base = route["spec"]["http"][self._http_index(route, release)]
+        http = [h for h in route["spec"]["http"] if h.get("name") != name]
+        if header is not None:
+            extra = dict(_header_match(m) for m in header.match)
+            matches = [
+                {**m, "headers": {**(m.get("headers") or {}), **extra}} for m in base.get("match") or [{}]
+            ]
+            destinations = [
+                {"destination": {"host": services.canary_service(release.name)}, "weight": header.weight}
+            ]
+            if header.weight < 100:
+                destinations.append(
+                    {
+                        "destination": {"host": services.stable_service(release.name)},
+                        "weight": 100 - header.weight,
+                    }
+                )
+            http.insert(http.index(base), {"name": name, "match": matches, "route": destinations})
+        route["spec"]["http"] = http
+
+
+def _header_match(match: modelrelease.HeaderMatch) -> tuple[str, dict[str, str]]:
+    if match.cookie is not None:
+        return "cookie", {"regex": gateway_api.cookie_regex(match)}
+    assert match.header is not None
+    if match.exact is not None:
+        return match.header.lower(), {"exact": match.exact}
+    if match.prefix is not None:
+        return match.header.lower(), {"prefix": match.prefix}
+    return match.header.lower(), {"regex": str(match.regex)}

@@ -93,7 +93,7 @@ def _promote(turn: turn_.Turn, target: changes.Target) -> None:
         or isinstance(plan, planning.Refusal)
         or index is None
         or index >= len(plan.steps)
-        or plan.steps[index].kind == planning.StepKind.WEIGHT
+        or plan.steps[index].kind in (planning.StepKind.WEIGHT, planning.StepKind.HEADER_ROUTE)
     ):
         turn.event("PromoteIgnored", f"no gate to promote past at {turn.step_label()}")
         return

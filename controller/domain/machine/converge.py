@@ -58,7 +58,7 @@ def converge(turn: turn_.Turn, wants: dict[str, Want], traffic: actions.SetTraff
 
 def is_ready_for(observations: obs_.Observations, traffic: actions.SetTrafficWeight) -> bool:
     receiving = {traffic.stable_revision} if traffic.canary_weight < 100 else set()
-    if traffic.canary_revision is not None and traffic.canary_weight > 0:
+    if traffic.canary_revision is not None and traffic.reaches_canary:
         receiving.add(traffic.canary_revision)
     ready = {w.revision for w in observations.workloads.values() if w.ready_replicas > 0}
     return receiving <= ready
@@ -70,6 +70,10 @@ def adds_exposure(desired: actions.SetTrafficWeight, current: obs_.Traffic | Non
         return True
     if desired.stable_revision != current.stable_revision:
         return True
-    if desired.canary_weight == 0 or desired.canary_revision is None:
+    if not desired.reaches_canary or desired.canary_revision is None:
         return False
-    return desired.canary_revision != current.canary_revision or desired.canary_weight > current.canary_weight
+    if desired.canary_revision != current.canary_revision:
+        return True
+    more_mirrored = desired.mirror_percent > current.mirror_percent
+    new_cohort = desired.header_route is not None and desired.header_route != current.header_route
+    return desired.canary_weight > current.canary_weight or more_mirrored or new_cohort

@@ -56,7 +56,11 @@ def progress(turn: turn_.Turn, target: changes.Target) -> turn_.Move:
     create = turn.create(target, entry.canary_replicas, turn.canary_track)
     wants = {stable_name: Want(entry.stable_replicas), canary_name: Want(entry.canary_replicas, create)}
     traffic = actions.SetTrafficWeight(
-        stable_revision=st.stable_revision, canary_revision=target.revision, canary_weight=st.canary_weight
+        stable_revision=st.stable_revision,
+        canary_revision=target.revision,
+        canary_weight=st.canary_weight,
+        mirror_percent=entry.mirror,
+        header_route=entry.header_route,
     )
     step = Step(target, index, entry, traffic)
     if _canary_lost(turn, canary_name, stable_name):
@@ -351,11 +355,24 @@ def _analysis_complete(turn: turn_.Turn, step: Step) -> Completion:
     return NOT_YET
 
 
+def _shadow_complete(turn: turn_.Turn, step: Step) -> Completion:
+    """A shadow: the canary warm at its size for the mirrored load, the mirror on; then its analysis
+    judges it on mirrored traffic like any analysis step (a Fail rolls back before any user saw it)."""
+    canary = turn.workload(step.target.revision)
+    warm, warm_at = turn.warm(canary, step.entry.canary_replicas)
+    if not warm:
+        label, replicas = step.entry.label, step.entry.canary_replicas
+        return Completion(wake_at=_wait_for_warm(turn, step.target, label, canary, replicas, warm_at))
+    return _analysis_complete(turn, step)
+
+
 IS_COMPLETE: dict[planning.StepKind, Callable[[turn_.Turn, Step], Completion]] = {
     planning.StepKind.WEIGHT: _weight_complete,
     planning.StepKind.PAUSE: _pause_complete,
     planning.StepKind.APPROVAL: _approval_complete,
     planning.StepKind.ANALYSIS: _analysis_complete,
+    planning.StepKind.SHADOW: _shadow_complete,
+    planning.StepKind.HEADER_ROUTE: _weight_complete,
 }
 
 
@@ -401,7 +418,8 @@ def _traffic_reached(turn: turn_.Turn, step: Step) -> bool:
         wanted.stable_revision,
         wanted.canary_revision,
     )
-    return same_arms and seen.canary_weight >= wanted.canary_weight
+    same_routes = (seen.mirror_percent, seen.header_route) == (wanted.mirror_percent, wanted.header_route)
+    return same_arms and same_routes and seen.canary_weight >= wanted.canary_weight
 
 
 def _wait_for_warm(

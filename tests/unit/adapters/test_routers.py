@@ -11,8 +11,9 @@ import pytest
 
 from controller import errors, ports
 from controller.adapters import labels, traffic
-from controller.adapters.traffic import gateway_api, istio, replica_ratio
+from controller.adapters.traffic import gateway_api, istio, replica_ratio, routes
 from controller.domain import actions, naming
+from controller.resources import modelrelease
 from tests.unit.adapters import fake_api
 from tests.unit.domain import builders
 
@@ -293,3 +294,102 @@ def _traffic(weight: int) -> Any:
 
 def _selects(api: fake_api.FakeApi, service: str) -> str:
     return str(api.get(f"{SERVICES}/{service}")["spec"]["selector"][labels.REVISION])
+
+
+# ---- shadows and header routes ----------------------------------------------------------------------
+
+BETA = modelrelease.SetHeaderRoute.model_validate(
+    {"match": [{"header": "x-cohort", "exact": "beta"}, {"cookie": "plan", "prefix": "pro"}]}
+)
+
+
+def _routed(
+    canary: int = 0, mirror: int = 0, header: modelrelease.SetHeaderRoute | None = None
+) -> actions.SetTrafficWeight:
+    return actions.SetTrafficWeight(
+        stable_revision=STABLE,
+        canary_revision=CANARY,
+        canary_weight=canary,
+        mirror_percent=mirror,
+        header_route=header,
+    )
+
+
+def test_an_httproute_shadow_is_a_request_mirror_filter_beside_the_users_filters_and_goes_with_it() -> None:
+    api, router, release = _gateway()
+    router.apply_weight(release, _routed(mirror=40))
+    rule = api.get(f"{ROUTES}/fraud-route")["spec"]["rules"][0]
+    assert rule["filters"] == [
+        *HTTP_ROUTE["spec"]["rules"][0]["filters"],
+        {
+            "type": "RequestMirror",
+            "requestMirror": {"backendRef": {"name": "fraud-canary", "port": 8080}, "percent": 40},
+        },
+    ]
+    assert [r["weight"] for r in rule["backendRefs"][:2]] == [100, 0], "a shadow serves no user"
+    seen = router.fetch_traffic(release)
+    assert seen is not None
+    assert (seen.canary_weight, seen.mirror_percent) == (0, 40)
+    router.apply_weight(release, _routed(canary=20))
+    rule = api.get(f"{ROUTES}/fraud-route")["spec"]["rules"][0]
+    assert rule["filters"] == HTTP_ROUTE["spec"]["rules"][0]["filters"]
+
+
+def test_an_httproute_header_route_is_one_more_rule_with_the_routes_matches_and_goes_when_cleared() -> None:
+    api, router, release = _gateway()
+    router.apply_weight(release, _routed(header=BETA))
+    rules = api.get(f"{ROUTES}/fraud-route")["spec"]["rules"]
+    assert len(rules) == 3
+    cohort = rules[1]
+    assert cohort["name"] == "modelrelease-fraud-header"
+    assert cohort["backendRefs"] == [{"name": "fraud-canary", "port": 8080, "weight": 100}]
+    [match] = cohort["matches"]
+    assert match["path"] == {"type": "PathPrefix", "value": "/v2/models/fraud"}
+    assert match["headers"] == [
+        {"type": "Exact", "name": "x-cohort", "value": "beta"},
+        {"type": "RegularExpression", "name": "Cookie", "value": r"(^|;\s*)plan=pro"},
+    ]
+    seen = router.fetch_traffic(release)
+    assert seen is not None
+    assert seen.header_route == BETA
+    router.apply_weight(release, _routed(canary=50))  # a later setWeight clears it
+    route = api.get(f"{ROUTES}/fraud-route")
+    assert route["spec"]["rules"][1] == HTTP_ROUTE["spec"]["rules"][1]
+    assert len(route["spec"]["rules"]) == 2
+    assert routes.HEADER_ROUTES not in (route["metadata"].get("annotations") or {})
+
+
+def test_a_header_rule_someone_edited_is_not_taken_as_in_force_and_is_written_again() -> None:
+    api, router, release = _gateway()
+    router.apply_weight(release, _routed(header=BETA))
+    route = api.get(f"{ROUTES}/fraud-route")
+    route["spec"]["rules"][1]["matches"][0]["headers"][0]["value"] = "everyone"
+    api.merge_patch(f"{ROUTES}/fraud-route", {"spec": route["spec"]})  # someone edits the rule
+    seen = router.fetch_traffic(release)
+    assert seen is not None
+    assert seen.header_route is None
+    router.apply_weight(release, _routed(header=BETA))
+    assert api.get(f"{ROUTES}/fraud-route")["spec"]["rules"][1]["matches"][0]["headers"][0]["value"] == "beta"
+
+
+def test_a_virtualservice_shadow_mirrors_its_http_route_and_a_header_route_comes_just_before_it() -> None:
+    api, router, release = _istio()
+    router.apply_weight(release, _routed(mirror=100, header=BETA))
+    http = api.get(f"{VIRTUAL_SERVICES}/fraud-vs")["spec"]["http"]
+    assert [h["name"] for h in http] == ["health", "modelrelease-fraud-header", "primary"]
+    assert (http[2]["mirror"], http[2]["mirrorPercentage"]) == ({"host": "fraud-canary"}, {"value": 100.0})
+    assert http[1]["match"] == [
+        {
+            "uri": {"prefix": "/v2/models/fraud"},
+            "headers": {"x-cohort": {"exact": "beta"}, "cookie": {"regex": r"(^|;\s*)plan=pro"}},
+        }
+    ]
+    assert http[1]["route"] == [{"destination": {"host": "fraud-canary"}, "weight": 100}]
+    seen = router.fetch_traffic(release)
+    assert seen is not None
+    assert (seen.mirror_percent, seen.header_route) == (100, BETA)
+    router.apply_weight(release, _routed(canary=10))
+    http = api.get(f"{VIRTUAL_SERVICES}/fraud-vs")["spec"]["http"]
+    assert [h["name"] for h in http] == ["health", "primary"]
+    assert "mirror" not in http[1]
+    assert http[1]["retries"] == VIRTUAL_SERVICE["spec"]["http"][1]["retries"]

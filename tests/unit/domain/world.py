@@ -134,6 +134,8 @@ class World:
                     stable_revision=action.stable_revision,
                     canary_revision=action.canary_revision,
                     canary_weight=action.canary_weight,
+                    mirror_percent=action.mirror_percent,
+                    header_route=action.header_route,
                 )
             case actions.StartAnalysis():
                 self.runs.setdefault(action.run, action)
