@@ -160,6 +160,8 @@ def assess_metric(
             return [_assess_gauge(metric, levels, intervals, interval)]
         case specs.MetricKind.DISTRIBUTION:
             return [_assess_distribution(metric, levels, intervals, interval)]
+        case specs.MetricKind.AGREEMENT:
+            return [_assess_agreement(metric, levels, intervals, interval)]
 
 
 def _column(intervals: tuple[observations.IntervalSample, ...], arm: str, field: str) -> FloatArray:
@@ -555,3 +557,35 @@ def _assess_distribution(
         return judged
     note = f"{judged.result.message}; values are the share of class {classes[k]!r}, the one that moved most"
     return dataclasses.replace(judged, result=judged.result.model_copy(update={"message": note}))
+
+
+def _assess_agreement(
+    metric: specs.MetricSpec,
+    levels: Levels,
+    intervals: tuple[observations.IntervalSample, ...],
+    interval: timedelta,
+) -> Judged:
+    """A shadow's share of compared requests whose prediction differs from stable's, against the
+    absolute bound `margin.absolute`; only the canary's counts are read."""
+    assert metric.agreement is not None
+    disagree = metric.agreement.disagree
+    counted = [i.canary.counts for i in intervals]
+    n = np.array([math.nan if c is None else float(sum(c.values())) for c in counted], dtype=np.float64)
+    x = np.array([math.nan if c is None else float(c.get(disagree, 0.0)) for c in counted], dtype=np.float64)
+    bound = metric.margin.absolute
+    found = evidence.agreement(n, x, bound)
+    total, disagreed = float(np.nansum(n)), float(np.nansum(x))
+    seen = np.isfinite(n)
+    exposure = Exposure(canary_requests=total, baseline_requests=None, observed=interval * int(seen.sum()))
+    share = disagreed / total if total > 0 else None
+    judged = _judge(metric, metric.name, levels, found, exposure, (None, share), (None, None), bound)
+    said = (
+        "no comparison yet"
+        if share is None
+        else f"disagrees on {share:.2%} of {total:,.0f} compared requests"
+    )
+    note = f"{judged.result.message}; {said} (bound {bound:.2%})"
+    silent = total == 0 and exposure.observed >= metric.min_duration
+    return dataclasses.replace(
+        judged, result=judged.result.model_copy(update={"message": note}), canary_silent=silent
+    )

@@ -4,8 +4,9 @@ This is also the JSON format of `modelrelease judge --input` (docs/analysis.md).
 increases within the interval (not running counter values): `requests`/`errors` for
 errorRate; `buckets` — cumulative histogram counts by upper edge `le`, "+Inf" included — for
 latency; `value` (and `requests` with perRequest) for gauge; `counts` by class for
-distribution. An arm with nothing to show in an interval (no scrape, no traffic) leaves its
-fields out; the judge skips that interval for that metric.
+distribution; `counts` by outcome for agreement (the canary's only: the baseline is left
+empty). An arm with nothing to show in an interval (no scrape, no traffic) leaves its fields out;
+the judge skips that interval for that metric.
 """
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ def missing_field(metric: specs.MetricSpec, arm: ArmSample) -> str | None:
         if metric.gauge and metric.gauge.per_request
         else {"value"},
         specs.MetricKind.DISTRIBUTION: {"counts"},
+        specs.MetricKind.AGREEMENT: {"counts"},
     }[metric.kind]
     absent = sorted(needed - given)
     if absent:

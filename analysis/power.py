@@ -104,4 +104,6 @@ def estimate_step(
                 share = 0.02
                 ratio = 1 + max(margin.relative, margin.absolute / share)
                 add(metric.name, requests_to_pass(share, ratio, canary_share, template.beta), metric)
+            case specs.MetricKind.AGREEMENT:
+                add(metric.name, None, metric)  # its comparisons come from mirrored traffic, not a share
     return StepEstimate(tuple(needs))

@@ -182,6 +182,14 @@ class PrometheusSource:
                 observations.ArmSample(value=float(v), requests=load) if math.isfinite(v) else sample
                 for v, load, sample in zip(means, loads, empty, strict=True)
             ]
+        if metric.agreement is not None:
+            rows = counters.grouped_increases(
+                series(metric.agreement.comparisons), window, metric.agreement.label
+            )
+            return [
+                observations.ArmSample(counts=row) if row is not None else sample
+                for row, sample in zip(rows, empty, strict=True)
+            ]
         assert metric.distribution is not None
         rows = counters.grouped_increases(
             series(metric.distribution.counts), window, metric.distribution.label

@@ -7,7 +7,7 @@ supermartingale under its null hypothesis with expectation at most 1, so by Vill
 inequality the chance that it *ever* reaches 1/α is at most α: rolling back the first time
 it crosses is a level-α test however often we look, and whatever the traffic weights were.
 
-Two constructions cover all metric kinds:
+Three constructions cover all metric kinds:
 
 * `count_ratio` — counting processes. Within an interval, the canary sees `n_c` requests of
   which `x_c` are "bad" (errors, latencies above an edge, predictions of a class), the
@@ -26,6 +26,11 @@ Two constructions cover all metric kinds:
   adjusted baseline, same interval so load and time of day cancel) is positive with
   probability ≤ ½ under "median not worse"; a mixture of Bernoulli likelihood ratios on the
   signs is an exact, distribution-free e-process.
+* `share` — one arm's share of "bad" events against an absolute bound (a shadow's
+  disagreements with stable). Per interval `x ~ Binomial(n, p)`; the likelihood ratio of any
+  `p1 > p0` against `p0` has expectation ≤ 1 under every `p ≤ p0` (monotone likelihood
+  ratio), so a mixture over alternatives above `p0` is an e-process for "share ≤ p0", and one
+  over alternatives below it for "share ≥ p0" (the pass side).
 
 Pure numpy: no I/O, no clock.
 """
@@ -109,6 +114,58 @@ def count_ratio(
             step = np.minimum(step, cap)
         per_alternative.append(step)
     return _log_mixture(np.stack(per_alternative, axis=0), fresh_starts)
+
+
+# Alternatives of the share mixture, as factors on the bound p0 (above it to fail, below to pass).
+SHARE_FACTORS = np.array([1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0])
+
+
+def share(
+    n: npt.ArrayLike,
+    x: npt.ArrayLike,
+    p0: float,
+    *,
+    worse: bool,
+    fresh_starts: float = 0.0,
+    dispersion: npt.ArrayLike = 1.0,
+    cap: float | None = None,
+) -> FloatArray:
+    """Cumulative log e-process against `share ≤ p0` (worse=True) or `share ≥ p0` (worse=False), from
+    `x` bad events of `n` per interval; tempered by a predictable `dispersion` and capped per
+    interval like `count_ratio`."""
+    if not 0 < p0 < 1:
+        raise ValueError(f"a share bound must be between 0 and 1, not {p0}")
+    nn, xx, phi = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (n, x, dispersion)))
+    usable = np.isfinite(nn) & np.isfinite(xx) & (nn > 0)
+    n_u, x_u = np.where(usable, nn, 0.0), np.where(usable, np.minimum(xx, nn), 0.0)
+    temper = 1.0 / np.maximum(np.where(np.isfinite(phi), phi, 1.0), 1.0)
+    if worse:
+        alternatives = [min(p0 * f, (1 + p0) / 2) for f in SHARE_FACTORS]
+    else:
+        alternatives = [p0 / f for f in SHARE_FACTORS]
+    steps = [
+        (x_u * np.log(p1 / p0) + (n_u - x_u) * (np.log1p(-p1) - np.log1p(-p0))) * temper
+        for p1 in alternatives
+    ]
+    if cap is not None:
+        steps = [np.minimum(step, cap) for step in steps]
+    return _log_mixture(np.stack(steps, axis=0), fresh_starts)
+
+
+def share_dispersion(n: npt.ArrayLike, x: npt.ArrayLike) -> FloatArray:
+    """Predictable overdispersion φ of one arm's share (≥ 1), from the intervals before each one:
+    disagreements that come in bursts (one kind of request) vary more than binomially."""
+    nn, xx = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (n, x)))
+    usable = np.isfinite(nn) & np.isfinite(xx) & (nn > 0)
+    n_u, x_u = np.where(usable, nn, 0.0), np.where(usable, xx, 0.0)
+    pooled = (np.cumsum(x_u, axis=-1) + 0.5) / (np.cumsum(n_u, axis=-1) + 1.0)
+    variance = np.maximum(n_u * pooled * (1 - pooled), 1e-12)
+    residual2 = np.where(usable, (x_u - n_u * pooled) ** 2 / variance, 0.0)
+    seen = np.cumsum(usable, axis=-1) - usable
+    total = np.cumsum(residual2, axis=-1) - residual2
+    weight = DISPERSION_PRIOR + seen
+    phi = (DISPERSION_PRIOR + total) / weight - np.sqrt(2.0 / weight)
+    return np.asarray(np.maximum(phi, 1.0), dtype=np.float64)
 
 
 def dispersion(n_c: npt.ArrayLike, x_c: npt.ArrayLike, n_b: npt.ArrayLike, x_b: npt.ArrayLike) -> FloatArray:

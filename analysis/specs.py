@@ -36,6 +36,7 @@ class MetricKind(StrEnum):
     LATENCY = "latency"
     GAUGE = "gauge"
     DISTRIBUTION = "distribution"
+    AGREEMENT = "agreement"
 
 
 class BadDirection(StrEnum):
@@ -97,6 +98,17 @@ class DistributionQueries(schema.Frozen):
     label: str = Field("class", description="The label that names the class or bin.")
 
 
+class AgreementQueries(schema.Frozen):
+    """A shadow's comparisons with stable, from the counter the serving side exports for the canary
+    (the contract: `shadow_comparisons_total{outcome="agree|disagree"}`, docs/strategies.md)."""
+
+    comparisons: str = Field(
+        description="PromQL selecting the canary's comparison counter series, by the outcome label."
+    )
+    label: str = Field("outcome", description="The label that says how a comparison came out.")
+    disagree: str = Field("disagree", description="Its value for a prediction that differs from stable's.")
+
+
 class MetricSpec(schema.Frozen):
     name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$", max_length=63)
     kind: MetricKind
@@ -104,6 +116,7 @@ class MetricSpec(schema.Frozen):
     latency: LatencyQueries | None = None
     gauge: GaugeQueries | None = None
     distribution: DistributionQueries | None = None
+    agreement: AgreementQueries | None = None
     bad_direction: BadDirection = BadDirection.INCREASE
     margin: Margin = Margin()
     critical: bool = Field(True, description="A critical metric's failure rolls back; others only inform.")
@@ -116,10 +129,15 @@ class MetricSpec(schema.Frozen):
     @model_validator(mode="after")
     def _direction_fits_kind(self) -> Self:
         if (
-            self.kind in (MetricKind.ERROR_RATE, MetricKind.LATENCY)
+            self.kind in (MetricKind.ERROR_RATE, MetricKind.LATENCY, MetricKind.AGREEMENT)
             and self.bad_direction != BadDirection.INCREASE
         ):
             raise ValueError(f"badDirection: a {self.kind.value} metric is bad when it increases")
+        if self.kind == MetricKind.AGREEMENT and not 0 < self.margin.absolute < 1:
+            raise ValueError(
+                "an agreement metric's margin.absolute is the share of requests it may disagree on, "
+                "between 0 and 1 (e.g. 0.02: disagrees on at most 2 %)"
+            )
         return self
 
     @model_validator(mode="after")
@@ -129,6 +147,7 @@ class MetricSpec(schema.Frozen):
             MetricKind.LATENCY: self.latency,
             MetricKind.GAUGE: self.gauge,
             MetricKind.DISTRIBUTION: self.distribution,
+            MetricKind.AGREEMENT: self.agreement,
         }
         if blocks[self.kind] is None:
             raise ValueError(f"kind {self.kind.value} needs its queries under '{self.kind.value}'")
@@ -143,7 +162,7 @@ class MetricSpec(schema.Frozen):
         return self
 
     def queries(self) -> tuple[str, ...]:
-        block = self.error_rate or self.latency or self.gauge or self.distribution
+        block = self.error_rate or self.latency or self.gauge or self.distribution or self.agreement
         if block is None:
             return ()
         values = block.model_dump().values()

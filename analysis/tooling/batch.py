@@ -104,6 +104,8 @@ def sub_tests(
             case specs.MetricKind.DISTRIBUTION:
                 found = evidence.distribution(canary.classes, baseline.classes, relative, absolute)
                 tests.append(SubTest(metric.name, found, alpha, template.beta, metric.critical, exposure))
+            case specs.MetricKind.AGREEMENT:
+                raise ValueError("the traffic simulator does not model a shadow's comparisons with stable")
     return tests
 
 

@@ -31,6 +31,8 @@ def interval_samples(
                 return observations.ArmSample(
                     counts={c: float(n) for c, n in zip(traffic_simulator.CLASSES, shares, strict=True)}
                 )
+            case specs.MetricKind.AGREEMENT:
+                raise ValueError("the traffic simulator does not model a shadow's comparisons with stable")
 
     intervals = canary.requests.shape[1]
     return {
