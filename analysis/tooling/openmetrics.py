@@ -23,6 +23,7 @@ ERRORS = "inference_errors"
 LATENCY = "inference_latency_seconds"
 GPU = "gpu_utilization"
 PREDICTIONS = "inference_predictions"
+COMPARISONS = "shadow_comparisons"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +42,9 @@ class PodCounters:
     latency_sum: float = 0.0
     gpu: float = 0.0
     classes: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    mirrored: float = 0.0  # of `requests`, those that were mirrored copies (a shadow's)
+    agree: float = 0.0  # mirrored requests whose prediction matched the stable's
+    disagree: float = 0.0
 
 
 class PodFleet:

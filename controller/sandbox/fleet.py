@@ -14,8 +14,15 @@ for Prometheus in a file_sd JSON file that follows pods as they come and go (wit
 labels a Kubernetes service discovery would attach: namespace, pod, release, revision, track,
 model version). A deleted pod leaves the file, so its series stop.
 
+Mirrors and cohorts follow the routes too: a pod the main rule mirrors to serves those copies as
+well (they cost it latency samples and GPU time like any request, and count under
+`inference_requests_total{source="mirror"}` rather than `source="user"`), and compares each copy's
+prediction with the stable's, counting `shadow_comparisons_total{outcome="agree|disagree"}` at the
+version's `disagreement` share. A header-route rule gets `cohortShare` of the requests.
+
 What it does not model: request queueing and load-dependent latency, pod-to-pod network, partial
-failures of a Service without Ready pods (those requests are simply not served), restarts.
+failures of a Service without Ready pods (those requests are simply not served), restarts, which
+requests carry a cohort's header (a fixed share does), or disagreement that depends on the request.
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ class VersionBehaviour:
     error_rate: float | None = None
     gpu_utilisation: float | None = None
     class_shares: tuple[float, ...] | None = None
+    disagreement: float | None = None  # share of mirrored requests predicted unlike the stable
 
     def apply(self, base: traffic_simulator.Behaviour) -> traffic_simulator.Behaviour:
         behaviour = base
@@ -83,6 +91,8 @@ class FleetScenario:
     warmup_seconds: float = 0.0  # a new pod is slower for this time constant after it turns Ready
     warmup_slowdown: float = 0.5
     gpu_noise: float = 0.02
+    cohort_share: float = 0.0  # share of requests that carry a header route's header
+    disagreement: float = 0.005  # a version's disagreement with stable unless it says otherwise
     base: traffic_simulator.Behaviour = dataclasses.field(default_factory=traffic_simulator.Behaviour)
     versions: Mapping[str, VersionBehaviour] = dataclasses.field(default_factory=dict)
 
@@ -92,6 +102,10 @@ class FleetScenario:
 
     def behaviour(self, model_version: str) -> traffic_simulator.Behaviour:
         return self.versions.get(model_version, VersionBehaviour()).apply(self.base)
+
+    def disagreement_of(self, model_version: str) -> float:
+        found = self.versions.get(model_version, VersionBehaviour()).disagreement
+        return self.disagreement if found is None else found
 
     @classmethod
     def load(cls, path: pathlib.Path) -> FleetScenario:
@@ -109,6 +123,8 @@ class FleetScenario:
             "warmupSeconds": "warmup_seconds",
             "warmupSlowdown": "warmup_slowdown",
             "gpuNoise": "gpu_noise",
+            "cohortShare": "cohort_share",
+            "disagreement": "disagreement",
         }
         fields: dict[str, Any] = {}
         for key, value in document.items():
@@ -128,6 +144,7 @@ class FleetScenario:
             "errorRate": "error_rate",
             "gpuUtilisation": "gpu_utilisation",
             "classShares": "class_shares",
+            "disagreement": "disagreement",
         }
         versions: dict[str, VersionBehaviour] = {}
         for version, spec in (document.get("versions") or {}).items():
@@ -203,16 +220,22 @@ class ServingFleet:
                 for service in _objects(self._store, "services", namespace)
                 if ((service.get("spec") or {}).get("selector") or {}).get(RELEASE) == release
             ]
+            routes = _objects(self._store, "httproutes", namespace)
+            virtual_services = _objects(self._store, "virtualservices", namespace)
             shares = dataplane.pod_shares(
                 _production_service(members, release),
                 services,  # the release's own: routes are matched by the Services they name
                 members,
-                _objects(self._store, "httproutes", namespace),
-                _objects(self._store, "virtualservices", namespace),
+                routes,
+                virtual_services,
+                scenario.cohort_share,
             )
-            for name, share in shares.items():
+            mirrored = dataplane.mirror_shares(services, members, routes, virtual_services)
+            for name in shares.keys() | mirrored.keys():
                 pod = self._pods[(namespace, name)]
-                expected = scenario.requests_per_second * load * share * seconds
+                rate = scenario.requests_per_second * load * seconds
+                user, copies = rate * shares.get(name, 0.0), rate * mirrored.get(name, 0.0)
+                expected = user + copies
                 slowdown = 1.0
                 if scenario.warmup_seconds > 0 and pod.ready_since is not None:
                     age = max(0.0, now - pod.ready_since)
@@ -231,6 +254,13 @@ class ServingFleet:
                     scenario.gpu_noise,
                 )
                 counters = pod.counters
+                if copies > 0 and draw.requests[0] > 0:
+                    # Which of the served requests were copies: each one independently, by its share.
+                    copied = float(self._rng.binomial(int(draw.requests[0]), copies / expected))
+                    disagreed = float(self._rng.binomial(int(copied), scenario.disagreement_of(version)))
+                    counters.mirrored += copied
+                    counters.disagree += disagreed
+                    counters.agree += copied - disagreed
                 counters.requests += float(draw.requests[0])
                 counters.errors += float(draw.errors[0])
                 counters.buckets = counters.buckets + np.cumsum(draw.buckets[0])
@@ -246,7 +276,12 @@ class ServingFleet:
             c = pod.counters
             lines = [
                 f"# TYPE {openmetrics.REQUESTS}_total counter",
-                f"{openmetrics.REQUESTS}_total {c.requests:.0f}",
+                f'{openmetrics.REQUESTS}_total{{source="user"}} {c.requests - c.mirrored:.0f}',
+                *(
+                    [f'{openmetrics.REQUESTS}_total{{source="mirror"}} {c.mirrored:.0f}']
+                    if c.mirrored
+                    else []
+                ),
                 f"# TYPE {openmetrics.ERRORS}_total counter",
                 f"{openmetrics.ERRORS}_total {c.errors:.0f}",
                 f"# TYPE {openmetrics.LATENCY} histogram",
@@ -262,6 +297,12 @@ class ServingFleet:
             ]
             for label, count in zip(traffic_simulator.CLASSES, c.classes, strict=True):
                 lines.append(f'{openmetrics.PREDICTIONS}_total{{class="{label}"}} {count:.0f}')
+            if c.mirrored > 0:
+                lines += [
+                    f"# TYPE {openmetrics.COMPARISONS}_total counter",
+                    f'{openmetrics.COMPARISONS}_total{{outcome="agree"}} {c.agree:.0f}',
+                    f'{openmetrics.COMPARISONS}_total{{outcome="disagree"}} {c.disagree:.0f}',
+                ]
             return "\n".join(lines) + "\n"
 
     def targets(self, address: str) -> list[dict[str, Any]]:

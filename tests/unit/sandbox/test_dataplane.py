@@ -87,3 +87,50 @@ def test_a_pod_that_is_not_ready_gets_nothing_and_its_service_share_goes_to_the_
     }
     shares = dataplane.pod_shares("fraud", SERVICES, pods, routes=[route])
     assert shares == {"s-1": 0.5}  # the canary's half has no Ready pod: those requests fail
+
+
+MAIN_RULE = {"backendRefs": [{"name": "fraud-stable", "weight": 100}, {"name": "fraud-canary", "weight": 0}]}
+
+
+def test_a_request_mirror_copies_its_percent_of_the_release_requests_to_the_canary_and_serves_it_none() -> (
+    None
+):
+    mirrored = {
+        **MAIN_RULE,
+        "filters": [
+            {
+                "type": "RequestMirror",
+                "requestMirror": {"backendRef": {"name": "fraud-canary"}, "percent": 40},
+            }
+        ],
+    }
+    route = {"spec": {"rules": [mirrored]}}
+    assert "c-1" not in dataplane.pod_shares("fraud", SERVICES, PODS, routes=[route])
+    assert dataplane.mirror_shares(SERVICES, PODS, routes=[route]) == {"c-1": pytest.approx(0.4)}
+    vs = {
+        "spec": {
+            "http": [
+                {
+                    "route": [{"destination": {"host": "fraud-stable"}, "weight": 100}],
+                    "mirror": {"host": "fraud-canary"},
+                    "mirrorPercentage": {"value": 25.0},
+                }
+            ]
+        }
+    }
+    assert dataplane.mirror_shares(SERVICES, PODS, virtual_services=[vs]) == {"c-1": pytest.approx(0.25)}
+
+
+def test_a_header_rule_serves_the_cohorts_share_and_the_main_rule_the_rest() -> None:
+    cohort = {
+        "name": "modelrelease-fraud-header",
+        "matches": [{"headers": [{"type": "Exact", "name": "x-cohort", "value": "beta"}]}],
+        "backendRefs": [{"name": "fraud-canary", "weight": 100}],
+    }
+    route = {"spec": {"rules": [MAIN_RULE, cohort]}}
+    shares = dataplane.pod_shares("fraud", SERVICES, PODS, routes=[route], cohort_share=0.1)
+    assert shares["c-1"] == pytest.approx(0.1)
+    assert sum(shares.values()) == pytest.approx(1.0)
+    assert "c-1" not in dataplane.pod_shares(
+        "fraud", SERVICES, PODS, routes=[route]
+    )  # nobody sends the header

@@ -1,0 +1,225 @@
+"""Shadow and header-route steps end to end: the controller process on the emulated cluster routes
+through a real HTTPRoute or VirtualService, the sandbox fleet serves what the routes say —
+mirrored copies included — and a real Prometheus scrapes it for the judge.
+
+Bounds: the fleet serves 3,000 requests/s; a shadow of model 2 disagrees with stable on 0.5 % of
+requests against a 2 % bound (passes in seconds), model 3 on 10 % (fails within six 2-second
+intervals of ~6,000 comparisons; tests/unit/analysis/test_agreement.py states the rates)."""
+
+from __future__ import annotations
+
+import pathlib
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from controller.sandbox import fleet
+from tests.integration import harness, prometheus_server
+
+ARM = 'namespace="{{namespace}}", revision="{{revision}}"'
+SHADOW_TEMPLATE: dict[str, Any] = {
+    "apiVersion": "modelrelease.dev/v1alpha1",
+    "kind": "AnalysisTemplate",
+    "metadata": {"name": "shadow", "namespace": harness.NAMESPACE},
+    "spec": {
+        "interval": "2s",
+        "metrics": [
+            {
+                "name": "agreement",
+                "kind": "agreement",
+                "agreement": {"comparisons": f"shadow_comparisons_total{{{ARM}}}"},
+                "margin": {"absolute": 0.02},
+                "minRequests": 2000,
+                "minDuration": "6s",
+            },
+            {
+                "name": "errors",
+                "kind": "errorRate",
+                "errorRate": {
+                    "requests": f"inference_requests_total{{{ARM}}}",
+                    "errors": f"inference_errors_total{{{ARM}}}",
+                },
+                "margin": {"relative": 0.5, "absolute": 0.002},
+                "minRequests": 2000,
+                "minDuration": "6s",
+            },
+        ],
+    },
+}
+ROUTE = {
+    "apiVersion": "gateway.networking.k8s.io/v1",
+    "kind": "HTTPRoute",
+    "metadata": {"name": "ranker-route", "namespace": harness.NAMESPACE},
+    "spec": {
+        "rules": [
+            {
+                "matches": [{"path": {"type": "PathPrefix", "value": "/v2/models/ranker"}}],
+                "backendRefs": [{"name": "ranker", "port": 8000}],
+            }
+        ]
+    },
+}
+VIRTUAL_SERVICE = {
+    "apiVersion": "networking.istio.io/v1",
+    "kind": "VirtualService",
+    "metadata": {"name": "ranker-vs", "namespace": harness.NAMESPACE},
+    "spec": {
+        "hosts": ["ranker"],
+        "http": [{"name": "primary", "route": [{"destination": {"host": "ranker"}}]}],
+    },
+}
+ROUTERS = {
+    "gatewayAPI": ({"gatewayAPI": {"httpRoute": "ranker-route"}}, ROUTE),
+    "istio": ({"istio": {"virtualService": "ranker-vs", "route": "primary"}}, VIRTUAL_SERVICE),
+}
+BUDGET = {"maxExtraGPUs": 4}  # a whole second copy: the shadow mirrors 100 %
+SHADOW_STEPS = [
+    {"shadow": {"percent": 100, "analysis": {"template": "shadow", "maxDuration": "2m"}}},
+    {"setWeight": 50},
+]
+
+
+@pytest.fixture
+def plane(world: harness.World, tmp_path: pathlib.Path) -> Iterator[prometheus_server.PrometheusServer]:
+    """The fleet on the test's cluster, in real time, and a Prometheus that follows its pods."""
+    scenario = fleet.FleetScenario.from_document(
+        {"requestsPerSecond": 3000, "versions": {"2": {"disagreement": 0.005}, "3": {"disagreement": 0.10}}}
+    )
+    serving = fleet.ServingFleet(world.store, scenario, seed=7)
+    server = fleet.FleetServer(serving, tmp_path / "targets.json", clock=time.time, tick=0.2).start()
+    prometheus = prometheus_server.PrometheusServer(tmp_path, file_sd=tmp_path / "targets.json").start()
+    try:
+        yield prometheus
+    finally:
+        prometheus.stop()
+        server.stop()
+
+
+def judged_controller(
+    kubeconfig: pathlib.Path, tmp_path: pathlib.Path, prometheus: prometheus_server.PrometheusServer
+) -> harness.Controller:
+    flags = ("--analysis", "prometheus", "--prometheus", prometheus.url)
+    return harness.Controller(kubeconfig, tmp_path / "controller.log", *flags).start()
+
+
+def served_to_users(prometheus: prometheus_server.PrometheusServer, revision: str) -> float:
+    rows = prometheus.query(f'inference_requests_total{{source="user", revision="{revision}"}}')
+    return sum(float(row["value"][1]) for row in rows)  # type: ignore[index]
+
+
+def mirrored_to(prometheus: prometheus_server.PrometheusServer, revision: str) -> float:
+    rows = prometheus.query(f'inference_requests_total{{source="mirror", revision="{revision}"}}')
+    return sum(float(row["value"][1]) for row in rows)  # type: ignore[index]
+
+
+def test_a_shadow_that_agrees_passes_then_the_canary_steps_promote_it(
+    world: harness.World,
+    kubeconfig: pathlib.Path,
+    tmp_path: pathlib.Path,
+    plane: prometheus_server.PrometheusServer,
+) -> None:
+    world.create(SHADOW_TEMPLATE)
+    world.create(ROUTE)
+    controller = judged_controller(kubeconfig, tmp_path, plane)
+    try:
+        body = harness.release_body(
+            "ranker",
+            "1",
+            trafficRouting=ROUTERS["gatewayAPI"][0],
+            strategy={"canary": {"steps": SHADOW_STEPS}},
+            gpuBudget=BUDGET,
+        )
+        world.create(body)
+        world.wait_for_phase("ranker", "Succeeded")
+        world.patch_release("ranker", {"spec": {"model": {"version": "2"}}})
+        mirrored = world.wait_for_status(
+            "ranker", lambda s: bool(s.get("analysis")), timeout=60, what="the shadow's analysis started"
+        )
+        canary = mirrored["canaryRevision"]
+        route = world.store.get(
+            world.rtype("gateway.networking.k8s.io", "v1", "httproutes"), "default", "ranker-route"
+        )
+        [mirror] = [f for f in route["spec"]["rules"][0].get("filters", []) if f["type"] == "RequestMirror"]
+        assert mirror["requestMirror"]["percent"] == 100
+        done = world.wait_for_status(
+            "ranker", lambda s: s.get("stableModelVersion") == "2", timeout=120, what="model 2 promoted"
+        )
+    finally:
+        controller.stop()
+    shadow = done["history"][-1]
+    assert shadow["outcome"] == "Promoted"
+    [agreement] = [m for m in done["analysis"][0]["metrics"] if m["name"] == "agreement"]
+    assert agreement["verdict"] == "Pass"
+    assert agreement["canary"] < 0.02
+    assert mirrored_to(plane, canary) > 2000, "the shadow was judged on mirrored requests"
+
+
+@pytest.mark.parametrize("router", sorted(ROUTERS))
+def test_a_shadow_that_disagrees_on_ten_percent_is_rolled_back_before_any_user_request_reached_it(
+    router: str,
+    world: harness.World,
+    kubeconfig: pathlib.Path,
+    tmp_path: pathlib.Path,
+    plane: prometheus_server.PrometheusServer,
+) -> None:
+    routing, route = ROUTERS[router]
+    world.create(SHADOW_TEMPLATE)
+    world.create(route)
+    controller = judged_controller(kubeconfig, tmp_path, plane)
+    try:
+        world.create(
+            harness.release_body(
+                "ranker",
+                "1",
+                trafficRouting=routing,
+                strategy={"canary": {"steps": SHADOW_STEPS}},
+                gpuBudget=BUDGET,
+            )
+        )
+        world.wait_for_phase("ranker", "Succeeded")
+        world.patch_release("ranker", {"spec": {"model": {"version": "3"}}})
+        started = world.wait_for_status("ranker", lambda s: bool(s.get("canaryRevision")), what="the canary")
+        canary = started["canaryRevision"]
+        rolled = world.wait_for_phase("ranker", "RolledBack", timeout=120)
+    finally:
+        controller.stop()
+    assert rolled["reason"] == "AnalysisFailed"
+    assert rolled["analysis"][0]["rule"].startswith("agreement: evidence")
+    assert mirrored_to(plane, canary) > 0, "the canary was judged on mirrored copies"
+    assert served_to_users(plane, canary) == 0, "no user request ever reached the canary"
+
+
+@pytest.mark.parametrize("router", sorted(ROUTERS))
+def test_a_header_route_sends_the_cohort_to_the_canary_then_a_set_weight_replaces_it(
+    router: str, world: harness.World, controller: harness.Controller
+) -> None:
+    routing, route = ROUTERS[router]
+    world.create(route)
+    steps = [
+        {"setHeaderRoute": {"match": [{"header": "x-cohort", "exact": "beta"}]}},
+        {"pause": {}},
+        {"setWeight": 50},
+    ]
+    world.create(
+        harness.release_body("ranker", "1", trafficRouting=routing, strategy={"canary": {"steps": steps}})
+    )
+    world.wait_for_phase("ranker", "Succeeded")
+    world.patch_release("ranker", {"spec": {"model": {"version": "2"}}})
+    world.wait_for_phase("ranker", "Paused")
+    kind = (
+        ("gateway.networking.k8s.io", "v1", "httproutes")
+        if router == "gatewayAPI"
+        else ("networking.istio.io", "v1", "virtualservices")
+    )
+    name = route["metadata"]["name"]
+    held = world.store.get(world.rtype(*kind), "default", name)
+    rules = held["spec"]["rules"] if router == "gatewayAPI" else held["spec"]["http"]
+    [cohort] = [r for r in rules if r.get("name") == "modelrelease-ranker-header"]
+    assert "x-cohort" in str(cohort)
+    world.patch_release("ranker", {"metadata": {"annotations": {"modelrelease.dev/command-promote": "t1"}}})
+    world.wait_for_status("ranker", lambda s: s.get("stableModelVersion") == "2", timeout=60, what="promoted")
+    after = world.store.get(world.rtype(*kind), "default", name)
+    rules = after["spec"]["rules"] if router == "gatewayAPI" else after["spec"]["http"]
+    assert not [r for r in rules if r.get("name") == "modelrelease-ranker-header"], "cleared by the setWeight"
