@@ -242,7 +242,7 @@ def render_status(release: Obj, events: Sequence[Obj], now: datetime) -> str:
                 [
                     _mark(st, index),
                     step.label,
-                    f"{step.weight}%",
+                    step.describe_traffic(),
                     str(step.canary_replicas),
                     str(step.stable_replicas),
                     str(step.canary_replicas * gpus + step.stable_replicas * footprint.gpus_per_replica),

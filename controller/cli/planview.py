@@ -118,7 +118,7 @@ def _rows(item: ReleasePlan, plan: planning.RolloutPlan) -> list[tuple[str, str,
     return [
         (
             step.label,
-            describe_traffic(step),
+            step.describe_traffic(),
             str(step.canary_replicas),
             str(step.stable_replicas),
             str(_gpus(step, gpus, item.stable)),
@@ -128,16 +128,6 @@ def _rows(item: ReleasePlan, plan: planning.RolloutPlan) -> list[tuple[str, str,
 
 
 HEADERS = ("step", "weight", "canary", "stable", "GPUs")
-
-
-def describe_traffic(step: planning.PlannedStep) -> str:
-    """The canary's users (the weight), plus what else reaches it: mirrored copies, a header cohort."""
-    said = f"{step.weight}%"
-    if step.mirror:
-        said += f" + {step.mirror}% mirrored"
-    if step.header_route is not None:
-        said += " + header cohort"
-    return said
 
 
 def _title(item: ReleasePlan) -> str:

@@ -44,6 +44,15 @@ class PlannedStep:
     mirror: int = 0  # percent of the stable's requests copied to the canary while in this step
     header_route: modelrelease.SetHeaderRoute | None = None  # in force while in this step
 
+    def describe_traffic(self) -> str:
+        """The canary's users (the weight), plus what else reaches it: mirrored copies, a cohort."""
+        said = f"{self.weight}%"
+        if self.mirror:
+            said += f" + {self.mirror}% mirrored"
+        if self.header_route is not None:
+            said += " + header cohort"
+        return said
+
 
 @dataclass(frozen=True)
 class StableFootprint:

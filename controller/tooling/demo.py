@@ -54,6 +54,7 @@ NAMESPACE = "default"
 RELEASE_FILE = f"releases/{RELEASE}/release.yaml"
 VERSIONS = ("1", "2", "3")  # registered in the demo's MLflow registry, each validated
 SLACK_CHANNEL = "ml-releases"
+SHADOW_TEMPLATE = "shadow-slo"  # the release's first step mirrors traffic and is judged by it
 # The stand-in's credentials: files the controller reads, as it would read mounted Secrets.
 SLACK_TOKEN, SLACK_SECRET = "xoxb-demo-bot-token", "demo-signing-secret"
 
@@ -312,7 +313,7 @@ class Demo:
         self.repo = releaserepo.LocalReleaseRepo(self.work)
         first = self.repo.create_from_template(
             {f"{RELEASE}/release.yaml": DEMO / "release.yaml", f"{RELEASE}/route.yaml": DEMO / "route.yaml"},
-            [DEMO / "analysis-template.yaml"],
+            [DEMO / "analysis-template.yaml", DEMO / "shadow-template.yaml"],
         )
         self.sandbox.create(
             {
@@ -360,14 +361,20 @@ def summary(outcomes: Sequence[Outcome], registry: mlflowdemo.Registry | None = 
             ok = False
             lines.append("    expected the rollout logged as an MLflow run")
         for run in (a for a in outcome.status.analysis if a.verdict != verdicts.Verdict.RUNNING):
-            lines.append(f"    analysis at step {run.step_index}: {run.verdict.value}")
+            where = "the shadow (step 0)" if run.template == SHADOW_TEMPLATE else f"step {run.step_index}"
+            lines.append(f"    analysis at {where}: {run.verdict.value}")
             for metric in run.metrics:
                 needed = f"{1 / metric.alpha:.3g}" if metric.alpha else "-"
                 power = "-" if metric.power is None else f"{metric.power:.0%}"
+                # An agreement metric has no baseline: its value is the share that disagrees.
+                effect = (
+                    f"disagrees on {metric.canary:.2%}"
+                    if metric.baseline is None and metric.canary is not None
+                    else f"effect {_percent(metric.effect)}"
+                )
                 lines.append(
                     f"      {metric.name:<14} evidence {metric.evidence or 0:.3g} / {needed} to fail, "
-                    f"power {power}, effect {_percent(metric.effect)}, "
-                    f"canary requests {metric.canary_requests or 0:,}"
+                    f"power {power}, {effect}, canary requests {metric.canary_requests or 0:,}"
                 )
         if want is not None and (record is None or record.outcome != want):
             ok = False
@@ -375,6 +382,10 @@ def summary(outcomes: Sequence[Outcome], registry: mlflowdemo.Registry | None = 
         if outcome.version == "3" and record is not None and record.reason != "AnalysisFailed":
             ok = False
             lines.append("    expected the judge to roll it back (AnalysisFailed)")
+        shadow = next((a for a in outcome.status.analysis if a.template == SHADOW_TEMPLATE), None)
+        if want is not None and (shadow is None or shadow.verdict == verdicts.Verdict.RUNNING):
+            ok = False
+            lines.append("    expected its shadow step judged first")
         if outcome.version == "2":
             if outcome.approved_in_slack:
                 lines.append(f"    approved in Slack by {outcome.approved_in_slack} (an Approval object)")

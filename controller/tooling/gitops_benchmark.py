@@ -53,7 +53,7 @@ class Bench:
         self.repo = releaserepo.LocalReleaseRepo(work)
         self.repo.create_from_template(
             {f"{RELEASE}/release.yaml": DEMO / "release.yaml", f"{RELEASE}/route.yaml": DEMO / "route.yaml"},
-            [DEMO / "analysis-template.yaml"],
+            [DEMO / "analysis-template.yaml", DEMO / "shadow-template.yaml"],
         )
         self.sandbox.create(yaml.safe_load((DEMO / "route.yaml").read_text()))
         self.sandbox.create(

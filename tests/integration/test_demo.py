@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pathlib
 
+from analysis import verdicts
 from controller.resources import releasestatus
 from controller.tooling import demo
 
@@ -32,6 +33,15 @@ def test_the_demo_promotes_model_2_and_rolls_back_model_3_on_the_judges_evidence
     assert all(outcome.started_after is not None for outcome in outcomes)
     assert outcomes[1].written_back.splitlines()[3] == "Roll back fraud-detector to model version 2"
     assert "Modelrelease-Action: " in outcomes[1].written_back
+    # Each began with a shadow: model 2 agreed with stable, model 3 was stopped there, before any user.
+    shadows = [o.status.analysis[0] for o in outcomes]
+    assert [(s.template, s.verdict) for s in shadows] == [
+        ("shadow-slo", verdicts.Verdict.PASS),
+        ("shadow-slo", verdicts.Verdict.FAIL),
+    ]
+    agreement = next(m for m in shadows[0].metrics if m.name == "agreement")
+    assert agreement.canary is not None
+    assert agreement.canary < 0.02
     # Followed in Slack, and approved there: one thread per rollout, ending with its outcome.
     assert outcomes[0].approved_in_slack == "ada (Slack U0ADA)"
     assert "approved by ada (Slack U0ADA)" in outcomes[0].slack_thread
