@@ -44,16 +44,38 @@ def converge(turn: turn_.Turn, wants: dict[str, Want], traffic: actions.SetTraff
     if traffic is not None and (current is None or not current.matches(traffic)):
         if not adds_exposure(traffic, current):
             first.append(traffic)
-        elif is_ready_for(turn.obs, traffic):
-            last.append(traffic)
         else:
-            # Never route toward a workload that is not Ready, whatever the status says
-            # (e.g. resuming from a status older than the world): wait for it instead.
-            held = True
-            turn.wait_until(turn.now + turn_.POLL)
+            if (
+                current is not None
+                and traffic.canary_revision is not None
+                and current.canary_revision != traffic.canary_revision
+                and _reaches(current)
+            ):
+                # The new canary's first exposure (a shadow's mirror, a cohort) waits for it to be
+                # Ready, but what still reaches the previous canary is taken away first: the
+                # previous canary may be removed meanwhile.
+                quiet = actions.SetTrafficWeight(
+                    stable_revision=traffic.stable_revision,
+                    canary_revision=traffic.canary_revision,
+                    canary_weight=0,
+                )
+                first.append(quiet)
+            if is_ready_for(turn.obs, traffic):
+                last.append(traffic)
+            else:
+                # Never route toward a workload that is not Ready, whatever the status says
+                # (e.g. resuming from a status older than the world): wait for it instead.
+                held = True
+                turn.wait_until(turn.now + turn_.POLL)
     queued = [*first, *downs, *ups, *last]
     turn.act(*queued)
     return bool(queued) or held
+
+
+def _reaches(current: obs_.Traffic) -> bool:
+    return current.canary_revision is not None and bool(
+        current.canary_weight or current.mirror_percent or current.header_route
+    )
 
 
 def is_ready_for(observations: obs_.Observations, traffic: actions.SetTrafficWeight) -> bool:

@@ -69,21 +69,24 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     else:
         weights = sorted(draw(st.lists(st.integers(1, 100), min_size=1, max_size=4, unique=True)))
         steps: list[dict[str, Any]] = []
+        routed = "replicas" not in spec["router"]  # mirrors and header routes need a route object
+        kinds: list[dict[str, Any]] = [
+            {"analysis": {"template": "t", "maxDuration": "15m"}},
+            {"pause": {"duration": "3m"}},
+            {"pause": {}},
+            {"approval": {}},
+        ]
+        if routed:
+            kinds.append({"setHeaderRoute": {"match": [{"header": "x-cohort", "exact": "beta"}]}})
+            if draw(st.booleans()):
+                percent = draw(st.sampled_from([25, 100]))
+                steps.append(
+                    {"shadow": {"percent": percent, "analysis": {"template": "t", "maxDuration": "15m"}}}
+                )
         for weight in weights:
             steps.append({"setWeight": weight})
             for _ in range(draw(st.integers(0, 2))):
-                steps.append(
-                    draw(
-                        st.sampled_from(
-                            [
-                                {"analysis": {"template": "t", "maxDuration": "15m"}},
-                                {"pause": {"duration": "3m"}},
-                                {"pause": {}},
-                                {"approval": {}},
-                            ]
-                        )
-                    )
-                )
+                steps.append(draw(st.sampled_from(kinds)))
         spec["steps"] = steps
         if draw(st.booleans()):
             # Its verdict is the script's for step index -1 (the last of the eight).
@@ -239,7 +242,9 @@ def _apply_change(run: w.Run, kind: str, spec_args: dict[str, Any]) -> None:
         run.world.model_version = "8"
         run.set_spec(builders.release_spec(version="8", **spec_args))
     elif "steps" in spec_args:
-        edited = [{"setWeight": 1}, *spec_args["steps"]]
+        steps = spec_args["steps"]
+        shadow = 1 if steps and "shadow" in steps[0] else 0  # a shadow stays first (before any weight)
+        edited = [*steps[:shadow], {"setWeight": 1}, *steps[shadow:]]
         run.set_spec(
             builders.release_spec(version=run.spec.model.version or "7", **{**spec_args, "steps": edited})
         )

@@ -104,3 +104,19 @@ def test_the_replica_router_refuses_shadows_and_header_routes_naming_the_step(
 def test_a_shadow_after_users_reached_the_canary_is_refused() -> None:
     with pytest.raises(pydantic.ValidationError, match="put it before the first setWeight above 0"):
         builders.release_spec(steps=[{"setWeight": 10}, SHADOW])
+
+
+def test_a_new_version_starting_with_a_shadow_takes_traffic_off_the_previous_canary_before_removing_it() -> (
+    None
+):
+    # Found by the property tests: the shadow's mirror waits for the new canary to be Ready, and
+    # the old canary (still at 20 %) was deleted meanwhile. The world raises if traffic ever goes
+    # to a workload that is not Ready.
+    steps: list[dict[str, Any]] = [SHADOW, {"setWeight": 20}, {"pause": {}}, {"setWeight": 50}]
+    run = serving(steps)
+    run.until(lambda r: r.world.traffic is not None and r.world.traffic.canary_weight == 20)
+    run.world.model_version = "8"
+    run.set_spec(builders.release_spec(version="8", steps=steps))  # model 8 while 7 is at 20 %
+    run.until(lambda r: r.world.traffic is not None and r.world.traffic.mirror_percent == 50)
+    assert run.world.traffic is not None
+    assert run.world.traffic.canary_weight == 0
