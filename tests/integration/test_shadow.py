@@ -104,14 +104,14 @@ def judged_controller(
     return harness.Controller(kubeconfig, tmp_path / "controller.log", *flags).start()
 
 
-def served_to_users(prometheus: prometheus_server.PrometheusServer, revision: str) -> float:
-    rows = prometheus.query(f'inference_requests_total{{source="user", revision="{revision}"}}')
-    return sum(float(row["value"][1]) for row in rows)  # type: ignore[index]
-
-
-def mirrored_to(prometheus: prometheus_server.PrometheusServer, revision: str) -> float:
-    rows = prometheus.query(f'inference_requests_total{{source="mirror", revision="{revision}"}}')
-    return sum(float(row["value"][1]) for row in rows)  # type: ignore[index]
+def requests_to(
+    prometheus: prometheus_server.PrometheusServer, revision: str, source: str
+) -> tuple[float, int]:
+    """(requests, series) the canary's pods counted from `source` (user or mirror), read over the last
+    ten minutes: a rolled-back canary's pods are gone, and their series with them at the instant."""
+    query = f'max_over_time(inference_requests_total{{source="{source}", revision="{revision}"}}[10m])'
+    rows = prometheus.query(query)
+    return sum(float(row["value"][1]) for row in rows), len(rows)  # type: ignore[index]
 
 
 def test_a_shadow_that_agrees_passes_then_the_canary_steps_promote_it(
@@ -153,7 +153,7 @@ def test_a_shadow_that_agrees_passes_then_the_canary_steps_promote_it(
     [agreement] = [m for m in done["analysis"][0]["metrics"] if m["name"] == "agreement"]
     assert agreement["verdict"] == "Pass"
     assert agreement["canary"] < 0.02
-    assert mirrored_to(plane, canary) > 2000, "the shadow was judged on mirrored requests"
+    assert requests_to(plane, canary, "mirror")[0] > 2000, "the shadow was judged on mirrored requests"
 
 
 @pytest.mark.parametrize("router", sorted(ROUTERS))
@@ -187,8 +187,10 @@ def test_a_shadow_that_disagrees_on_ten_percent_is_rolled_back_before_any_user_r
         controller.stop()
     assert rolled["reason"] == "AnalysisFailed"
     assert rolled["analysis"][0]["rule"].startswith("agreement: evidence")
-    assert mirrored_to(plane, canary) > 0, "the canary was judged on mirrored copies"
-    assert served_to_users(plane, canary) == 0, "no user request ever reached the canary"
+    assert requests_to(plane, canary, "mirror")[0] > 0, "the canary was judged on mirrored copies"
+    users, series = requests_to(plane, canary, "user")
+    assert series > 0, "the canary's pods were scraped"
+    assert users == 0, "no user request ever reached the canary"
 
 
 @pytest.mark.parametrize("router", sorted(ROUTERS))
