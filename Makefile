@@ -37,8 +37,10 @@ prometheus:
 		$$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
+# Two workers, each taking whole test files (module fixtures stay shared): every test still runs
+# once; most of the suite waits on processes (Prometheus, MLflow, the controller), not on a core.
 pytest: $(STAMP) prometheus
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 benchmark: $(STAMP)
 	$(BIN)/python -m analysis.tooling.judge_benchmark --out docs/benchmarks.md
