@@ -25,6 +25,7 @@ from analysis import verdicts
 from controller import errors
 from controller.adapters import kubeapi
 from controller.adapters.releases import release_path
+from controller.cli import pipes
 from controller.domain import planning
 from controller.resources import commands, meta, modelrelease, releasestatus
 
@@ -429,6 +430,10 @@ def build_parser(prog: str = "kubectl modelrelease") -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "kubectl modelrelease") -> int:
+    return pipes.quiet_on_closed_pipe(lambda: _main(argv, prog))
+
+
+def _main(argv: Sequence[str] | None, prog: str) -> int:
     args = build_parser(prog).parse_args(argv)
     try:
         cluster = Cluster(args.kubeconfig, args.context, args.namespace)

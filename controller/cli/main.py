@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from controller import crdgen, releasetree
-from controller.cli import changes, ctl, judging, planview, validation
+from controller.cli import changes, ctl, judging, pipes, planview, validation
 from controller.resources import kinds
 from controller.runtime import settings as settings_defaults
 
@@ -19,6 +19,10 @@ DEFAULT_CRD_DIR = Path("crds")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    return pipes.quiet_on_closed_pipe(lambda: _main(argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
     if given[:1] == ["ctl"]:  # everything after it is the plugin's, --help included
         return ctl.main(given[1:], prog="modelrelease ctl")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import git
@@ -199,3 +201,15 @@ def test_plan_against_a_base_shows_only_the_releases_a_change_touches(
     assert "ModelRelease embeddings" in capsys.readouterr().out  # uses the changed template
     assert cli.main(["plan", str(repo), "--base", "no-such-ref"]) == 2
     assert "no commit named 'no-such-ref'" in capsys.readouterr().err
+
+
+def test_output_into_a_reader_that_stopped_ends_quietly_like_a_unix_tool(tmp_path: Path) -> None:
+    (tmp_path / "release.yaml").write_text(RELEASE.replace("STEP", "50"))
+    command = [str(Path(sys.executable).parent / "modelrelease"), "plan", str(tmp_path / "release.yaml")]
+    # The reader (`| head -1` that already had its line) has gone before the command writes.
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert child.stdout is not None
+    child.stdout.close()
+    _, said = child.communicate(timeout=60)
+    assert "Traceback" not in said.decode(), said.decode()
+    assert child.returncode == 141
