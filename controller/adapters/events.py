@@ -141,8 +141,10 @@ class EventNotifier:
         name = build_event_name(release.name, release.uid, "approval", action.key)
         message = (
             f"step {action.step_index} of revision {action.revision} "
-            f"(model version {action.model_version}) waits for approval: create an Approval with "
-            f"release {release.name}, revision {action.revision}, step {action.step_index}"
+            f"(model version {action.model_version}) waits for approval: "
+            f"kubectl modelrelease approve {release.name} -n {release.namespace}"
+            + (f", or Approve in Slack {action.channel}" if action.slack and action.channel else "")
+            + f" (an Approval for revision {action.revision}, step {action.step_index})"
         )
         self._events.post(release, name, NORMAL, "ApprovalRequested", message)
 

@@ -120,7 +120,10 @@ def test_approval_gate_waits_for_an_approval_object_and_records_who_approved(
     deploy_first(world, strategy={"canary": {"steps": steps, "scaleDownDelay": "0s"}})
     move_to(world, "2")
     waiting = world.wait_for_phase("ranker", "AwaitingApproval")
-    assert any(e["reason"] == "ApprovalRequested" for e in world.events())
+    [asked] = [e for e in world.events() if e["reason"] == "ApprovalRequested"]
+    assert (
+        f"waits for approval: kubectl modelrelease approve ranker -n {harness.NAMESPACE}" in asked["message"]
+    )
     world.create(
         {
             "apiVersion": "modelrelease.dev/v1alpha1",
