@@ -54,11 +54,40 @@ class RequestCounts:
             return dict(self._counts)
 
 
+@attrs.frozen
+class Access:
+    """One kind of call, as Kubernetes RBAC sees it: who, which verb, on what, and where."""
+
+    client: str  # the User-Agent
+    verb: str  # get, list, watch, create, update, patch, delete
+    group: str  # "" for the core group
+    resource: str  # the plural, with "/<subresource>" for status, scale, …
+    namespaced: bool  # False: a cluster-wide call (a list or watch across namespaces, or a cluster resource)
+
+
+class AccessRecord:
+    """The distinct calls each client made — the set an RBAC Role must allow, and no more than
+    that: a set (bounded by the API's shape), never a log of requests."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: set[Access] = set()
+
+    def note(self, access: Access) -> None:
+        with self._lock:
+            self._seen.add(access)
+
+    def snapshot(self, client_prefix: str = "") -> frozenset[Access]:
+        with self._lock:
+            return frozenset(a for a in self._seen if a.client.startswith(client_prefix))
+
+
 @attrs.define(kw_only=True)
 class EmulatedApiServer(kmock.KubernetesScaffold):
     store: store.Store = attrs.field(factory=store.Store)
     faults: faults_.FaultInjector = attrs.field(factory=faults_.FaultInjector)
     requests: RequestCounts = attrs.field(factory=lambda: RequestCounts())
+    access: AccessRecord = attrs.field(factory=lambda: AccessRecord())
     _wakeups: set[asyncio.Event] = attrs.field(factory=set, init=False)
     _loop: asyncio.AbstractEventLoop | None = attrs.field(default=None, init=False)
     _closing: bool = attrs.field(default=False, init=False)
@@ -133,6 +162,10 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
             plural = NAMESPACES_ALIAS.get(resource.plural, resource.plural)
             rtype = self.store.find_type(resource.group or "", resource.version or "", plural)
             name = request.name or _body_name(request)
+            subresource = f"/{request.subresource}" if request.subresource else ""
+            self.access.note(
+                Access(client, verb, rtype.group, rtype.plural + subresource, bool(request.namespace))
+            )
             fault = self.faults.take(verb, rtype.plural, name, request.subresource, client)
             if fault is not None:
                 await self._inject(fault)

@@ -102,3 +102,23 @@ def test_the_sandbox_keeps_bounded_history_however_many_requests_it_serves(
         api.get(f"{CONFIGMAPS}/busy")
     assert sandbox.server.requests.total() >= 3000
     assert len(sandbox.server._requests) <= apiserver.KEPT_REQUESTS + 1
+
+
+def test_the_server_records_each_kind_of_call_as_rbac_sees_it_once_however_often_it_is_made(
+    sandbox: cluster.SandboxCluster, api: kubeapi.KubeApi
+) -> None:
+    releases = "/apis/modelrelease.dev/v1alpha1/namespaces/default/modelreleases"
+    api.create(CONFIGMAPS, {"metadata": {"name": "seen"}})
+    for index in range(20):
+        api.merge_patch(f"{CONFIGMAPS}/seen", {"data": {"n": str(index)}})
+    api.get("/apis/modelrelease.dev/v1alpha1/modelreleases")  # across namespaces
+    with pytest.raises(errors.NotFoundError):
+        api.merge_patch(f"{releases}/ghost/status", {"status": {}})
+    calls = {(a.verb, a.group, a.resource, a.namespaced) for a in sandbox.server.access.snapshot()}
+    assert {
+        ("create", "", "configmaps", True),
+        ("patch", "", "configmaps", True),
+        ("list", "modelrelease.dev", "modelreleases", False),
+        ("patch", "modelrelease.dev", "modelreleases/status", True),
+    } <= calls
+    assert len([c for c in calls if c[2] == "configmaps"]) == 2, "twenty patches are one kind of call"
