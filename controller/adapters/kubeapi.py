@@ -137,6 +137,14 @@ class KubeApi:
     def delete(self, path: str, body: Obj | None = None) -> Obj:
         return self.request("DELETE", path, body=body)
 
+    def list_in(self, api_version: str, plural: str, namespaces: tuple[str, ...]) -> list[Obj]:
+        """The objects in these namespaces, or in all of them when none are named."""
+        return [
+            item
+            for namespace in namespaces or (None,)
+            for item in self.get(build_path(api_version, plural, namespace)).get("items") or []
+        ]
+
 
 def _error(method: str, path: str, code: int, text: str) -> errors.ModelReleaseError:
     try:

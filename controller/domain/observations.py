@@ -76,6 +76,13 @@ class Traffic(schema.Frozen):
     mirror_percent: int = 0
     header_route: modelrelease.SetHeaderRoute | None = None
 
+    @property
+    def reaches_canary(self) -> bool:
+        """Whether any request — served, mirrored or header-matched — goes to the canary now."""
+        return self.canary_revision is not None and bool(
+            self.canary_weight or self.mirror_percent or self.header_route
+        )
+
     def matches(self, action: actions.SetTrafficWeight) -> bool:
         return (
             self.stable_revision,

@@ -198,13 +198,13 @@ def _plan_canary(
         elif step.shadow is not None:
             # The canary takes `percent` of the stable's load on top of no user traffic: sized like a
             # canary at that share, beside a stable that still serves everyone.
-            mirrored, stable = sizer.canary_step(label, 0, step.shadow.percent)
+            mirrored, beside = sizer.canary_step(label, 0, step.shadow.percent)
             steps.append(
                 PlannedStep(
                     StepKind.SHADOW,
                     label,
                     mirrored,
-                    stable,
+                    beside,
                     weight,
                     analysis=step.shadow.analysis,
                     mirror=step.shadow.percent,

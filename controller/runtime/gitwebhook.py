@@ -94,18 +94,12 @@ class PushReceiver:
         return HTTPStatus.ACCEPTED, {"syncing": requested}
 
     def _sources(self) -> list[kinds.GitSource]:
-        paths = (
-            [kubeapi.build_path(meta.API_VERSION, "gitsources", ns) for ns in self._namespaces]
-            if self._namespaces
-            else [kubeapi.build_path(meta.API_VERSION, "gitsources", None)]
-        )
         found = []
-        for path in paths:
-            for item in self._api.get(path).get("items") or []:
-                try:
-                    found.append(kinds.from_cluster(kinds.GitSource, item))
-                except ValueError as error:  # its own timer reports it; here it cannot verify anything
-                    LOGGER.warning(
-                        "GitSource %s: invalid, skipped: %s", item.get("metadata", {}).get("name"), error
-                    )
+        for item in self._api.list_in(meta.API_VERSION, "gitsources", self._namespaces):
+            try:
+                found.append(kinds.from_cluster(kinds.GitSource, item))
+            except ValueError as error:  # its own timer reports it; here it cannot verify anything
+                LOGGER.warning(
+                    "GitSource %s: invalid, skipped: %s", item.get("metadata", {}).get("name"), error
+                )
         return found

@@ -93,19 +93,13 @@ class AliasReceiver:
         return HTTPStatus.ACCEPTED, {"looking": woken}
 
     def _followers(self, model: str, alias: str) -> list[kinds.ModelRelease]:
-        paths = (
-            [kubeapi.build_path(meta.API_VERSION, "modelreleases", ns) for ns in self._namespaces]
-            if self._namespaces
-            else [kubeapi.build_path(meta.API_VERSION, "modelreleases", None)]
-        )
         found = []
-        for path in paths:
-            for item in self._api.get(path).get("items") or []:
-                try:
-                    release = kinds.from_cluster(kinds.ModelRelease, item)
-                except pydantic.ValidationError:
-                    continue  # its own reconcile reports it
-                follow = release.spec.model.follow
-                if release.spec.model.name == model and follow is not None and follow.alias == alias:
-                    found.append(release)
+        for item in self._api.list_in(meta.API_VERSION, "modelreleases", self._namespaces):
+            try:
+                release = kinds.from_cluster(kinds.ModelRelease, item)
+            except pydantic.ValidationError:
+                continue  # its own reconcile reports it
+            follow = release.spec.model.follow
+            if release.spec.model.name == model and follow is not None and follow.alias == alias:
+                found.append(release)
         return found

@@ -361,7 +361,7 @@ def summary(outcomes: Sequence[Outcome], registry: mlflowdemo.Registry | None = 
             ok = False
             lines.append("    expected the rollout logged as an MLflow run")
         for run in (a for a in outcome.status.analysis if a.verdict != verdicts.Verdict.RUNNING):
-            where = "the shadow (step 0)" if run.template == SHADOW_TEMPLATE else f"step {run.step_index}"
+            where = ("the shadow, " if run.template == SHADOW_TEMPLATE else "") + f"step {run.step_index}"
             lines.append(f"    analysis at {where}: {run.verdict.value}")
             for metric in run.metrics:
                 needed = f"{1 / metric.alpha:.3g}" if metric.alpha else "-"

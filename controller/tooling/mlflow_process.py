@@ -62,15 +62,9 @@ class MlflowServer:
         return self
 
     def stop(self) -> None:
-        if self._process is None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        self._process = None
+        if self._process is not None:
+            processes.stop(self._process)
+            self._process = None
 
     def __enter__(self) -> MlflowServer:
         return self.start()

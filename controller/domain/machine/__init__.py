@@ -48,17 +48,13 @@ def advance(
     now: datetime,
 ) -> Move:
     move = _advance_release(spec, status, observations, now)
-    if move.actions or move.status != status:
-        return move
-    # Last, when the release itself is settled: what a rollback owes Git, then the registry.
-    move = endings.write_back_owed(turn_.Turn(spec, status, observations, now), move)
-    if move.actions or move.status != status:
-        return move
-    move = endings.registry_owed(turn_.Turn(spec, status, observations, now), move)
-    if move.actions or move.status != status:
-        return move
-    # And a version the followed alias moved to, proposed in Git.
-    return proposals.propose_owed(turn_.Turn(spec, status, observations, now), move)
+    # Last, when the release itself is settled, one at a time: what a rollback owes Git, what
+    # rollouts owe the registry, and a version the followed alias moved to, proposed in Git.
+    for settle in (endings.write_back_owed, endings.registry_owed, proposals.propose_owed):
+        if move.actions or move.status != status:
+            return move
+        move = settle(turn_.Turn(spec, status, observations, now), move)
+    return move
 
 
 def _advance_release(

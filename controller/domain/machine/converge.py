@@ -49,7 +49,7 @@ def converge(turn: turn_.Turn, wants: dict[str, Want], traffic: actions.SetTraff
                 current is not None
                 and traffic.canary_revision is not None
                 and current.canary_revision != traffic.canary_revision
-                and _reaches(current)
+                and current.reaches_canary
             ):
                 # The new canary's first exposure (a shadow's mirror, a cohort) waits for it to be
                 # Ready, but what still reaches the previous canary is taken away first: the
@@ -70,12 +70,6 @@ def converge(turn: turn_.Turn, wants: dict[str, Want], traffic: actions.SetTraff
     queued = [*first, *downs, *ups, *last]
     turn.act(*queued)
     return bool(queued) or held
-
-
-def _reaches(current: obs_.Traffic) -> bool:
-    return current.canary_revision is not None and bool(
-        current.canary_weight or current.mirror_percent or current.header_route
-    )
 
 
 def is_ready_for(observations: obs_.Observations, traffic: actions.SetTrafficWeight) -> bool:

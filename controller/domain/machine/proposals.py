@@ -12,6 +12,7 @@ each minute while Git fails; the alias is looked at every `pollInterval` even wi
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 from controller.domain import actions
@@ -32,9 +33,7 @@ def propose_owed(turn: turn_.Turn, idle: turn_.Move) -> turn_.Move:
     follow, pinned = turn.spec.model.follow, turn.spec.model.version
     if follow is None or pinned is None:
         return idle
-    polled = turn_.Move(
-        idle.status, idle.actions, idle.events, earliest(idle.wake_at, turn.now + follow.poll_interval)
-    )
+    poll_at = earliest(idle.wake_at, turn.now + follow.poll_interval)  # the backstop to the webhook
     owed, seen = turn.status.proposal, turn.obs.followed_version
     if seen is not None and seen != pinned and (owed is None or owed.version != seen):
         identity = turn.obs.release
@@ -51,9 +50,9 @@ def propose_owed(turn: turn_.Turn, idle: turn_.Move) -> turn_.Move:
             f"proposing it in Git (spec pins {pinned})",
             key=f"proposed/{proposal.key}",
         )
-        return turn.move(polled.wake_at)
+        return turn.move(poll_at)
     if owed is None or owed.commit is not None:
-        return polled
+        return dataclasses.replace(idle, wake_at=poll_at)
     if seen == pinned:  # the alias went back to what Git pins before the bump was committed
         turn.change(changes.proposal_withdrawn(turn.status))
         turn.event(
@@ -61,7 +60,7 @@ def propose_owed(turn: turn_.Turn, idle: turn_.Move) -> turn_.Move:
             f"alias {follow.alias} is back on version {pinned}: version {owed.version} not proposed",
             key=f"withdrawn/{owed.key}",
         )
-        return turn.move(polled.wake_at)
+        return turn.move(poll_at)
     found = turn.obs.proposed
     if found is not None and found.key == owed.key:
         outcome = (
@@ -72,9 +71,9 @@ def propose_owed(turn: turn_.Turn, idle: turn_.Move) -> turn_.Move:
         )
         turn.change(changes.proposal_committed(turn.status, found.commit, outcome))
         turn.event("ModelVersionBumped", outcome, key=f"bumped/{owed.key}")
-        return turn.move(polled.wake_at)
+        return turn.move(poll_at)
     if owed.attempted_at is not None and turn.now < owed.attempted_at + RETRY:
-        return turn.move(earliest(polled.wake_at, owed.attempted_at + RETRY))
+        return turn.move(earliest(poll_at, owed.attempted_at + RETRY))
     turn.change(changes.proposal_attempted(turn.status, turn.now))
     turn.act(
         actions.ProposeBump(
@@ -86,4 +85,4 @@ def propose_owed(turn: turn_.Turn, idle: turn_.Move) -> turn_.Move:
             target=follow.target,
         )
     )
-    return turn.move(polled.wake_at)
+    return turn.move(poll_at)
