@@ -139,10 +139,12 @@ class RouteRouter(abc.ABC):
                 self._write_routes(quiet, release, 0, None)
                 self._patch_route(release, quiet)
             self._services.ensure_tracks(release, action)
+        # The production Service (what in-cluster clients may call past the route) selects the stable
+        # revision only: only the route, which the judge's weights govern, ever reaches a canary.
         self._services.ensure(
             release,
             services.production_service(release.name),
-            {labels.RELEASE: naming.release_label(release.name)},
+            {labels.RELEASE: naming.release_label(release.name), labels.REVISION: action.stable_revision},
             {},
         )
         route = self.write_weights(self.fetch_route(release), release, stable_weight, canary_weight)

@@ -31,6 +31,13 @@ def first_deploy(turn: turn_.Turn, target: changes.Target) -> turn_.Move:
     workload = turn.obs.workloads.get(name)
     warm, warm_at = turn.warm(workload, replicas)
     if warm:
+        # Route to it before calling it stable: a route still aimed at the production Service
+        # would otherwise reach the next rollout's canary the moment its pods are Ready.
+        traffic = actions.SetTrafficWeight(
+            stable_revision=target.revision, canary_revision=None, canary_weight=0
+        )
+        if converge.converge(turn, {name: Want(replicas)}, traffic):
+            return turn.move()
         message = f"serving model {target.model_version} (revision {target.revision})"
         turn.change(changes.first_deploy_done(st, target, replicas, message))
         endings.owe_promotion(turn, target)

@@ -5,6 +5,7 @@ missing route a permanent error that names it."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -164,6 +165,19 @@ def test_track_services_select_one_revision_each_and_move_only_after_their_weigh
     assert api.patches[0][1]["spec"]["rules"][0]["backendRefs"][1]["weight"] == 0
     assert paths.index(f"{SERVICES}/fraud-canary") > 0
     assert _selects(api, "fraud-canary") == "rev-newer"
+
+
+@pytest.mark.parametrize("build", [_gateway, _istio])
+def test_with_a_route_the_production_service_selects_the_stable_revision_only(
+    build: Callable[[], tuple[fake_api.FakeApi, Any, ports.ReleaseRef]],
+) -> None:
+    # A client calling the Service past the route (or a route still aimed at it) never reaches a canary.
+    api, router, release = build()
+    router.apply_weight(release, _weight(50))
+    assert _selects(api, "fraud") == STABLE
+    promoted = actions.SetTrafficWeight(stable_revision=CANARY, canary_revision=None, canary_weight=0)
+    router.apply_weight(release, promoted)
+    assert _selects(api, "fraud") == CANARY
 
 
 def test_a_route_edited_since_it_was_read_is_not_overwritten() -> None:

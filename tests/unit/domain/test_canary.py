@@ -47,6 +47,24 @@ def test_the_first_deploy_becomes_stable_without_steps_once_it_is_warm() -> None
     assert [a.version for a in world.executed(actions.PromoteModel)] == ["6"]
 
 
+def test_the_first_deploy_is_routed_to_before_it_is_called_stable() -> None:
+    # A route still aimed at the production Service when the next rollout begins would reach its canary.
+    # Decision by decision: the spec may change between any two (the runtime writes each status).
+    world = w.World(model_version="6")
+    spec, status = builders.release_spec(version="6"), releasestatus.ModelReleaseStatus()
+    for _ in range(200):
+        decision = engine.reconcile(spec, status, world.observe(), now=world.now)
+        for action in decision.actions:
+            world.execute(action)
+        status = decision.status
+        if status.phase == Phase.SUCCEEDED:
+            break
+        world.tick(decision.requeue_after or timedelta(seconds=5))
+    assert status.phase == Phase.SUCCEEDED
+    assert world.traffic is not None, "routed to before Succeeded"
+    assert world.traffic.stable_revision == status.stable_revision
+
+
 def test_the_canary_deployment_is_named_after_the_release_and_its_revision() -> None:
     run = deployed()
     run.reconcile()
