@@ -4,8 +4,13 @@ so CI is reproducible; the "ci" profile (the default) runs at least 200 examples
 from __future__ import annotations
 
 import os
+import pathlib
+import tempfile
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from tests.integration import access
 
 settings.register_profile(
     "ci",
@@ -18,3 +23,45 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=30, deadline=None, derandomize=True, database=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# ---- deploy/'s RBAC against the calls the integration suite recorded (tests/integration/access.py) ----
+
+INTEGRATION = pathlib.Path(__file__).parent / "integration"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # One folder for this run, inherited by pytest-xdist's workers (started after this hook).
+    if not hasattr(config, "workerinput") and access.ACCESS_DIR_VARIABLE not in os.environ:
+        os.environ[access.ACCESS_DIR_VARIABLE] = tempfile.mkdtemp(prefix="modelrelease-access-")
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # On the controlling process this sees every worker's reports too.
+    if report.when == "call" and report.passed:
+        _passed_files.add(report.nodeid.split("::")[0])
+
+
+_passed_files: set[str] = set()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """When every integration test file ran and passed: each rule deploy/ grants the controller was used."""
+    options = session.config.option
+    if hasattr(session.config, "workerinput") or exitstatus != 0 or options.keyword or options.markexpr:
+        return
+    folder = pathlib.Path(os.environ.get(access.ACCESS_DIR_VARIABLE, ""))
+    files = {f"tests/integration/{p.name}" for p in INTEGRATION.glob("test_*.py")}
+    if not folder.is_dir() or not files <= _passed_files:
+        return  # a partial run: some calls may not have been made
+    unused = access.unused_rules(
+        access.controller_rules(access.rbac_objects()), access.recorded_calls(folder)
+    )
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if unused:
+        message = "deploy/rbac.yaml grants what the controller never used in the integration suite:\n  "
+        if reporter is not None:
+            reporter.write_line(message + "\n  ".join(unused), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif reporter is not None:
+        reporter.write_line("deploy/rbac.yaml: every rule was used by the integration suite")

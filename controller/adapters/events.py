@@ -37,9 +37,15 @@ def _release_object(namespace: str, name: str, uid: str) -> dict[str, str]:
 
 
 class KubeEvents:
-    def __init__(self, api: kubeapi.KubeApi, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        api: kubeapi.KubeApi,
+        clock: Callable[[], datetime],
+        on_warning: Callable[[str], None] | None = None,
+    ) -> None:
         self._api = api
         self._clock = clock
+        self._on_warning = on_warning  # told each Warning's reason as it is posted (the metrics count them)
 
     def post_warning(self, release: ports.ReleaseRef, reason: str, message: str, *identity: str) -> bool:
         name = build_event_name(release.name, release.uid, *identity)
@@ -86,6 +92,8 @@ class KubeEvents:
         message: str,
         involved: dict[str, str],
     ) -> bool:
+        if event_type == WARNING and self._on_warning is not None:
+            self._on_warning(reason)
         stamp = self._clock().strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {
             "apiVersion": "v1",

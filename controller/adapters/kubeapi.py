@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -46,6 +46,8 @@ class KubeApi:
         self._client = api_client
         self._client.user_agent = USER_AGENT
         self._timeout = timeout
+        # Told (method, HTTP code; 0 for no answer) of each call that fails: the metrics count them.
+        self.on_failure: Callable[[str, int], None] | None = None
 
     @property
     def configuration(self) -> Any:
@@ -90,11 +92,18 @@ class KubeApi:
                 retries=False,
             )
         except urllib3.exceptions.HTTPError as exc:
+            self._failed(method, 0)
             raise errors.UnavailableError(f"{method} {path}: {exc}") from exc
         text = response.data.decode() if response.data else ""
         if 200 <= response.status < 300:
             return json.loads(text) if text else {}
+        self._failed(method, response.status)
         raise _error(method, path, response.status, text)
+
+    def _failed(self, method: str, code: int) -> None:
+        # 404 and 409 are answers the controller expects (not there yet; written meanwhile, exists).
+        if self.on_failure is not None and code not in (404, 409):
+            self.on_failure(method, code)
 
     def stream(self, path: str, query: dict[str, str]) -> Iterator[Obj]:
         """A watch: one decoded event per line until the server ends the response."""
@@ -111,8 +120,10 @@ class KubeApi:
                 timeout=urllib3.Timeout(connect=self._timeout),
             )
         except urllib3.exceptions.HTTPError as exc:
+            self._failed("WATCH", 0)
             raise errors.UnavailableError(f"GET {path}: {exc}") from exc
         if not 200 <= response.status < 300:
+            self._failed("WATCH", response.status)
             raise _error("GET", path, response.status, response.data.decode())
         pending = b""
         try:

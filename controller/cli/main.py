@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -143,6 +144,17 @@ def _parser() -> argparse.ArgumentParser:
         "--webhook-host", "--git-webhook-host", dest="webhook_host", default="0.0.0.0", help="their address"
     )
     run.add_argument("--git-cache-dir", help="folder for repository clones (default: the temp folder)")
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve the controller's metrics on /metrics on this port (0: any free)",
+    )
+    run.add_argument("--metrics-host", default="0.0.0.0", help="address of /metrics")
+    run.add_argument(
+        "--health-port",
+        type=int,
+        help="serve Kopf's liveness endpoint /healthz on this port, for the Deployment's probes",
+    )
     registry = run.add_argument_group("model registry")
     registry.add_argument(
         "--registry",
@@ -184,6 +196,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     slack.add_argument("--slack-api-url", default=SLACK_API, help=f"Slack Web API base (default {SLACK_API})")
     run.set_defaults(handler=_run)
+    run.epilog = (
+        f"Every option can also come from the environment, e.g. {ENV_PREFIX}PROMETHEUS for --prometheus "
+        "(repeatable ones comma-separated, switches as true/false): deploy/ sets them from a ConfigMap. "
+        "A flag on the command line wins."
+    )
+    apply_environment(run, os.environ)
 
     judging.add_commands(commands)
 
@@ -202,6 +220,41 @@ def _parser() -> argparse.ArgumentParser:
 
 
 SLACK_API = "https://slack.com/api/"
+
+
+ENV_PREFIX = "MODELRELEASE_"
+
+
+def apply_environment(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    """Defaults for `parser`'s options from MODELRELEASE_<OPTION> variables; a bad value exits naming
+    the variable, as a bad flag would."""
+    defaults: dict[str, object] = {}
+    for action in parser._actions:
+        if not any(o.startswith("--") for o in action.option_strings) or action.dest == "help":
+            continue
+        variable = ENV_PREFIX + action.dest.upper()
+        raw = environ.get(variable)
+        if raw is None or raw == "":
+            continue
+        try:
+            defaults[action.dest] = _convert(action, raw)
+        except ValueError as exc:
+            parser.error(f"{variable}={raw!r}: {exc}")
+    parser.set_defaults(**defaults)
+
+
+def _convert(action: argparse.Action, raw: str) -> object:
+    if isinstance(action, argparse._StoreTrueAction):
+        if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError("expected true or false")
+        return raw.lower() in ("true", "1", "yes")
+    convert = action.type if callable(action.type) else str
+    if isinstance(action, argparse._AppendAction):
+        return [convert(part.strip()) for part in raw.split(",") if part.strip()]
+    value = convert(raw)
+    if action.choices is not None and value not in action.choices:
+        raise ValueError(f"expected one of {', '.join(map(str, action.choices))}")
+    return value
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -241,6 +294,9 @@ def _run(args: argparse.Namespace) -> int:
         prometheus_token_file=args.prometheus_token_file,
         webhook_port=args.webhook_port,
         webhook_host=args.webhook_host,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
+        health_port=args.health_port,
         git_cache_dir=args.git_cache_dir,
         slack_token_file=args.slack_token_file,
         slack_signing_secret_file=args.slack_signing_secret_file,

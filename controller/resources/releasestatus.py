@@ -122,6 +122,9 @@ class RolloutRecord(schema.Frozen):
     message: str = ""
     started_at: datetime | None = None
     ended_at: datetime
+    waited_for_people_seconds: float = Field(
+        0.0, description="Of the rollout's time, how long it waited for people (open pauses, approvals)."
+    )
     mlflow_run: str | None = Field(
         None, description="The MLflow run this rollout was logged as (experiment modelrelease), once logged."
     )
@@ -233,6 +236,9 @@ class ModelReleaseStatus(schema.Frozen):
     rollout_started_at: datetime | None = None
     current_step_index: int | None = None
     step_started_at: datetime | None = None
+    waited_for_people_seconds: float = Field(
+        0.0, description="Time this rollout has spent in steps that wait for people (open pauses, approvals)."
+    )
     steps_hash: str | None = None
     promote_full: bool = False
     canary_weight: int = 0

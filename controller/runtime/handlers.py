@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +22,7 @@ import kopf
 from controller import errors, ports
 from controller.adapters import labels
 from controller.resources import meta, releasestatus
+from controller.runtime import metrics as metrics_
 from controller.runtime import pacing, reconciler
 from controller.runtime import settings as settings_
 
@@ -52,6 +54,7 @@ def register(
     io: ports.Ports,
     *,
     clock: Callable[[], datetime] = utcnow,
+    metrics: metrics_.ControllerMetrics | None = None,
 ) -> Wakeups:
     wakeups = Wakeups()
     release_filter: dict[str, Any] | None = dict(config.label_selector) or None
@@ -68,6 +71,24 @@ def register(
         settings.peering.lifetime = int(config.peering_lifetime)
         settings.networking.request_timeout = config.request_timeout * 3
         settings.watching.server_timeout = 300
+        # The resources served are known: no watching of every CRD and Namespace in the cluster, so
+        # RBAC needs no cluster-wide read of them (CRDs must exist when the controller starts).
+        settings.scanning.disabled = True
+
+    def timed(namespace: str, name: str, logger: logging.Logger) -> reconciler.Reconciled:
+        """One reconcile, its duration and any error it ends in counted in the metrics."""
+        started = time.monotonic()
+        try:
+            return reconciler.reconcile_release(
+                io, namespace, name, clock=clock, logger=logger, metrics=metrics
+            )
+        except errors.ModelReleaseError as exc:
+            if metrics is not None:
+                metrics.reconcile_errors.labels(type(exc).__name__).inc()
+            raise
+        finally:
+            if metrics is not None:
+                metrics.reconcile_seconds.observe(time.monotonic() - started)
 
     @kopf.daemon(
         meta.GROUP,
@@ -90,9 +111,7 @@ def register(
         while not stopped:
             wakeup.clear()  # cleared before observing: a change during the reconcile wakes the next loop
             try:
-                outcome = await asyncio.to_thread(
-                    reconciler.reconcile_release, io, namespace, name, clock=clock, logger=logger
-                )
+                outcome = await asyncio.to_thread(timed, namespace, name, logger)
             except errors.ConflictError as exc:
                 # Someone (often Kopf itself, adding its finalizer) wrote first: decide again on fresh data.
                 conflicts += 1

@@ -30,6 +30,7 @@ from controller.adapters import (
     workloads,
 )
 from controller.runtime import gitsources, gitwebhook, handlers, mlflowwebhook, webhooks
+from controller.runtime import metrics as metrics_
 from controller.runtime import settings as settings_
 from controller.runtime import slack as slack_
 
@@ -47,8 +48,9 @@ def build_ports(
     api: kubeapi.KubeApi,
     workspaces: gitremote.Workspaces | None = None,
     slack: slack_.Slack | None = None,
+    kube_events: events.KubeEvents | None = None,
 ) -> ports.Ports:
-    kube_events = events.KubeEvents(api, handlers.utcnow)
+    kube_events = kube_events or events.KubeEvents(api, handlers.utcnow)
     analysis: ports.AnalysisBackend = scripted_analysis.NoAnalysis()
     if config.analysis == "scripted":
         analysis = scripted_analysis.ScriptedAnalysis(api)
@@ -102,6 +104,8 @@ def build_registry(
     io: ports.Ports,
     workspaces: gitremote.Workspaces | None = None,
     slack: slack_.Slack | None = None,
+    metrics: metrics_.ControllerMetrics | None = None,
+    kube_events: events.KubeEvents | None = None,
 ) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     configuration = api.configuration
@@ -122,11 +126,14 @@ def build_registry(
             token=value or None,
         )
 
-    wakeups = handlers.register(registry, config, io)
+    wakeups = handlers.register(registry, config, io, metrics=metrics)
     if slack is not None:
         slack_.register(registry, slack, config, wakeups.wake)
     sync = gitsync.GitSourceSync(
-        api, workspaces or build_workspaces(config), events.KubeEvents(api, handlers.utcnow), handlers.utcnow
+        api,
+        workspaces or build_workspaces(config),
+        kube_events or events.KubeEvents(api, handlers.utcnow),
+        handlers.utcnow,
     )
     gitsources.register(registry, sync, handlers.utcnow)
     return registry
@@ -163,7 +170,7 @@ def ensure_peering(api: kubeapi.KubeApi, config: settings_.RuntimeSettings) -> N
         except errors.NotFoundError as exc:
             raise StartupError(
                 f"cannot create {kind} {config.peering_name!r}: Kopf's peering CRDs are not installed "
-                f"(kubectl apply -f deploy/kopf-peering-crds.yaml), or run exactly one replica with "
+                f"(kubectl apply -f deploy/base/kopf-peering-crds.yaml), or run exactly one replica with "
                 f"--standalone ({exc})"
             ) from exc
         except errors.PermanentError as exc:
@@ -204,11 +211,17 @@ def run(config: settings_.RuntimeSettings) -> None:
     api = build_api(config)
     workspaces = build_workspaces(config)
     log = logging.getLogger("modelrelease")
+    metrics = metrics_.ControllerMetrics()
+    api.on_failure = metrics.count_api_error
+    kube_events = events.KubeEvents(api, handlers.utcnow, on_warning=metrics.count_warning)
     try:
-        slack = slack_.build(config, api, events.KubeEvents(api, handlers.utcnow), handlers.utcnow)
+        slack = slack_.build(config, api, kube_events, handlers.utcnow)
     except ValueError as exc:
         raise StartupError(str(exc)) from exc
-    io = build_ports(config, api, workspaces, slack)
+    io = build_ports(config, api, workspaces, slack, kube_events)
+    if config.metrics_port is not None:
+        port = metrics.serve(config.metrics_host, config.metrics_port)
+        log.info("metrics on %s:%d/metrics", config.metrics_host, port)
     if slack is not None:
         _start_slack(config, slack, log)
     if config.webhook_port is not None:
@@ -227,10 +240,12 @@ def run(config: settings_.RuntimeSettings) -> None:
             config.peering_name,
             config.priority,
         )
-    registry = build_registry(config, api, io, workspaces, slack)
+    registry = build_registry(config, api, io, workspaces, slack, metrics, kube_events)
+    liveness = f"http://0.0.0.0:{config.health_port}/healthz" if config.health_port is not None else None
     asyncio.run(
         kopf.operator(
             registry=registry,
+            liveness_endpoint=liveness,
             standalone=config.standalone,
             priority=config.priority,
             peering_name=config.peering_name,

@@ -17,9 +17,10 @@ import pydantic
 
 from controller import errors, manifests, ports
 from controller.adapters.traffic import services
-from controller.domain import actions, engine, machine
+from controller.domain import actions, engine, machine, planning
 from controller.domain import decision as decisions
 from controller.resources import meta, modelrelease, releasestatus
+from controller.runtime import metrics as metrics_
 from controller.runtime import observe, statuspatch
 
 
@@ -141,13 +142,23 @@ def _invalid_spec_message(exc: pydantic.ValidationError) -> str:
 
 
 def reconcile_release(
-    io: ports.Ports, namespace: str, name: str, *, clock: Callable[[], datetime], logger: logging.Logger
+    io: ports.Ports,
+    namespace: str,
+    name: str,
+    *,
+    clock: Callable[[], datetime],
+    logger: logging.Logger,
+    metrics: metrics_.ControllerMetrics | None = None,
 ) -> Reconciled:
     try:
         body = io.releases.fetch_release(namespace, name)
     except errors.NotFoundError:
+        if metrics is not None:
+            metrics.forget(namespace, name)
         return Reconciled(requeue_after=None)  # deleted meanwhile
     if body["metadata"].get("deletionTimestamp"):
+        if metrics is not None:
+            metrics.forget(namespace, name)
         return Reconciled(requeue_after=None)
     raw_status = body.get("status") or {}
     try:
@@ -167,7 +178,26 @@ def reconcile_release(
     execute(io, release, decision.actions, logger)
     post_events(io, release, decision, logger)
     written = _write_status(io, body, status, recovered(decision.status, now))
+    if metrics is not None:
+        observe_metrics(metrics, release, status, decision.status, now)
     return Reconciled(requeue_after=decision.requeue_after, actions=decision.actions, status_written=written)
+
+
+def observe_metrics(
+    metrics: metrics_.ControllerMetrics,
+    release: ports.ReleaseRef,
+    before: releasestatus.ModelReleaseStatus,
+    after: releasestatus.ModelReleaseStatus,
+    now: datetime,
+) -> None:
+    """The metrics of this reconcile's transition: the step that ended (its kind from the plan)."""
+    kind, people = None, False
+    plan = planning.plan_against_status(release.spec, before)
+    index = before.current_step_index
+    if not isinstance(plan, planning.Refusal) and index is not None and index < len(plan.steps):
+        entry = plan.steps[index]
+        kind, people = entry.kind.value, machine.steps.waits_for_people(entry)
+    metrics.observe_transition(release.namespace, release.name, before, after, kind, people, now)
 
 
 def clean_up_release(

@@ -26,6 +26,9 @@ class RuntimeSettings:
     backoff_max: float = 60.0
     webhook_port: int | None = None  # the webhook receivers' port (Git pushes, MLflow events); None: none
     webhook_host: str = "0.0.0.0"
+    metrics_port: int | None = None  # serve /metrics (prometheus_client) on this port; None: not served
+    metrics_host: str = "0.0.0.0"
+    health_port: int | None = None  # Kopf's liveness endpoint /healthz on this port; None: not served
     git_cache_dir: str | None = None  # where repository clones are cached (default: the temp folder)
     # Slack: secrets are files (mounted from Secrets), read at start and never logged.
     slack_token_file: str | None = None  # the bot token; None: notifications are Events only

@@ -18,7 +18,7 @@ import aiohttp.web
 import attrs
 import kmock
 
-from controller.sandbox import errors, kinds, openapi, protobuf, selectors, store, tables
+from controller.sandbox import errors, kinds, openapi, protobuf, rbac, selectors, store, tables
 from controller.sandbox import faults as faults_
 
 _VERB_BY_ACTION = {
@@ -58,7 +58,7 @@ class RequestCounts:
 class Access:
     """One kind of call, as Kubernetes RBAC sees it: who, which verb, on what, and where."""
 
-    client: str  # the User-Agent
+    client: str  # the authenticated user (a ServiceAccount), else the User-Agent
     verb: str  # get, list, watch, create, update, patch, delete
     group: str  # "" for the core group
     resource: str  # the plural, with "/<subresource>" for status, scale, …
@@ -88,6 +88,7 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
     faults: faults_.FaultInjector = attrs.field(factory=faults_.FaultInjector)
     requests: RequestCounts = attrs.field(factory=lambda: RequestCounts())
     access: AccessRecord = attrs.field(factory=lambda: AccessRecord())
+    denied: AccessRecord = attrs.field(factory=lambda: AccessRecord())  # calls RBAC refused (403)
     _wakeups: set[asyncio.Event] = attrs.field(factory=set, init=False)
     _loop: asyncio.AbstractEventLoop | None = attrs.field(default=None, init=False)
     _closing: bool = attrs.field(default=False, init=False)
@@ -149,7 +150,12 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
         resource = request.resource
         if resource is None or resource.plural is None:
             self._publish_discovery()
-            return await super()._handle(request)
+            try:
+                return await super()._handle(request)
+            except kmock.KubernetesEndpointNotFoundError:
+                # A path the server does not serve (e.g. discovery of a group it lacks): 404, as a real one.
+                missing = errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+                return aiohttp.web.json_response(missing.as_status(), status=404)
         verb = (
             "update"
             if request.method == kmock.method.PUT
@@ -159,19 +165,36 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
         )
         client = request.headers.get("User-Agent", "")
         try:
+            user = rbac.authenticate(request.headers.get("Authorization"))
+        except rbac.UnauthenticatedError as exc:
+            status = errors.ApiError(401, "Unauthorized", str(exc)).as_status()
+            return aiohttp.web.json_response(status, status=401)
+        try:
             plural = NAMESPACES_ALIAS.get(resource.plural, resource.plural)
             rtype = self.store.find_type(resource.group or "", resource.version or "", plural)
             name = request.name or _body_name(request)
             subresource = f"/{request.subresource}" if request.subresource else ""
-            self.access.note(
-                Access(client, verb, rtype.group, rtype.plural + subresource, bool(request.namespace))
-            )
+            namespace = request.namespace if rtype.namespaced and request.namespace else None
+            access = Access(user or client, verb, rtype.group, rtype.plural + subresource, bool(namespace))
+            self.access.note(access)
+            if user is not None:
+                asked = rbac.Request(verb, rtype.group, rtype.plural + subresource, namespace, request.name)
+                if not self._policy().allows(user, asked):
+                    self.denied.note(access)
+                    raise errors.ApiError(403, "Forbidden", rbac.describe_denial(user, asked))
             fault = self.faults.take(verb, rtype.plural, name, request.subresource, client)
             if fault is not None:
                 await self._inject(fault)
             return await self._serve(request, rtype, verb, client)
         except errors.ApiError as exc:
             return aiohttp.web.json_response(exc.as_status(), status=exc.code)
+
+    def _policy(self) -> rbac.Policy:
+        objects: list[dict[str, Any]] = []
+        for rtype in self.store.types():
+            if rtype.group == rbac.GROUP:
+                objects.extend(self.store.list_objects(rtype, None, None, None)[0])
+        return rbac.Policy.from_objects(objects)
 
     async def _inject(self, fault: faults_.FaultRule) -> None:
         if fault.hang:

@@ -152,5 +152,6 @@ class SandboxCluster:
     def install_crds(self, paths: Iterable[pathlib.Path]) -> None:
         for path in paths:
             for document in yaml.safe_load_all(path.read_text()):
-                if document:
+                # A folder of CRDs may hold its kustomization.yaml too: only the CRDs are installed.
+                if document and document.get("kind") == "CustomResourceDefinition":
                     self.create(document)

@@ -63,6 +63,19 @@ BUILT_IN: tuple[ResourceType, ...] = (
     ),
     ResourceType("events.k8s.io", "v1", "events", "Event", "event"),
     ResourceType("coordination.k8s.io", "v1", "leases", "Lease", "lease"),
+    ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role", "role"),
+    ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", "rolebinding"),
+    ResourceType(
+        "rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", "clusterrole", namespaced=False
+    ),
+    ResourceType(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "ClusterRoleBinding",
+        "clusterrolebinding",
+        namespaced=False,
+    ),
     ResourceType(
         "apiextensions.k8s.io",
         "v1",

@@ -100,6 +100,14 @@ class PrometheusServer:
             result: list[dict[str, object]] = json.load(answer)["data"]["result"]
             return result
 
+    def query_range(self, promql: str, start: float, end: float, step: float) -> list[dict[str, object]]:
+        """As a dashboard panel asks: the series of `promql` over [start, end], one point per step."""
+        query = {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
+        url = f"{self.url}/api/v1/query_range?" + urllib.parse.urlencode(query)
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            result: list[dict[str, object]] = json.load(answer)["data"]["result"]
+            return result
+
     def stop(self) -> None:
         if self._process is not None:
             processes.stop(self._process)

@@ -11,8 +11,7 @@ from tests.integration import harness
 
 @pytest.fixture
 def sandbox() -> Iterator[cluster.SandboxCluster]:
-    with cluster.SandboxCluster(seed=7) as running:
-        running.install_crds(sorted((harness.ROOT / "crds").glob("*.yaml")))
+    with harness.prepared_sandbox(seed=7) as running:
         yield running
 
 

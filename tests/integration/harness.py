@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import pathlib
 import signal
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from controller.sandbox import cluster, kinds
 from controller.tooling import processes
+from tests.integration import access
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 NAMESPACE = "default"
@@ -48,13 +50,25 @@ def release_body(name: str, version: str = "1", **spec_overrides: Any) -> dict[s
     }
 
 
+@contextlib.contextmanager
+def prepared_sandbox(seed: int) -> Iterator[cluster.SandboxCluster]:
+    """An emulated cluster with our CRDs and deploy/'s RBAC; at its end, every call the controller
+    made must have been allowed (tests/integration/access.py)."""
+    with cluster.SandboxCluster(seed=seed) as running:
+        running.install_crds(sorted((ROOT / "crds").glob("*.yaml")))
+        access.install_rbac(running)
+        yield running
+        access.check_sandbox(running)
+
+
 class Controller:
-    """The `modelrelease run` process: start, SIGKILL, restart."""
+    """The `modelrelease run` process: start, SIGKILL, restart. It runs as deploy/'s ServiceAccount,
+    with deploy/'s RBAC (the sandbox must have it: `prepared_sandbox`)."""
 
     def __init__(
         self, kubeconfig: pathlib.Path, log: pathlib.Path, *extra: str, standalone: bool = True
     ) -> None:
-        self.kubeconfig = kubeconfig
+        self.kubeconfig = access.controller_kubeconfig(kubeconfig, log.with_suffix(".kubeconfig"))
         self.log = log
         self.extra = extra
         self.standalone = standalone

@@ -116,6 +116,7 @@ def test_a_bad_manifest_is_quarantined_while_the_good_ones_sync_and_a_merge_upda
     person.write(
         {
             "analysis-templates/quality.yaml": TEMPLATE,
+            "analysis-templates/legacy.yaml": TEMPLATE.replace("name: quality", "name: legacy-quality"),
             "releases/ranker/release.yaml": release_file("ranker", "1"),
             "releases/scorer/release.yaml": release_file("scorer", "1"),
             "releases/legacy/release.yaml": release_file("legacy", "1"),
@@ -153,13 +154,21 @@ def test_a_bad_manifest_is_quarantined_while_the_good_ones_sync_and_a_merge_upda
             ),
         }
     )
+    person.write({"analysis-templates/quality.yaml": TEMPLATE.replace("relative: 0.2", "relative: 0.1")})
     person.remove("releases/legacy/release.yaml")
-    merged = person.commit_and_push("Release ranker 2; a typo in scorer; retire legacy")
+    person.remove("analysis-templates/legacy.yaml")
+    merged = person.commit_and_push("Release ranker 2; a typo in scorer; retire legacy; a tighter margin")
     status = wait_for_commit(world, merged)
     now = releases(world)
     assert now["ranker"]["spec"]["model"]["version"] == "2"
     assert now["scorer"]["spec"] == scorer_spec  # its file is bad: left as it was
-    assert status["pruned"] == ["ModelRelease/legacy"]  # removed from Git, and created by this source
+    # Removed from Git, and created by this source:
+    assert sorted(status["pruned"]) == ["AnalysisTemplate/legacy-quality", "ModelRelease/legacy"]
+    assert "AnalysisTemplate/quality" in status["applied"]
+    template = world.store.get(
+        world.rtype("modelrelease.dev", "v1alpha1", "analysistemplates"), NAMESPACE, "quality"
+    )
+    assert template["spec"]["metrics"][0]["margin"] == {"relative": 0.1}
     world.sandbox.wait_until(lambda: "legacy" not in releases(world), timeout=30, what="legacy deleted")
     assert {e["file"] for e in status["errors"]} == {
         "releases/scorer/release.yaml",

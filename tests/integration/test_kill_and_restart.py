@@ -12,7 +12,6 @@ import pathlib
 import random
 from typing import Any
 
-from controller.sandbox import cluster
 from tests.integration import harness
 
 SEED = 20261123
@@ -95,9 +94,7 @@ def _said(world: harness.World) -> collections.Counter[str]:
 def test_killed_and_restarted_controller_ends_every_rollout_as_an_uninterrupted_one(
     tmp_path: pathlib.Path,
 ) -> None:
-    crds = sorted((harness.ROOT / "crds").glob("*.yaml"))
-    with cluster.SandboxCluster(seed=1) as calm:
-        calm.install_crds(crds)
+    with harness.prepared_sandbox(seed=1) as calm:
         controller = harness.Controller(
             calm.write_kubeconfig(tmp_path / "calm"), tmp_path / "calm.log"
         ).start()
@@ -106,8 +103,7 @@ def test_killed_and_restarted_controller_ends_every_rollout_as_an_uninterrupted_
         finally:
             controller.stop()
         expected_said = _said(harness.World(calm))
-    with cluster.SandboxCluster(seed=1) as rough:
-        rough.install_crds(crds)
+    with harness.prepared_sandbox(seed=1) as rough:
         world = harness.World(rough)
         controller = harness.Controller(
             rough.write_kubeconfig(tmp_path / "rough"), tmp_path / "rough.log"

@@ -76,7 +76,7 @@ def test_short_names_typed_create_scale_and_validated_apply_work(
     listed = _kubectl(kubeconfig, "-n", "ml-serving", "get", "svc,po,cm")
     assert listed.returncode == 0, listed.stderr
     assert "configmap/knobs" in listed.stdout
-    applied = _kubectl(kubeconfig, "apply", "-f", str(harness.ROOT / "crds"))  # with kubectl's validation
+    applied = _kubectl(kubeconfig, "apply", "-k", str(harness.ROOT / "crds"))  # with kubectl's validation
     assert applied.returncode == 0, applied.stderr
     world.create(
         {

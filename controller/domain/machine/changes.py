@@ -241,6 +241,7 @@ def started_rollout(
             "rollout_started_at": now,
             "current_step_index": 0,
             "step_started_at": now,
+            "waited_for_people_seconds": 0.0,
             "steps_hash": steps_hash,
             "promote_full": False,
             "canary_weight": 0,
@@ -262,6 +263,7 @@ def restarted_for_new_steps(status: Status, steps_hash: str, now: datetime) -> S
             "current_step_index": 0,
             "step_started_at": now,
             "rollout_started_at": now,
+            "waited_for_people_seconds": 0.0,
             "canary_weight": 0,
             "analysis": (),
             "approvals": (),
@@ -307,12 +309,23 @@ def background_started(status: Status, record: releasestatus.StepAnalysis) -> St
 
 
 def step_completed(
-    status: Status, index: int, weight: int, *, last: bool, label: str, now: datetime
+    status: Status,
+    index: int,
+    weight: int,
+    *,
+    last: bool,
+    label: str,
+    now: datetime,
+    waited_for_people: bool = False,
 ) -> Status:
-    """The one place the step index advances."""
+    """The one place the step index advances; a step that waited for people adds its time to that."""
+    waited = status.waited_for_people_seconds
+    if waited_for_people and status.step_started_at is not None:
+        waited += max((now - status.step_started_at).total_seconds(), 0.0)
     return _changed(
         status,
         {
+            "waited_for_people_seconds": waited,
             "current_step_index": index + 1,
             "step_started_at": now,
             "canary_weight": weight,
@@ -444,6 +457,7 @@ def _finished(
         message=message,
         started_at=status.rollout_started_at,
         ended_at=now,
+        waited_for_people_seconds=status.waited_for_people_seconds,
     )
 
 

@@ -144,11 +144,26 @@ def complete_step(turn: turn_.Turn, target: changes.Target, index: int, entry: p
     assert not isinstance(plan, planning.Refusal)
     last = index + 1 >= len(plan.steps)
     turn.change(
-        changes.step_completed(turn.status, index, entry.weight, last=last, label=entry.label, now=turn.now)
+        changes.step_completed(
+            turn.status,
+            index,
+            entry.weight,
+            last=last,
+            label=entry.label,
+            now=turn.now,
+            waited_for_people=waits_for_people(entry),
+        )
     )
     message = turn.status.message
     turn.notify(actions.NotificationEvent.STEP_COMPLETED, target.revision, f"step-{index}", message)
     turn.event("StepCompleted", message)
+
+
+def waits_for_people(entry: planning.PlannedStep) -> bool:
+    """An approval gate or a pause with no duration: only a person ends it."""
+    return entry.kind == planning.StepKind.APPROVAL or (
+        entry.kind == planning.StepKind.PAUSE and entry.pause is None
+    )
 
 
 # ---- one check per step kind --------------------------------------------------------------------

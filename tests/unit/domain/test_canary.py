@@ -181,6 +181,20 @@ def test_an_indefinite_pause_waits_until_promoted() -> None:
     assert run.status.phase == Phase.SUCCEEDED
 
 
+def test_the_time_a_rollout_waits_for_people_is_kept_apart_in_its_history_entry() -> None:
+    # An open pause waits five hours for a person; a timed pause of 5m is the rollout's own time.
+    steps = [{"setWeight": 20}, {"pause": {"duration": "5m"}}, {"pause": {}}, {"setWeight": 50}]
+    run = deployed(steps=steps)
+    run.until(lambda r: r.status.current_step_index == 2)
+    run.world.tick(timedelta(hours=5))
+    run.world.commands = run.world.commands.with_token(commands.Command.PROMOTE, "t1")
+    run.settle()
+    [record] = run.status.history[-1:]
+    assert record.waited_for_people_seconds == timedelta(hours=5).total_seconds()
+    assert record.started_at is not None
+    assert (record.ended_at - record.started_at).total_seconds() > record.waited_for_people_seconds + 300
+
+
 @pytest.mark.parametrize(
     ("verdict", "phase", "reason"),
     [

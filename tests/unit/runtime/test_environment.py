@@ -1,0 +1,61 @@
+"""`modelrelease run` options from MODELRELEASE_* variables: how deploy/'s ConfigMap configures it."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from controller.cli import main
+
+
+def _run_parser(environ: dict[str, str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modelrelease run", exit_on_error=False)
+    parser.add_argument("--prometheus")
+    parser.add_argument("--poll-interval", type=float, default=30.0)
+    parser.add_argument("--namespace", action="append", default=[])
+    parser.add_argument("--standalone", action="store_true")
+    parser.add_argument("--analysis", choices=("none", "prometheus"), default="none")
+    main.apply_environment(parser, environ)
+    return parser
+
+
+def test_each_option_takes_its_default_from_its_variable_and_the_command_line_wins() -> None:
+    environ = {
+        "MODELRELEASE_PROMETHEUS": "http://prometheus:9090",
+        "MODELRELEASE_POLL_INTERVAL": "12.5",
+        "MODELRELEASE_NAMESPACE": "ml-serving, ml-batch",
+        "MODELRELEASE_STANDALONE": "true",
+        "MODELRELEASE_ANALYSIS": "prometheus",
+    }
+    args = _run_parser(environ).parse_args([])
+    assert args.prometheus == "http://prometheus:9090"
+    assert args.poll_interval == 12.5
+    assert args.namespace == ["ml-serving", "ml-batch"]
+    assert args.standalone is True
+    assert args.analysis == "prometheus"
+    assert _run_parser(environ).parse_args(["--poll-interval", "3"]).poll_interval == 3.0
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("MODELRELEASE_POLL_INTERVAL", "soon", "MODELRELEASE_POLL_INTERVAL='soon'"),
+        ("MODELRELEASE_STANDALONE", "maybe", "expected true or false"),
+        ("MODELRELEASE_ANALYSIS", "vibes", "expected one of none, prometheus"),
+    ],
+)
+def test_a_bad_value_stops_naming_the_variable(
+    variable: str, value: str, said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        _run_parser({variable: value})
+    assert said in capsys.readouterr().err
+
+
+def test_the_real_run_command_reads_its_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELRELEASE_METRICS_PORT", "9100")
+    monkeypatch.setenv("MODELRELEASE_PROMETHEUS", "http://prometheus:9090")
+    args = main._parser().parse_args(["run"])
+    assert args.metrics_port == 9100
+    assert args.prometheus == "http://prometheus:9090"
