@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck contracts pytest crds crds-check prometheus benchmark clean
+.PHONY: test demo lint typecheck contracts pytest crds crds-check prometheus chromium benchmark clean
 
 test: lint typecheck contracts crds-check pytest
 
@@ -37,9 +37,16 @@ prometheus:
 		$$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
+# The verdict report's page is checked in headless Chromium: Debian's chromium-headless-shell, once.
+chromium:
+	@command -v chromium-headless-shell >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium-headless-shell >/dev/null; }
+
 # Two workers, each taking whole test files (module fixtures stay shared): every test still runs
 # once; most of the suite waits on processes (Prometheus, MLflow, the controller), not on a core.
-pytest: $(STAMP) prometheus
+pytest: $(STAMP) prometheus chromium
 	$(BIN)/pytest -q -n 2 --dist loadfile
 
 benchmark: $(STAMP)

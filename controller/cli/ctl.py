@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
+import pathlib
 import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -21,11 +23,12 @@ from typing import Any
 import kubernetes
 import urllib3
 
-from analysis import verdicts
+from analysis import prometheus, verdicts
 from controller import errors
 from controller.adapters import kubeapi
 from controller.adapters.releases import release_path
-from controller.cli import pipes
+from controller.cli import explain, pipes, reporthtml
+from controller.cli import report as report_
 from controller.domain import planning
 from controller.resources import commands, meta, modelrelease, releasestatus
 
@@ -421,6 +424,20 @@ def build_parser(prog: str = "kubectl modelrelease") -> argparse.ArgumentParser:
     promote.add_argument("name")
     promote.add_argument("--full", action="store_true", help="skip every remaining step")
     command("history", "past rollouts: revision, versions, outcome, reason, when").add_argument("name")
+    command(
+        "explain", "in one paragraph: why the release is where it is, and what it waits for"
+    ).add_argument("name")
+    report = command(
+        "report", "per analysis: evidence, effect and traffic over time, replayed from Prometheus"
+    )
+    report.add_argument("name")
+    report.add_argument(
+        "--prometheus",
+        default=os.environ.get("MODELRELEASE_PROMETHEUS"),
+        help="Prometheus base URL the controller judges on (default: $MODELRELEASE_PROMETHEUS)",
+    )
+    report.add_argument("--prometheus-token-file", help="file holding a bearer token for Prometheus")
+    report.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page with plots")
     for verb in ("approve", "reject"):
         gate = command(verb, f"{verb} the current approval step (creates an Approval)")
         gate.add_argument("name")
@@ -458,6 +475,10 @@ def _run(cluster: Cluster, args: argparse.Namespace) -> str:
             return _watch(cluster, args.name, release)
         case "history":
             return render_history(cluster.release(args.name), now)
+        case "explain":
+            return explain.explain(cluster.release(args.name), now)
+        case "report":
+            return _report(cluster, args, now)
         case "promote":
             command = commands.Command.PROMOTE_FULL if args.full else commands.Command.PROMOTE
             return _steer(cluster, args.name, command)
@@ -473,6 +494,33 @@ def _run(cluster: Cluster, args: argparse.Namespace) -> str:
             )
             return _decide(cluster, args.name, decision, args.step, args.reason)
     raise CtlError(f"unknown command {args.command}")
+
+
+def _report(cluster: Cluster, args: argparse.Namespace, now: datetime) -> str:
+    if not args.prometheus:
+        raise CtlError(
+            "report needs --prometheus URL (or $MODELRELEASE_PROMETHEUS): it replays the judge on it"
+        )
+    release = cluster.release(args.name)
+
+    def template(name: str) -> Obj | None:
+        path = kubeapi.build_path(meta.API_VERSION, "analysistemplates", cluster.namespace, name)
+        try:
+            return cluster.api.get(path)
+        except errors.NotFoundError:
+            return None
+
+    token = pathlib.Path(args.prometheus_token_file) if args.prometheus_token_file else None
+    try:
+        with prometheus.PrometheusSource(args.prometheus, token_file=token) as source:
+            built = report_.build_report(release, template, source, now)
+    except prometheus.SourceError as error:
+        raise CtlError(str(error)) from None
+    text = report_.render_text(built)
+    if args.html:
+        pathlib.Path(args.html).write_text(reporthtml.render_html(built), encoding="utf-8")
+        text += f"\n\nwrote {args.html}"
+    return text
 
 
 def settled(release: Obj) -> bool:

@@ -50,6 +50,12 @@ class StepAnalysis(schema.Frozen):
     verdict: verdicts.Verdict = verdicts.Verdict.RUNNING
     rule: str | None = None
     metrics: tuple[verdicts.MetricResult, ...] = ()
+    # What was compared, so the verdict report can replay it after the rollout has ended.
+    canary_revision: str | None = None
+    canary_track: str | None = Field(None, description="The canary's pods' track label: canary or preview.")
+    canary_model_version: str | None = None
+    baseline_revision: str | None = None
+    evidence_since: datetime | None = Field(None, description="Where the judged evidence starts.")
 
 
 class ApprovalRecord(schema.Frozen):

@@ -106,8 +106,9 @@ def _watch_in_background(turn: turn_.Turn, step: Step) -> bool:
             template=background.template,
             started_at=turn.now,
         )
-        turn.change(changes.background_started(st, record))
-        turn.act(turn_.build_analysis_run(turn.spec, turn.status, record, turn.plan))
+        started = turn_.build_analysis_run(turn.spec, st, record, turn.plan)
+        turn.change(changes.background_started(st, turn_.described(record, started)))
+        turn.act(started)
         turn.event("AnalysisStarted", f"background analysis {background.template}: run {run}")
         return True
     result = turn.obs.analysis.get(run)
@@ -325,8 +326,10 @@ def _analysis_complete(turn: turn_.Turn, step: Step) -> Completion:
         record = releasestatus.StepAnalysis(
             step_index=index, run=run, template=entry.analysis.template, started_at=turn.now
         )
-        turn.change(changes.analysis_started(st, record, f"{entry.label}: comparing canary with stable"))
-        turn.act(turn_.build_analysis_run(turn.spec, turn.status, record, turn.plan))
+        started = turn_.build_analysis_run(turn.spec, st, record, turn.plan)
+        message = f"{entry.label}: comparing canary with stable"
+        turn.change(changes.analysis_started(st, turn_.described(record, started), message))
+        turn.act(started)
         turn.event("AnalysisStarted", f"{entry.label}: run {run}")
         return NOT_YET
     if record.verdict == Verdict.INCONCLUSIVE or record.finished_at is not None:

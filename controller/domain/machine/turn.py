@@ -258,6 +258,19 @@ def build_analysis_run(
     )
 
 
+def described(record: releasestatus.StepAnalysis, run: actions.StartAnalysis) -> releasestatus.StepAnalysis:
+    """The record with what its run compares (revisions, track, model, evidence start)."""
+    return record.model_copy(
+        update={
+            "canary_revision": run.canary_revision,
+            "canary_track": run.canary_track.value,
+            "canary_model_version": run.canary_model_version,
+            "baseline_revision": run.baseline_revision,
+            "evidence_since": run.evidence_since,
+        }
+    )
+
+
 def earliest(*moments: datetime | None) -> datetime | None:
     known = [m for m in moments if m is not None]
     return min(known) if known else None
