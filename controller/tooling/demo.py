@@ -31,6 +31,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -38,9 +39,9 @@ from typing import Any
 
 import yaml
 
-from analysis import verdicts
+from analysis import prometheus, verdicts
 from controller import releasetree
-from controller.cli import ctl, planview
+from controller.cli import ctl, explain, planview, report, reporthtml
 from controller.resources import releasestatus
 from controller.sandbox import cluster, fleet, slack
 from controller.tooling import mlflowdemo, processes, prometheus_process, releaserepo
@@ -106,8 +107,9 @@ class Demo:
         server = fleet.FleetServer(serving, targets, clock=time.time).start()
         self.stack.callback(server.stop)
         (self.work / "prometheus").mkdir()
+        self.metrics_port = _free_port()  # the controller's own /metrics, scraped beside the fleet
         self.prometheus = prometheus_process.PrometheusServer(
-            self.work / "prometheus", file_sd=targets
+            self.work / "prometheus", [f"127.0.0.1:{self.metrics_port}"], file_sd=targets
         ).start()
         self.stack.callback(self.prometheus.stop)
         self.slack = self.stack.enter_context(
@@ -122,6 +124,7 @@ class Demo:
         log = (self.work / "controller.log").open("wb")
         self.stack.callback(log.close)
         flags = ["--standalone", "--poll-interval", "1", "--analysis", "prometheus"]
+        flags += ["--metrics-port", str(self.metrics_port), "--metrics-host", "127.0.0.1"]
         flags += ["--registry", "mlflow", "--mlflow-tracking-uri", self.registry.uri]
         flags += [
             "--slack-token-file",
@@ -173,6 +176,59 @@ class Demo:
         assert self.sandbox is not None
         rtype = self.sandbox.store.find_type("modelrelease.dev", "v1alpha1", "modelreleases")
         return self.sandbox.store.get(rtype, NAMESPACE, RELEASE)
+
+    def explain_and_report(self) -> list[str]:
+        """Where the release ended and why (`kubectl modelrelease explain`), the verdict report's page
+        (`kubectl modelrelease report --html`), and what the controller's own metrics say."""
+        release = self._release()
+        now = datetime.now(UTC)
+        page = self.work / f"report-{RELEASE}.html"
+
+        def template(name: str) -> dict[str, Any] | None:
+            assert self.sandbox is not None
+            rtype = self.sandbox.store.find_type("modelrelease.dev", "v1alpha1", "analysistemplates")
+            try:
+                return self.sandbox.store.get(rtype, NAMESPACE, name)
+            except Exception:
+                return None
+
+        with prometheus.PrometheusSource(self.prometheus.url) as source:
+            built = report.build_report(release, template, source, now)
+        page.write_text(reporthtml.render_html(built), encoding="utf-8")
+        decided = [
+            f"    {each.record.template} at {each.where}: {report.decision_text(each)}"
+            for each in built.analyses
+        ]
+        lines = ["", "  kubectl modelrelease explain " + RELEASE + ":"]
+        lines += [f"    {line}" for line in textwrap.wrap(explain.explain(release, now), 100)]
+        lines += [f"  kubectl modelrelease report {RELEASE} (replayed from Prometheus; plots in {page}):"]
+        lines += decided
+        self._scraped_since(now.timestamp())
+        lines += ["  the controller's own metrics (deploy/monitoring/grafana-dashboard.json):"]
+        for title, query in (
+            ("rollouts by outcome", "sum by (outcome) (modelrelease_rollouts_total)"),
+            ("analysis verdicts", 'sum by (verdict) (modelrelease_verdicts_total{metric=""})'),
+            ("reconciles", "sum(modelrelease_reconcile_duration_seconds_count)"),
+        ):
+            said = ", ".join(
+                f"{label} {value:.0f}"
+                for label, value in _sample_values(self.prometheus.query(query))
+                if value > 0
+            )
+            lines.append(f"    {title}: {said or '-'}")
+        return lines
+
+    def _scraped_since(self, moment: float, timeout: float = 15.0) -> None:
+        """Until Prometheus has scraped the controller after `moment` (it scrapes every second)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(
+                value > moment
+                for _, value in _sample_values(self.prometheus.query("timestamp(modelrelease_build_info)"))
+            ):
+                return
+            time.sleep(0.2)  # the next scrape is under a second away
+        raise TimeoutError(f"Prometheus did not scrape the controller's /metrics within {timeout:.0f} s")
 
     def propose(self, version: str) -> tuple[str, float]:
         """The training pipeline moves the followed alias; modelrelease pushes the bump branch."""
@@ -420,6 +476,11 @@ def summary(outcomes: Sequence[Outcome], registry: mlflowdemo.Registry | None = 
     return "\n".join(lines), ok
 
 
+def _sample_values(rows: Sequence[dict[str, Any]]) -> list[tuple[str, float]]:
+    """An instant query's rows as (their labels' values joined, the value)."""
+    return [("/".join(map(str, row["metric"].values())) or "total", float(row["value"][1])) for row in rows]
+
+
 def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value:+.1%}"
 
@@ -438,7 +499,7 @@ def story(demo: Demo) -> tuple[list[Outcome], str, bool]:
     demo.deploy_first()
     outcomes = [demo.roll_out("2"), demo.roll_out("3")]
     text, ok = summary(outcomes, demo.registry)
-    return outcomes, text, ok
+    return outcomes, text + "\n" + "\n".join(demo.explain_and_report()), ok
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -51,6 +51,11 @@ def test_the_demo_promotes_model_2_and_rolls_back_model_3_on_the_judges_evidence
         outcomes[1].slack_thread.splitlines()[-1].startswith("  ↳ :leftwards_arrow_with_hook: AnalysisFailed")
     )
     # The registry tells the same story: production on model 2, model 3 tagged as rolled back.
+    # The summary ends with explain, the verdict report's page and the controller's own metrics.
+    assert "fraud-detector is RolledBack (AnalysisFailed)" in text
+    assert (tmp_path / "demo" / "report-fraud-detector.html").read_text().count('<svg class="plot"') >= 3
+    assert "the judge decided Fail at look" in text
+    assert "rollouts by outcome: Promoted 1, RolledBack 1" in text
     assert running.registry.alias("production") == "2"
     assert running.registry.tags("3")["modelrelease.rollout"] == "rolled_back"
     # Each rollout is an MLflow run, linked from its history entry.
