@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import shutil
 import tempfile
 
 import pytest
@@ -34,6 +35,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # One folder for this run, inherited by pytest-xdist's workers (started after this hook).
     if not hasattr(config, "workerinput") and access.ACCESS_DIR_VARIABLE not in os.environ:
         os.environ[access.ACCESS_DIR_VARIABLE] = tempfile.mkdtemp(prefix="modelrelease-access-")
+        config.add_cleanup(
+            lambda: shutil.rmtree(os.environ.pop(access.ACCESS_DIR_VARIABLE), ignore_errors=True)
+        )
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -50,18 +54,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     options = session.config.option
     if hasattr(session.config, "workerinput") or exitstatus != 0 or options.keyword or options.markexpr:
         return
-    folder = pathlib.Path(os.environ.get(access.ACCESS_DIR_VARIABLE, ""))
+    named = os.environ.get(access.ACCESS_DIR_VARIABLE)
     files = {f"tests/integration/{p.name}" for p in INTEGRATION.glob("test_*.py")}
-    if not folder.is_dir() or not files <= _passed_files:
+    if not named or not pathlib.Path(named).is_dir() or not files <= _passed_files:
         return  # a partial run: some calls may not have been made
-    unused = access.unused_rules(
-        access.controller_rules(access.rbac_objects()), access.recorded_calls(folder)
-    )
+    calls = access.recorded_calls(pathlib.Path(named))
+    unused = access.unused_rules(access.controller_rules(access.rbac_objects()), calls)
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if unused:
-        message = "deploy/rbac.yaml grants what the controller never used in the integration suite:\n  "
+        message = "deploy/base/rbac.yaml grants what the controller never used in the integration suite:\n  "
         if reporter is not None:
             reporter.write_line(message + "\n  ".join(unused), red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     elif reporter is not None:
-        reporter.write_line("deploy/rbac.yaml: every rule was used by the integration suite")
+        reporter.write_line("deploy/base/rbac.yaml: every rule was used by the integration suite")

@@ -73,7 +73,7 @@ def check_sandbox(sandbox: cluster.SandboxCluster) -> None:
     denied = sorted(_describe(call) for call in sandbox.server.denied.snapshot(CONTROLLER_USER))
     if denied:
         raise AssertionError(
-            "the controller made calls deploy/rbac.yaml does not allow (the API server refused them):\n  "
+            "the controller made calls deploy/base/rbac.yaml does not allow (refused by the API server):\n  "
             + "\n  ".join(denied)
         )
 

@@ -53,14 +53,7 @@ def test_every_dashboard_panel_returns_series_from_a_prometheus_that_scraped_the
     controller = harness.Controller(kubeconfig, tmp_path / "controller.log", *flags).start()
     started = time.time()
     try:
-        body = harness.release_body(
-            "ranker",
-            "1",
-            trafficRouting=test_shadow.ROUTERS["gatewayAPI"][0],
-            strategy={"canary": {"steps": test_shadow.SHADOW_STEPS}},
-            gpuBudget=test_shadow.BUDGET,
-        )
-        world.create(body)
+        world.create(test_shadow.shadow_release())
         world.wait_for_phase("ranker", "Succeeded")
         # Two refused reads of the release: the controller's API errors and reconcile errors.
         world.sandbox.server.faults.add(

@@ -57,14 +57,7 @@ def test_the_report_replays_the_rollback_and_its_page_renders_its_plots_in_headl
     world.create(test_shadow.ROUTE)
     controller = test_shadow.judged_controller(kubeconfig, tmp_path, prometheus)
     try:
-        body = harness.release_body(
-            "ranker",
-            "1",
-            trafficRouting=test_shadow.ROUTERS["gatewayAPI"][0],
-            strategy={"canary": {"steps": test_shadow.SHADOW_STEPS}},
-            gpuBudget=test_shadow.BUDGET,
-        )
-        world.create(body)
+        world.create(test_shadow.shadow_release())
         world.wait_for_phase("ranker", "Succeeded")
         world.patch_release("ranker", {"spec": {"model": {"version": "3"}}})
         rolled = world.wait_for_phase("ranker", "RolledBack", timeout=120)

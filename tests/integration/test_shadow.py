@@ -81,6 +81,17 @@ SHADOW_STEPS = [
 ]
 
 
+def shadow_release(router: str = "gatewayAPI") -> dict[str, Any]:
+    """Model 1 of `ranker`, whose next versions start with a 100 % shadow, then 50 % of users."""
+    return harness.release_body(
+        "ranker",
+        "1",
+        trafficRouting=ROUTERS[router][0],
+        strategy={"canary": {"steps": SHADOW_STEPS}},
+        gpuBudget=BUDGET,
+    )
+
+
 @pytest.fixture
 def plane(world: harness.World, tmp_path: pathlib.Path) -> Iterator[prometheus_server.PrometheusServer]:
     """The fleet on the test's cluster, in real time, and a Prometheus that follows its pods."""
@@ -124,14 +135,7 @@ def test_a_shadow_that_agrees_passes_then_the_canary_steps_promote_it(
     world.create(ROUTE)
     controller = judged_controller(kubeconfig, tmp_path, plane)
     try:
-        body = harness.release_body(
-            "ranker",
-            "1",
-            trafficRouting=ROUTERS["gatewayAPI"][0],
-            strategy={"canary": {"steps": SHADOW_STEPS}},
-            gpuBudget=BUDGET,
-        )
-        world.create(body)
+        world.create(shadow_release())
         world.wait_for_phase("ranker", "Succeeded")
         world.patch_release("ranker", {"spec": {"model": {"version": "2"}}})
         mirrored = world.wait_for_status(
@@ -164,20 +168,12 @@ def test_a_shadow_that_disagrees_on_ten_percent_is_rolled_back_before_any_user_r
     tmp_path: pathlib.Path,
     plane: prometheus_server.PrometheusServer,
 ) -> None:
-    routing, route = ROUTERS[router]
+    route = ROUTERS[router][1]
     world.create(SHADOW_TEMPLATE)
     world.create(route)
     controller = judged_controller(kubeconfig, tmp_path, plane)
     try:
-        world.create(
-            harness.release_body(
-                "ranker",
-                "1",
-                trafficRouting=routing,
-                strategy={"canary": {"steps": SHADOW_STEPS}},
-                gpuBudget=BUDGET,
-            )
-        )
+        world.create(shadow_release(router))
         world.wait_for_phase("ranker", "Succeeded")
         world.patch_release("ranker", {"spec": {"model": {"version": "3"}}})
         started = world.wait_for_status("ranker", lambda s: bool(s.get("canaryRevision")), what="the canary")

@@ -83,14 +83,16 @@ def test_plan_exits_1_with_the_reason_when_the_budget_cannot_fit(
     assert "refused (GPUBudgetExceeded): step 1 (setWeight 100)" in capsys.readouterr().out
 
 
-def test_crds_writes_one_file_per_kind(tmp_path: Path) -> None:
+def test_crds_writes_one_file_per_kind_and_the_kustomization_that_lists_them(tmp_path: Path) -> None:
     assert cli.main(["crds", "--out", str(tmp_path)]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
+    crds = [
         "analysistemplates.modelrelease.dev.yaml",
         "approvals.modelrelease.dev.yaml",
         "gitsources.modelrelease.dev.yaml",
         "modelreleases.modelrelease.dev.yaml",
     ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*crds, "kustomization.yaml"])
+    assert yaml.safe_load((tmp_path / "kustomization.yaml").read_text())["resources"] == crds
 
 
 TEMPLATE_REPO = ROOT / "gitops-repo-template"
