@@ -14,6 +14,7 @@ import re
 import shutil
 import stat
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -261,16 +262,34 @@ def _lost_race(text: str) -> bool:
 
 
 class Workspaces:
-    """One clone per remote for the life of the process (a cache: a restart only costs a fetch)."""
+    """One clone per remote for the life of the process (a cache: a restart only costs a fetch).
+
+    A clone has one HEAD and one index, and the controller reaches it from several threads at once —
+    a GitSource's sync, a release's write-back or version bump, a reconcile looking for a commit it
+    owes. `using` hands a clone to one caller at a time for a whole sequence of operations: without
+    it a sync's checkout between a bump's commit and its push made the push send the synced commit
+    under the bump branch's name (seen in `make demo`)."""
 
     def __init__(self, root: Path | None = None) -> None:
         self._root = root
         self._open: dict[Remote, Workspace] = {}
+        self._locks: dict[Remote, threading.RLock] = {}
+        self._guard = threading.Lock()
 
     def get(self, remote: Remote) -> Workspace:
-        if remote not in self._open:
-            self._open[remote] = Workspace(remote, self._root)
-        return self._open[remote]
+        """The clone, for a caller that is alone with it (tests); others use `using`."""
+        with self._guard:
+            if remote not in self._open:
+                self._open[remote] = Workspace(remote, self._root)
+                self._locks[remote] = threading.RLock()
+            return self._open[remote]
+
+    @contextlib.contextmanager
+    def using(self, remote: Remote) -> Iterator[Workspace]:
+        """The clone of `remote`, held by this thread until the block ends."""
+        workspace = self.get(remote)
+        with self._locks[remote]:
+            yield workspace
 
     def close(self) -> None:
         for workspace in self._open.values():

@@ -106,17 +106,18 @@ class GitSourceSync:
     def _sync(self, source: kinds.GitSource) -> SyncOutcome:
         spec, namespace = source.spec, source.metadata.namespace or ""
         credentials = secrets.git_credentials(self._api, namespace, spec.credentials, spec.ssh_known_hosts)
-        workspace = self._workspaces.get(gitremote.Remote(spec.url, spec.branch, credentials))
-        commit = workspace.checkout_tip()
-        outcome = SyncOutcome(commit=commit)
-        paths = []
-        for relative in spec.paths:
-            path = workspace.path / relative
-            if path.exists():
-                paths.append(path)
-            else:
-                outcome.problems.append(gitsource.SyncProblem(file=relative, message="not in the repository"))
-        tree = releasetree.read_paths(paths, root=workspace.path)
+        with self._workspaces.using(gitremote.Remote(spec.url, spec.branch, credentials)) as workspace:
+            commit = workspace.checkout_tip()
+            outcome = SyncOutcome(commit=commit)
+            paths = []
+            for relative in spec.paths:
+                path = workspace.path / relative
+                if path.exists():
+                    paths.append(path)
+                else:
+                    problem = gitsource.SyncProblem(file=relative, message="not in the repository")
+                    outcome.problems.append(problem)
+            tree = releasetree.read_paths(paths, root=workspace.path)  # read while the clone is ours
         outcome.problems += [
             gitsource.SyncProblem(
                 file=p.source, line=p.line, message=f"{p.path}: {p.message}" if p.path else p.message

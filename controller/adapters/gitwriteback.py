@@ -48,16 +48,16 @@ class GitWriteBack:
         self, release: ports.ReleaseRef, owed: releasestatus.GitWriteBack
     ) -> observations.WrittenBack | None:
         where = self.locate(release)
-        workspace = self._workspaces.get(where.remote)
-        found = _find_keyed(workspace, where, owed.key)
-        if found is not None:
-            return found
-        if where.fresh_branch:
+        with self._workspaces.using(where.remote) as workspace:
+            found = _find_keyed(workspace, where, owed.key)
+            if found is not None:
+                return found
+            if where.fresh_branch:
+                return None
+            tip = workspace.checkout_tip()
+            if _version_in(workspace.read(where.file), release.name) != owed.rolled_back_version:
+                return observations.WrittenBack(key=owed.key, commit=tip, superseded=True)
             return None
-        tip = workspace.checkout_tip()
-        if _version_in(workspace.read(where.file), release.name) != owed.rolled_back_version:
-            return observations.WrittenBack(key=owed.key, commit=tip, superseded=True)
-        return None
 
     def apply_write_back(self, release: ports.ReleaseRef, action: actions.WriteBackToGit) -> None:
         where = self.locate(release)
@@ -75,14 +75,14 @@ class GitWriteBack:
         self, release: ports.ReleaseRef, owed: releasestatus.Proposal, target: modelrelease.BumpTarget
     ) -> observations.WrittenBack | None:
         where = _bump_location(self.locate(release), release, owed.version, target)
-        workspace = self._workspaces.get(where.remote)
-        found = _find_keyed(workspace, where, owed.key)
-        if found is not None:
-            return found
-        tip = workspace.checkout_tip()
-        if _version_in(workspace.read(where.file), release.name) == owed.version:
-            return observations.WrittenBack(key=owed.key, commit=tip, superseded=True)
-        return None
+        with self._workspaces.using(where.remote) as workspace:
+            found = _find_keyed(workspace, where, owed.key)
+            if found is not None:
+                return found
+            tip = workspace.checkout_tip()
+            if _version_in(workspace.read(where.file), release.name) == owed.version:
+                return observations.WrittenBack(key=owed.key, commit=tip, superseded=True)
+            return None
 
     def apply_bump(self, release: ports.ReleaseRef, action: actions.ProposeBump) -> None:
         where = _bump_location(self.locate(release), release, action.version, action.target)
@@ -99,15 +99,16 @@ class GitWriteBack:
     def _commit(self, where: Location, edit: Callable[[str], str | None], message: str, key: str) -> None:
         """Commit `edit` of the release's file where it goes, carrying `key` (found again, not redone)."""
         try:
-            self._workspaces.get(where.remote).commit_and_push(
-                base=where.remote.branch,
-                target=where.target,
-                from_base=where.fresh_branch,
-                relative=where.file,
-                edit=edit,
-                message=message,
-                key=key,
-            )
+            with self._workspaces.using(where.remote) as workspace:
+                workspace.commit_and_push(
+                    base=where.remote.branch,
+                    target=where.target,
+                    from_base=where.fresh_branch,
+                    relative=where.file,
+                    edit=edit,
+                    message=message,
+                    key=key,
+                )
         except (yamledit.EditError, FileNotFoundError) as error:
             raise errors.PermanentError(f"{where.file} in {where.remote}: {error}") from error
 

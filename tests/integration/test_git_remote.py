@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pathlib
+import threading
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -139,3 +140,29 @@ def test_a_rollback_branch_starts_from_the_base_each_time_and_leaves_the_base_al
     assert base.hexsha == base_before
     assert "Modelrelease-Action: second/writeback" in ours.message
     assert remote.show("releases/ranker/release.yaml", "rollback/ranker") == _to_version_1(RELEASE)
+
+
+def test_a_clone_in_use_by_a_bump_is_not_checked_out_under_it_by_a_sync_in_another_thread(
+    remote: gitrepos.BareRemote, workspaces: gitremote.Workspaces
+) -> None:
+    # A GitSource's sync checked main out between a bump's commit and its push, and the push sent
+    # main's tip as the bump branch. Now the sync waits for the clone, and the branch holds the bump.
+    origin = gitremote.Remote(remote.url, "main")
+    synced: list[str] = []
+    sync = threading.Thread(target=lambda: _sync(workspaces, origin, synced))
+
+    def edit(text: str) -> str:
+        sync.start()  # the sync starts while the bump holds the clone: it has to wait
+        return _to_version_1(text)
+
+    with workspaces.using(origin) as workspace:
+        pushed = _roll_back(workspace, "bump/k", edit, target="bump/ranker-1")
+        assert not synced, "the sync ran while the bump held the clone"
+    sync.join(timeout=60)
+    assert synced == [str(remote.log("main")[0].hexsha)]
+    assert str(remote.log("bump/ranker-1")[0].hexsha) == pushed.commit != synced[0]
+
+
+def _sync(workspaces: gitremote.Workspaces, origin: gitremote.Remote, synced: list[str]) -> None:
+    with workspaces.using(origin) as workspace:
+        synced.append(workspace.checkout_tip())
