@@ -61,6 +61,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     calls = access.recorded_calls(pathlib.Path(named))
     unused = access.unused_rules(access.controller_rules(access.rbac_objects()), calls)
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.ensure_newline()
     if unused:
         message = "deploy/base/rbac.yaml grants what the controller never used in the integration suite:\n  "
         if reporter is not None:
