@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -47,11 +48,12 @@ class PrometheusAnalysis:
                     verdict=verdicts.Verdict.INCONCLUSIVE, rule=template
                 )
                 continue
-            target = prometheus.Target(
-                namespace=release.namespace,
-                release=release.name,
-                canary=prometheus.ArmSelector(run.canary_revision, run.canary_track.value),
-                baseline=prometheus.ArmSelector(run.baseline_revision, actions.Track.STABLE.value),
+            target = build_target(
+                release.namespace,
+                release.name,
+                canary_revision=run.canary_revision,
+                canary_track=run.canary_track.value,
+                baseline_revision=run.baseline_revision,
                 model=run.canary_model_version,
             )
             window = prometheus.build_window(
@@ -73,13 +75,8 @@ class PrometheusAnalysis:
         try:
             body = self._api.get(path)
         except errors.NotFoundError:
-            return f"AnalysisTemplate {namespace}/{name} does not exist"
-        try:
-            return specs.AnalysisTemplateSpec.model_validate(body.get("spec") or {})
-        except ValidationError as error:
-            first = error.errors(include_url=False)[0]
-            where = ".".join(str(part) for part in first["loc"])
-            return f"AnalysisTemplate {namespace}/{name} is invalid at spec.{where}: {first['msg']}"
+            return parse_template(namespace, name, None)
+        return parse_template(namespace, name, body)
 
     def apply_start(self, release: ports.ReleaseRef, action: actions.StartAnalysis) -> None:
         """Nothing to start: the window is read from Prometheus as the looks come."""
@@ -87,3 +84,36 @@ class PrometheusAnalysis:
     def apply_stop(self, release: ports.ReleaseRef, action: actions.StopAnalysis) -> None:
         """Nothing runs between looks; what the run had read is no longer needed."""
         self.cache.forget(action.run)
+
+
+def build_target(
+    namespace: str,
+    release: str,
+    *,
+    canary_revision: str,
+    canary_track: str,
+    baseline_revision: str,
+    model: str,
+) -> prometheus.Target:
+    """What the template's queries select: the canary's pods by revision and track, the stable's."""
+    return prometheus.Target(
+        namespace=namespace,
+        release=release,
+        canary=prometheus.ArmSelector(canary_revision, canary_track),
+        baseline=prometheus.ArmSelector(baseline_revision, actions.Track.STABLE.value),
+        model=model,
+    )
+
+
+def parse_template(
+    namespace: str, name: str, body: dict[str, Any] | None
+) -> specs.AnalysisTemplateSpec | str:
+    """The template's spec from its object (None: not found), or why it cannot be used."""
+    if body is None:
+        return f"AnalysisTemplate {namespace}/{name} does not exist"
+    try:
+        return specs.AnalysisTemplateSpec.model_validate(body.get("spec") or {})
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        return f"AnalysisTemplate {namespace}/{name} is invalid at spec.{where}: {first['msg']}"

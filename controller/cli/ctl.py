@@ -27,7 +27,7 @@ from analysis import prometheus, verdicts
 from controller import errors
 from controller.adapters import kubeapi
 from controller.adapters.releases import release_path
-from controller.cli import explain, pipes, reporthtml
+from controller.cli import explain, pipes, reporthtml, textformat
 from controller.cli import report as report_
 from controller.domain import planning
 from controller.resources import commands, meta, modelrelease, releasestatus
@@ -130,17 +130,8 @@ def _status(release: Obj) -> releasestatus.ModelReleaseStatus:
 def _age(timestamp: str | None, now: datetime) -> str:
     if not timestamp:
         return "-"
-    seconds = int((now - datetime.fromisoformat(timestamp.replace("Z", "+00:00"))).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{max(seconds, 0)}s"
-
-
-def _table(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "   ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    return textformat.duration(
+        (now - datetime.fromisoformat(timestamp.replace("Z", "+00:00"))).total_seconds()
     )
 
 
@@ -163,7 +154,7 @@ def render_list(releases: Sequence[Obj], now: datetime, all_namespaces: bool = F
             _age(release["metadata"].get("creationTimestamp"), now),
         ]
         rows.append([release["metadata"].get("namespace", ""), *row] if all_namespaces else row)
-    return _table(rows)
+    return textformat.table(rows)
 
 
 def _number(value: float | None, percent: bool = False) -> str:
@@ -252,7 +243,7 @@ def render_status(release: Obj, events: Sequence[Obj], now: datetime) -> str:
                     str(step.canary_replicas * gpus + step.stable_replicas * footprint.gpus_per_replica),
                 ]
             )
-        lines += ["  " + line for line in _table(rows).splitlines()]
+        lines += ["  " + line for line in textformat.table(rows).splitlines()]
     if st.analysis:
         record = st.analysis[-1]
         where = (
@@ -264,7 +255,7 @@ def render_status(release: Obj, events: Sequence[Obj], now: datetime) -> str:
         if record.rule:
             lines.append(f"    {record.rule}")
         if record.metrics:
-            lines += ["    " + line for line in _table(_metric_rows(record.metrics)).splitlines()]
+            lines += ["    " + line for line in textformat.table(_metric_rows(record.metrics)).splitlines()]
     if st.approvals:
         lines += ["", "  approvals:"]
         for approval in st.approvals:
@@ -330,7 +321,9 @@ def render_history(release: Obj, now: datetime) -> str:
     if len(rows) == 1:
         return f"ModelRelease {release['metadata']['name']} has no rollout yet"
     runs = [f"  {r.revision}.{r.attempt}: {r.mlflow_run}" for r in st.history if r.mlflow_run]
-    return _table(rows) + ("\n\nMLflow runs (experiment modelrelease):\n" + "\n".join(runs) if runs else "")
+    return textformat.table(rows) + (
+        "\n\nMLflow runs (experiment modelrelease):\n" + "\n".join(runs) if runs else ""
+    )
 
 
 def _mark(st: releasestatus.ModelReleaseStatus, index: int) -> str:

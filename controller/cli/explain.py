@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from analysis import verdicts
+from controller.cli import textformat
 from controller.domain import planning
 from controller.resources import modelrelease, releasestatus
 
@@ -72,7 +73,11 @@ def _rollout(
         said.append("Every step is complete; it waits for the canary to be scaled up as the new stable.")
         return said
     step = plan.steps[index]
-    since = f" for {_duration((now - st.step_started_at).total_seconds())}" if st.step_started_at else ""
+    since = (
+        f" for {textformat.duration((now - st.step_started_at).total_seconds())}"
+        if st.step_started_at
+        else ""
+    )
     # The label numbers steps from 0, as status, Events and `kubectl modelrelease status` do.
     said.append(f"It is at {step.label}, the {_ordinal(index + 1)} of {len(plan.steps)} steps{since}.")
     said.append(_waits_for(step, st, name, namespace))
@@ -86,7 +91,9 @@ def _waits_for(
     if kind == planning.StepKind.PAUSE:
         if step.pause is None:
             return f"It waits for a person: `kubectl modelrelease promote {name} -n {namespace}` goes on."
-        return f"It waits out a {_duration(step.pause.total_seconds())} pause, then goes on by itself."
+        return (
+            f"It waits out a {textformat.duration(step.pause.total_seconds())} pause, then goes on by itself."
+        )
     if kind == planning.StepKind.APPROVAL and step.approval is not None:
         given = sum(
             1
@@ -115,12 +122,12 @@ def _last_rollout(st: releasestatus.ModelReleaseStatus) -> list[str]:
         return []
     last = st.history[-1]
     waited = (
-        f", {_duration(last.waited_for_people_seconds)} of it waiting for people"
+        f", {textformat.duration(last.waited_for_people_seconds)} of it waiting for people"
         if last.waited_for_people_seconds
         else ""
     )
     took = (
-        f" after {_duration((last.ended_at - last.started_at).total_seconds())}{waited}"
+        f" after {textformat.duration((last.ended_at - last.started_at).total_seconds())}{waited}"
         if last.started_at
         else ""
     )
@@ -145,14 +152,3 @@ def _owed(st: releasestatus.ModelReleaseStatus) -> list[str]:
 def _ordinal(n: int) -> str:
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(int(seconds), 0)
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    if seconds < 172800:
-        return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
-    return f"{seconds // 86400}d"

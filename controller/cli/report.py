@@ -15,14 +15,13 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-import pydantic
-
-from analysis import judge, prometheus, specs, timeline, verdicts
-from controller.domain import planning
+from analysis import judge, prometheus, timeline, verdicts
+from controller.adapters import prometheus_analysis
+from controller.cli import textformat
+from controller.domain import actions, planning
 from controller.resources import modelrelease, releasestatus
 
 Obj = dict[str, Any]
-STABLE_TRACK = "stable"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,19 +80,17 @@ def _replay(
 ) -> tuple[timeline.Timeline | None, str | None]:
     if record.canary_revision is None or record.baseline_revision is None:
         return None, "recorded by an older controller, without the revisions it compared: cannot replay"
-    body = fetch_template(record.template)
-    if body is None:
-        return None, f"AnalysisTemplate {record.template} no longer exists"
-    try:
-        template = specs.AnalysisTemplateSpec.model_validate(body.get("spec") or {})
-    except pydantic.ValidationError as error:
-        return None, f"AnalysisTemplate {record.template} is invalid now: {error.errors()[0]['msg']}"
     meta = release["metadata"]
-    target = prometheus.Target(
-        namespace=meta.get("namespace", ""),
-        release=meta["name"],
-        canary=prometheus.ArmSelector(record.canary_revision, record.canary_track or "canary"),
-        baseline=prometheus.ArmSelector(record.baseline_revision, STABLE_TRACK),
+    namespace = meta.get("namespace", "")
+    template = prometheus_analysis.parse_template(namespace, record.template, fetch_template(record.template))
+    if isinstance(template, str):
+        return None, template
+    target = prometheus_analysis.build_target(
+        namespace,
+        meta["name"],
+        canary_revision=record.canary_revision,
+        canary_track=record.canary_track or actions.Track.CANARY.value,
+        baseline_revision=record.baseline_revision,
         model=record.canary_model_version or "",
     )
     end = record.finished_at or now
@@ -183,7 +180,7 @@ def _look_tables(replayed: timeline.Timeline, start: datetime) -> list[str]:
                     result.verdict.value,
                 ]
             )
-        lines += ["    " + row for row in _table(rows)]
+        lines += ["    " + row for row in textformat.table(rows).splitlines()]
     return lines
 
 
@@ -195,10 +192,3 @@ def _sampled(looks: Sequence[timeline.Look], limit: int = 20) -> list[timeline.L
     keep = {int(i * step) for i in range(limit)} | {len(looks) - 1}
     keep |= {look.index for look in looks if look.summary.verdict != verdicts.Verdict.RUNNING}
     return [look for look in looks if look.index in keep]
-
-
-def _table(rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
-    ]

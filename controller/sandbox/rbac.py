@@ -6,8 +6,8 @@ for a projected token, so a process can run with exactly the permissions deploy/
 other token is refused (401). An authenticated user may do what the cluster's Roles, ClusterRoles
 and their bindings allow, with Kubernetes' semantics: a ClusterRoleBinding grants everywhere, a
 RoleBinding only in its namespace, a cluster-wide list or watch needs a ClusterRoleBinding, a rule
-with resourceNames never allows create, list or watch. Aggregated ClusterRoles and non-resource
-URLs are not emulated (docs/testing.md).
+with resourceNames allows only requests that name one of them (so never a create or a list).
+Aggregated ClusterRoles and non-resource URLs are not emulated (docs/testing.md).
 """
 
 from __future__ import annotations
@@ -67,21 +67,14 @@ def rule_allows(rule: Obj, request: Request) -> bool:
         return False
     if not matches(rule.get("apiGroups") or [], request.group):
         return False
-    resource = request.resource
+    # As Kubernetes' ResourceMatches: "*" matches every resource and subresource, "*/scale" the
+    # scale subresource of any resource; a rule with resourceNames matches only requests by name.
     resources = list(rule.get("resources") or [])
-    base, _, sub = resource.partition("/")
-    if not (
-        matches(resources, resource) or (sub and f"{base}/*" in resources) or ("*" in resources and not sub)
-    ):
+    _, _, sub = request.resource.partition("/")
+    if not ("*" in resources or request.resource in resources or (sub and f"*/{sub}" in resources)):
         return False
     names = rule.get("resourceNames") or []
-    if names:
-        return (
-            request.name is not None
-            and request.verb not in ("create", "list", "watch")
-            and (request.name in names)
-        )
-    return True
+    return not names or (request.name is not None and request.name in names)
 
 
 def _binds(binding: Obj, user: str) -> bool:

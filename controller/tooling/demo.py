@@ -44,6 +44,7 @@ from controller import releasetree
 from controller.cli import ctl, explain, planview, report, reporthtml
 from controller.resources import releasestatus
 from controller.sandbox import cluster, fleet, slack
+from controller.sandbox import errors as sandbox_errors
 from controller.tooling import mlflowdemo, processes, prometheus_process, releaserepo
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -189,8 +190,8 @@ class Demo:
             rtype = self.sandbox.store.find_type("modelrelease.dev", "v1alpha1", "analysistemplates")
             try:
                 return self.sandbox.store.get(rtype, NAMESPACE, name)
-            except Exception:
-                return None
+            except sandbox_errors.ApiError:
+                return None  # gone: the report says so
 
         with prometheus.PrometheusSource(self.prometheus.url) as source:
             built = report.build_report(release, template, source, now)

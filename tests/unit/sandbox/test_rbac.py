@@ -83,6 +83,20 @@ def test_subresources_and_resource_names_must_be_granted_by_name() -> None:
     assert not policy.allows(USER, rbac.Request("list", "", "configmaps", "ml"))
 
 
+def test_wildcard_resources_match_as_kubernetes_matches_them() -> None:
+    rules = [
+        {"apiGroups": ["apps"], "resources": ["*/scale"], "verbs": ["patch"]},
+        {"apiGroups": [""], "resources": ["*"], "verbs": ["get"]},
+    ]
+    policy = rbac.Policy.from_objects(
+        [_role("ClusterRole", "r", rules), _binding("ClusterRoleBinding", "ClusterRole", "r")]
+    )
+    assert policy.allows(USER, rbac.Request("patch", "apps", "deployments/scale", "ml", "a"))
+    assert not policy.allows(USER, rbac.Request("patch", "apps", "deployments", "ml", "a"))
+    assert policy.allows(USER, rbac.Request("get", "", "pods/log", "ml", "a"))
+    assert policy.allows(USER, rbac.Request("get", "", "secrets", "ml", "a"))
+
+
 @pytest.fixture
 def sandbox() -> Iterator[cluster.SandboxCluster]:
     with cluster.SandboxCluster(seed=5) as running:
