@@ -62,7 +62,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     unused = access.unused_rules(access.controller_rules(access.rbac_objects()), calls)
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.ensure_newline()
+        reporter.write("\n")  # after xdist's "[100%]", which leaves the line open
     if unused:
         message = "deploy/base/rbac.yaml grants what the controller never used in the integration suite:\n  "
         if reporter is not None:
