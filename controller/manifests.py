@@ -141,16 +141,36 @@ def _looks_like_an_object(document: Any) -> bool:
 
 
 def is_foreign(document: Any) -> bool:
-    """A well-formed resource of another API group (a typo in our own group is still an error)."""
+    """A well-formed resource of another API group. A group one or two letters from ours, or a kind
+    of ours under another group, is a typo of ours — an error, never another tool's object: taken
+    for foreign, a GitSource would prune the release it names."""
     if not isinstance(document, dict):
         return False
     api_version, kind = document.get("apiVersion"), document.get("kind")
-    return (
-        isinstance(api_version, str)
-        and isinstance(kind, str)
-        and bool(kind)
-        and not api_version.startswith(f"{meta.GROUP}/")
-    )
+    if not (isinstance(api_version, str) and isinstance(kind, str) and kind):
+        return False
+    group = api_version.rpartition("/")[0]
+    return group != meta.GROUP and not is_near_miss(group) and kind not in kinds.BY_KIND
+
+
+def is_near_miss(group: str) -> bool:
+    """A group within two edits of ours (`modelreleases.dev`, `modelrelease.io` is not)."""
+    return group != meta.GROUP and _edit_distance(group.lower(), meta.GROUP, limit=2) <= 2
+
+
+def _edit_distance(a: str, b: str, *, limit: int) -> int:
+    """Levenshtein distance, stopped early once past `limit` (the answer is then limit + 1)."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, 1):
+        current = [i]
+        for j, char_b in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
+        if min(current) > limit:
+            return limit + 1
+        previous = current
+    return previous[-1]
 
 
 def parse_document(document: Any, node: yaml.Node | None = None, source: str = "<input>") -> BaseModel:
@@ -159,6 +179,19 @@ def parse_document(document: Any, node: yaml.Node | None = None, source: str = "
         raise ManifestError([Problem(source, line, "", "a manifest is a mapping with apiVersion and kind")])
     api_version, kind_name = document.get("apiVersion"), document.get("kind")
     kind = kinds.BY_KIND.get(kind_name) if isinstance(kind_name, str) else None
+    group = api_version.rpartition("/")[0] if isinstance(api_version, str) else ""
+    if kind is not None and group != meta.GROUP and isinstance(api_version, str):
+        raise ManifestError(
+            [
+                Problem(
+                    source,
+                    _line_of(node, ("apiVersion",)) or line,
+                    "apiVersion",
+                    f"group {group!r} is not {meta.GROUP}, the group of {kind_name}; "
+                    f"write apiVersion: {meta.API_VERSION}",
+                )
+            ]
+        )
     if api_version != meta.API_VERSION or kind is None:
         known = ", ".join(k.kind for k in kinds.KINDS)
         raise ManifestError(

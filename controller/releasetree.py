@@ -36,6 +36,10 @@ class Tree:
     def bad_files(self) -> set[str]:
         return {p.source for p in self.problems}
 
+    def files_with_content(self) -> set[str]:
+        """Files that hold something: one of our manifests, a foreign object or a problem."""
+        return {m.source for m in self.manifests} | {f.source for f in self.foreign} | self.bad_files
+
     def templates(self) -> dict[str, Any]:
         return {
             m.resource.metadata.name: m.resource.spec

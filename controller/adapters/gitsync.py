@@ -33,6 +33,10 @@ class SyncOutcome:
     unchanged: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
     problems: list[gitsource.SyncProblem] = field(default_factory=list)
+    missing_paths: list[str] = field(default_factory=list)  # configured paths not in the repository
+    hollow_paths: list[str] = field(default_factory=list)  # configured paths holding no manifest
+    prune_refused: str | None = None  # why the prune was refused; `unpruned` then holds its objects
+    unpruned: list[str] = field(default_factory=list)  # gone from Git, kept (refused, or prune off)
 
 
 class GitSourceSync:
@@ -64,10 +68,47 @@ class GitSourceSync:
                     "last_attempt_time": now,
                     "handled_sync_request": request,
                     "message": message,
+                    "conditions": (
+                        build_ready(previous, "SyncFailed", message, source.metadata.generation, now),
+                    ),
                 }
             )
             self._write_status(namespace, name, status)
             return status
+        self._say_problems(source, outcome)
+        history = previous.prune_history
+        if outcome.pruned:
+            record = gitsource.PruneRecord(time=now, commit=outcome.commit, objects=tuple(outcome.pruned))
+            history = (*history, record)[-gitsource.PRUNE_HISTORY :]
+        refusal = None
+        if outcome.prune_refused is not None:
+            refusal = gitsource.PruneRecord(
+                time=now, commit=outcome.commit, objects=tuple(outcome.unpruned), reason=outcome.prune_refused
+            )
+        message = describe(outcome, prune=source.spec.prune)
+        status = gitsource.GitSourceStatus(
+            observed_generation=source.metadata.generation,
+            observed_commit=outcome.commit,
+            last_sync_time=now,
+            last_attempt_time=now,
+            handled_sync_request=request,
+            applied=tuple(sorted(outcome.applied + outcome.unchanged)),
+            pruned=tuple(outcome.pruned),
+            prune_history=history,
+            prune_refused=refusal,
+            orphaned=() if source.spec.prune else tuple(outcome.unpruned),
+            errors=tuple(outcome.problems),
+            conditions=(
+                build_ready(previous, _ready_reason(outcome), message, source.metadata.generation, now),
+            ),
+            message=message,
+        )
+        self._write_status(namespace, name, status)
+        return status
+
+    def _say_problems(self, source: kinds.GitSource, outcome: SyncOutcome) -> None:
+        """One Event per problem, per applied change, per prune and per refused prune; each keyed by
+        what it says, so a restart does not say it twice and a second change at one commit is said."""
         for problem in outcome.problems:
             where = f"{problem.file}:{problem.line}" if problem.line else problem.file
             self._event(
@@ -77,31 +118,24 @@ class GitSourceSync:
                 f"{where}: {problem.message}",
                 outcome.commit,
                 where,
+                problem.message,
             )
-        if outcome.applied or outcome.pruned:
-            said = f"synced {outcome.commit[:12]}: applied {', '.join(outcome.applied) or 'nothing'}"
-            if outcome.pruned:
-                said += f"; pruned {', '.join(outcome.pruned)}"
-            self._event(source, events.NORMAL, "Synced", said, outcome.commit)
-        quarantined = sorted({p.file for p in outcome.problems})
-        message = (
-            f"at {outcome.commit[:12]}: {len(outcome.applied) + len(outcome.unchanged)} resource(s) in sync"
-        )
-        if quarantined:
-            message += f"; {len(quarantined)} file(s) quarantined: {', '.join(quarantined)}"
-        status = gitsource.GitSourceStatus(
-            observed_generation=source.metadata.generation,
-            observed_commit=outcome.commit,
-            last_sync_time=now,
-            last_attempt_time=now,
-            handled_sync_request=request,
-            applied=tuple(sorted(outcome.applied + outcome.unchanged)),
-            pruned=tuple(outcome.pruned),
-            errors=tuple(outcome.problems),
-            message=message,
-        )
-        self._write_status(namespace, name, status)
-        return status
+        if outcome.applied:
+            said = f"synced {outcome.commit[:12]}: applied {', '.join(outcome.applied)}"
+            self._event(source, events.NORMAL, "Synced", said, outcome.commit, *outcome.applied)
+        if outcome.pruned:
+            said = f"pruned at {outcome.commit[:12]} (gone from Git): {', '.join(outcome.pruned)}"
+            self._event(source, events.NORMAL, "Pruned", said, outcome.commit, *outcome.pruned)
+        if outcome.prune_refused is not None:
+            said = (
+                f"prune refused at {outcome.commit[:12]}: {outcome.prune_refused}; would have deleted "
+                f"{', '.join(outcome.unpruned)}"
+            )
+            self._event(source, events.WARNING, "PruneRefused", said, outcome.commit, *outcome.unpruned)
+        elif outcome.unpruned and not source.spec.prune:
+            kept = ", ".join(outcome.unpruned)
+            said = f"gone from Git at {outcome.commit[:12]} but kept (prune is off): {kept}"
+            self._event(source, events.NORMAL, "Orphaned", said, outcome.commit, *outcome.unpruned)
 
     def _sync(self, source: kinds.GitSource) -> SyncOutcome:
         spec, namespace = source.spec, source.metadata.namespace or ""
@@ -115,9 +149,16 @@ class GitSourceSync:
                 if path.exists():
                     paths.append(path)
                 else:
-                    problem = gitsource.SyncProblem(file=relative, message="not in the repository")
+                    outcome.missing_paths.append(relative)
+                    problem = gitsource.SyncProblem(
+                        file=relative, message="not in the repository (nothing is pruned while it is missing)"
+                    )
                     outcome.problems.append(problem)
             tree = releasetree.read_paths(paths, root=workspace.path)  # read while the clone is ours
+        holding = tree.files_with_content()
+        for relative in spec.paths:
+            if relative not in outcome.missing_paths and not any(_under(f, relative) for f in holding):
+                outcome.hollow_paths.append(relative)
         outcome.problems += [
             gitsource.SyncProblem(
                 file=p.source, line=p.line, message=f"{p.path}: {p.message}" if p.path else p.message
@@ -136,8 +177,7 @@ class GitSourceSync:
                         file=manifest.source, line=manifest.line, message=f"{kind} {object_name}: {error}"
                     )
                 )
-        if spec.prune:
-            self._prune(source, wanted, tree.bad_files | {p.file for p in outcome.problems}, outcome)
+        self._prune(source, wanted, tree.bad_files | {p.file for p in outcome.problems}, outcome)
         return outcome
 
     def _wanted(
@@ -249,7 +289,13 @@ class GitSourceSync:
         quarantined: set[str],
         outcome: SyncOutcome,
     ) -> None:
-        namespace = source.metadata.namespace or ""
+        """Delete what this source created and Git no longer holds — only when that is justified:
+        prune is on, every path holds manifests, and the deletion is not all (without allowEmpty)
+        nor more than maxPrunePercent of what the source manages. Otherwise nothing is deleted and
+        `outcome` says what would have been, and why not."""
+        namespace, spec = source.metadata.namespace or "", source.spec
+        managed: list[str] = []
+        gone: list[tuple[str, str]] = []  # (label, path)
         for kind, plural in SYNCED_KINDS.items():
             listed = self._api.get(
                 kubeapi.build_path(meta.API_VERSION, plural, namespace),
@@ -258,19 +304,36 @@ class GitSourceSync:
             for item in listed.get("items") or []:
                 item_meta = item.get("metadata") or {}
                 name = item_meta.get("name", "")
+                managed.append(f"{kind}/{name}")
                 file = (item_meta.get("annotations") or {}).get(gitwriteback.PATH_ANNOTATION)
                 if (kind, name) in wanted or file in quarantined:
                     continue  # still in Git, or its file is broken now: never prune on a bad read
-                try:
-                    self._api.delete(kubeapi.build_path(meta.API_VERSION, plural, namespace, name))
-                except errors.NotFoundError:
-                    pass
-                outcome.pruned.append(f"{kind}/{name}")
+                gone.append((f"{kind}/{name}", kubeapi.build_path(meta.API_VERSION, plural, namespace, name)))
+        outcome.unpruned = [label for label, _ in gone]
+        if not gone or not spec.prune:
+            return
+        outcome.prune_refused = assess_prune(
+            spec,
+            len(gone),
+            len(managed),
+            missing_paths=outcome.missing_paths,
+            hollow_paths=outcome.hollow_paths,
+        )
+        if outcome.prune_refused is not None:
+            return
+        for label, path in gone:
+            try:
+                self._api.delete(path)
+            except errors.NotFoundError:
+                pass
+            outcome.pruned.append(label)
+        outcome.unpruned = []
 
     def _write_status(self, namespace: str, name: str, status: gitsource.GitSourceStatus) -> None:
         body = {"status": status.model_dump(mode="json", by_alias=True, exclude_none=True)}
         # Lists are replaced whole by a merge patch: an empty one clears the errors of a fixed file.
         body["status"].setdefault("errors", [])
+        body["status"].setdefault("pruneRefused", None)  # null removes a refusal that no longer holds
         self._api.merge_patch(
             kubeapi.build_path(meta.API_VERSION, "gitsources", namespace, name, "status"), body
         )
@@ -286,6 +349,75 @@ class GitSourceSync:
             "uid": source.metadata.uid or "",
         }
         self._events.post_regarding(involved, event_type, reason, message, reason, *identity)
+
+
+def assess_prune(
+    spec: gitsource.GitSourceSpec,
+    deleting: int,
+    managed: int,
+    *,
+    missing_paths: list[str],
+    hollow_paths: list[str],
+) -> str | None:
+    """Why a prune of `deleting` of the `managed` objects may not go ahead, or None when it may."""
+    if missing_paths or (hollow_paths and not spec.allow_empty):
+        return f"path {', '.join(missing_paths or hollow_paths)} holds no manifest (a typo, or a move?)"
+    if deleting >= managed:  # emptied on purpose: allowEmpty is the one switch that says so
+        if spec.allow_empty:
+            return None
+        return f"it would delete all {managed} object(s) this source manages; set allowEmpty to allow it"
+    allowed = max(1, managed * spec.max_prune_percent // 100)
+    if deleting > allowed:
+        return (
+            f"it would delete {deleting} of the {managed} object(s) this source manages, more than "
+            f"maxPrunePercent {spec.max_prune_percent}% allows ({allowed}); raise it for this change"
+        )
+    return None
+
+
+def describe(outcome: SyncOutcome, *, prune: bool) -> str:
+    """The status message: what is in sync, and every reason a person should look."""
+    message = f"at {outcome.commit[:12]}: {len(outcome.applied) + len(outcome.unchanged)} resource(s) in sync"
+    quarantined = sorted({p.file for p in outcome.problems})
+    if quarantined:
+        message += f"; {len(quarantined)} file(s) quarantined: {', '.join(quarantined)}"
+    if outcome.pruned:
+        message += f"; pruned {', '.join(outcome.pruned)}"
+    if outcome.prune_refused is not None:
+        message += f"; prune refused ({outcome.prune_refused}): kept {', '.join(outcome.unpruned)}"
+    elif outcome.unpruned and not prune:
+        message += (
+            f"; {len(outcome.unpruned)} orphaned (gone from Git, prune off): {', '.join(outcome.unpruned)}"
+        )
+    return message
+
+
+def build_ready(
+    previous: gitsource.GitSourceStatus, reason: str, message: str, generation: int | None, now: datetime
+) -> meta.Condition:
+    """Ready: the repository is in the cluster as Git says (reason Synced); otherwise False with
+    SyncFailed, PruneRefused or ManifestsQuarantined. Its transition time moves only on a flip."""
+    status = meta.ConditionStatus.TRUE if reason == "Synced" else meta.ConditionStatus.FALSE
+    before = next((c for c in previous.conditions if c.type == "Ready"), None)
+    since = before.last_transition_time if before is not None and before.status == status else now
+    return meta.Condition(
+        type="Ready",
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=since,
+        observed_generation=generation,
+    )
+
+
+def _ready_reason(outcome: SyncOutcome) -> str:
+    if outcome.prune_refused is not None:
+        return "PruneRefused"
+    return "ManifestsQuarantined" if outcome.problems else "Synced"
+
+
+def _under(source: str, path: str) -> bool:
+    return source == path or source.startswith(path.rstrip("/") + "/")
 
 
 def _only_commit(meta_patch: dict[str, Any]) -> bool:

@@ -9,6 +9,7 @@ from typing import Self
 from pydantic import Field, field_validator, model_validator
 
 from analysis import schema
+from controller.resources import meta
 
 
 class SecretKeyRef(schema.Frozen):
@@ -55,6 +56,18 @@ class GitSourceSpec(schema.Frozen):
     )
     webhook_secret: SecretKeyRef | None = Field(None, description="Secret that signs push webhooks.")
     prune: bool = Field(False, description="Delete what this source created once it is removed from Git.")
+    allow_empty: bool = Field(
+        False,
+        description="Let a sync prune every object this source manages (Argo CD's allowEmpty); "
+        "off, such a sync is refused.",
+    )
+    max_prune_percent: int = Field(
+        50,
+        ge=0,
+        le=100,
+        description="A sync that would prune more than this share of the objects this source manages "
+        "is refused (one object may always be pruned).",
+    )
     write_back_target: WriteBackTarget = Field(
         WriteBackTarget.BRANCH, description="Default for its releases' rollback commits."
     )
@@ -76,6 +89,18 @@ class SyncProblem(schema.Frozen):
     message: str
 
 
+class PruneRecord(schema.Frozen):
+    """What one sync deleted, or would have deleted and was refused."""
+
+    time: datetime
+    commit: str
+    objects: tuple[str, ...] = Field(description="Kind/name of each object.")
+    reason: str = ""
+
+
+PRUNE_HISTORY = 10  # prunes kept in status, newest last
+
+
 class GitSourceStatus(schema.Frozen):
     observed_generation: int | None = None
     observed_commit: str | None = None
@@ -83,6 +108,17 @@ class GitSourceStatus(schema.Frozen):
     last_attempt_time: datetime | None = None
     handled_sync_request: str | None = Field(None, description="The last webhook sync request acted on.")
     applied: tuple[str, ...] = Field((), description="Kind/name of every resource applied at that commit.")
-    pruned: tuple[str, ...] = ()
+    pruned: tuple[str, ...] = Field((), description="What the last sync deleted.")
+    prune_history: tuple[PruneRecord, ...] = Field(
+        (), description=f"The last {PRUNE_HISTORY} syncs that deleted something, oldest first."
+    )
+    prune_refused: PruneRecord | None = Field(
+        None,
+        description="The last sync's prune, refused as unjustified: what it would have deleted, and why.",
+    )
+    orphaned: tuple[str, ...] = Field(
+        (), description="Objects this source created that Git no longer holds, kept because prune is off."
+    )
     errors: tuple[SyncProblem, ...] = ()
+    conditions: tuple[meta.Condition, ...] = ()
     message: str = ""

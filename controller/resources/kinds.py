@@ -107,6 +107,13 @@ KINDS: tuple[Kind, ...] = (
         printer_columns=(
             PrinterColumn("URL", ".spec.url"),
             PrinterColumn("Commit", ".status.observedCommit"),
+            PrinterColumn("Ready", '.status.conditions[?(@.type=="Ready")].status'),
+            PrinterColumn(
+                "Reason",
+                '.status.conditions[?(@.type=="Ready")].reason',
+                description="Synced, ManifestsQuarantined, PruneRefused or SyncFailed.",
+            ),
+            PrinterColumn("Orphaned", ".status.orphaned", description="Gone from Git, kept: prune is off."),
             AGE,
         ),
     ),

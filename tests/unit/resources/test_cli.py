@@ -215,3 +215,15 @@ def test_output_into_a_reader_that_stopped_ends_quietly_like_a_unix_tool(tmp_pat
     _, said = child.communicate(timeout=60)
     assert "Traceback" not in said.decode(), said.decode()
     assert child.returncode == 141
+
+
+def test_validate_exits_1_on_an_api_version_one_letter_off_our_group(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "releases"
+    folder.mkdir()
+    (folder / "fraud.yaml").write_text(
+        RELEASE.replace("STEP", "50").replace("modelrelease.dev/", "modelreleases.dev/")
+    )
+    assert cli.main(["validate", str(folder)]) == 1
+    assert "group 'modelreleases.dev' is not modelrelease.dev" in capsys.readouterr().err

@@ -186,3 +186,29 @@ def test_a_duration_round_trips_in_its_shortest_spelling() -> None:
     assert isinstance(release, kinds.ModelRelease)
     dumped = release.spec.to_manifest()
     assert dumped["strategy"]["canary"]["steps"][1]["analysis"]["maxDuration"] == "1h30m"
+
+
+@pytest.mark.parametrize("api_version", ["modelreleases.dev/v1alpha1", "modelrelase.dev/v1alpha1"])
+def test_a_near_miss_of_our_group_is_an_error_naming_the_group_it_expected(api_version: str) -> None:
+    text = VALID_RELEASE.replace("modelrelease.dev/v1alpha1", api_version)
+    [error] = _errors(text)
+    group = api_version.split("/")[0]
+    assert error == (
+        f"release.yaml:1: apiVersion: group {group!r} is not modelrelease.dev, the group of ModelRelease; "
+        "write apiVersion: modelrelease.dev/v1alpha1"
+    )
+
+
+def test_a_kind_of_ours_under_another_group_is_an_error_even_in_a_folder() -> None:
+    text = VALID_RELEASE.replace("modelrelease.dev/v1alpha1", "ml.example.com/v1")
+    with pytest.raises(manifests.ManifestError) as caught:
+        manifests.read_text(text, "releases/fraud.yaml", in_folder=True)
+    [problem] = caught.value.problems
+    assert "group 'ml.example.com' is not modelrelease.dev" in problem.message
+
+
+def test_a_group_far_from_ours_with_a_kind_of_its_own_is_another_tools_resource() -> None:
+    loaded = manifests.read_text(
+        "apiVersion: modelregistry.io/v1\nkind: Model\nmetadata: {name: m}\n", "m.yaml", in_folder=True
+    )
+    assert [f.kind for f in loaded.foreign] == ["Model"]
