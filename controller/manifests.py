@@ -16,6 +16,12 @@ from pydantic import BaseModel, ValidationError
 
 from controller.resources import kinds, meta
 
+# A file, or a document with its aliases expanded, may hold at most this many bytes. A release is a
+# few kilobytes; the API server refuses a request over 3 MiB and etcd an object over 1.5 MiB, so a
+# larger file could never be applied — and a small file of aliases (a YAML bomb) could expand to
+# gigabytes once built. Either is quarantined alone; docs/gitops.md says so.
+MAX_MANIFEST_BYTES = 1024 * 1024
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -80,9 +86,29 @@ def read_text(text: str, source: str, *, in_folder: bool = False) -> Loaded:
     resources is then no error, and a document that is not a Kubernetes object at all (no kind,
     no apiVersion: a CI workflow, a values file) is passed over.
     """
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_MANIFEST_BYTES:
+        raise ManifestError(
+            [Problem(source, None, "", f"is over {MAX_MANIFEST_BYTES} bytes, the limit for a file")]
+        )
     try:
         nodes = [n for n in yaml.compose_all(text, Loader=yaml.SafeLoader) if n is not None]
+        for node in nodes:  # before building anything: aliases can blow a small file up (a YAML bomb)
+            expanded = _expanded_size(node, {}, set())
+            if expanded > MAX_MANIFEST_BYTES:
+                raise ManifestError(
+                    [
+                        Problem(
+                            source,
+                            node.start_mark.line + 1,
+                            "",
+                            f"expands (its aliases repeated) to over {MAX_MANIFEST_BYTES} bytes, the limit "
+                            "for a manifest",
+                        )
+                    ]
+                )
         documents = [d for d in yaml.safe_load_all(text) if d is not None]
+    except RecursionError:
+        raise ManifestError([Problem(source, None, "", "is nested too deep to be a manifest")]) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -125,6 +151,29 @@ def read_text(text: str, source: str, *, in_folder: bool = False) -> Loaded:
     if problems:
         raise ManifestError(problems)
     return Loaded(manifests, foreign)
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
+    """Roughly how many bytes of JSON the node becomes once every alias is copied out, counted on
+    the node graph (an alias is the same node again) so that counting never expands anything."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_nodes:  # an alias to its own ancestor: endless once expanded
+        return MAX_MANIFEST_BYTES + 1
+    open_nodes.add(key)
+    if isinstance(node, yaml.ScalarNode):
+        size = len(str(node.value)) + 2
+    elif isinstance(node, yaml.SequenceNode):
+        size = 2 + sum(_expanded_size(item, sizes, open_nodes) + 1 for item in node.value)
+    else:
+        size = 2 + sum(
+            _expanded_size(k, sizes, open_nodes) + _expanded_size(v, sizes, open_nodes) + 2
+            for k, v in node.value
+        )
+    open_nodes.discard(key)
+    sizes[key] = size
+    return size
 
 
 def _yaml_problem(error: yaml.YAMLError) -> str:

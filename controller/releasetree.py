@@ -56,6 +56,12 @@ def read_paths(paths: Sequence[Path], *, root: Path | None = None, cross: bool =
         source = str(path.relative_to(root)) if root is not None else str(path)
         tree.files.append(source)
         try:
+            if path.stat().st_size > manifests_.MAX_MANIFEST_BYTES:  # not even read: quarantined alone
+                limit = manifests_.MAX_MANIFEST_BYTES
+                tree.problems.append(
+                    manifests_.Problem(source, None, "", f"is over {limit} bytes, the limit for a file")
+                )
+                continue
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
             reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"

@@ -167,7 +167,7 @@ def _error(method: str, path: str, code: int, text: str) -> errors.ModelReleaseE
         return errors.ConflictError(where)
     if code == 404:
         return errors.NotFoundError(where)
-    if code in (400, 415, 422):
+    if code in (400, 413, 415, 422):  # 413: this body is too large, and will be next time too
         return errors.InvalidError(where)
     if code in (401, 403):
         return errors.ForbiddenError(where)

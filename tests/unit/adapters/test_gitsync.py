@@ -193,3 +193,41 @@ def test_an_api_version_typo_quarantines_its_file_and_never_prunes_the_running_r
     ]
     assert status["pruned"] == []
     assert ready(status) == ("False", "ManifestsQuarantined")
+
+
+BOMB = """\
+a: &a ["xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]
+kind: ModelRelease
+apiVersion: modelrelease.dev/v1alpha1
+"""
+
+
+def test_an_oversized_file_and_a_yaml_bomb_are_quarantined_alone_while_a_good_change_syncs(
+    three: Source,
+) -> None:
+    padding = "# " + "x" * 98 + "\n"
+    three.person.write(
+        {
+            "models/ranker/release.yaml": release("ranker") + padding * 11_000,  # 1.1 MB
+            "models/scorer/release.yaml": BOMB,  # 0.5 kB, 7 MB expanded
+            "models/fraud/release.yaml": release("fraud").replace('version: "1"', 'version: "2"'),
+        }
+    )
+    three.person.commit_and_push("One good change, one huge file, one bomb")
+    status = three.sync()
+    assert three.releases() == {"ranker", "scorer", "fraud"}
+    fraud = three.api.get(kubeapi.build_path(meta.API_VERSION, "modelreleases", three.namespace, "fraud"))
+    assert fraud["spec"]["model"]["version"] == "2"
+    assert status["errors"] == [
+        {"file": "models/ranker/release.yaml", "message": "is over 1048576 bytes, the limit for a file"},
+        {
+            "file": "models/scorer/release.yaml",
+            "line": 1,
+            "message": "expands (its aliases repeated) to over 1048576 bytes, the limit for a manifest",
+        },
+    ]
