@@ -140,7 +140,7 @@ def _last_rollout(st: releasestatus.ModelReleaseStatus) -> list[str]:
 def _owed(st: releasestatus.ModelReleaseStatus) -> list[str]:
     owed = []
     write_back = st.last_rollback.git_write_back if st.last_rollback is not None else None
-    if write_back is not None and not write_back.commit:
+    if write_back is not None and not write_back.settled:
         owed.append(f"the Git write-back restoring version {write_back.restore_version}")
     if st.registry_owed:
         owed.append(f"{len(st.registry_owed)} registry update(s)")

@@ -96,6 +96,11 @@ class GitWriteBack(schema.Frozen):
     attempted_at: datetime | None = Field(None, description="Last time the commit was asked for.")
     outcome: str | None = Field(None, description="What was done: committed, or why nothing was needed.")
 
+    @property
+    def settled(self) -> bool:
+        """Done with: committed, found in Git, or dropped because the release moved on."""
+        return self.outcome is not None
+
 
 class Rollback(schema.Frozen):
     revision: str

@@ -112,7 +112,7 @@ def _written_back(
 ) -> observations.WrittenBack | None:
     """What Git holds for the write-back a rollback owes; looked up only while one is owed."""
     owed = status.last_rollback.git_write_back if status.last_rollback is not None else None
-    if owed is None or owed.commit is not None or io.repository is None:
+    if owed is None or owed.settled or io.repository is None:
         return None
     try:
         return io.repository.fetch_written_back(release, owed)

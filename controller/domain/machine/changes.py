@@ -402,6 +402,11 @@ def written_back(status: Status, commit: str, outcome: str) -> Status:
     return _write_back_changed(status, {"commit": commit, "outcome": outcome})
 
 
+def write_back_dropped(status: Status, outcome: str) -> Status:
+    """The rollback's Git write-back is no longer wanted: settled with nothing committed."""
+    return _write_back_changed(status, {"outcome": outcome})
+
+
 def write_back_attempted(status: Status, now: datetime) -> Status:
     return _write_back_changed(status, {"attempted_at": now})
 

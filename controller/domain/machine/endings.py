@@ -99,8 +99,18 @@ def write_back_owed(turn: turn_.Turn, idle: turn_.Move) -> turn_.Move:
     """
     rollback = turn.status.last_rollback
     owed = rollback.git_write_back if rollback is not None else None
-    if owed is None or owed.commit is not None:
+    if owed is None or owed.settled:
         return idle
+    if turn.status.phase != releasestatus.Phase.ROLLED_BACK:
+        # The release moved on since (a retry, a newer version, a promotion): reverting Git now
+        # would roll production back to a version it has since left.
+        outcome = (
+            f"not written: the release moved on ({turn.status.phase.value}, stable version "
+            f"{turn.status.stable_model_version}) before Git took the commit"
+        )
+        turn.change(changes.write_back_dropped(turn.status, outcome))
+        turn.event("GitWriteBackDropped", outcome, key=f"writeback-dropped/{owed.key}")
+        return turn.move()
     found = turn.obs.written_back
     if found is not None and found.key == owed.key:
         outcome = (

@@ -414,6 +414,32 @@ def test_a_git_outage_holds_neither_the_rollback_nor_the_return_of_traffic_and_t
     assert len(run.world.git_commits) == 1
 
 
+def test_a_write_back_still_owed_when_the_release_moves_on_is_dropped_not_pushed_as_a_downgrade() -> None:
+    # Pushes refused while version 7 was retried and promoted: the revert to 6 must never reach Git.
+    run = deployed(write_back=True)
+    run.world.git_down = True
+    run.world.verdict = w.always(Verdict.FAIL)
+    run.in_phase(Phase.ROLLED_BACK)
+    run.world.verdict = w.always(Verdict.PASS)
+    run.world.commands = run.world.commands.with_token(commands.Command.RETRY, "r1")
+    run.settle()
+    assert run.status.phase == Phase.SUCCEEDED
+    assert run.status.stable_model_version == "7"
+    run.world.git_down = False
+    run.world.tick(timedelta(minutes=5))
+    run.settle()
+    assert run.world.git_commits == {}
+    assert run.status.last_rollback is not None
+    owed = run.status.last_rollback.git_write_back
+    assert owed is not None
+    assert owed.settled
+    assert owed.commit is None
+    assert owed.outcome is not None
+    assert "moved on" in owed.outcome
+    said = [e for d in run.decisions for e in d.events if e.reason == "GitWriteBackDropped"]
+    assert len(said) == 1
+
+
 def test_a_rolled_back_revision_is_not_rolled_out_again_by_later_reconciles() -> None:
     run = deployed()
     run.world.verdict = w.always(Verdict.FAIL)
