@@ -194,6 +194,10 @@ class Workspace:
                 force = ("--force",) if from_base else ()
                 self._git("push", "origin", f"HEAD:refs/heads/{target}", *force)
             except GitRemoteError as error:
+                if _refused(str(error)):
+                    raise GitRemotePermanentError(
+                        f"{self.remote} refused the push to {target} (a protected branch or a hook): {error}"
+                    ) from None
                 if attempt == PUSH_ATTEMPTS or not _lost_race(str(error)):
                     raise
                 continue  # someone pushed between our fetch and our push: start again from their tip
@@ -258,7 +262,16 @@ class Workspace:
 
 
 def _lost_race(text: str) -> bool:
-    return bool(re.search(r"non-fast-forward|fetch first|rejected|cannot lock ref", text, re.IGNORECASE))
+    """Someone pushed first: the branch moved under us. Fetching and re-applying the edit helps."""
+    return bool(re.search(r"non-fast-forward|fetch first|cannot lock ref|stale info", text, re.IGNORECASE))
+
+
+def _refused(text: str) -> bool:
+    """The server will not take this push (a hook, branch protection, a read-only remote): trying
+    again at once cannot help, so it is not a lost race."""
+    return bool(
+        re.search(r"remote rejected|hook declined|protected branch|read.only", text, re.IGNORECASE)
+    ) and not _lost_race(text)
 
 
 class Workspaces:

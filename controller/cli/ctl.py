@@ -214,7 +214,9 @@ def render_status(release: Obj, events: Sequence[Obj], now: datetime) -> str:
     owed = st.last_rollback.git_write_back if st.last_rollback is not None else None
     if owed is not None:
         git_line = (
-            owed.outcome if owed.settled else f"owed: {owed.model_name} back to version {owed.restore_version}"
+            owed.outcome
+            if owed.settled
+            else f"owed: {owed.model_name} back to version {owed.restore_version}"
         )
         lines.append(f"  git write-back of the last rollback: {git_line}")
     proposal = st.proposal

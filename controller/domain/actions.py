@@ -176,6 +176,7 @@ class WriteBackToGit(schema.Frozen):
     rolled_back_version: str
     reason: str
     evidence: tuple[str, ...] = ()
+    attempt: int = Field(1, ge=1, description="Which try this is: a failure is said once per try.")
 
 
 class ProposeBump(schema.Frozen):

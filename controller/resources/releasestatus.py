@@ -94,6 +94,7 @@ class GitWriteBack(schema.Frozen):
         None, description="The commit found in Git carrying the key; unset while owed."
     )
     attempted_at: datetime | None = Field(None, description="Last time the commit was asked for.")
+    attempts: int = Field(0, ge=0, description="How often the commit was asked for.")
     outcome: str | None = Field(None, description="What was done: committed, or why nothing was needed.")
 
     @property

@@ -15,10 +15,12 @@ from typing import Any
 
 import pydantic
 
+from analysis import schema
 from controller import errors, manifests, ports
 from controller.adapters.traffic import services
 from controller.domain import actions, engine, machine, planning
 from controller.domain import decision as decisions
+from controller.domain.machine import endings
 from controller.resources import meta, modelrelease, releasestatus
 from controller.runtime import metrics as metrics_
 from controller.runtime import observe, statuspatch
@@ -76,9 +78,20 @@ def execute(
                     try:
                         io.repository.apply_write_back(release, action)
                     except errors.ModelReleaseError as exc:
-                        # Never holds or fails the rollout; the domain asks again in a minute.
+                        # Never holds or fails the rollout; the domain asks again, backing off. Said
+                        # once per try, so the Event shows the latest error and how often it failed.
+                        again = endings.write_back_backoff(action.attempt)
+                        message = (
+                            f"try {action.attempt}: {exc}; trying again in {schema.format_duration(again)}"
+                        )
                         _skipped(
-                            io, release, "GitWriteBackFailed", f"{exc}; retrying", action.key, logger=logger
+                            io,
+                            release,
+                            "GitWriteBackFailed",
+                            message,
+                            action.key,
+                            str(action.attempt),
+                            logger=logger,
                         )
 
 

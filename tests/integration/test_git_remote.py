@@ -88,6 +88,19 @@ def test_a_push_that_loses_a_race_is_fetched_and_replayed_on_the_new_tip(
     assert remote.show("releases/ranker/release.yaml") == _to_version_1(RELEASE)
 
 
+def test_a_push_the_remote_refuses_is_tried_once_and_said_as_a_refusal_not_retried_as_a_race(
+    remote: gitrepos.BareRemote, workspaces: gitremote.Workspaces, tmp_path: pathlib.Path
+) -> None:
+    tries = tmp_path / "tries"
+    remote.add_hook("pre-receive", f"#!/bin/sh\necho try >> {tries}\necho 'main is protected' >&2\nexit 1\n")
+    workspace = workspaces.get(gitremote.Remote(remote.url, "main"))
+    with pytest.raises(gitremote.GitRemotePermanentError) as refused:
+        _roll_back(workspace, "k-refused")
+    assert "refused the push to main (a protected branch or a hook)" in str(refused.value)
+    assert "main is protected" in str(refused.value)
+    assert tries.read_text().splitlines() == ["try"]
+
+
 def test_a_write_with_a_key_already_in_git_is_found_and_not_made_again(
     remote: gitrepos.BareRemote, workspaces: gitremote.Workspaces, tmp_path: pathlib.Path
 ) -> None:

@@ -408,7 +408,9 @@ def write_back_dropped(status: Status, outcome: str) -> Status:
 
 
 def write_back_attempted(status: Status, now: datetime) -> Status:
-    return _write_back_changed(status, {"attempted_at": now})
+    rollback = status.last_rollback
+    tried = rollback.git_write_back.attempts if rollback is not None and rollback.git_write_back else 0
+    return _write_back_changed(status, {"attempted_at": now, "attempts": tried + 1})
 
 
 def _write_back_changed(status: Status, fields: Mapping[str, object]) -> Status:

@@ -70,6 +70,7 @@ def roll_back(
 
 
 WRITE_BACK_RETRY = timedelta(minutes=1)
+WRITE_BACK_MAX_RETRY = timedelta(minutes=30)
 
 
 def describe_failure(metric: verdicts.MetricResult) -> str:
@@ -122,8 +123,10 @@ def write_back_owed(turn: turn_.Turn, idle: turn_.Move) -> turn_.Move:
         turn.change(changes.written_back(turn.status, found.commit, outcome))
         turn.event("GitWriteBack", outcome, key=f"writeback/{owed.key}")
         return turn.move()
-    if owed.attempted_at is not None and turn.now < owed.attempted_at + WRITE_BACK_RETRY:
-        return turn.move(wake_at=earliest(idle.wake_at, owed.attempted_at + WRITE_BACK_RETRY))
+    if owed.attempted_at is not None:
+        again = owed.attempted_at + write_back_backoff(owed.attempts)
+        if turn.now < again:
+            return turn.move(wake_at=earliest(idle.wake_at, again))
     turn.change(changes.write_back_attempted(turn.status, turn.now))
     turn.act(
         actions.WriteBackToGit(
@@ -133,9 +136,17 @@ def write_back_owed(turn: turn_.Turn, idle: turn_.Move) -> turn_.Move:
             rolled_back_version=owed.rolled_back_version,
             reason=owed.reason,
             evidence=owed.evidence,
+            attempt=owed.attempts + 1,
         )
     )
     return turn.move()
+
+
+def write_back_backoff(attempts: int) -> timedelta:
+    """How long after the last try the commit is asked for again: a minute, doubling to half an
+    hour, so a repository that refuses pushes is not hammered and a passing outage costs little."""
+    doubled: timedelta = WRITE_BACK_RETRY * 2 ** min(max(attempts - 1, 0), 10)
+    return min(doubled, WRITE_BACK_MAX_RETRY)
 
 
 def abandon_canary(turn: turn_.Turn, reason: str, message: str) -> None:

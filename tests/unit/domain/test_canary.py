@@ -440,6 +440,22 @@ def test_a_write_back_still_owed_when_the_release_moves_on_is_dropped_not_pushed
     assert len(said) == 1
 
 
+def test_a_repository_that_keeps_refusing_the_write_back_is_asked_less_and_less_often() -> None:
+    run = deployed(write_back=True)
+    run.world.git_down = True
+    run.world.verdict = w.always(Verdict.FAIL)
+    run.in_phase(Phase.ROLLED_BACK)
+    start = run.world.now
+    run.until(lambda r: r.world.now >= start + timedelta(hours=2))
+    tries = run.world.executed(actions.WriteBackToGit)
+    # 1, 2, 4, 8, 16 then every 30 minutes: at 0, 1, 3, 7, 15, 31, 61, 91 (and 121) minutes.
+    assert 8 <= len(tries) <= 9
+    assert [t.attempt for t in tries] == list(range(1, len(tries) + 1))
+    assert run.status.last_rollback is not None
+    assert run.status.last_rollback.git_write_back is not None
+    assert run.status.last_rollback.git_write_back.attempts == len(tries)
+
+
 def test_a_rolled_back_revision_is_not_rolled_out_again_by_later_reconciles() -> None:
     run = deployed()
     run.world.verdict = w.always(Verdict.FAIL)
