@@ -222,6 +222,8 @@ def render_status(release: Obj, events: Sequence[Obj], now: datetime) -> str:
     proposal = st.proposal
     if proposal is not None:
         said = proposal.outcome if proposal.commit else "owed: not yet seen in Git"
+        if proposal.held:
+            said = f"held: it {proposal.held}"
         lines.append(f"  alias {proposal.alias} moved to version {proposal.version}, proposed in Git: {said}")
     footprint = planning.StableFootprint(
         replicas=st.stable_replicas or spec.serving.replicas,

@@ -144,7 +144,7 @@ def _owed(st: releasestatus.ModelReleaseStatus) -> list[str]:
         owed.append(f"the Git write-back restoring version {write_back.restore_version}")
     if st.registry_owed:
         owed.append(f"{len(st.registry_owed)} registry update(s)")
-    if st.proposal is not None and not st.proposal.commit:
+    if st.proposal is not None and not st.proposal.commit and not st.proposal.held:
         owed.append(f"the Git commit proposing version {st.proposal.version}")
     return [f"Still owed, retried until done: {'; '.join(owed)}."] if owed else []
 

@@ -162,8 +162,10 @@ class Observations(schema.Frozen):
     written_back: WrittenBack | None = Field(
         None, description="Read only while status owes a Git write-back: what Git holds for its key."
     )
-    followed_version: str | None = Field(
-        None, description="Where spec.model.follow's alias points; None: not followed, unknown, or nowhere."
+    followed: RegistryVersion | None = Field(
+        None,
+        description="The version spec.model.follow's alias points at, with its status and tags (what the "
+        "gate checks); None: not followed, unknown, or nowhere.",
     )
     proposed: WrittenBack | None = Field(
         None, description="Read only while status owes a bump proposal: what Git holds for its key."

@@ -212,6 +212,11 @@ class Proposal(schema.Frozen):
     alias: str
     version: str = Field(description="The version the alias moved to, proposed for spec.model.version.")
     from_version: str
+    held: str | None = Field(
+        None,
+        description="Why the pre-flight gate would refuse this version (not READY, required tags "
+        "missing): not committed while set.",
+    )
     commit: str | None = Field(
         None, description="The commit found in Git carrying the key; unset while owed."
     )

@@ -8,7 +8,7 @@ from typing import Any
 from controller import errors, ports
 from controller.adapters import labels
 from controller.domain import machine, naming, observations
-from controller.resources import commands, releasestatus
+from controller.resources import commands, modelrelease, releasestatus
 
 LOGGER = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def observe(
         approvals=io.approvals.fetch_approvals(release),
         commands=build_commands(body["metadata"].get("annotations") or {}),
         written_back=_written_back(io, release, status),
-        followed_version=_followed_version(io, release),
+        followed=_followed(io, release),
         proposed=_proposed(io, release, status),
         registry_settled=_registry_settled(io, status),
         notifications=io.notifier.fetch_delivery(release),
@@ -78,13 +78,17 @@ def _registry_settled(
     return settled
 
 
-def _followed_version(io: ports.Ports, release: ports.ReleaseRef) -> str | None:
-    """Where the alias the release follows points now; looked up only when it follows one."""
-    follow = release.spec.model.follow
+def _followed(io: ports.Ports, release: ports.ReleaseRef) -> observations.RegistryVersion | None:
+    """The version the alias the release follows points at now, with what the gate checks (its
+    status and tags); looked up only when it follows one."""
+    follow, model = release.spec.model.follow, release.spec.model
     if follow is None:
         return None
     try:
-        return io.registry.fetch_alias(release.spec.model.name, follow.alias)
+        version = io.registry.fetch_alias(model.name, follow.alias)
+        if version is None:
+            return None
+        return io.registry.fetch_version(modelrelease.ModelRef(name=model.name, version=version))
     except errors.ModelReleaseError as exc:
         # Unknown is not "unmoved"; the next look (a webhook, or the poll) tries again.
         LOGGER.warning("cannot read alias %s of %s: %s", follow.alias, release.spec.model.name, exc)
@@ -96,7 +100,7 @@ def _proposed(
 ) -> observations.WrittenBack | None:
     """What Git holds for the bump proposal status owes; looked up only while one is owed."""
     owed, follow = status.proposal, release.spec.model.follow
-    if owed is None or owed.commit is not None or follow is None or io.repository is None:
+    if owed is None or owed.commit is not None or owed.held or follow is None or io.repository is None:
         return None
     try:
         return io.repository.fetch_proposed(release, owed, follow.target)

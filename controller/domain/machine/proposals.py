@@ -34,22 +34,36 @@ def propose_owed(turn: turn_.Turn, idle: turn_.Move) -> turn_.Move:
     if follow is None or pinned is None:
         return idle
     poll_at = earliest(idle.wake_at, turn.now + follow.poll_interval)  # the backstop to the webhook
-    owed, seen = turn.status.proposal, turn.obs.followed_version
-    if seen is not None and seen != pinned and (owed is None or owed.version != seen):
+    owed, followed = turn.status.proposal, turn.obs.followed
+    seen = followed.version if followed is not None else None
+    # Committed, a version the gate refuses would only sit Pending: propose what the gate would start.
+    held = (followed.unmet(turn.spec.model.require_tags) or None) if followed is not None else None
+    moved = seen is not None and seen != pinned and (owed is None or owed.version != seen)
+    if moved or (owed is not None and owed.commit is None and owed.version == seen and owed.held != held):
+        assert seen is not None
         identity = turn.obs.release
         proposal = releasestatus.Proposal(
             key=build_key(identity.namespace, identity.name, seen),
             alias=follow.alias,
             version=seen,
             from_version=pinned,
+            held=held,
         )
         turn.change(changes.proposal_owed(turn.status, proposal))
-        turn.event(
-            "ModelVersionProposed",
-            f"alias {follow.alias} of {turn.spec.model.name} moved to version {seen}: "
-            f"proposing it in Git (spec pins {pinned})",
-            key=f"proposed/{proposal.key}",
-        )
+        if held is not None:
+            turn.event(
+                "ModelVersionNotProposed",
+                f"alias {follow.alias} of {turn.spec.model.name} moved to version {seen}, which {held}: "
+                "not proposed until the gate would start it",
+                key=f"held/{proposal.key}/{held}",
+            )
+        else:
+            turn.event(
+                "ModelVersionProposed",
+                f"alias {follow.alias} of {turn.spec.model.name} moved to version {seen}: "
+                f"proposing it in Git (spec pins {pinned})",
+                key=f"proposed/{proposal.key}",
+            )
         return turn.move(poll_at)
     if owed is None or owed.commit is not None:
         return dataclasses.replace(idle, wake_at=poll_at)
@@ -61,6 +75,8 @@ def propose_owed(turn: turn_.Turn, idle: turn_.Move) -> turn_.Move:
             key=f"withdrawn/{owed.key}",
         )
         return turn.move(poll_at)
+    if owed.held is not None:
+        return dataclasses.replace(idle, wake_at=poll_at)  # looked at again at the next poll
     found = turn.obs.proposed
     if found is not None and found.key == owed.key:
         outcome = (

@@ -251,10 +251,10 @@ def _apply_change(run: w.Run, kind: str, spec_args: dict[str, Any]) -> None:
 
 
 def _end_state(outcome: Outcome) -> tuple[Any, ...]:
-    # When the Git write-back was last asked for is bookkeeping that a crash shifts by design (the
+    # When (and how often) the Git write-back was asked for is bookkeeping that a crash shifts by design (the
     # request is made again); the commit it found is the state that must agree.
     status = outcome.status.model_dump(
-        exclude={"conditions": True, "last_rollback": {"git_write_back": {"attempted_at"}}}
+        exclude={"conditions": True, "last_rollback": {"git_write_back": {"attempted_at", "attempts"}}}
     )
     return (status, outcome.deployments, outcome.traffic)
 

@@ -82,3 +82,26 @@ def test_a_release_that_follows_an_alias_looks_at_it_again_within_its_poll_inter
     decision = engine.reconcile(run.spec, run.status, run.world.observe(), now=run.world.now)
     assert decision.requeue_after is not None
     assert decision.requeue_after <= timedelta(minutes=2)
+
+
+def test_a_version_the_gate_would_refuse_is_not_proposed_and_an_event_says_why() -> None:
+    world = w.World(model_version="6", followed_alias_at="6", model_tags={"validation": "passed"})
+    spec = builders.release_spec(version="6", follow=FOLLOW, require_tags={"validation": "passed"})
+    run = w.Run(spec, world).until(lambda r: r.status.phase == releasestatus.Phase.SUCCEEDED)
+    run.world.followed_alias_at = "7"
+    run.world.followed_status = "PENDING_REGISTRATION"
+    run.world.tick(timedelta(minutes=3))
+    run.reconcile()
+    run.world.followed_status = "READY"  # registered, but not yet validated
+    run.world.tick(timedelta(minutes=3))
+    run.reconcile()
+    assert run.world.executed(actions.ProposeBump) == []
+    assert run.status.proposal is not None
+    assert run.status.proposal.held == "lacks the required tags validation=passed"
+    said = [e.message for d in run.decisions for e in d.events if e.reason == "ModelVersionNotProposed"]
+    assert any("is PENDING_REGISTRATION in the registry, not READY" in m for m in said)
+    assert any("lacks the required tags validation=passed" in m for m in said)
+    run.world.followed_tags = {"validation": "passed"}  # the gate would start it now
+    run.until(lambda r: r.status.proposal is not None and r.status.proposal.commit is not None)
+    [bump] = run.world.executed(actions.ProposeBump)
+    assert bump.version == "7"

@@ -95,6 +95,8 @@ class World:
     git_commits: dict[str, str] = field(default_factory=dict)  # write-back key -> the commit carrying it
     git_down: bool = False  # write-backs fail (the repository is unreachable)
     followed_alias_at: str | None = None  # where spec.model.follow's alias points
+    followed_tags: dict[str, str] = field(default_factory=dict)  # that version's tags and status
+    followed_status: str = "READY"
     bumps: dict[str, str] = field(default_factory=dict)  # bump key -> the commit carrying it
 
     # -- the world moving on its own --------------------------------------------------------
@@ -232,7 +234,14 @@ class World:
             approvals=tuple(self.approvals),
             commands=self.commands,
             written_back=self._written_back(),
-            followed_version=self.followed_alias_at,
+            followed=None
+            if self.followed_alias_at is None
+            else obs_.RegistryVersion(
+                version=self.followed_alias_at,
+                uri=f"models:/fraud/{self.followed_alias_at}",
+                tags=self.followed_tags,
+                status=self.followed_status,
+            ),
             proposed=next(
                 (obs_.WrittenBack(key=key, commit=commit) for key, commit in reversed(self.bumps.items())),
                 None,
