@@ -399,10 +399,12 @@ def _plan(args: argparse.Namespace) -> int:
     tree = releasetree.read_paths(args.paths, cross=False)
     for problem in tree.problems:
         print(problem, file=sys.stderr)
-    loaded = tree.manifests
+    loaded = [changes.Change(m, why="", before=None) for m in tree.manifests]
+    shown = tree.problems
     if args.base is not None:
         try:
             loaded = changes.changed_releases(tree, args.paths, args.base)
+            shown = changes.in_changed_files(tree.problems, args.paths, args.base)
         except changes.BaseError as error:
             print(f"--base {args.base}: {error}", file=sys.stderr)
             return 2
@@ -414,7 +416,7 @@ def _plan(args: argparse.Namespace) -> int:
     )
     plans = planview.build(loaded, tree.templates(), options)
     if args.format == "markdown":
-        print(planview.render_markdown(plans, against=args.base))
+        print(planview.render_markdown(plans, against=args.base, problems=shown))
     else:
         print(planview.render_text(plans) or "no ModelRelease to plan")
     return 1 if tree.problems or any(p.refused for p in plans) else 0

@@ -14,8 +14,9 @@ from datetime import timedelta
 
 from analysis import power, schema, specs
 from controller import manifests
+from controller.cli import changes
 from controller.domain import planning
-from controller.resources import kinds
+from controller.resources import kinds, modelrelease
 
 MARKDOWN_MARKER = "<!-- modelrelease-plan -->"  # lets a CI step find and update its own comment
 
@@ -35,6 +36,8 @@ class ReleasePlan:
     stable: planning.StableFootprint
     plan: planning.RolloutPlan | planning.Refusal
     estimates: tuple[str, ...]
+    why: str = ""  # why a `--base` plan includes it
+    before: kinds.ModelRelease | None = None  # what the base has (the stable it starts from)
 
     @property
     def refused(self) -> bool:
@@ -42,21 +45,25 @@ class ReleasePlan:
 
 
 def build(
-    loaded: Sequence[manifests.Manifest],
+    loaded: Sequence[changes.Change],
     templates: dict[str, specs.AnalysisTemplateSpec],
     options: Options,
 ) -> list[ReleasePlan]:
+    """A plan per release. The stable it starts from is what the base runs (a `--base` change), as
+    the controller will size it — not the new spec's replicas; the options override both."""
     plans = []
-    for manifest in loaded:
+    for change in loaded:
+        manifest = change.manifest
         release = manifest.resource
         if not isinstance(release, kinds.ModelRelease):
             continue
         spec = release.spec
+        running = change.before.spec if change.before is not None else spec
         stable = planning.StableFootprint(
-            replicas=options.stable_replicas or spec.serving.replicas,
+            replicas=options.stable_replicas or running.serving.replicas,
             gpus_per_replica=options.stable_gpus
             if options.stable_gpus is not None
-            else spec.gpus_per_replica,
+            else running.gpus_per_replica,
         )
         plan = planning.plan_rollout(spec, stable)
         estimates: tuple[str, ...] = ()
@@ -64,8 +71,45 @@ def build(
             estimates = tuple(
                 step_lengths(plan, templates, options.expected_rps, options.expected_error_rate)
             )
-        plans.append(ReleasePlan(manifest, release, stable, plan, estimates))
+        plans.append(ReleasePlan(manifest, release, stable, plan, estimates, change.why, change.before))
     return plans
+
+
+def describe_change(item: ReleasePlan) -> str:
+    """From → to, as a reviewer reads it: model, replicas and steps; 'new' without a base release."""
+    now = item.release.spec
+    if item.before is None:
+        return f"new: {_pin(now.model)}, {now.serving.replicas} replicas, {_steps(now)}"
+    was = item.before.spec
+
+    def delta(label: str, old: str, new: str) -> str:
+        return f"{label} {old} → {new}" if old != new else f"{label} {new} (unchanged)"
+
+    return "; ".join(
+        (
+            delta("model", _pin(was.model), _pin(now.model)),
+            delta("replicas", str(was.serving.replicas), str(now.serving.replicas)),
+            delta("steps", _steps(was), _steps(now)) if _steps(was) != _steps(now) else "steps unchanged",
+        )
+    )
+
+
+def _pin(model: modelrelease.ModelRef) -> str:
+    return f"version {model.version}" if model.version is not None else f"alias {model.alias}"
+
+
+def _steps(spec: modelrelease.ModelReleaseSpec) -> str:
+    canary = spec.strategy.canary
+    if canary is None:
+        return "blue-green"
+    return "[" + ", ".join(_step(step) for step in canary.steps) + "]"
+
+
+def _step(step: modelrelease.CanaryStep) -> str:
+    described = step.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return " ".join(
+        f"{key} {value}" if not isinstance(value, dict) else key for key, value in described.items()
+    )
 
 
 def minimum_duration(release: kinds.ModelRelease, plan: planning.RolloutPlan) -> tuple[timedelta, str]:
@@ -142,6 +186,8 @@ def render_text(plans: Sequence[ReleasePlan]) -> str:
     lines: list[str] = []
     for item in plans:
         lines.append(f"{item.manifest.source}: {_title(item)}")
+        if item.why:
+            lines.append(f"  included: {item.why}; {describe_change(item)}")
         plan = item.plan
         if isinstance(plan, planning.Refusal):
             lines.append(f"  refused ({plan.reason}): {plan.message}")
@@ -158,15 +204,25 @@ def render_text(plans: Sequence[ReleasePlan]) -> str:
     return "\n".join(lines)
 
 
-def render_markdown(plans: Sequence[ReleasePlan], *, against: str | None) -> str:
+def render_markdown(
+    plans: Sequence[ReleasePlan], *, against: str | None, problems: Sequence[manifests.Problem] = ()
+) -> str:
+    """The PR comment: every release the change touches with why and from → to, and every invalid
+    file it touches — an invalid release is never left out of the count a reviewer reads."""
     scope = f"changed against `{against}`" if against else "in the repository"
     lines = [MARKDOWN_MARKER, "## modelrelease plan", ""]
-    if not plans:
-        lines.append(f"No ModelRelease {scope}.")
-        return "\n".join(lines)
-    lines.append(f"{len(plans)} release{'s' if len(plans) != 1 else ''} {scope}.")
+    bad_files = sorted({p.source for p in problems})
+    count = f"{len(plans)} release{'s' if len(plans) != 1 else ''} {scope}"
+    if bad_files:
+        count += f"; **{len(bad_files)} invalid file{'s' if len(bad_files) != 1 else ''}** (not planned)"
+    lines.append(f"{count}." if plans or bad_files else f"No ModelRelease {scope}.")
+    if bad_files:
+        lines += ["", "### Invalid manifests", ""]
+        lines += [f"- `{_escape(str(problem))}`" for problem in problems]
     for item in plans:
         lines += ["", f"### {_title(item)}", "", f"`{item.manifest.source}`", ""]
+        if item.why:
+            lines += [f"Included: {item.why}. From → to: {_escape(describe_change(item))}.", ""]
         plan = item.plan
         if isinstance(plan, planning.Refusal):
             lines.append(f"**Refused ({plan.reason}):** {_escape(plan.message)}")

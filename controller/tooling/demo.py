@@ -41,7 +41,7 @@ import yaml
 
 from analysis import prometheus, verdicts
 from controller import releasetree
-from controller.cli import ctl, explain, planview, report, reporthtml
+from controller.cli import changes, ctl, explain, planview, report, reporthtml
 from controller.resources import releasestatus
 from controller.sandbox import cluster, fleet, slack
 from controller.sandbox import errors as sandbox_errors
@@ -169,7 +169,9 @@ class Demo:
         verdict = f"{len(tree.problems)} problem(s)" if tree.problems else "valid"
         self.out(f"PR from {branch}: modelrelease validate: {len(tree.files)} files, {verdict}")
         release = next(m for m in tree.manifests if m.source.endswith(RELEASE_FILE))
-        [plan] = planview.build([release], tree.templates(), planview.Options())
+        [plan] = planview.build(
+            [changes.Change(release, why="", before=None)], tree.templates(), planview.Options()
+        )
         for line in planview.render_text([plan]).splitlines()[-2:]:
             self.out(f"  modelrelease plan: {line.strip()}")
 

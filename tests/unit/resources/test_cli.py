@@ -227,3 +227,60 @@ def test_validate_exits_1_on_an_api_version_one_letter_off_our_group(
     )
     assert cli.main(["validate", str(folder)]) == 1
     assert "group 'modelreleases.dev' is not modelrelease.dev" in capsys.readouterr().err
+
+
+def _committed(tmp_path: Path, files: dict[str, str]) -> tuple[Path, git.Repo]:
+    repo = tmp_path / "releases-repo"
+    for name, text in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text)
+    work = git.Repo.init(repo, initial_branch="main")
+    work.git.config("user.name", "Ada")
+    work.git.config("user.email", "ada@example.com")
+    work.git.add("--all")
+    work.git.commit("-m", "base")
+    return repo, work
+
+
+def test_plan_against_a_base_sizes_the_budget_from_the_running_stable_as_the_controller_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = RELEASE.replace("STEP", "50").replace("httpRoute: fraud", "httpRoute: fraud-route")
+    repo, _ = _committed(tmp_path, {"releases/fraud.yaml": body})
+    # 4 → 6 replicas with a version bump: the stable that runs has 4 GPUs, so the budget is 4 + 2.
+    changed = body.replace('version: "7"', 'version: "8"').replace("replicas: 4", "replicas: 6")
+    (repo / "releases" / "fraud.yaml").write_text(changed)
+    assert cli.main(["plan", str(repo), "--base", "main", "--format", "markdown"]) == 1
+    markdown = capsys.readouterr().out
+    assert "**Refused (GPUBudgetExceeded):**" in markdown
+    assert "fits" not in markdown
+    assert (
+        "Included: its file changed. From → to: model version 7 → version 8; replicas 4 → 6; steps"
+        in markdown
+    )
+
+
+def test_the_plan_comment_says_why_a_release_is_included_and_counts_an_invalid_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    template = (ROOT / "examples" / "analysis-template.yaml").read_text()
+    release = RELEASE.replace("STEP", "50").replace(
+        "strategy: {canary: {steps: [{setWeight: 10}, {setWeight: 50}]}}",
+        "strategy: {canary: {steps: [{setWeight: 10}, {analysis: {template: latency-and-errors}}]}}",
+    )
+    repo, _ = _committed(
+        tmp_path,
+        {
+            "releases/fraud.yaml": release,
+            "releases/other.yaml": release.replace("name: fraud}", "name: other}"),
+            "templates/latency.yaml": template,
+        },
+    )
+    (repo / "templates" / "latency.yaml").write_text(template.replace("relative: 0.1}", "relative: 0.05}"))
+    (repo / "releases" / "other.yaml").write_text(release.replace("setWeight: 10", "setWeight: 150"))
+    assert cli.main(["plan", str(repo), "--base", "main", "--format", "markdown"]) == 1
+    markdown = capsys.readouterr().out
+    assert "1 release changed against `main`; **1 invalid file** (not planned)." in markdown
+    assert "### Invalid manifests" in markdown
+    assert "setWeight: 150 is above 100" in markdown
+    assert "Included: AnalysisTemplate latency-and-errors changed." in markdown
