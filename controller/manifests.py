@@ -257,14 +257,14 @@ def parse_document(document: Any, node: yaml.Node | None = None, source: str = "
     try:
         return kind.envelope.model_validate(document)
     except ValidationError as error:
-        errors = _root_causes(error.errors(include_url=False))
+        errors = root_causes(error.errors(include_url=False))
         metadata = document.get("metadata")
         name = metadata.get("name") if isinstance(metadata, dict) else None
         subject = f"{kind.kind} {name}" if isinstance(name, str) and name else kind.kind
         raise ManifestError([_problem(e, node, source, subject) for e in errors]) from None
 
 
-def _root_causes(errors: list[Any]) -> list[Any]:
+def root_causes(errors: list[Any]) -> list[Any]:
     """Drop a "too short" error on a list whose item already failed: it is only the echo of it."""
     locs = [tuple(e["loc"]) for e in errors]
     return [

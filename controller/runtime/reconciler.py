@@ -147,10 +147,12 @@ def _skipped(
         pass  # the log says it; the next attempt says it again
 
 
-def _invalid_spec_message(exc: pydantic.ValidationError) -> str:
-    problems = [
-        f"spec.{manifests.format_path(tuple(e['loc']))}: {manifests.describe(e)}" for e in exc.errors()
-    ]
+def build_invalid_spec_message(exc: pydantic.ValidationError) -> str:
+    """The first problems as `spec.field.path: what is wrong` (a rule across fields names `spec`)."""
+    problems = []
+    for error in manifests.root_causes(exc.errors(include_url=False)):
+        path = manifests.format_path(tuple(error["loc"]))
+        problems.append(f"{'spec.' + path if path else 'spec'}: {manifests.describe(error)}")
     return "; ".join(problems[:5])
 
 
@@ -182,7 +184,7 @@ def reconcile_release(
     try:
         spec = modelrelease.ModelReleaseSpec.model_validate(body.get("spec"))
     except pydantic.ValidationError as exc:
-        _write_failure(io, body, status, "InvalidSpec", _invalid_spec_message(exc))
+        _write_failure(io, body, status, "InvalidSpec", build_invalid_spec_message(exc))
         return Reconciled(requeue_after=None)
     release = ports.ReleaseRef(namespace=namespace, name=name, uid=body["metadata"]["uid"], spec=spec)
     now = clock()

@@ -11,7 +11,9 @@ local function stepText(status, spec)
   if spec ~= nil and spec.strategy ~= nil and spec.strategy.canary ~= nil and spec.strategy.canary.steps ~= nil then
     total = #spec.strategy.canary.steps
   end
-  local text = "step " .. (index + 1)
+  -- 0-based like the controller's messages and kubectl's Step column, and Argo Rollouts' "3/5":
+  -- "step 3/5" is the fourth of five steps, "5/5" all done (promoting).
+  local text = "step " .. index
   if total ~= nil then
     text = text .. "/" .. total
   end

@@ -5,7 +5,13 @@ if obj.status ~= nil then
   phase = obj.status.phase
 end
 local rollingOut = phase == "Progressing" or phase == "Paused" or phase == "AwaitingApproval" or phase == "Promoting"
-local ended = phase == "RolledBack" or phase == "Failed" or phase == "Blocked"
+-- Retry rolls a rolled-back or failed revision out again. A Blocked release is looked at again on
+-- every reconcile, and an invalid spec needs a fix in Git: retry would change nothing there.
+local reason = nil
+if obj.status ~= nil then
+  reason = obj.status.reason
+end
+local ended = phase == "RolledBack" or (phase == "Failed" and reason ~= "InvalidSpec")
 actions["promote"] = {["disabled"] = not rollingOut}
 actions["promote-full"] = {["disabled"] = not rollingOut}
 actions["abort"] = {["disabled"] = not rollingOut}
