@@ -110,7 +110,7 @@ def write_back_owed(turn: turn_.Turn, idle: turn_.Move) -> turn_.Move:
             f"{turn.status.stable_model_version}) before Git took the commit"
         )
         turn.change(changes.write_back_dropped(turn.status, outcome))
-        turn.event("GitWriteBackDropped", outcome, key=f"writeback-dropped/{owed.key}")
+        turn.event("GitWriteBackDropped", outcome, scope=f"writeback-dropped/{owed.key}")
         return turn.move()
     found = turn.obs.written_back
     if found is not None and found.key == owed.key:
@@ -121,7 +121,7 @@ def write_back_owed(turn: turn_.Turn, idle: turn_.Move) -> turn_.Move:
             else f"committed {found.commit[:12]}: {owed.model_name} back to version {owed.restore_version}"
         )
         turn.change(changes.written_back(turn.status, found.commit, outcome))
-        turn.event("GitWriteBack", outcome, key=f"writeback/{owed.key}")
+        turn.event("GitWriteBack", outcome, scope=f"writeback/{owed.key}")
         return turn.move()
     if owed.attempted_at is not None:
         again = owed.attempted_at + write_back_backoff(owed.attempts)
@@ -207,7 +207,7 @@ def registry_owed(turn: turn_.Turn, idle: turn_.Move) -> turn_.Move:
         if write.run is not None and settled.link is not None:
             turn.change(changes.rollout_run_linked(turn.status, write.run.record, settled.link))
         reason = "RegistryUpdateSkipped" if settled.skipped else "RegistryUpdated"
-        turn.event(reason, settled.message, warning=settled.skipped, key=f"registry/{write.key}")
+        turn.event(reason, settled.message, warning=settled.skipped, scope=f"registry/{write.key}")
         return turn.move()
     if write.attempted_at is not None:
         again = write.attempted_at + min(REGISTRY_FIRST_RETRY * 2 ** (write.attempts - 1), REGISTRY_RETRY)

@@ -55,14 +55,14 @@ def propose_owed(turn: turn_.Turn, idle: turn_.Move) -> turn_.Move:
                 "ModelVersionNotProposed",
                 f"alias {follow.alias} of {turn.spec.model.name} moved to version {seen}, which {held}: "
                 "not proposed until the gate would start it",
-                key=f"held/{proposal.key}/{held}",
+                scope=f"held/{proposal.key}/{held}",
             )
         else:
             turn.event(
                 "ModelVersionProposed",
                 f"alias {follow.alias} of {turn.spec.model.name} moved to version {seen}: "
                 f"proposing it in Git (spec pins {pinned})",
-                key=f"proposed/{proposal.key}",
+                scope=f"proposed/{proposal.key}",
             )
         return turn.move(poll_at)
     if owed is None or owed.commit is not None:
@@ -72,7 +72,7 @@ def propose_owed(turn: turn_.Turn, idle: turn_.Move) -> turn_.Move:
         turn.event(
             "ModelVersionProposalWithdrawn",
             f"alias {follow.alias} is back on version {pinned}: version {owed.version} not proposed",
-            key=f"withdrawn/{owed.key}",
+            scope=f"withdrawn/{owed.key}",
         )
         return turn.move(poll_at)
     if owed.held is not None:
@@ -86,7 +86,7 @@ def propose_owed(turn: turn_.Turn, idle: turn_.Move) -> turn_.Move:
             f"({follow.target.value})"
         )
         turn.change(changes.proposal_committed(turn.status, found.commit, outcome))
-        turn.event("ModelVersionBumped", outcome, key=f"bumped/{owed.key}")
+        turn.event("ModelVersionBumped", outcome, scope=f"bumped/{owed.key}")
         return turn.move(poll_at)
     if owed.attempted_at is not None and turn.now < owed.attempted_at + RETRY:
         return turn.move(earliest(poll_at, owed.attempted_at + RETRY))

@@ -456,6 +456,23 @@ def test_a_repository_that_keeps_refusing_the_write_back_is_asked_less_and_less_
     assert run.status.last_rollback.git_write_back.attempts == len(tries)
 
 
+def test_events_about_owed_writes_are_named_by_the_write_not_by_the_rollout_status_is_on() -> None:
+    # Posted before the status write that records it, such an Event is said again when that write is
+    # lost (a kill, a 409 from a spec edit) and the next reconcile is on another revision: it must
+    # carry the same name then (test_kill_and_restart said RegistryUpdateSkipped 14 times, not 13).
+    run = deployed(write_back=True)
+    run.world.verdict = w.always(Verdict.FAIL)
+    run.settle()
+    said = [e for d in run.decisions for e in d.events]
+    owed = [e for e in said if e.reason in ("RegistryUpdated", "RegistryUpdateSkipped", "GitWriteBack")]
+    assert {e.reason for e in owed} == {"RegistryUpdated", "GitWriteBack"}
+    for event in owed:
+        assert event.scope is not None, event
+    assert run.status.last_rollback is not None
+    assert run.status.last_rollback.git_write_back is not None
+    assert any(e.scope == f"writeback/{run.status.last_rollback.git_write_back.key}" for e in owed)
+
+
 def test_a_rolled_back_revision_is_not_rolled_out_again_by_later_reconciles() -> None:
     run = deployed()
     run.world.verdict = w.always(Verdict.FAIL)
