@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from pydantic import Field
+
 from analysis import schema
 
 
@@ -42,3 +44,8 @@ class AnalysisSummary(schema.Frozen):
     rule: str | None = None
     alpha: float | None = None
     metrics: tuple[MetricResult, ...] = ()
+    unavailable: str | None = Field(
+        None,
+        description="Why this look could not read the metrics (an outage of the backend); the verdict "
+        "is then Running, and the step waits for data up to its maxDuration.",
+    )

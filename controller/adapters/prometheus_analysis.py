@@ -6,13 +6,15 @@ recomputes every e-process from the first interval, so a restarted controller re
 verdict the old one would have. Prometheus is asked only for the intervals that are new since the
 last look (`interval_cache`, a cache that a restart merely empties). The AnalysisTemplate is
 read from the release's namespace on every look; a missing or invalid template makes the run
-Inconclusive with the reason (never a pass). Prometheus being down is transient.
+Inconclusive with the reason (never a pass). Prometheus being down is transient, and the engine
+decides on it (the step waits up to its maxDuration); after a failed query Prometheus is not asked
+again for OUTAGE_BACKOFF, so a hung server holds one reconcile per backoff, not every release's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -22,6 +24,8 @@ from controller import errors, ports
 from controller.adapters import interval_cache, kubeapi
 from controller.domain import actions
 from controller.resources import meta
+
+OUTAGE_BACKOFF = timedelta(seconds=30)
 
 
 class PrometheusAnalysis:
@@ -36,11 +40,16 @@ class PrometheusAnalysis:
         self._source = source
         self._clock = clock
         self.cache = cache or interval_cache.IntervalCache()
+        # The last failure and until when Prometheus is not asked again: a health cache of this
+        # process, not release state (a restart asks at once).
+        self._outage: tuple[datetime, str] | None = None
 
     def fetch_results(
         self, release: ports.ReleaseRef, runs: Sequence[actions.StartAnalysis]
     ) -> dict[str, verdicts.AnalysisSummary]:
         results: dict[str, verdicts.AnalysisSummary] = {}
+        if self._outage is not None and self._clock() < self._outage[0]:
+            raise errors.UnavailableError(f"{self._outage[1]} (asked again after {self._outage[0]:%H:%M:%S})")
         for run in runs:
             template = self._fetch_template(release.namespace, run.template)
             if isinstance(template, str):
@@ -62,7 +71,9 @@ class PrometheusAnalysis:
             try:
                 series = self.cache.observe(self._source, run.run, template, target, window)
                 results[run.run] = judge.assess(template, series)
+                self._outage = None
             except prometheus.SourceError as error:
+                self._outage = (self._clock() + OUTAGE_BACKOFF, str(error))
                 raise errors.UnavailableError(str(error)) from error
             except (judge.InputError, prometheus.DataError) as error:
                 rule = f"Prometheus returned data the judge cannot read: {error}"

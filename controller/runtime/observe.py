@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from analysis import verdicts
 from controller import errors, ports
 from controller.adapters import labels
-from controller.domain import machine, naming, observations
+from controller.domain import actions, machine, naming, observations
 from controller.resources import commands, modelrelease, releasestatus
 
 LOGGER = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def observe(
         model_error=model_error,
         workloads=io.workloads.fetch_workloads(release),
         traffic=io.router(release).fetch_traffic(release),
-        analysis=io.analysis.fetch_results(release, running),
+        analysis=_analysis(io, release, running),
         approvals=io.approvals.fetch_approvals(release),
         commands=build_commands(body["metadata"].get("annotations") or {}),
         written_back=_written_back(io, release, status),
@@ -59,6 +60,24 @@ def observe(
         registry_settled=_registry_settled(io, status),
         notifications=io.notifier.fetch_delivery(release),
     )
+
+
+def _analysis(
+    io: ports.Ports, release: ports.ReleaseRef, running: tuple[actions.StartAnalysis, ...]
+) -> dict[str, verdicts.AnalysisSummary]:
+    """The judge's word on each running analysis. A backend that cannot be read (Prometheus down or
+    hung) is an observation the engine decides on — each run Running with the outage named, up to
+    its maxDuration — never a failed reconcile: aborts, approvals and deadlines go on without it."""
+    if not running:
+        return {}
+    try:
+        return io.analysis.fetch_results(release, running)
+    except errors.ModelReleaseError as exc:
+        LOGGER.warning("analysis of %s/%s: metrics unavailable: %s", release.namespace, release.name, exc)
+        unavailable = verdicts.AnalysisSummary(
+            verdict=verdicts.Verdict.RUNNING, rule=f"metrics unavailable: {exc}", unavailable=str(exc)
+        )
+        return {run.run: unavailable for run in running}
 
 
 def _registry_settled(

@@ -337,15 +337,28 @@ def _analysis_complete(turn: turn_.Turn, step: Step) -> Completion:
     result = turn.obs.analysis.get(run)
     verdict = result.verdict if result is not None else Verdict.RUNNING
     rule = result.rule if result is not None else None
+    outage = result.unavailable if result is not None else None
+    # An outage leaves the last figures the judge gave standing; it is no new evidence either way.
+    metrics = record.metrics if outage is not None or result is None else result.metrics
     ends = record.started_at + entry.analysis.max_duration
     if verdict == Verdict.RUNNING and turn.now >= ends:
         verdict = Verdict.INCONCLUSIVE
         rule = f"maxDuration {schema.format_duration(entry.analysis.max_duration)} reached without a verdict"
+        if outage is not None:
+            rule += f"; the metrics backend is unavailable: {outage}"
     if verdict == Verdict.RUNNING:
-        if result is not None and (result.metrics, result.rule) != (record.metrics, record.rule):
-            turn.change(changes.analysis_progressed(st, run, result.metrics, result.rule))
+        if result is not None and (metrics, result.rule) != (record.metrics, record.rule):
+            turn.change(changes.analysis_progressed(st, run, metrics, result.rule))
+            if outage is not None:
+                turn.event(
+                    "AnalysisMetricsUnavailable",
+                    f"{entry.label}: the metrics backend is unavailable ({outage}); the step waits for "
+                    f"data until its maxDuration {schema.format_duration(entry.analysis.max_duration)}, "
+                    "then pauses (promote or abort decide); abort and approvals act meanwhile",
+                    warning=True,
+                    key=f"{run}/unavailable",
+                )
         return Completion(wake_at=min(ends, turn.now + turn_.POLL))
-    metrics = result.metrics if result is not None else ()
     finished = record.model_copy(
         update={"finished_at": turn.now, "verdict": verdict, "rule": rule, "metrics": metrics}
     )

@@ -473,6 +473,40 @@ def test_events_about_owed_writes_are_named_by_the_write_not_by_the_rollout_stat
     assert any(e.scope == f"writeback/{run.status.last_rollback.git_write_back.key}" for e in owed)
 
 
+def test_a_metrics_outage_ends_the_analysis_step_at_max_duration_by_pausing_and_names_the_outage() -> None:
+    run = deployed()
+    run.world.verdict = w.always(Verdict.RUNNING)
+    run.until(lambda r: any(a.finished_at is None for a in r.status.analysis))
+    started = run.status.analysis[-1].started_at
+    run.world.metrics_down = "GET /api/v1/query_range: connection refused"
+    run.in_phase(Phase.PAUSED)
+    assert run.status.reason == "AnalysisInconclusive"
+    assert run.world.now >= started + timedelta(minutes=15)
+    assert run.world.now <= started + timedelta(minutes=15, seconds=30)
+    assert (
+        "the metrics backend is unavailable: GET /api/v1/query_range: connection refused"
+        in run.status.message
+    )
+    said = [e for d in run.decisions for e in d.events if e.reason == "AnalysisMetricsUnavailable"]
+    assert len(said) == 1
+    assert said[0].type == "Warning"
+    assert run.world.traffic is not None
+    assert run.world.traffic.canary_weight == 25, "never a silent promotion"
+
+
+def test_abort_acts_at_once_while_the_metrics_backend_is_down() -> None:
+    run = deployed()
+    run.world.verdict = w.always(Verdict.RUNNING)
+    run.until(lambda r: any(a.finished_at is None for a in r.status.analysis))
+    run.world.metrics_down = "timed out"
+    run.world.tick(timedelta(minutes=2))
+    run.reconcile()
+    run.world.commands = run.world.commands.with_token(commands.Command.ABORT, "stop")
+    run.reconcile()
+    assert run.status.phase == Phase.ROLLED_BACK
+    assert run.status.reason == "Aborted"
+
+
 def test_a_rolled_back_revision_is_not_rolled_out_again_by_later_reconciles() -> None:
     run = deployed()
     run.world.verdict = w.always(Verdict.FAIL)

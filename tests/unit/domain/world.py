@@ -91,6 +91,7 @@ class World:
     model_tags: dict[str, str] = field(default_factory=dict)
     model_status: str = "READY"
     registry_down: bool = False
+    metrics_down: str | None = None  # the analysis backend's outage, as the shell reports it
     registry_writes: dict[str, str] = field(default_factory=dict)  # key → what the registry now holds
     git_commits: dict[str, str] = field(default_factory=dict)  # write-back key -> the commit carrying it
     git_down: bool = False  # write-backs fail (the repository is unreachable)
@@ -210,6 +211,12 @@ class World:
     def observe(self) -> obs_.Observations:
         analysis = {
             name: verdicts.AnalysisSummary(verdict=self.verdict(run, self.now), rule="scripted")
+            if self.metrics_down is None
+            else verdicts.AnalysisSummary(
+                verdict=verdicts.Verdict.RUNNING,
+                rule=f"metrics unavailable: {self.metrics_down}",
+                unavailable=self.metrics_down,
+            )
             for name, run in self.runs.items()
         }
         return obs_.Observations(
