@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import time
 import urllib.parse
 from collections.abc import Callable, Collection
 from http import HTTPStatus
@@ -74,6 +75,26 @@ class PressRefusedError(Exception):
         self.reason = reason
 
 
+FRESHNESS = 300  # seconds: Slack's own rule for X-Slack-Request-Timestamp
+
+
+def check_signed_headers(headers: dict[str, str], now: float) -> None:
+    """Refuse (401, or 400 when malformed) a request without Slack's signature headers, or stamped
+    outside five minutes — before its body is read, so an unsigned request costs nothing."""
+    timestamp = headers.get("x-slack-request-timestamp")
+    signature = headers.get("x-slack-signature")
+    if not timestamp or not signature:
+        raise PressRefusedError(
+            HTTPStatus.UNAUTHORIZED, "not signed by Slack (no X-Slack-Signature or timestamp)"
+        )
+    if not timestamp.isdigit() or len(timestamp) > 12:
+        raise PressRefusedError(HTTPStatus.BAD_REQUEST, "X-Slack-Request-Timestamp is not a Unix time")
+    if not signature.startswith("v0=") or len(signature) != 67:
+        raise PressRefusedError(HTTPStatus.UNAUTHORIZED, "X-Slack-Signature is not a v0 signature")
+    if abs(now - int(timestamp)) > FRESHNESS:
+        raise PressRefusedError(HTTPStatus.UNAUTHORIZED, "a timestamp outside five minutes")
+
+
 def read_press(
     headers: dict[str, str],
     body: bytes,
@@ -87,19 +108,19 @@ def read_press(
     verifier = (
         SignatureVerifier(signing_secret, clock=_Clock(clock)) if clock else SignatureVerifier(signing_secret)
     )
-    timestamp = headers.get("x-slack-request-timestamp")
-    signature = headers.get("x-slack-signature")
-    if not timestamp or not signature:
-        raise PressRefusedError(
-            HTTPStatus.UNAUTHORIZED, "not signed by Slack (no X-Slack-Signature or timestamp)"
-        )
+    check_signed_headers(headers, clock() if clock else time.time())
+    timestamp, signature = headers["x-slack-request-timestamp"], headers["x-slack-signature"]
+    try:
+        body.decode("utf-8")  # slack-sdk's verifier decodes it and would raise
+    except UnicodeDecodeError:
+        raise PressRefusedError(HTTPStatus.BAD_REQUEST, "the body is not UTF-8 text") from None
     if not verifier.is_valid_request(
         body, {"x-slack-request-timestamp": timestamp, "x-slack-signature": signature}
     ):
         raise PressRefusedError(HTTPStatus.UNAUTHORIZED, "bad signature, or a timestamp outside five minutes")
     try:
-        payload = json.loads(urllib.parse.parse_qs(body.decode())["payload"][0])
-    except (KeyError, IndexError, ValueError) as error:
+        payload = json.loads(urllib.parse.parse_qs(body.decode("utf-8"))["payload"][0])
+    except (KeyError, IndexError, ValueError) as error:  # UnicodeDecodeError is a ValueError
         raise PressRefusedError(HTTPStatus.BAD_REQUEST, f"not an interaction payload: {error}") from None
     return read_payload(payload, allowed)
 

@@ -14,11 +14,11 @@ import asyncio
 import dataclasses
 import logging
 import pathlib
-import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import kopf
@@ -30,9 +30,9 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
 from controller import errors, ports
-from controller.adapters import events, kubeapi, slackinteractions, slacknotifier, slackoutbox
+from controller.adapters import events, kubeapi, slackinteractions, slacknotifier, slackoutbox, slackpress
 from controller.resources import meta, modelrelease, releasestatus
-from controller.runtime import handlers
+from controller.runtime import handlers, httpserve
 from controller.runtime import settings as settings_
 
 LOGGER = logging.getLogger("modelrelease.slack")
@@ -151,36 +151,40 @@ MIN_WAIT = 0.2
 
 
 def serve(interactions: slackinteractions.Interactions, host: str, port: int) -> ThreadingHTTPServer:
-    """The interactivity URL: POST /slack/interactions, answered within Slack's three seconds."""
+    """The interactivity URL: POST /slack/interactions, answered within Slack's three seconds. A
+    request without Slack's signature headers, or with a timestamp outside five minutes, is refused
+    before its body is read; the body is then read only up to MAX_BODY."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
+    class Handler(httpserve.Handler):
+        def post(self) -> None:
             if self.path.split("?")[0] != PATH:
                 self._answer(HTTPStatus.NOT_FOUND, f"not found: POST {PATH}")
                 return
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                self._answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "too large for a button press")
+            try:
+                headers, body = httpserve.read_body(self, MAX_BODY, _signed_headers)
+            except httpserve.BodyRefusedError as refused:
+                LOGGER.warning(
+                    "Slack request refused (%d) before its body: %s", refused.status, refused.reason
+                )
+                self._answer(refused.status, refused.reason)
                 return
-            body = self.rfile.read(length)
-            headers = {k.lower(): v for k, v in self.headers.items()}
             answer = interactions.answer_http(headers, body)
             self._answer(answer.status, answer.text)
 
         def _answer(self, status: HTTPStatus, text: str) -> None:
-            data = text.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "text/plain; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.answer(status, text.encode(), "text/plain; charset=utf-8")
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # refusals are logged with their reason by Interactions
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    threading.Thread(target=server.serve_forever, name="slack-interactions", daemon=True).start()
-    return server
+    return httpserve.serve(Handler, host, port, "slack-interactions")
+
+
+def _signed_headers(headers: dict[str, str]) -> None:
+    try:
+        slackpress.check_signed_headers(headers, time.time())
+    except slackpress.PressRefusedError as refused:
+        raise httpserve.BodyRefusedError(refused.status, refused.reason) from None
 
 
 def connect_socket_mode(

@@ -1,20 +1,20 @@
 """One small HTTP server for the inbound webhooks: a path per receiver (Git pushes, MLflow events).
 
 Each receiver checks its own signature and answers (HTTP status, JSON body); a body over 5 MiB is
-refused before it is read, and an error reaching the cluster is a 503 the sender may retry.
+refused before it is read (httpserve), and an error reaching the cluster is a 503 the sender may retry.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 from controller import errors
+from controller.runtime import httpserve
 
 LOGGER = logging.getLogger(__name__)
 MAX_BODY = 5 * 1024 * 1024
@@ -25,18 +25,17 @@ Receiver = Callable[[dict[str, str], bytes], tuple[int, dict[str, Any]]]
 def serve(routes: Mapping[str, Receiver], host: str, port: int) -> ThreadingHTTPServer:
     """Start the server in a daemon thread; the server (its port is server.server_address[1])."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
+    class Handler(httpserve.Handler):
+        def post(self) -> None:
             receiver = routes.get(self.path)
             if receiver is None:
                 self._answer(HTTPStatus.NOT_FOUND, {"error": f"POST one of {', '.join(sorted(routes))}"})
                 return
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                self._answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "body too large"})
+            try:
+                headers, body = httpserve.read_body(self, MAX_BODY)
+            except httpserve.BodyRefusedError as refused:
+                self._answer(refused.status, {"error": refused.reason})
                 return
-            body = self.rfile.read(length)
-            headers = {k.lower(): v for k, v in self.headers.items()}
             try:
                 code, answer = receiver(headers, body)
             except errors.ModelReleaseError as error:
@@ -44,16 +43,9 @@ def serve(routes: Mapping[str, Receiver], host: str, port: int) -> ThreadingHTTP
             self._answer(code, answer)
 
         def _answer(self, code: int, answer: dict[str, Any]) -> None:
-            data = json.dumps(answer).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.answer(code, json.dumps(answer).encode(), "application/json")
 
         def log_message(self, format: str, *args: Any) -> None:
             LOGGER.info("webhook %s", format % args)
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    threading.Thread(target=server.serve_forever, name="webhooks", daemon=True).start()
-    return server
+    return httpserve.serve(Handler, host, port, "webhooks")
