@@ -34,6 +34,7 @@ class KubeApprovals:
                     step=spec.step,
                     decision=spec.decision,
                     by=spec.by,
+                    identity=spec.counted_as,
                     reason=spec.reason,
                     created_at=datetime.fromisoformat(created.replace("Z", "+00:00")),
                 )

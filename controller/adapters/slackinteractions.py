@@ -140,7 +140,7 @@ class Interactions:
             return needed, needed  # one rejection decides
         items = self._api.get(kubeapi.build_path(meta.API_VERSION, "approvals", target.namespace))["items"]
         approvers = {
-            str(a["spec"].get("by"))
+            str(a["spec"].get("identity") or f"unverified:{a['spec'].get('by')}")  # as the gate counts
             for a in items
             if (a["spec"].get("release"), a["spec"].get("revision"), a["spec"].get("step"))
             == (target.release, target.revision, target.step)
@@ -169,6 +169,7 @@ class Interactions:
                 "step": target.step,
                 "decision": press.decision.value,
                 "by": f"{press.username or press.user} (Slack {press.user})",
+                "identity": f"slack:{press.user}",  # the user ID: a changeable name never counts twice
                 "reason": reason,
             },
         }

@@ -54,6 +54,16 @@ class Cluster:
         self.namespace = namespace or _context_namespace(kubeconfig, context)
         self.user = _context_user(kubeconfig, context)
 
+    def whoami(self) -> str:
+        """The user name the API server authenticates this client as (a SelfSubjectReview, what
+        `kubectl auth whoami` asks); the kubeconfig's user name where the server has no such API."""
+        review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+        try:
+            answer = self.api.create("/apis/authentication.k8s.io/v1/selfsubjectreviews", review)
+        except (errors.NotFoundError, errors.InvalidError):
+            return self.user
+        return str(((answer.get("status") or {}).get("userInfo") or {}).get("username") or self.user)
+
     def call(self, action: Callable[[], Obj], what: str) -> Obj:
         try:
             return action()
@@ -368,6 +378,7 @@ def _decide(
     index = step if step is not None else st.current_step_index
     if index is None:
         raise CtlError(f"ModelRelease {name} is at no step; pass --step N")
+    user = cluster.call(lambda: {"user": cluster.whoami()}, "who am I")["user"]
     body = {
         "apiVersion": meta.API_VERSION,
         "kind": "Approval",
@@ -377,15 +388,14 @@ def _decide(
             "revision": st.canary_revision,
             "step": index,
             "decision": decision.value,
-            "by": cluster.user,
+            "by": user,
+            "identity": f"kubernetes:{user}",  # what deploy/'s admission policy checks against the caller
             "reason": reason,
         },
     }
     path = kubeapi.build_path(meta.API_VERSION, "approvals", cluster.namespace)
     created = cluster.call(lambda: cluster.api.create(path, body), f"Approval for {name}")
-    return (
-        f"approval/{created['metadata']['name']}: {decision.value} step {index} of {name} as {cluster.user}"
-    )
+    return f"approval/{created['metadata']['name']}: {decision.value} step {index} of {name} as {user}"
 
 
 # ---- entry ----------------------------------------------------------------------------------------

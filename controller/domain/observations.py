@@ -105,6 +105,7 @@ class ObservedApproval(schema.Frozen):
     step: int
     decision: releasestatus.ApprovalDecision
     by: str
+    identity: str = Field(description="Who counts toward a quorum: slack:<user ID> or kubernetes:<user>.")
     created_at: datetime
     reason: str = ""
 

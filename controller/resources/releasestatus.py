@@ -65,6 +65,7 @@ class ApprovalRecord(schema.Frozen):
     revision: str
     decision: ApprovalDecision
     by: str
+    identity: str | None = Field(None, description="Who counted toward the quorum (Approval spec.identity).")
     at: datetime
     via: str = Field(
         description="Approval object name, or 'promote' / 'promote-full' for an operator command."

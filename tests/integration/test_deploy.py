@@ -54,6 +54,8 @@ def test_deploy_renders_and_every_object_validates_strictly_against_kubernetes(
         "NetworkPolicy",
         "Service",
         "ServiceAccount",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     ]
     checked = _validate(documents, tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -63,6 +65,18 @@ def test_deploy_renders_and_every_object_validates_strictly_against_kubernetes(
     refused = _validate(documents, tmp_path)
     assert refused.returncode != 0
     assert "readOnlyRootFileSystem" in refused.stdout + refused.stderr
+
+
+def test_the_approval_identity_policy_names_the_controllers_own_service_account() -> None:
+    # The controller may write slack:<user ID> identities for Slack presses; everyone else only their own.
+    documents = _render("deploy")
+    [account] = [d for d in documents if d["kind"] == "ServiceAccount"]
+    user = f"system:serviceaccount:{account['metadata']['namespace']}:{account['metadata']['name']}"
+    policy = _one(documents, "ValidatingAdmissionPolicy", "modelrelease-approval-identity")
+    [via_controller] = [v for v in policy["spec"]["variables"] if v["name"] == "viaController"]
+    assert f"'{user}'" in via_controller["expression"]
+    binding = _one(documents, "ValidatingAdmissionPolicyBinding", "modelrelease-approval-identity")
+    assert binding["spec"] == {"policyName": "modelrelease-approval-identity", "validationActions": ["Deny"]}
 
 
 def test_no_rbac_rule_in_deploy_uses_a_wildcard_and_approvers_get_their_own_role() -> None:

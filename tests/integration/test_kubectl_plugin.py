@@ -93,6 +93,8 @@ def test_approve_and_reject_create_approvals_that_decide_the_gate(
     approvals = world.store.objects("approvals")
     assert [a["spec"]["decision"] for a in approvals] == ["approve"]
     assert approvals[0]["spec"]["reason"] == "dashboards look fine"
+    # Counted toward a quorum as the user the API server knows (deploy/'s admission policy checks it).
+    assert approvals[0]["spec"]["identity"] == f"kubernetes:{approvals[0]['spec']['by']}"
 
     world.patch_release("ranker", {"spec": {"model": {"version": "3"}}})
     world.wait_for_status("ranker", lambda s: s.get("phase") == "AwaitingApproval", what="the next gate")

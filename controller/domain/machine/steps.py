@@ -262,12 +262,16 @@ def _approval_complete(turn: turn_.Turn, step: Step) -> Completion:
         why = f": {rejection.reason}" if rejection.reason else ""
         endings.roll_back(turn, target, "ApprovalRejected", f"{entry.label}: rejected by {rejection.by}{why}")
         return NOT_YET
+    # One voice per identity (a Slack user ID, an authenticated Kubernetes user), the first counts:
+    # `by` is a display name anyone can write, so it never makes two approvers of one person.
     approvers: dict[str, obs_.ObservedApproval] = {}
     for approval in relevant:
-        approvers.setdefault(approval.by, approval)  # one voice per approver, the first counts
-    recorded = {a.by for a in st.approvals if (a.revision, a.step_index) == (target.revision, index)}
+        approvers.setdefault(approval.identity, approval)
+    recorded = {
+        a.identity or a.by for a in st.approvals if (a.revision, a.step_index) == (target.revision, index)
+    }
     for count, approval in enumerate(approvers.values(), start=1):
-        if approval.by in recorded or count > gate.approvals:
+        if approval.identity in recorded or count > gate.approvals:
             continue
         record_approval(
             turn,
@@ -279,11 +283,12 @@ def _approval_complete(turn: turn_.Turn, step: Step) -> Completion:
             approval.reason,
             closes_gate=count == gate.approvals,
             quorum=(count, gate.approvals),
+            identity=approval.identity,
         )
     if len(approvers) >= gate.approvals:
         return Completion(complete=True)
     if approvers:
-        names = ", ".join(approvers)
+        names = ", ".join(a.by for a in approvers.values())
         waiting = (
             f"{entry.label}: {len(approvers)} of {gate.approvals} approvals ({names}); "
             f"waiting for {gate.approvals - len(approvers)} more of revision {target.revision}"
@@ -561,12 +566,14 @@ def record_approval(
     *,
     closes_gate: bool = True,
     quorum: tuple[int, int] = (1, 1),
+    identity: str | None = None,
 ) -> None:
     record = releasestatus.ApprovalRecord(
         step_index=turn.status.current_step_index or 0,
         revision=target.revision,
         decision=decision,
         by=by,
+        identity=identity,
         at=at or turn.now,
         via=via,
         reason=reason,

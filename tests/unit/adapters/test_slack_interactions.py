@@ -118,6 +118,7 @@ def test_a_signed_press_by_an_approver_creates_one_approval_and_takes_the_button
         "step": 3,
         "decision": "reject",
         "by": "ada (Slack U0ADA)",
+        "identity": "slack:U0ADA",
         "reason": "rolled back from Slack",
     }
     assert (
@@ -137,6 +138,20 @@ def test_short_of_a_quorum_the_buttons_stay_for_the_next_approver_and_go_when_it
     assert gate.press(endpoint, user="U0BOB")[0] == HTTPStatus.OK
     assert not gate.buttons_left()
     assert sorted(a["spec"]["by"] for a in gate.approvals()) == ["ada (Slack U0ADA)", "ada (Slack U0BOB)"]
+
+
+def test_one_slack_user_renamed_between_presses_is_one_voice_toward_a_quorum(
+    api: kubeapi.KubeApi, standin: slack.SlackStandIn, endpoint: str
+) -> None:
+    gate = Gate(api, standin, ["U0ADA", "U0BOB"], quorum=2)
+    assert gate.press(endpoint)[0] == HTTPStatus.OK
+    renamed = standin.press_button(
+        endpoint, channel="ml-releases", ts=gate.ts, action_id="approve", user="U0ADA", username="bob"
+    )
+    assert renamed[0] == HTTPStatus.OK
+    assert gate.buttons_left(), "still one approver of two"
+    assert "(1 of 2)" in standin.messages[("C0RELEASES", gate.ts)].text
+    assert sorted(a["spec"]["identity"] for a in gate.approvals()) == ["slack:U0ADA", "slack:U0ADA"]
 
 
 def test_members_of_an_allowed_user_group_may_approve_and_others_may_not(

@@ -649,6 +649,26 @@ def test_a_quorum_gate_passes_on_the_second_different_approver_and_says_who_it_w
     ]
 
 
+def test_one_identity_never_meets_a_quorum_of_two_whatever_names_it_writes() -> None:
+    # One ServiceAccount wrote Approvals `by: alice` and `by: bob`: one voice, not two.
+    run = deployed(steps=[{"setWeight": 10}, {"approval": {"approvals": 2}}, {"setWeight": 50}])
+    run.in_phase(Phase.AWAITING_APPROVAL)
+    revision = canary_revision(run)
+    robot = "kubernetes:system:serviceaccount:ml:ci"
+    run.world.approve(revision, 1, releasestatus.ApprovalDecision.APPROVE, by="alice", identity=robot)
+    run.world.approve(revision, 1, releasestatus.ApprovalDecision.APPROVE, by="bob", identity=robot)
+    run.world.tick(timedelta(minutes=1))
+    run.reconcile()
+    assert run.status.phase == Phase.AWAITING_APPROVAL
+    assert "1 of 2 approvals (alice)" in run.status.message
+    run.world.approve(
+        revision, 1, releasestatus.ApprovalDecision.APPROVE, by="carol", identity="slack:U0CAROL"
+    )
+    run.settle()
+    assert run.status.phase == Phase.SUCCEEDED
+    assert [a.identity for a in run.status.approvals] == [robot, "slack:U0CAROL"]
+
+
 @pytest.mark.parametrize(("on_timeout", "phase"), [("rollback", Phase.ROLLED_BACK), ("pause", Phase.PAUSED)])
 def test_an_approval_gate_that_times_out_rolls_back_or_closes_until_an_operator_decides(
     on_timeout: str, phase: Phase

@@ -163,7 +163,12 @@ class World:
         self.check_invariants()
 
     def approve(
-        self, revision: str, step: int, decision: releasestatus.ApprovalDecision, by: str = "ana"
+        self,
+        revision: str,
+        step: int,
+        decision: releasestatus.ApprovalDecision,
+        by: str = "ana",
+        identity: str | None = None,
     ) -> None:
         self.approvals.append(
             obs_.ObservedApproval(
@@ -172,6 +177,7 @@ class World:
                 step=step,
                 decision=decision,
                 by=by,
+                identity=identity or f"kubernetes:{by}",
                 created_at=self.now,
             )
         )
