@@ -11,7 +11,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 
@@ -33,7 +33,11 @@ class Frozen(BaseModel):
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$"
+# At most 7 digits a part and 4 parts: the API server refuses a hostile length ("9999999999999h")
+# before the controller parses it; each field's own range is checked by the model (`within`).
+DURATION_PATTERN = r"^([0-9]{1,7}(\.[0-9]{1,9})?(ms|s|m|h|d)){1,4}$"
+DURATION_MAX_LENGTH = 40
+LONGEST_DURATION = timedelta(days=3650)  # no duration of ours means more than ten years
 
 
 def parse_duration(value: object) -> timedelta:
@@ -45,13 +49,19 @@ def parse_duration(value: object) -> timedelta:
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError(f"{value} is negative; a duration is zero or more")
+        if value > LONGEST_DURATION.total_seconds():
+            raise ValueError(f"{value} seconds is longer than {LONGEST_DURATION.days} days")
         return timedelta(seconds=value)
     if not isinstance(value, str):
         raise ValueError("a duration is a string such as '90s', '15m' or '1h30m'")
     text = value.strip()
-    if not text or _DURATION_PART.sub("", text):
-        raise ValueError(f"{value!r} is not a duration; write it like '90s', '15m' or '1h30m'")
+    if not text or len(text) > DURATION_MAX_LENGTH or _DURATION_PART.sub("", text):
+        raise ValueError(
+            f"{value[:DURATION_MAX_LENGTH]!r} is not a duration; write it like '90s', '15m' or '1h30m'"
+        )
     seconds = sum(float(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(text))
+    if seconds > LONGEST_DURATION.total_seconds():  # also keeps timedelta from overflowing
+        raise ValueError(f"{value!r} is longer than {LONGEST_DURATION.days} days")
     return timedelta(seconds=seconds)
 
 
@@ -75,8 +85,27 @@ Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN}),
+    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "maxLength": DURATION_MAX_LENGTH}),
 ]
+
+
+def within(low: timedelta, high: timedelta, *, above_low: bool = False) -> AfterValidator:
+    """A duration field's range, said in durations: `Annotated[Duration, within(...)]`.
+    `above_low`: the low end itself is refused (a zero timeout means nothing)."""
+
+    def check(value: timedelta) -> timedelta:
+        too_short = value <= low if above_low else value < low
+        if too_short or value > high:
+            low_text = (
+                f"longer than {format_duration(low)}" if above_low else f"at least {format_duration(low)}"
+            )
+            raise ValueError(
+                f"{format_duration(value)} is out of range: {low_text} and at most {format_duration(high)}"
+            )
+        return value
+
+    return AfterValidator(check)
+
 
 # Free-form Kubernetes objects we pass through untouched (probes, tolerations, env…).
 # The API server keeps them as they are; their own schema is Kubernetes' business.

@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta
 from enum import StrEnum
-from typing import Self
+from typing import Annotated, Self
 
 from pydantic import Field, model_validator
 
@@ -121,7 +121,7 @@ class MetricSpec(schema.Frozen):
     margin: Margin = Margin()
     critical: bool = Field(True, description="A critical metric's failure rolls back; others only inform.")
     min_requests: int = Field(100, ge=0, description="Requests per arm before the metric may pass.")
-    min_duration: schema.Duration = Field(
+    min_duration: Annotated[schema.Duration, schema.within(timedelta(0), timedelta(days=7))] = Field(
         timedelta(minutes=5), description="Time observed before it may pass."
     )
     alpha_share: float = Field(1.0, gt=0, description="Relative weight of this metric in the α split.")
@@ -170,7 +170,9 @@ class MetricSpec(schema.Frozen):
 
 
 class AnalysisTemplateSpec(schema.Frozen):
-    interval: schema.Duration = Field(timedelta(minutes=1), description="Length of one comparison interval.")
+    interval: Annotated[schema.Duration, schema.within(timedelta(seconds=1), timedelta(hours=1))] = Field(
+        timedelta(minutes=1), description="Length of one comparison interval."
+    )
     alpha: float = Field(0.05, gt=0, lt=0.5, description="False-rollback budget shared by the metrics.")
     beta: float = Field(
         0.1,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Self
+from typing import Annotated, Self
 
 from pydantic import Field, field_validator, model_validator
 
@@ -49,7 +49,9 @@ class GitSourceSpec(schema.Frozen):
         min_length=1,
         description="Folders (or files) of manifests in the repository, relative to its root.",
     )
-    poll_interval: schema.Duration = Field(timedelta(minutes=1))
+    poll_interval: Annotated[schema.Duration, schema.within(timedelta(seconds=1), timedelta(days=1))] = Field(
+        timedelta(minutes=1)
+    )
     credentials: GitCredentials | None = None
     ssh_known_hosts: SecretKeyRef | None = Field(
         None, description="known_hosts for SSH URLs; without it the host key is trusted on first use."

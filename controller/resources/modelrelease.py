@@ -26,7 +26,7 @@ class FollowAlias(schema.Frozen):
 
     alias: str = Field(min_length=1, description="The alias followed, e.g. 'champion-candidate'.")
     target: BumpTarget = Field(BumpTarget.BUMP_BRANCH, description="branch or bumpBranch.")
-    poll_interval: schema.Duration = Field(
+    poll_interval: Annotated[schema.Duration, schema.within(timedelta(seconds=1), timedelta(days=1))] = Field(
         timedelta(minutes=1),
         description="How often the alias is looked at without a webhook (MLflow keeps no delivery log).",
     )
@@ -78,7 +78,7 @@ class Serving(schema.Frozen):
     pod_labels: dict[str, str] = Field(default_factory=dict)
     pod_annotations: dict[str, str] = Field(default_factory=dict)
     model_uri_env: str = Field("MODEL_URI", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    warmup: schema.Duration = Field(
+    warmup: Annotated[schema.Duration, schema.within(timedelta(0), timedelta(hours=2))] = Field(
         timedelta(0), description="Time after a pod is Ready before it takes traffic or counts in analysis."
     )
 
@@ -99,20 +99,17 @@ class Serving(schema.Frozen):
 
 class AnalysisStep(schema.Frozen):
     template: str = Field(pattern=meta.DNS_SUBDOMAIN, description="AnalysisTemplate name in this namespace.")
-    max_duration: schema.Duration = Field(
+    max_duration: Annotated[
+        schema.Duration, schema.within(timedelta(0), timedelta(days=7), above_low=True)
+    ] = Field(
         timedelta(minutes=15), description="Longest the step may run; then INCONCLUSIVE, never a silent pass."
     )
 
-    @field_validator("max_duration")
-    @classmethod
-    def _positive(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("must be longer than 0s")
-        return value
-
 
 class PauseStep(schema.Frozen):
-    duration: schema.Duration | None = Field(None, description="Pause length; omitted = until promoted.")
+    duration: Annotated[schema.Duration, schema.within(timedelta(0), timedelta(days=30))] | None = Field(
+        None, description="Pause length; omitted = until promoted."
+    )
 
 
 class ApprovalTimeoutAction(StrEnum):
@@ -128,20 +125,15 @@ class ApprovalStep(schema.Frozen):
         le=10,
         description="How many different approvers must approve (a quorum); one rejection rolls back.",
     )
-    timeout: schema.Duration | None = Field(
+    timeout: (
+        Annotated[schema.Duration, schema.within(timedelta(0), timedelta(days=30), above_low=True)] | None
+    ) = Field(
         None, description="How long the gate waits from when it opened; then onTimeout. Omitted: for ever."
     )
     on_timeout: ApprovalTimeoutAction = Field(
         ApprovalTimeoutAction.PAUSE,
         description="rollback: roll back; pause: stay paused (no more approvals) until promote or abort.",
     )
-
-    @field_validator("timeout")
-    @classmethod
-    def _positive_timeout(cls, value: timedelta | None) -> timedelta | None:
-        if value is not None and value <= timedelta(0):
-            raise ValueError("timeout must be positive")
-        return value
 
 
 class ShadowStep(schema.Frozen):
@@ -259,7 +251,7 @@ class BackgroundAnalysis(schema.Frozen):
 
 class CanaryStrategy(schema.Frozen):
     steps: tuple[CanaryStep, ...] = Field(min_length=1, max_length=100)
-    scale_down_delay: schema.Duration = Field(
+    scale_down_delay: Annotated[schema.Duration, schema.within(timedelta(0), timedelta(days=1))] = Field(
         timedelta(seconds=30), description="How long the old stable keeps running after promotion."
     )
     analysis: BackgroundAnalysis | None = None
@@ -279,7 +271,7 @@ class BlueGreenStrategy(schema.Frozen):
     pre_promotion_analysis: AnalysisStep | None = None
     post_promotion_analysis: AnalysisStep | None = None
     auto_promote: bool = Field(True, description="False: wait for an approval (or promote) before switching.")
-    scale_down_delay: schema.Duration = Field(
+    scale_down_delay: Annotated[schema.Duration, schema.within(timedelta(0), timedelta(days=1))] = Field(
         timedelta(seconds=30), description="How long the old active keeps running after promotion."
     )
 
@@ -385,9 +377,9 @@ class ModelReleaseSpec(schema.Frozen):
     gpu_budget: GPUBudget | None = Field(None, alias="gpuBudget")
     notifications: Notifications = Notifications()
     git_write_back: GitWriteBack = GitWriteBack()
-    progress_deadline: schema.Duration = Field(
-        timedelta(minutes=10), description="Longest a step may wait for its workloads (plus warm-up)."
-    )
+    progress_deadline: Annotated[
+        schema.Duration, schema.within(timedelta(0), timedelta(days=1), above_low=True)
+    ] = Field(timedelta(minutes=10), description="Longest a step may wait for its workloads (plus warm-up).")
 
     @property
     def gpu_resource(self) -> str:

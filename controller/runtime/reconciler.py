@@ -184,7 +184,9 @@ def reconcile_release(
     try:
         spec = modelrelease.ModelReleaseSpec.model_validate(body.get("spec"))
     except pydantic.ValidationError as exc:
-        _write_failure(io, body, status, "InvalidSpec", build_invalid_spec_message(exc))
+        _say_failure(
+            io, body, status, "InvalidSpec", build_invalid_spec_message(exc), releasestatus.Phase.FAILED
+        )
         return Reconciled(requeue_after=None)
     release = ports.ReleaseRef(namespace=namespace, name=name, uid=body["metadata"]["uid"], spec=spec)
     now = clock()
@@ -373,12 +375,24 @@ def apply_permanent_error(
     reason = type(exc).__name__.removesuffix("Error") or "Error"
     # With a stable revision serving, the problem blocks the new rollout; it is not an outage.
     phase = releasestatus.Phase.BLOCKED if status.stable_revision else releasestatus.Phase.FAILED
-    if _write_failure(io, body, status, reason, str(exc), phase):
+    _say_failure(io, body, status, reason, str(exc), phase)
+    return phase
+
+
+def _say_failure(
+    io: ports.Ports,
+    body: dict[str, Any],
+    status: releasestatus.ModelReleaseStatus,
+    reason: str,
+    message: str,
+    phase: releasestatus.Phase,
+) -> None:
+    """Write the failure to status and, when that is news, say it in a Warning Event too."""
+    if _write_failure(io, body, status, reason, message, phase):
         meta_ = body["metadata"]
         try:
             io.events.post_warning_about(
-                meta_["namespace"], meta_["name"], meta_["uid"], reason, str(exc), reason, str(exc)
+                meta_["namespace"], meta_["name"], meta_["uid"], reason, message, reason, message
             )
         except errors.TransientError:
             pass  # the status says it; an Event is a courtesy
-    return phase

@@ -458,3 +458,27 @@ def test_a_missing_route_blocks_the_new_rollout_without_calling_the_serving_rele
         timeout=10,
         what="a Warning Event naming the missing route",
     )
+
+
+def test_a_hostile_duration_is_refused_at_admission_or_ends_invalid_spec_and_the_release_still_deletes(
+    world: harness.World, controller: harness.Controller
+) -> None:
+    overflow = harness.release_body(
+        "ranker", strategy={"canary": {"steps": [{"pause": {"duration": "9999999999999h"}}]}}
+    )
+    with pytest.raises(ApiError) as refused:  # the CRD's pattern: a part has at most 7 digits
+        world.create(overflow)
+    assert "pause.duration" in str(refused.value)
+    # Within the pattern, out of the field's range: the controller says so and does not crash-loop.
+    world.create(harness.release_body("ranker", progressDeadline="0s"))
+    status = world.wait_for_phase("ranker", "Failed")
+    assert status["reason"] == "InvalidSpec"
+    assert status["message"] == "spec.progressDeadline: 0s is out of range: longer than 0s and at most 24h"
+    said = [e for e in world.events() if e["reason"] == "InvalidSpec"]
+    assert len(said) == 1
+    _delete_release(world)
+    world.sandbox.wait_until(
+        lambda: "ranker" not in [r["metadata"]["name"] for r in world.store.objects("modelreleases")],
+        timeout=30,
+        what="deleted",
+    )

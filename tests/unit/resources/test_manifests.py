@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
+from analysis import schema
 from controller import manifests
 from controller.resources import kinds
 
@@ -212,3 +215,59 @@ def test_a_group_far_from_ours_with_a_kind_of_its_own_is_another_tools_resource(
         "apiVersion: modelregistry.io/v1\nkind: Model\nmetadata: {name: m}\n", "m.yaml", in_folder=True
     )
     assert [f.kind for f in loaded.foreign] == ["Model"]
+
+
+@pytest.mark.parametrize(
+    ("replace", "path", "said"),
+    [
+        ("- setWeight: 50", "spec.strategy.canary.steps[2].pause.duration", "longer than 3650 days"),
+        ("image: triton", "spec.serving.warmup", "longer than 3650 days"),
+        ("replicas: 2", "spec.progressDeadline", "out of range: longer than 0s and at most 24h"),
+        ("analysis: {template: lat}", "spec.strategy.canary.steps[1].analysis.maxDuration", "longer than"),
+        ("- setWeight: 10", "spec.strategy.canary.steps[0].analysis.maxDuration", "at most 168h"),
+    ],
+    ids=[
+        "pause 9999999999999h",
+        "warmup 999999999s",
+        "progressDeadline 0s",
+        "maxDuration 100000h",
+        "maxDuration 8d",
+    ],
+)
+def test_a_hostile_duration_is_a_validation_error_naming_its_field_and_range(
+    replace: str, path: str, said: str
+) -> None:
+    hostile = {
+        "- setWeight: 50": "- pause: {duration: 9999999999999h}",
+        "image: triton": "image: triton\n    warmup: 999999999s",
+        "replicas: 2": "replicas: 2\n  progressDeadline: 0s",
+        "analysis: {template: lat}": "analysis: {template: lat, maxDuration: 100000h}",
+        "- setWeight: 10": "- analysis: {template: lat, maxDuration: 8d}",
+    }[replace]
+    text = VALID_RELEASE.replace(replace, hostile)
+    if replace == "replicas: 2":  # progressDeadline belongs to spec, not serving
+        text = VALID_RELEASE.replace("  strategy:", "  progressDeadline: 0s\n  strategy:")
+    [error] = _errors(text)
+    assert f"ModelRelease fraud: {path}: " in error
+    assert said in error
+
+
+def test_every_duration_field_in_the_crds_has_a_bounded_pattern_and_length() -> None:
+    def durations(node: object, where: str = "") -> list[tuple[str, dict[str, object]]]:
+        found = []
+        if isinstance(node, dict):
+            if node.get("pattern") == schema.DURATION_PATTERN:
+                found.append((where, node))
+            for key, value in node.items():
+                found += durations(value, f"{where}.{key}")
+        elif isinstance(node, list):
+            for item in node:
+                found += durations(item, where)
+        return found
+
+    crds = Path(__file__).parents[3] / "crds"
+    fields = [f for crd in crds.glob("*.yaml") for f in durations(yaml.safe_load(crd.read_text()))]
+    assert len(fields) >= 10
+    assert all(node["maxLength"] == schema.DURATION_MAX_LENGTH for _, node in fields)
+    assert re.fullmatch(schema.DURATION_PATTERN, "9999999999999h") is None
+    assert re.fullmatch(schema.DURATION_PATTERN, "1h30m") is not None
