@@ -259,6 +259,7 @@ class SlackSender:
                 locate,
                 "find",
                 key=key,
+                owner=release.uid,
                 thread_ts=thread_ts,
                 since=delivery.sending_since,
                 outbox=outbox,
@@ -274,7 +275,9 @@ class SlackSender:
             text=rendered.text,
             blocks=rendered.blocks,
             thread_ts=thread_ts,
-            metadata={"event_type": METADATA_TYPE, "event_payload": {"key": key}},
+            # The key names a message of a rollout (revision.attempt/…); the owner names the release:
+            # two releases of one model and serving spec share revisions, never a uid.
+            metadata={"event_type": METADATA_TYPE, "event_payload": {"key": key, "owner": release.uid}},
         )
         ts, channel_id = str(answer["ts"]), str(answer["channel"])
         self._change(release, lambda o: _mark_sent(o, locate(o), ts, channel_id))
@@ -322,9 +325,10 @@ class SlackSender:
             raise _SlackFailedError from exc
 
     def _find(
-        self, *, key: str, thread_ts: str | None, since: datetime, outbox: slackoutbox.Outbox
+        self, *, key: str, owner: str, thread_ts: str | None, since: datetime, outbox: slackoutbox.Outbox
     ) -> str | None:
-        """A message we posted with `key` in its metadata, if Slack has it."""
+        """A message this release posted with `key` in its metadata, if Slack has it (another release's
+        message with the same key is not ours to adopt)."""
         channel = outbox.channel_id or self._channel_id(outbox.channel)
         if channel is None:
             return None
@@ -339,7 +343,7 @@ class SlackSender:
             )
         for message in answer.get("messages") or []:
             payload = (message.get("metadata") or {}).get("event_payload") or {}
-            if payload.get("key") == key:
+            if payload.get("key") == key and payload.get("owner") == owner:
                 return str(message["ts"])
         return None
 

@@ -253,3 +253,22 @@ def test_the_metric_table_lines_up_its_columns() -> None:
     table = slackmessages.render_metric_table(analysis_metrics()).splitlines()
     assert table[0].split() == ["metric", "baseline", "canary", "effect", "[CI]", "evidence", "decision"]
     assert table[0].index("canary") == table[1].index("0.0049")
+
+
+def test_two_releases_of_one_model_in_one_channel_keep_their_own_threads_across_a_slack_503(
+    api: kubeapi.KubeApi, standin: slack.SlackStandIn
+) -> None:
+    # Staging and production of one model and serving spec: the same revision, so the same keys.
+    staging, production = World(api, standin), World(api, standin)
+    staging.notify(actions.NotificationEvent.STARTED, "started", "staging: model 1 → 2")
+    staging.deliver()
+    production.notify(actions.NotificationEvent.STARTED, "started", "production: model 1 → 2")
+    standin.fail_next(1, status=503)
+    production.deliver()  # marked as being sent, then failed: the retry looks in Slack first
+    production.clock.advance(60)
+    production.deliver()
+    threads = {world.release.name: world.delivery().thread_ts for world in (staging, production)}
+    assert None not in threads.values()
+    assert len(set(threads.values())) == 2, "production adopted staging's thread"
+    parents = [p for p in production.posts() if "thread_ts" not in p.payload]
+    assert len(parents) == 2
