@@ -48,7 +48,10 @@ class Judged:
 class Exposure:
     canary_requests: float | None
     baseline_requests: float | None
-    observed: timedelta
+    observed: timedelta  # intervals in which both arms reported
+    # Intervals in which the baseline reported: a canary with no series at all is silent over these
+    # (counting only intervals both arms reported, its silence would never add up to minDuration).
+    baseline_observed: timedelta | None = None
 
     def enough(self, metric: specs.MetricSpec) -> bool:
         if self.observed < metric.min_duration:
@@ -57,11 +60,8 @@ class Exposure:
         return all(c is None or c >= metric.min_requests for c in counts)
 
     def canary_silent(self, metric: specs.MetricSpec) -> bool:
-        return (
-            self.canary_requests == 0
-            and (self.baseline_requests or 0) > 0
-            and self.observed >= metric.min_duration
-        )
+        over = self.baseline_observed if self.baseline_observed is not None else self.observed
+        return not self.canary_requests and (self.baseline_requests or 0) > 0 and over >= metric.min_duration
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,6 +181,7 @@ def _exposure(n_c: FloatArray, n_b: FloatArray, interval: timedelta) -> Exposure
         canary_requests=float(np.nansum(n_c)),
         baseline_requests=float(np.nansum(n_b)),
         observed=interval * int(seen.sum()),
+        baseline_observed=interval * int(np.isfinite(n_b).sum()),
     )
 
 

@@ -67,6 +67,26 @@ def test_a_canary_without_requests_while_the_baseline_serves_is_inconclusive() -
     assert "no canary data" in summary.rule
 
 
+def test_a_canary_with_no_series_at_all_while_the_baseline_serves_is_inconclusive_not_left_running() -> None:
+    # The canary's pods never exported (a wrong label, a scrape that never reached them): every
+    # interval has baseline counts and nothing for the canary, not even zeros.
+    template = _one_metric(
+        {
+            "name": "errors",
+            "kind": "errorRate",
+            "errorRate": {"requests": "r", "errors": "e"},
+            "margin": {"relative": 0.2},
+        }
+    )
+    absent = tuple(
+        observations.IntervalSample(baseline=observations.ArmSample(requests=300.0, errors=1.0))
+        for _ in range(5)
+    )
+    summary = judge.assess(template, {"errors": absent})
+    assert summary.verdict == verdicts.Verdict.INCONCLUSIVE
+    assert summary.rule == "no canary data for errors while the baseline had traffic: never a pass"
+
+
 def test_a_non_critical_metric_failing_does_not_roll_back() -> None:
     relaxed = specs.AnalysisTemplateSpec.model_validate(
         {
@@ -298,13 +318,17 @@ def test_every_confidence_interval_contains_its_estimate(seed: int) -> None:
 
 
 def test_a_latency_arm_that_never_reported_is_no_error_and_never_a_pass() -> None:
-    """A canary never scraped, or a label typo in its query: judged Running, then Inconclusive."""
+    """A canary never scraped, or a label typo in its query: Inconclusive once the baseline has served
+    for minDuration (2m here), not left Running until maxDuration."""
     template = _one_metric({"name": "lat", "kind": "latency", "latency": {"buckets": "x"}})
     reported = observations.ArmSample(buckets={"0.1": 900, "0.25": 990, "+Inf": 1000})
     series = {"lat": tuple(observations.IntervalSample(baseline=reported) for _ in range(10))}
-    assert judge.assess(template, series).verdict == verdicts.Verdict.RUNNING
-    final = judge.assess(template, series, final=True)
-    assert final.verdict == verdicts.Verdict.INCONCLUSIVE
+    early = {"lat": series["lat"][:1]}
+    assert judge.assess(template, early).verdict == verdicts.Verdict.RUNNING
+    summary = judge.assess(template, series)
+    assert summary.verdict == verdicts.Verdict.INCONCLUSIVE
+    assert summary.rule is not None
+    assert summary.rule.startswith("no canary data for lat")
 
 
 def _write_input(tmp_path: pathlib.Path, document: dict[str, object]) -> pathlib.Path:
