@@ -59,7 +59,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not named or not pathlib.Path(named).is_dir() or not files <= _passed_files:
         return  # a partial run: some calls may not have been made
     calls = access.recorded_calls(pathlib.Path(named))
-    unused = access.unused_rules(access.controller_rules(access.rbac_objects()), calls)
+    granted = access.controller_rules(
+        [*access.rbac_objects(), access.secret_binding()], access.TEST_NAMESPACE
+    )
+    unused = access.unused_rules(granted, calls)
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write("\n")  # after xdist's "[100%]", which leaves the line open

@@ -49,8 +49,27 @@ def rbac_objects() -> list[dict[str, Any]]:
     return [doc for doc in rendered_deploy() if doc["kind"] in RBAC_KINDS]
 
 
+TEST_NAMESPACE = "default"
+
+
+def secret_binding() -> dict[str, Any]:
+    """What an administrator adds for a namespace whose GitSources name credentials: deploy/'s
+    secret reader bound to the controller there, and nowhere else."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "modelrelease-secrets", "namespace": TEST_NAMESPACE},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "modelrelease-secret-reader",
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": ACCOUNT_NAME, "namespace": ACCOUNT_NAMESPACE}],
+    }
+
+
 def install_rbac(sandbox: cluster.SandboxCluster) -> None:
-    for obj in rbac_objects():
+    for obj in [*rbac_objects(), secret_binding()]:
         sandbox.create(obj)
 
 
@@ -85,10 +104,13 @@ def recorded_calls(folder: pathlib.Path) -> set[Triple]:
     return calls
 
 
-def controller_rules(objects: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The rules bound to the controller's ServiceAccount (the approver role is for people)."""
+def controller_rules(
+    objects: Iterable[Mapping[str, Any]], namespace: str = ACCOUNT_NAMESPACE
+) -> list[Mapping[str, Any]]:
+    """The rules bound to the controller's ServiceAccount for a request in `namespace` (the approver
+    role is for people)."""
     policy = rbac.Policy.from_objects(objects)
-    return policy.rules_for(CONTROLLER_USER, ACCOUNT_NAMESPACE)
+    return policy.rules_for(CONTROLLER_USER, namespace)
 
 
 def granted(rules: Iterable[Mapping[str, Any]]) -> set[Triple]:

@@ -52,6 +52,7 @@ def test_deploy_renders_and_every_object_validates_strictly_against_kubernetes(
         "Deployment",
         "Namespace",
         "NetworkPolicy",
+        "PodDisruptionBudget",
         "Service",
         "ServiceAccount",
         "ValidatingAdmissionPolicy",
@@ -89,6 +90,9 @@ def test_no_rbac_rule_in_deploy_uses_a_wildcard_and_approvers_get_their_own_role
     assert all(b["roleRef"]["name"] != "modelrelease-approver" for b in bindings)
     controller = access.controller_rules(documents)
     assert not any(r["resources"] == ["approvals"] and r.get("resourceNames") for r in controller)
+    # No Secret is readable cluster-wide: the secret reader is bound per namespace by an administrator.
+    assert not any("secrets" in r["resources"] for r in controller)
+    assert all(b["roleRef"]["name"] != "modelrelease-secret-reader" for b in bindings)
 
 
 def test_the_controller_runs_hardened_in_two_coordinated_replicas_with_probes_on_kopfs_health_endpoint() -> (
@@ -99,6 +103,9 @@ def test_the_controller_runs_hardened_in_two_coordinated_replicas_with_probes_on
     pod = deployment["spec"]["template"]["spec"]
     [container] = pod["containers"]
     assert deployment["spec"]["replicas"] == 2
+    budget = _one(documents, "PodDisruptionBudget", "modelrelease-controller")
+    assert budget["spec"]["minAvailable"] == 1
+    assert budget["spec"]["selector"] == deployment["spec"]["selector"], "the budget covers the replicas"
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] != 0
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}

@@ -102,7 +102,11 @@ def write_back_owed(turn: turn_.Turn, idle: turn_.Move) -> turn_.Move:
     owed = rollback.git_write_back if rollback is not None else None
     if owed is None or owed.settled:
         return idle
-    if turn.status.phase != releasestatus.Phase.ROLLED_BACK:
+    assert rollback is not None
+    started = turn.status.rollout_started_at
+    if (
+        started is not None and started > rollback.at
+    ) or turn.status.stable_model_version != owed.restore_version:
         # The release moved on since (a retry, a newer version, a promotion): reverting Git now
         # would roll production back to a version it has since left.
         outcome = (
@@ -207,7 +211,8 @@ def registry_owed(turn: turn_.Turn, idle: turn_.Move) -> turn_.Move:
         if write.run is not None and settled.link is not None:
             turn.change(changes.rollout_run_linked(turn.status, write.run.record, settled.link))
         reason = "RegistryUpdateSkipped" if settled.skipped else "RegistryUpdated"
-        turn.event(reason, settled.message, warning=settled.skipped, scope=f"registry/{write.key}")
+        # Skipped only where no registry is configured: how that install is meant to run, not a warning.
+        turn.event(reason, settled.message, scope=f"registry/{write.key}")
         return turn.move()
     if write.attempted_at is not None:
         again = write.attempted_at + min(REGISTRY_FIRST_RETRY * 2 ** (write.attempts - 1), REGISTRY_RETRY)

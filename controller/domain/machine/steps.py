@@ -218,6 +218,7 @@ def _approval_complete(turn: turn_.Turn, step: Step) -> Completion:
     target, index, entry = step.target, step.index, step.entry
     st = turn.status
     if st.phase == Phase.PAUSED and st.reason == APPROVAL_TIMED_OUT:
+        _report_late_approvals(turn, index, target)
         return NOT_YET  # until promote or abort
     if st.phase != Phase.AWAITING_APPROVAL:
         needed = entry.approval.approvals if entry.approval is not None else 1
@@ -547,6 +548,25 @@ def _report_mismatched_approvals(turn: turn_.Turn, index: int, target: changes.T
         message = f"Approval {approval.name} ignored: it names {' and '.join(wrong)}"
         waiting = f"{message}; still waiting for step {index} of revision {target.revision}"
         turn.change(changes.said(changes.noted(turn.status, key), turn.status.reason, waiting))
+        turn.event(
+            "ApprovalIgnored", message, warning=True, key=approval.name, regarding_approval=approval.name
+        )
+
+
+def _report_late_approvals(turn: turn_.Turn, index: int, target: changes.Target) -> None:
+    """An Approval for a gate that already timed out and closed decides nothing; say so once (an
+    Event on it), with what does decide now."""
+    counted = {record.via for record in turn.status.approvals}
+    for approval in _approvals_for(turn, index, target):
+        key = turn.once_key(target.revision, f"late-{approval.name}")
+        if approval.name in counted or key in turn.status.notifications:
+            continue
+        message = (
+            f"Approval {approval.name} ({approval.decision.value} by {approval.by}) came after step {index} "
+            f"timed out and closed: it decides nothing now; kubectl modelrelease promote continues, "
+            "abort rolls back"
+        )
+        turn.change(changes.noted(turn.status, key))
         turn.event(
             "ApprovalIgnored", message, warning=True, key=approval.name, regarding_approval=approval.name
         )

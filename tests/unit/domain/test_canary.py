@@ -649,6 +649,31 @@ def test_a_quorum_gate_passes_on_the_second_different_approver_and_says_who_it_w
     ]
 
 
+def test_without_a_registry_its_skipped_updates_are_normal_events_not_warnings() -> None:
+    run = deployed()
+    run.world.registry_pinned = True
+    run.settle()
+    skipped = [e for d in run.decisions for e in d.events if e.reason == "RegistryUpdateSkipped"]
+    assert skipped
+    assert {e.type.value for e in skipped} == {"Normal"}
+
+
+def test_an_approval_after_the_gate_timed_out_is_said_to_decide_nothing() -> None:
+    gate = {"approval": {"timeout": "1h", "onTimeout": "pause"}}
+    run = deployed(steps=[{"setWeight": 10}, gate, {"setWeight": 50}])
+    run.in_phase(Phase.AWAITING_APPROVAL)
+    run.until(lambda r: r.status.phase == Phase.PAUSED)
+    run.world.approve(canary_revision(run), 1, releasestatus.ApprovalDecision.APPROVE, by="late-larry")
+    for _ in range(3):
+        run.world.tick(timedelta(minutes=1))
+        run.reconcile()
+    assert run.status.phase == Phase.PAUSED
+    said = [e for d in run.decisions for e in d.events if e.reason == "ApprovalIgnored"]
+    assert len(said) == 1
+    assert "came after step 1 timed out and closed" in said[0].message
+    assert said[0].regarding_approval == "approval-0"
+
+
 def test_one_identity_never_meets_a_quorum_of_two_whatever_names_it_writes() -> None:
     # One ServiceAccount wrote Approvals `by: alice` and `by: bob`: one voice, not two.
     run = deployed(steps=[{"setWeight": 10}, {"approval": {"approvals": 2}}, {"setWeight": 50}])

@@ -91,6 +91,7 @@ class World:
     model_tags: dict[str, str] = field(default_factory=dict)
     model_status: str = "READY"
     registry_down: bool = False
+    registry_pinned: bool = False  # no registry configured: every write settles as skipped
     metrics_down: str | None = None  # the analysis backend's outage, as the shell reports it
     registry_writes: dict[str, str] = field(default_factory=dict)  # key → what the registry now holds
     git_commits: dict[str, str] = field(default_factory=dict)  # write-back key -> the commit carrying it
@@ -261,7 +262,9 @@ class World:
             ),
             registry_settled={
                 key: obs_.RegistrySettled(
-                    message=done, link=f"runs:/{key}" if done.startswith("run of") else None
+                    message=done,
+                    link=f"runs:/{key}" if done.startswith("run of") else None,
+                    skipped=self.registry_pinned,
                 )
                 for key, done in self.registry_writes.items()
             },
