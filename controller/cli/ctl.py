@@ -27,7 +27,7 @@ from analysis import prometheus, verdicts
 from controller import errors
 from controller.adapters import kubeapi
 from controller.adapters.releases import release_path
-from controller.cli import explain, pipes, reporthtml, textformat
+from controller.cli import explain, gitstate, pipes, reporthtml, textformat
 from controller.cli import report as report_
 from controller.domain import planning
 from controller.resources import commands, meta, modelrelease, releasestatus
@@ -53,6 +53,17 @@ class Cluster:
             ) from None
         self.namespace = namespace or _context_namespace(kubeconfig, context)
         self.user = _context_user(kubeconfig, context)
+
+    def git_source(self, release: Obj) -> Obj | None:
+        """The GitSource that applied `release`, if one did and it may be read."""
+        name = gitstate.source_of(release)
+        if name is None:
+            return None
+        path = kubeapi.build_path(meta.API_VERSION, "gitsources", self.namespace, name)
+        try:
+            return self.api.get(path)
+        except errors.ModelReleaseError:
+            return None  # gone, or not ours to read: the release's own status still says the rest
 
     def whoami(self) -> str:
         """The user name the API server authenticates this client as (a SelfSubjectReview, what
@@ -206,7 +217,7 @@ def _metric_rows(metrics: Sequence[verdicts.MetricResult]) -> list[list[str]]:
     return rows
 
 
-def render_status(release: Obj, events: Sequence[Obj], now: datetime) -> str:
+def render_status(release: Obj, events: Sequence[Obj], now: datetime, source: Obj | None = None) -> str:
     name = release["metadata"]["name"]
     spec = modelrelease.ModelReleaseSpec.model_validate(release["spec"])
     st = _status(release)
@@ -235,6 +246,7 @@ def render_status(release: Obj, events: Sequence[Obj], now: datetime) -> str:
         if proposal.held:
             said = f"held: it {proposal.held}"
         lines.append(f"  alias {proposal.alias} moved to version {proposal.version}, proposed in Git: {said}")
+    lines += [f"  {line}" for line in gitstate.describe(release, source)]
     footprint = planning.StableFootprint(
         replicas=st.stable_replicas or spec.serving.replicas,
         gpus_per_replica=st.stable_gpus_per_replica or spec.gpus_per_replica,
@@ -478,12 +490,13 @@ def _run(cluster: Cluster, args: argparse.Namespace) -> str:
         case "status":
             release = cluster.release(args.name)
             if not args.watch:
-                return render_status(release, cluster.events(args.name), now)
+                return render_status(release, cluster.events(args.name), now, cluster.git_source(release))
             return _watch(cluster, args.name, release)
         case "history":
             return render_history(cluster.release(args.name), now)
         case "explain":
-            return explain.explain(cluster.release(args.name), now)
+            release = cluster.release(args.name)
+            return explain.explain(release, now, cluster.git_source(release))
         case "report":
             return _report(cluster, args, now)
         case "promote":

@@ -7,14 +7,15 @@ from datetime import datetime
 from typing import Any
 
 from analysis import verdicts
-from controller.cli import textformat
+from controller.cli import gitstate, textformat
 from controller.domain import planning
 from controller.resources import modelrelease, releasestatus
 
 Phase = releasestatus.Phase
 
 
-def explain(release: dict[str, Any], now: datetime) -> str:
+def explain(release: dict[str, Any], now: datetime, source: dict[str, Any] | None = None) -> str:
+    """`source`: the GitSource that applied the release, when one did (what it says of the release)."""
     name = release["metadata"]["name"]
     namespace = release["metadata"].get("namespace", "")
     spec = modelrelease.ModelReleaseSpec.model_validate(release["spec"])
@@ -47,6 +48,7 @@ def explain(release: dict[str, Any], now: datetime) -> str:
     elif st.phase == Phase.FAILED:
         said.append("Nothing serves as the spec asks; it waits for a corrected spec or a retry.")
     said += _owed(st)
+    said += gitstate.describe(release, source)
     return " ".join(said)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from controller.adapters import events, gitremote, gitsync, kubeapi
+from controller.cli import ctl, explain
 from controller.resources import kinds, meta
 from tests import gitrepos
 
@@ -231,3 +232,29 @@ def test_an_oversized_file_and_a_yaml_bomb_are_quarantined_alone_while_a_good_ch
             "message": "expands (its aliases repeated) to over 1048576 bytes, the limit for a manifest",
         },
     ]
+
+
+def test_the_release_itself_says_its_file_is_quarantined_or_that_git_no_longer_holds_it(
+    three: Source,
+) -> None:
+    three.person.write(
+        {"models/ranker/release.yaml": release("ranker").replace("replicas: 2", "replicas: two")}
+    )
+    three.person.remove("models/scorer/release.yaml")
+    three.person.commit_and_push("A typo in ranker; scorer retired")
+    three.change(prune=False)
+    three.sync()
+    source = three.api.get(three.path())
+
+    def told(name: str) -> str:
+        body = three.api.get(kubeapi.build_path(meta.API_VERSION, "modelreleases", three.namespace, name))
+        now = datetime(2026, 12, 3, tzinfo=UTC)
+        return explain.explain(body, now, source) + "\n" + ctl.render_status(body, [], now, source)
+
+    ranker = told("ranker")
+    assert ranker.count("Its file models/ranker/release.yaml:8 is quarantined by GitSource releases") == 2
+    assert "Git changes to it are not applied until the file is fixed" in ranker
+    assert (
+        told("scorer").count("Git no longer holds it; GitSource releases keeps it because prune is off") == 2
+    )
+    assert "quarantined" not in told("fraud")
