@@ -346,23 +346,6 @@ def _write_status(
     return True
 
 
-def _write_failure(
-    io: ports.Ports,
-    body: dict[str, Any],
-    status: releasestatus.ModelReleaseStatus,
-    reason: str,
-    message: str,
-    phase: releasestatus.Phase = releasestatus.Phase.FAILED,
-) -> bool:
-    """A permanent problem with the object itself: say so in status (once) and wait for an edit.
-
-    True if the status changed (so it is news, worth an Event)."""
-    failed = machine.changes.halted(status, phase, reason, message).model_copy(
-        update={"observed_generation": int(body["metadata"].get("generation", 1))}
-    )
-    return _write_status(io, body, status, failed)
-
-
 def apply_permanent_error(
     io: ports.Ports, namespace: str, name: str, exc: errors.PermanentError
 ) -> releasestatus.Phase:
@@ -387,8 +370,12 @@ def _say_failure(
     message: str,
     phase: releasestatus.Phase,
 ) -> None:
-    """Write the failure to status and, when that is news, say it in a Warning Event too."""
-    if _write_failure(io, body, status, reason, message, phase):
+    """A permanent problem with the object itself: say so in status (once) and wait for an edit;
+    when that is news, say it in a Warning Event too."""
+    failed = machine.changes.halted(status, phase, reason, message).model_copy(
+        update={"observed_generation": int(body["metadata"].get("generation", 1))}
+    )
+    if _write_status(io, body, status, failed):
         meta_ = body["metadata"]
         try:
             io.events.post_warning_about(
