@@ -75,6 +75,12 @@ def test_every_dashboard_panel_returns_series_from_a_prometheus_that_scraped_the
             timeout=30,
             what="the rollback scraped",
         )
+        # The rollback's Warning Event is counted at the end: `increase` needs two scrapes of it.
+        world.sandbox.wait_until(
+            lambda: prometheus.query("count_over_time(modelrelease_warning_events_total[10m]) >= 2") or None,
+            timeout=30,
+            what="the Warning Events scraped twice",
+        )
         empty: list[str] = []
         for title, expr in panel_queries():
             series = prometheus.query_range(as_grafana_asks(expr, ended - started), started, time.time(), 1)

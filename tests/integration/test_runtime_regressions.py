@@ -474,6 +474,10 @@ def test_a_hostile_duration_is_refused_at_admission_or_ends_invalid_spec_and_the
     status = world.wait_for_phase("ranker", "Failed")
     assert status["reason"] == "InvalidSpec"
     assert status["message"] == "spec.progressDeadline: 0s is out of range: longer than 0s and at most 24h"
+    # The Event follows the status write that makes it news: wait for it, then it is said once.
+    world.sandbox.wait_until(
+        lambda: [e for e in world.events() if e["reason"] == "InvalidSpec"] or None, timeout=10, what="Event"
+    )
     said = [e for e in world.events() if e["reason"] == "InvalidSpec"]
     assert len(said) == 1
     _delete_release(world)
