@@ -80,12 +80,16 @@ def assess(
     series: Mapping[str, Sequence[observations.IntervalSample]],
     *,
     final: bool = False,
+    canary_due: int = 0,
 ) -> verdicts.AnalysisSummary:
+    """`canary_due`: the first interval in which the canary is due to report (the analysis run had
+    started, so the canary was warm and had its traffic). Baseline traffic before it does not count
+    toward "no canary data": a canary's series arrive late (pod start, service discovery, scrapes)."""
     judged: list[Judged] = []
     for metric in template.metrics:
         intervals = tuple(series.get(metric.name, ()))
         levels = Levels(alpha=template.alpha_for(metric), beta=template.beta)
-        judged.extend(assess_metric(metric, levels, intervals, template.interval))
+        judged.extend(assess_metric(metric, levels, intervals, template.interval, canary_due=canary_due))
     return decide(template, judged, final=final)
 
 
@@ -150,12 +154,14 @@ def assess_metric(
     levels: Levels,
     intervals: tuple[observations.IntervalSample, ...],
     interval: timedelta,
+    *,
+    canary_due: int = 0,
 ) -> list[Judged]:
     match metric.kind:
         case specs.MetricKind.ERROR_RATE:
-            return [_assess_error_rate(metric, levels, intervals, interval)]
+            return [_assess_error_rate(metric, levels, intervals, interval, canary_due)]
         case specs.MetricKind.LATENCY:
-            return _assess_latency(metric, levels, intervals, interval)
+            return _assess_latency(metric, levels, intervals, interval, canary_due)
         case specs.MetricKind.GAUGE:
             return [_assess_gauge(metric, levels, intervals, interval)]
         case specs.MetricKind.DISTRIBUTION:
@@ -175,13 +181,13 @@ def _both(a: FloatArray, b: FloatArray) -> FloatArray:
     return np.where(seen, a, 0.0)
 
 
-def _exposure(n_c: FloatArray, n_b: FloatArray, interval: timedelta) -> Exposure:
+def _exposure(n_c: FloatArray, n_b: FloatArray, interval: timedelta, canary_due: int) -> Exposure:
     seen = np.isfinite(n_c) & np.isfinite(n_b)
     return Exposure(
         canary_requests=float(np.nansum(n_c)),
         baseline_requests=float(np.nansum(n_b)),
         observed=interval * int(seen.sum()),
-        baseline_observed=interval * int(np.isfinite(n_b).sum()),
+        baseline_observed=interval * int(np.isfinite(n_b[canary_due:]).sum()),
     )
 
 
@@ -292,6 +298,7 @@ def _assess_error_rate(
     levels: Levels,
     intervals: tuple[observations.IntervalSample, ...],
     interval: timedelta,
+    canary_due: int = 0,
 ) -> Judged:
     n_c, n_b = _column(intervals, "canary", "requests"), _column(intervals, "baseline", "requests")
     x_c, x_b = _column(intervals, "canary", "errors"), _column(intervals, "baseline", "errors")
@@ -301,7 +308,14 @@ def _assess_error_rate(
     values = (_ratio(xb, nb), _ratio(xc, nc))
     ci = _ratio_ci(nc, xc, nb, xb, levels.alpha / found.tests)
     return _judge(
-        metric, metric.name, levels, found, _exposure(n_c, n_b, interval), values, ci, metric.margin.relative
+        metric,
+        metric.name,
+        levels,
+        found,
+        _exposure(n_c, n_b, interval, canary_due),
+        values,
+        ci,
+        metric.margin.relative,
     )
 
 
@@ -361,6 +375,7 @@ def _assess_latency(
     levels: Levels,
     intervals: tuple[observations.IntervalSample, ...],
     interval: timedelta,
+    canary_due: int = 0,
 ) -> list[Judged]:
     assert metric.latency is not None
     edges_c, cum_c, tot_c = _histograms(intervals, "canary", metric.name)
@@ -375,7 +390,7 @@ def _assess_latency(
     cum_c = np.where(seen[:, None], cum_c, 0.0)
     cum_b = np.where(seen[:, None], cum_b, 0.0)
     tc, tb = np.where(seen, tot_c, 0.0), np.where(seen, tot_b, 0.0)
-    exposure = _exposure(tot_c, tot_b, interval)
+    exposure = _exposure(tot_c, tot_b, interval, canary_due)
     slo = metric.latency.slo_seconds
     share = levels.split(len(metric.latency.quantiles) + (slo is not None))
     judged = []

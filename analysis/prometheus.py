@@ -74,6 +74,11 @@ def build_window(start: datetime, end: datetime, interval: timedelta, warmup: ti
     return counters.Window(start=first, interval=length, count=count, warmup=warmup.total_seconds())
 
 
+def first_interval_from(window: counters.Window, moment: datetime) -> int:
+    """The index of the window's first interval that starts at or after `moment` (0 if before it)."""
+    return max(0, math.ceil((moment.timestamp() - window.start) / window.interval))
+
+
 class PrometheusSource:
     def __init__(self, url: str, *, timeout: float = 10.0, token_file: pathlib.Path | None = None) -> None:
         self.url = url

@@ -50,6 +50,7 @@ def replay(
     series: Mapping[str, Sequence[observations.IntervalSample]],
     *,
     final: bool = False,
+    canary_due: int = 0,
 ) -> Timeline:
     """Assess every prefix of `series`; `final` marks the last look as the run's end (maxDuration)."""
     count = min((len(intervals) for intervals in series.values()), default=0)
@@ -57,7 +58,7 @@ def replay(
     for index in range(count):
         prefix = {name: tuple(intervals[: index + 1]) for name, intervals in series.items()}
         last = index == count - 1
-        summary = judge.assess(template, prefix, final=final and last)
+        summary = judge.assess(template, prefix, final=final and last, canary_due=canary_due)
         canary, baseline = _requests(template, series, index)
         start = next(iter(series.values()))[index].start
         at = start + template.interval if start is not None else None

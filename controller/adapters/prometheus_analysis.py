@@ -70,7 +70,9 @@ class PrometheusAnalysis:
             )
             try:
                 series = self.cache.observe(self._source, run.run, template, target, window)
-                results[run.run] = judge.assess(template, series)
+                # The canary is due to report from the run's start (its step's traffic was in place).
+                due = prometheus.first_interval_from(window, run.start)
+                results[run.run] = judge.assess(template, series, canary_due=due)
                 self._outage = None
             except prometheus.SourceError as error:
                 self._outage = (self._clock() + OUTAGE_BACKOFF, str(error))

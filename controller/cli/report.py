@@ -100,7 +100,8 @@ def _replay(
     try:
         series = source.fetch_observations(template, target, window)
         final = record.finished_at is not None and record.verdict == verdicts.Verdict.INCONCLUSIVE
-        return timeline.replay(template, series, final=final), None
+        due = prometheus.first_interval_from(window, record.started_at)  # as the controller judged it
+        return timeline.replay(template, series, final=final, canary_due=due), None
     except (judge.InputError, prometheus.DataError) as error:
         return None, f"Prometheus returned data the judge cannot read: {error}"
 

@@ -85,6 +85,9 @@ def test_a_canary_with_no_series_at_all_while_the_baseline_serves_is_inconclusiv
     summary = judge.assess(template, {"errors": absent})
     assert summary.verdict == verdicts.Verdict.INCONCLUSIVE
     assert summary.rule == "no canary data for errors while the baseline had traffic: never a pass"
+    # Baseline traffic from before the run started (the canary not yet due: its pods starting, its
+    # targets not yet discovered) does not count toward the canary's silence.
+    assert judge.assess(template, {"errors": absent}, canary_due=4).verdict == verdicts.Verdict.RUNNING
 
 
 def test_a_non_critical_metric_failing_does_not_roll_back() -> None:
