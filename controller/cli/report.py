@@ -93,7 +93,10 @@ def _replay(
         baseline_revision=record.baseline_revision,
         model=record.canary_model_version or "",
     )
-    end = record.finished_at or now
+    # The controller's window ended when its backend asked Prometheus, a moment after the reconcile's
+    # `now` that became finishedAt: one interval more lets the replay see every look it judged on
+    # (a look after the decision only follows it).
+    end = min(record.finished_at + template.interval, now) if record.finished_at else now
     window = prometheus.build_window(
         record.evidence_since or record.started_at, end, template.interval, spec.serving.warmup
     )
