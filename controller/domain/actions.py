@@ -190,6 +190,7 @@ class ProposeBump(schema.Frozen):
     from_version: str
     version: str
     target: modelrelease.BumpTarget
+    attempt: int = Field(1, ge=1, description="Which try this is: a failure is said once per try.")
 
 
 Action = Annotated[

@@ -222,6 +222,7 @@ class Proposal(schema.Frozen):
         None, description="The commit found in Git carrying the key; unset while owed."
     )
     attempted_at: datetime | None = None
+    attempts: int = Field(0, ge=0, description="How often the commit was asked for.")
     outcome: str | None = Field(
         None, description="What was done: committed where, or why nothing was needed."
     )

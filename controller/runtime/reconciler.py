@@ -107,9 +107,11 @@ def _propose(
     try:
         io.repository.apply_bump(release, action)
     except errors.ModelReleaseError as exc:
-        # The proposal stays owed in status; the domain asks again in a minute.
+        # The proposal stays owed in status; the domain asks again, backing off. Said once per try.
+        again = endings.write_back_backoff(action.attempt)
+        message = f"try {action.attempt}: {exc}; trying again in {schema.format_duration(again)}"
         _skipped(
-            io, release, "ModelVersionBumpFailed", f"{exc}; retrying", action.key, str(exc), logger=logger
+            io, release, "ModelVersionBumpFailed", message, action.key, str(action.attempt), logger=logger
         )
 
 

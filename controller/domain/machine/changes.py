@@ -434,7 +434,8 @@ def proposal_withdrawn(status: Status) -> Status:
 
 
 def proposal_attempted(status: Status, now: datetime) -> Status:
-    return _proposal_changed(status, {"attempted_at": now})
+    tried = status.proposal.attempts if status.proposal is not None else 0
+    return _proposal_changed(status, {"attempted_at": now, "attempts": tried + 1})
 
 
 def proposal_committed(status: Status, commit: str, outcome: str) -> Status:

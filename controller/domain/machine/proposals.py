@@ -7,21 +7,19 @@ its review and its PR checks, and Argo CD or the GitSource applies it like any o
 Exactly one commit per version the alias moves to: the proposal is recorded in status before it
 is asked for, its key (release and version) goes in the commit's trailer, and Git is looked at for
 the key before each ask — so a controller killed right after pushing finds its commit. Asked again
-each minute while Git fails; the alias is looked at every `pollInterval` even without a webhook.
+after a minute while Git fails, doubling to every half hour; the alias is looked at every
+`pollInterval` even without a webhook.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
 
 from controller.domain import actions
-from controller.domain.machine import changes
+from controller.domain.machine import changes, endings
 from controller.domain.machine import turn as turn_
 from controller.domain.machine.turn import earliest
 from controller.resources import releasestatus
-
-RETRY = timedelta(minutes=1)
 
 
 def build_key(namespace: str, name: str, version: str) -> str:
@@ -88,8 +86,10 @@ def propose_owed(turn: turn_.Turn, idle: turn_.Move) -> turn_.Move:
         turn.change(changes.proposal_committed(turn.status, found.commit, outcome))
         turn.event("ModelVersionBumped", outcome, scope=f"bumped/{owed.key}")
         return turn.move(poll_at)
-    if owed.attempted_at is not None and turn.now < owed.attempted_at + RETRY:
-        return turn.move(earliest(poll_at, owed.attempted_at + RETRY))
+    if owed.attempted_at is not None:
+        again = owed.attempted_at + endings.write_back_backoff(owed.attempts)  # 1 min, doubling to 30
+        if turn.now < again:
+            return turn.move(earliest(poll_at, again))
     turn.change(changes.proposal_attempted(turn.status, turn.now))
     turn.act(
         actions.ProposeBump(
@@ -99,6 +99,7 @@ def propose_owed(turn: turn_.Turn, idle: turn_.Move) -> turn_.Move:
             from_version=owed.from_version,
             version=owed.version,
             target=follow.target,
+            attempt=owed.attempts + 1,
         )
     )
     return turn.move(poll_at)

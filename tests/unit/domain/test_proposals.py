@@ -51,7 +51,7 @@ def test_a_bump_pushed_by_a_controller_killed_before_writing_status_is_found_not
     assert run.status.proposal.commit == "bump-1"
 
 
-def test_git_down_asks_again_each_minute_not_in_a_loop() -> None:
+def test_git_down_asks_again_less_and_less_often_not_in_a_loop() -> None:
     run = serving()
     run.world.git_down = True
     run.world.followed_alias_at = "7"
@@ -59,7 +59,11 @@ def test_git_down_asks_again_each_minute_not_in_a_loop() -> None:
     for _ in range(10 * 60 // 10):  # ten minutes in 10 s ticks
         run.world.tick(timedelta(seconds=10))
         run.reconcile()
-    assert 9 <= len(run.world.executed(actions.ProposeBump)) <= 11
+    # Asked at 0, 1, 3 and 7 minutes (a minute, doubling to half an hour), each try numbered.
+    tries = run.world.executed(actions.ProposeBump)
+    assert [t.attempt for t in tries] == [1, 2, 3, 4]
+    assert run.status.proposal is not None
+    assert run.status.proposal.attempts == 4
     run.world.git_down = False
     run.until(lambda r: r.status.proposal is not None and r.status.proposal.commit is not None)
 
