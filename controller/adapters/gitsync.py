@@ -121,19 +121,19 @@ class GitSourceSync:
                 problem.message,
             )
         if outcome.applied:
-            said = f"synced {outcome.commit[:12]}: applied {', '.join(outcome.applied)}"
+            said = f"synced {outcome.commit[:12]}: applied {_listed(outcome.applied)}"
             self._event(source, events.NORMAL, "Synced", said, outcome.commit, *outcome.applied)
         if outcome.pruned:
-            said = f"pruned at {outcome.commit[:12]} (gone from Git): {', '.join(outcome.pruned)}"
+            said = f"pruned at {outcome.commit[:12]} (gone from Git): {_listed(outcome.pruned)}"
             self._event(source, events.NORMAL, "Pruned", said, outcome.commit, *outcome.pruned)
         if outcome.prune_refused is not None:
             said = (
                 f"prune refused at {outcome.commit[:12]}: {outcome.prune_refused}; would have deleted "
-                f"{', '.join(outcome.unpruned)}"
+                f"{_listed(outcome.unpruned)}"
             )
             self._event(source, events.WARNING, "PruneRefused", said, outcome.commit, *outcome.unpruned)
         elif outcome.unpruned and not source.spec.prune:
-            kept = ", ".join(outcome.unpruned)
+            kept = _listed(outcome.unpruned)
             said = f"gone from Git at {outcome.commit[:12]} but kept (prune is off): {kept}"
             self._event(source, events.NORMAL, "Orphaned", said, outcome.commit, *outcome.unpruned)
 
@@ -382,12 +382,12 @@ def describe(outcome: SyncOutcome, *, prune: bool) -> str:
     if quarantined:
         message += f"; {len(quarantined)} file(s) quarantined: {', '.join(quarantined)}"
     if outcome.pruned:
-        message += f"; pruned {', '.join(outcome.pruned)}"
+        message += f"; pruned {_listed(outcome.pruned)}"
     if outcome.prune_refused is not None:
-        message += f"; prune refused ({outcome.prune_refused}): kept {', '.join(outcome.unpruned)}"
+        message += f"; prune refused ({outcome.prune_refused}): kept {_listed(outcome.unpruned)}"
     elif outcome.unpruned and not prune:
         message += (
-            f"; {len(outcome.unpruned)} orphaned (gone from Git, prune off): {', '.join(outcome.unpruned)}"
+            f"; {len(outcome.unpruned)} orphaned (gone from Git, prune off): {_listed(outcome.unpruned)}"
         )
     return message
 
@@ -414,6 +414,12 @@ def _ready_reason(outcome: SyncOutcome) -> str:
     if outcome.prune_refused is not None:
         return "PruneRefused"
     return "ManifestsQuarantined" if outcome.problems else "Synced"
+
+
+def _listed(objects: list[str], most: int = 10) -> str:
+    """Names for a message or an Event (a repository may hold hundreds; status keeps them all)."""
+    shown = ", ".join(objects[:most])
+    return shown + (f" and {len(objects) - most} more" if len(objects) > most else "")
 
 
 def _under(source: str, path: str) -> bool:

@@ -80,7 +80,7 @@ def execute(
                     except errors.ModelReleaseError as exc:
                         # Never holds or fails the rollout; the domain asks again, backing off. Said
                         # once per try, so the Event shows the latest error and how often it failed.
-                        again = endings.write_back_backoff(action.attempt)
+                        again = endings.git_retry_backoff(action.attempt)
                         message = (
                             f"try {action.attempt}: {exc}; trying again in {schema.format_duration(again)}"
                         )
@@ -108,7 +108,7 @@ def _propose(
         io.repository.apply_bump(release, action)
     except errors.ModelReleaseError as exc:
         # The proposal stays owed in status; the domain asks again, backing off. Said once per try.
-        again = endings.write_back_backoff(action.attempt)
+        again = endings.git_retry_backoff(action.attempt)
         message = f"try {action.attempt}: {exc}; trying again in {schema.format_duration(again)}"
         _skipped(
             io, release, "ModelVersionBumpFailed", message, action.key, str(action.attempt), logger=logger

@@ -128,7 +128,7 @@ def write_back_owed(turn: turn_.Turn, idle: turn_.Move) -> turn_.Move:
         turn.event("GitWriteBack", outcome, scope=f"writeback/{owed.key}")
         return turn.move()
     if owed.attempted_at is not None:
-        again = owed.attempted_at + write_back_backoff(owed.attempts)
+        again = owed.attempted_at + git_retry_backoff(owed.attempts)
         if turn.now < again:
             return turn.move(wake_at=earliest(idle.wake_at, again))
     turn.change(changes.write_back_attempted(turn.status, turn.now))
@@ -146,9 +146,10 @@ def write_back_owed(turn: turn_.Turn, idle: turn_.Move) -> turn_.Move:
     return turn.move()
 
 
-def write_back_backoff(attempts: int) -> timedelta:
-    """How long after the last try the commit is asked for again: a minute, doubling to half an
-    hour, so a repository that refuses pushes is not hammered and a passing outage costs little."""
+def git_retry_backoff(attempts: int) -> timedelta:
+    """How long after the last try a Git commit (a rollback's write-back, an alias bump) is asked for
+    again: a minute, doubling to half an hour, so a repository that refuses pushes is not hammered
+    and a passing outage costs little."""
     doubled: timedelta = WRITE_BACK_RETRY * 2 ** min(max(attempts - 1, 0), 10)
     return min(doubled, WRITE_BACK_MAX_RETRY)
 

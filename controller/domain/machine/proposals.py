@@ -87,7 +87,7 @@ def propose_owed(turn: turn_.Turn, idle: turn_.Move) -> turn_.Move:
         turn.event("ModelVersionBumped", outcome, scope=f"bumped/{owed.key}")
         return turn.move(poll_at)
     if owed.attempted_at is not None:
-        again = owed.attempted_at + endings.write_back_backoff(owed.attempts)  # 1 min, doubling to 30
+        again = owed.attempted_at + endings.git_retry_backoff(owed.attempts)  # 1 min, doubling to 30
         if turn.now < again:
             return turn.move(earliest(poll_at, again))
     turn.change(changes.proposal_attempted(turn.status, turn.now))

@@ -258,3 +258,11 @@ def test_the_release_itself_says_its_file_is_quarantined_or_that_git_no_longer_h
         told("scorer").count("Git no longer holds it; GitSource releases keeps it because prune is off") == 2
     )
     assert "quarantined" not in told("fraud")
+
+
+def test_a_refusal_over_hundreds_of_objects_names_ten_in_its_message_and_keeps_all_in_status() -> None:
+    outcome = gitsync.SyncOutcome(commit="c0ffee" * 7, prune_refused="path scales holds no manifest")
+    outcome.unpruned = [f"ModelRelease/model-{n:03}" for n in range(300)]
+    message = gitsync.describe(outcome, prune=True)
+    assert "ModelRelease/model-009 and 290 more" in message
+    assert "model-010" not in message
