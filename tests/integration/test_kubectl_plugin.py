@@ -6,6 +6,8 @@ import os
 import pathlib
 import subprocess
 import sys
+import tempfile
+import threading
 
 from tests.integration import harness
 
@@ -115,10 +117,36 @@ def test_approve_and_reject_create_approvals_that_decide_the_gate(
 def test_status_watch_redraws_as_the_rollout_moves_and_exits_when_it_settles(
     world: harness.World, controller: harness.Controller, kubeconfig: pathlib.Path
 ) -> None:
-    _rolling_out(world, "Pass")
-    watched = plugin(kubeconfig, "status", "ranker", "-w", timeout=90)
-    assert watched.returncode == 0, watched.stderr
-    views = watched.stdout.split("---\n")
+    # The analysis holds the rollout until the watch has drawn its first view; only then may it pass,
+    # so the watch sees the release move whatever the machine's speed.
+    _rolling_out(world, "Running")
+    world.wait_for_status("ranker", lambda s: s.get("currentStepIndex") == 1 and bool(s.get("analysis")))
+    with (
+        tempfile.TemporaryFile("w+") as errors,
+        subprocess.Popen(
+            [str(KUBECTL), "modelrelease", "status", "ranker", "-w", "--kubeconfig", str(kubeconfig)],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+            env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"},
+        ) as watching,
+    ):
+        assert watching.stdout is not None
+        # A watch that never settles is killed after 90 s, so a hang fails the test, not the suite.
+        deadline = threading.Timer(90, watching.kill)
+        deadline.start()
+        try:
+            first = watching.stdout.readline()  # blocks until the first view is printed
+            world.script_analysis({"default": "Pass"})
+            rest = watching.stdout.read()  # to the end: the watch exits when the release settles
+            watching.wait()
+        finally:
+            deadline.cancel()
+        errors.seek(0)
+        assert watching.returncode == 0, errors.read()
+    assert first == "---\n", first
+    views = (first + rest).split("---\n")[1:]
+    assert "ModelRelease default/ranker: Progressing" in views[0]
     assert len(views) >= 2, "it redrew at least once before the rollout settled"
     assert "ModelRelease default/ranker: Succeeded" in views[-1]
 
