@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck contracts pytest crds crds-check prometheus chromium benchmark clean
+.PHONY: test demo lint typecheck contracts pytest crds crds-check prometheus chromium controlplane benchmark clean
 
 test: lint typecheck contracts crds-check pytest
 
@@ -44,9 +44,26 @@ chromium:
 		$$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium-headless-shell >/dev/null; }
 
+# The real Kubernetes control plane the integration suite runs on (tests/controlplane: kube-apiserver,
+# kube-controller-manager, kube-scheduler, etcd and KWOK in one binary), built from the Go module
+# proxy. The first build on a machine compiles Kubernetes (see docs/testing.md for how long); later
+# ones reuse Go's build cache and take seconds. The binary is git-ignored.
+GO ?= go
+K8S_VERSION := v1.36.3
+CONTROLPLANE := tests/controlplane/bin/controlplane
+VERSION_FLAGS := $(foreach v,gitVersion=$(K8S_VERSION) gitMajor=1 gitMinor=36 gitTreeState=clean,-X k8s.io/component-base/version.$(v))
+
+controlplane: $(CONTROLPLANE)
+
+$(CONTROLPLANE): tests/controlplane/go.mod tests/controlplane/go.sum tests/controlplane/main.go
+	@command -v $(GO) >/dev/null || { echo "make: the control plane needs Go 1.26 (go not found on PATH)"; exit 1; }
+	@test -f $@ || echo "building the Kubernetes $(K8S_VERSION) control plane from Go modules: the first build on a machine takes a while (docs/testing.md)"
+	cd tests/controlplane && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(VERSION_FLAGS)" -o bin/controlplane .
+	@echo "built $@ ($$(du -h $@ | cut -f1))"
+
 # Two workers, each taking whole test files (module fixtures stay shared): every test still runs
 # once; most of the suite waits on processes (Prometheus, MLflow, the controller), not on a core.
-pytest: $(STAMP) prometheus chromium
+pytest: $(STAMP) prometheus chromium controlplane
 	$(BIN)/pytest -q -n 2 --dist loadfile
 
 benchmark: $(STAMP)

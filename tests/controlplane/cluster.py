@@ -1,0 +1,395 @@
+"""Start and stop a real Kubernetes control plane on loopback, from the binary this folder's Go module builds.
+
+`ControlPlane(folder).start()` runs etcd, kube-apiserver, kube-controller-manager, kube-scheduler and
+KWOK (which plays every kubelet) as child processes of ours, each on a free 127.0.0.1 port with its
+log in the folder; waits for `/readyz` and the `default` ServiceAccount; creates KWOK Nodes with GPU
+capacity; and writes an administrator's kubeconfig. `stop()` (or leaving the `with` block, or the
+interpreter exiting) ends every process it started, by pid, also when starting failed half way.
+
+The API server writes an audit log (`audit_log`): every request with its user, verb and resource,
+and the objects of writes to Deployments, so a test can replay what the controller did and check
+its RBAC against the calls it made (tests/integration/access.py).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import yaml
+
+from tests.controlplane import pki
+
+HERE = pathlib.Path(__file__).resolve().parent
+BINARY = HERE / "bin" / "controlplane"
+KUBERNETES_VERSION = "v1.36.3"
+SERVICE_RANGE = "10.96.0.0/12"
+POD_RANGE = "10.244.0.0/16"
+GPU = "nvidia.com/gpu"
+START_TIMEOUT = 120.0
+
+# Who the audit log leaves out: the control plane's own components talk to the API server all the time
+# and are not what any test asks about.
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [
+        {"level": "None", "users": [pki.CONTROLLER_MANAGER.user, pki.SCHEDULER.user, pki.KWOK.user]},
+        {"level": "None", "userGroups": ["system:serviceaccounts:kube-system", "system:nodes"]},
+        {"level": "None", "nonResourceURLs": ["/readyz*", "/livez*", "/healthz*", "/version"]},
+        {
+            "level": "RequestResponse",
+            "verbs": ["create", "update", "patch", "delete"],
+            "resources": [{"group": "apps", "resources": ["deployments", "deployments/scale"]}],
+        },
+        {"level": "Metadata"},
+    ],
+}
+
+
+class ControlPlaneError(RuntimeError):
+    """The control plane could not be started; the message names the component and ends with its log."""
+
+
+class ControlPlane:
+    def __init__(self, folder: pathlib.Path, *, nodes: int = 4, gpus_per_node: int = 8) -> None:
+        self.folder = folder
+        self.nodes = nodes
+        self.gpus_per_node = gpus_per_node
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.port = 0
+        self.kubeconfig = folder / "admin.kubeconfig"
+        self.audit_log = folder / "audit.log"
+        self._files: pki.Files | None = None
+        self._scratches: list[pathlib.Path] = []
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    # ----- lifecycle -----------------------------------------------------------------------------
+    def __enter__(self) -> ControlPlane:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def start(self) -> ControlPlane:
+        if not BINARY.exists():
+            raise ControlPlaneError(f"{BINARY} is not built: run `make controlplane` first")
+        atexit.register(self.stop)
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """SIGTERM to every process started, newest first; SIGKILL what is still there after 10 s."""
+        for name in reversed(list(self.processes)):
+            process = self.processes[name]
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        self.processes.clear()
+        for scratch in self._scratches:
+            shutil.rmtree(scratch, ignore_errors=True)
+        self._scratches.clear()
+        atexit.unregister(self.stop)
+
+    def _start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        identities = (pki.ADMIN, pki.CONTROLLER_MANAGER, pki.SCHEDULER, pki.KWOK)
+        files = self._files = pki.write(self.folder, identities)
+        etcd_client, etcd_peer, self.port = _free_ports(3)
+        self._launch(
+            "etcd",
+            "--name=etcd",
+            f"--data-dir={self._scratch('etcd')}",
+            f"--listen-client-urls=http://127.0.0.1:{etcd_client}",
+            f"--advertise-client-urls=http://127.0.0.1:{etcd_client}",
+            f"--listen-peer-urls=http://127.0.0.1:{etcd_peer}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}",
+            f"--initial-cluster=etcd=http://127.0.0.1:{etcd_peer}",
+            "--unsafe-no-fsync=true",  # the data lives as long as the test run
+            "--quota-backend-bytes=2147483648",
+            "--log-level=warn",
+        )
+        policy = self.folder / "audit-policy.yaml"
+        policy.write_text(yaml.safe_dump(AUDIT_POLICY))
+        self._launch(
+            "kube-apiserver",
+            f"--etcd-servers=http://127.0.0.1:{etcd_client}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={self.port}",
+            f"--cert-dir={self.folder / 'apiserver-certs'}",
+            f"--tls-cert-file={files.serving}",
+            f"--tls-private-key-file={files.key}",
+            f"--client-ca-file={files.ca}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={files.public_key}",
+            f"--service-account-signing-key-file={files.key}",
+            f"--service-cluster-ip-range={SERVICE_RANGE}",
+            "--authorization-mode=Node,RBAC",
+            "--endpoint-reconciler-type=none",  # loopback has no default route to advertise
+            "--allow-privileged=true",
+            f"--audit-policy-file={policy}",
+            f"--audit-log-path={self.audit_log}",
+            "--audit-log-maxbackup=0",
+            "--profiling=false",
+        )
+        self._kubeconfig(self.kubeconfig, pki.ADMIN)
+        self._wait(f"{self.url}/readyz", "kube-apiserver")
+        self._launch(
+            "kube-controller-manager",
+            f"--kubeconfig={self._kubeconfig(self.folder / 'kcm.kubeconfig', pki.CONTROLLER_MANAGER)}",
+            f"--authentication-kubeconfig={self.folder / 'kcm.kubeconfig'}",
+            f"--authorization-kubeconfig={self.folder / 'kcm.kubeconfig'}",
+            f"--root-ca-file={files.ca}",
+            f"--service-account-private-key-file={files.key}",
+            "--use-service-account-credentials=true",  # each controller as its own account, as kubeadm
+            f"--cluster-cidr={POD_RANGE}",
+            f"--service-cluster-ip-range={SERVICE_RANGE}",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            "--secure-port=0",
+            "--profiling=false",
+        )
+        self._launch(
+            "kube-scheduler",
+            f"--kubeconfig={self._kubeconfig(self.folder / 'scheduler.kubeconfig', pki.SCHEDULER)}",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            "--secure-port=0",
+            "--profiling=false",
+        )
+        stages = self.folder / "kwok-stages.yaml"
+        stages.write_bytes(
+            subprocess.run([str(BINARY), "kwok-stages"], capture_output=True, check=True).stdout
+        )
+        self._launch(
+            "kwok",
+            f"--kubeconfig={self._kubeconfig(self.folder / 'kwok.kubeconfig', pki.KWOK)}",
+            f"--config={stages}",
+            "--manage-all-nodes=true",
+            f"--cidr={POD_RANGE}",
+            "--server-address=",  # no metrics or exec server: nothing here asks for one
+        )
+        self._wait_for(
+            lambda: self._exists("/api/v1/namespaces/default/serviceaccounts/default"),
+            "the default ServiceAccount (made by kube-controller-manager)",
+        )
+        for index in range(self.nodes):
+            self.apply(self.node(f"gpu-node-{index}"))
+        self._wait_for(self._nodes_ready, f"{self.nodes} Ready nodes (KWOK)")
+
+    # ----- the cluster as a test uses it ---------------------------------------------------------
+    def node(self, name: str) -> dict[str, Any]:
+        """A KWOK node with GPUs (the annotation tells KWOK to play its kubelet)."""
+        capacity = {"cpu": "64", "memory": "512Gi", "pods": "110", GPU: str(self.gpus_per_node)}
+        return {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                "labels": {"kubernetes.io/hostname": name, "type": "kwok", "nvidia.com/gpu.present": "true"},
+            },
+            "spec": {},
+            "status": {"capacity": capacity, "allocatable": capacity},
+        }
+
+    def request(self, method: str, path: str, body: Any = None, *, content_type: str = "") -> Any:
+        """One call as the administrator; the answer's JSON, or urllib's HTTPError."""
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = content_type or "application/json"
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+        with urllib.request.urlopen(request, context=self._admin_tls(), timeout=30) as answer:
+            return json.loads(answer.read() or b"null")
+
+    def apply(self, obj: dict[str, Any]) -> Any:
+        """Server-side apply as the administrator (`kubectl apply --server-side`), any kind it serves."""
+        return self.request(
+            "PATCH",
+            self.path_of(obj) + "?fieldManager=modelrelease-tests&force=true",
+            obj,
+            content_type="application/apply-patch+yaml",
+        )
+
+    def path_of(self, obj: dict[str, Any]) -> str:
+        version = obj["apiVersion"]
+        prefix = f"/api/{version}" if "/" not in version else f"/apis/{version}"
+        resources = self.request("GET", prefix)["resources"]
+        resource = next(r for r in resources if r["kind"] == obj["kind"] and "/" not in r["name"])
+        meta = obj["metadata"]
+        namespace = f"/namespaces/{meta.get('namespace', 'default')}" if resource["namespaced"] else ""
+        return f"{prefix}{namespace}/{resource['name']}/{meta['name']}"
+
+    # ----- helpers -------------------------------------------------------------------------------
+    def _launch(self, name: str, *args: str) -> None:
+        log = (self.folder / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(
+            [str(BINARY), name, *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.folder,
+            env={"PATH": os.environ.get("PATH", ""), "HOME": str(self.folder)},
+        )
+        log.close()
+
+    def _scratch(self, name: str) -> pathlib.Path:
+        """etcd's data: in memory when the machine has /dev/shm (etcd writes on every change)."""
+        shm = pathlib.Path("/dev/shm")
+        base = shm if shm.is_dir() and os.access(shm, os.W_OK) else self.folder
+        path = base / f"modelrelease-{os.getpid()}-{self.port or id(self)}-{name}"
+        path.mkdir(parents=True, exist_ok=True)
+        self._scratches.append(path)
+        return path
+
+    def _kubeconfig(self, path: pathlib.Path, identity: pki.Identity) -> pathlib.Path:
+        assert self._files is not None
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "modelrelease-test",
+                    "cluster": {"server": self.url, "certificate-authority": str(self._files.ca)},
+                }
+            ],
+            "users": [
+                {
+                    "name": identity.user,
+                    "user": {
+                        "client-certificate": str(self._files.client(identity)),
+                        "client-key": str(self._files.key),
+                    },
+                }
+            ],
+            "contexts": [
+                {
+                    "name": "modelrelease-test",
+                    "context": {
+                        "cluster": "modelrelease-test",
+                        "user": identity.user,
+                        "namespace": "default",
+                    },
+                }
+            ],
+            "current-context": "modelrelease-test",
+        }
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    def _admin_tls(self) -> ssl.SSLContext:
+        assert self._files is not None
+        context = ssl.create_default_context(cafile=str(self._files.ca))
+        context.load_cert_chain(str(self._files.client(pki.ADMIN)), str(self._files.key))
+        return context
+
+    def _exists(self, path: str) -> bool:
+        try:
+            self.request("GET", path)
+        except urllib.error.HTTPError as error:
+            if error.code in (403, 404):
+                return False
+            raise
+        return True
+
+    def _nodes_ready(self) -> bool:
+        nodes = self.request("GET", "/api/v1/nodes")["items"]
+        ready = [
+            n
+            for n in nodes
+            if any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in n.get("status", {}).get("conditions", [])
+            )
+        ]
+        return len(ready) >= self.nodes
+
+    def _wait(self, url: str, what: str) -> None:
+        def answered() -> bool:
+            request = urllib.request.Request(url)
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(request, context=self._admin_tls(), timeout=2) as answer,
+            ):
+                return bool(answer.status == 200)
+            return False
+
+        self._wait_for(answered, f"{what} at {url}")
+
+    def _wait_for(self, condition: Callable[[], bool], what: str) -> None:
+        """Poll a starting process's readiness with a deadline, failing at once if any of ours exited."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            self._check_alive()
+            with contextlib.suppress(OSError, urllib.error.URLError):
+                if condition():
+                    return
+            if time.monotonic() > deadline:
+                raise ControlPlaneError(f"not within {START_TIMEOUT:.0f} s: {what}\n{self._log_tails()}")
+            time.sleep(0.1)  # a starting server's readiness has no event to wait on
+
+    def _check_alive(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                raise ControlPlaneError(
+                    f"{name} exited with {process.returncode} while the control plane started; "
+                    f"the end of {self.folder / (name + '.log')}:\n{_tail(self.folder / (name + '.log'))}"
+                )
+
+    def _log_tails(self) -> str:
+        return "\n".join(f"--- {name}:\n{_tail(self.folder / (name + '.log'))}" for name in self.processes)
+
+    # ----- the audit log -------------------------------------------------------------------------
+    def audit_events(self) -> Iterator[dict[str, Any]]:
+        """Every audited request so far, oldest first (one JSON object per line)."""
+        if not self.audit_log.exists():
+            return
+        with self.audit_log.open(encoding="utf-8") as lines:
+            for line in lines:
+                if line.strip():
+                    yield json.loads(line)
+
+
+def _tail(path: pathlib.Path, size: int = 3000) -> str:
+    try:
+        return path.read_text(errors="replace")[-size:]
+    except OSError as error:
+        return f"(unreadable: {error})"
+
+
+def _free_ports(count: int) -> list[int]:
+    """Ports the kernel has just handed out, held together so they differ from one another."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
