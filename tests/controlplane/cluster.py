@@ -6,16 +6,15 @@ log in the folder; waits for `/readyz` and the `default` ServiceAccount; creates
 capacity; and writes an administrator's kubeconfig. `stop()` (or leaving the `with` block, or the
 interpreter exiting) ends every process it started, by pid, also when starting failed half way.
 
-The API server writes an audit log (`audit_log`): every request with its user, verb and resource,
-and the objects of writes to Deployments, so a test can replay what the controller did and check
-its RBAC against the calls it made (tests/integration/access.py).
+The API server writes an audit log (`audit_log`, read by tests/controlplane/audit.py): every request
+with its user, verb and resource, and the objects written to Deployments, Services and routes, so a
+test can replay what the controller did and check its RBAC against the calls it made.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import os
 import pathlib
 import shutil
@@ -26,12 +25,12 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import yaml
 
-from tests.controlplane import pki
+from tests.controlplane import kube, pki
 
 HERE = pathlib.Path(__file__).resolve().parent
 BINARY = HERE / "bin" / "controlplane"
@@ -54,7 +53,12 @@ AUDIT_POLICY = {
         {
             "level": "RequestResponse",
             "verbs": ["create", "update", "patch", "delete"],
-            "resources": [{"group": "apps", "resources": ["deployments", "deployments/scale"]}],
+            "resources": [
+                {"group": "apps", "resources": ["deployments", "deployments/scale"]},
+                {"group": "", "resources": ["services"]},
+                {"group": "gateway.networking.k8s.io", "resources": ["httproutes"]},
+                {"group": "networking.istio.io", "resources": ["virtualservices"]},
+            ],
         },
         {"level": "Metadata"},
     ],
@@ -198,11 +202,12 @@ class ControlPlane:
             "--server-address=",  # no metrics or exec server: nothing here asks for one
         )
         self._wait_for(
-            lambda: self._exists("/api/v1/namespaces/default/serviceaccounts/default"),
+            lambda: self.client().exists("serviceaccounts", "default", "default"),
             "the default ServiceAccount (made by kube-controller-manager)",
         )
+        admin = self.client()
         for index in range(self.nodes):
-            self.apply(self.node(f"gpu-node-{index}"))
+            admin.apply(self.node(f"gpu-node-{index}"))
         self._wait_for(self._nodes_ready, f"{self.nodes} Ready nodes (KWOK)")
 
     # ----- the cluster as a test uses it ---------------------------------------------------------
@@ -221,33 +226,16 @@ class ControlPlane:
             "status": {"capacity": capacity, "allocatable": capacity},
         }
 
-    def request(self, method: str, path: str, body: Any = None, *, content_type: str = "") -> Any:
-        """One call as the administrator; the answer's JSON, or urllib's HTTPError."""
-        data = None if body is None else json.dumps(body).encode()
-        headers = {"Accept": "application/json"}
-        if data is not None:
-            headers["Content-Type"] = content_type or "application/json"
-        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
-        with urllib.request.urlopen(request, context=self._admin_tls(), timeout=30) as answer:
-            return json.loads(answer.read() or b"null")
+    def client(self) -> kube.Kube:
+        """The administrator's client (a `system:masters` certificate)."""
+        return kube.Kube(self.url, self._admin_tls())
 
-    def apply(self, obj: dict[str, Any]) -> Any:
-        """Server-side apply as the administrator (`kubectl apply --server-side`), any kind it serves."""
-        return self.request(
-            "PATCH",
-            self.path_of(obj) + "?fieldManager=modelrelease-tests&force=true",
-            obj,
-            content_type="application/apply-patch+yaml",
-        )
-
-    def path_of(self, obj: dict[str, Any]) -> str:
-        version = obj["apiVersion"]
-        prefix = f"/api/{version}" if "/" not in version else f"/apis/{version}"
-        resources = self.request("GET", prefix)["resources"]
-        resource = next(r for r in resources if r["kind"] == obj["kind"] and "/" not in r["name"])
-        meta = obj["metadata"]
-        namespace = f"/namespaces/{meta.get('namespace', 'default')}" if resource["namespaced"] else ""
-        return f"{prefix}{namespace}/{resource['name']}/{meta['name']}"
+    def write_kubeconfig(
+        self, path: pathlib.Path, *, namespace: str = "default", token: str = ""
+    ) -> pathlib.Path:
+        """A kubeconfig for this cluster: the administrator's certificate, or `token` when given."""
+        user: dict[str, str] = {"token": token} if token else self._certificate(pki.ADMIN)
+        return self._write_kubeconfig(path, "admin" if not token else "token", user, namespace)
 
     # ----- helpers -------------------------------------------------------------------------------
     def _launch(self, name: str, *args: str) -> None:
@@ -272,33 +260,26 @@ class ControlPlane:
         return path
 
     def _kubeconfig(self, path: pathlib.Path, identity: pki.Identity) -> pathlib.Path:
+        return self._write_kubeconfig(path, identity.user, self._certificate(identity), "default")
+
+    def _certificate(self, identity: pki.Identity) -> dict[str, str]:
         assert self._files is not None
+        return {"client-certificate": str(self._files.client(identity)), "client-key": str(self._files.key)}
+
+    def _write_kubeconfig(
+        self, path: pathlib.Path, user_name: str, user: dict[str, str], namespace: str
+    ) -> pathlib.Path:
+        assert self._files is not None
+        cluster = {"server": self.url, "certificate-authority": str(self._files.ca)}
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [
-                {
-                    "name": "modelrelease-test",
-                    "cluster": {"server": self.url, "certificate-authority": str(self._files.ca)},
-                }
-            ],
-            "users": [
-                {
-                    "name": identity.user,
-                    "user": {
-                        "client-certificate": str(self._files.client(identity)),
-                        "client-key": str(self._files.key),
-                    },
-                }
-            ],
+            "clusters": [{"name": "modelrelease-test", "cluster": cluster}],
+            "users": [{"name": user_name, "user": user}],
             "contexts": [
                 {
                     "name": "modelrelease-test",
-                    "context": {
-                        "cluster": "modelrelease-test",
-                        "user": identity.user,
-                        "namespace": "default",
-                    },
+                    "context": {"cluster": "modelrelease-test", "user": user_name, "namespace": namespace},
                 }
             ],
             "current-context": "modelrelease-test",
@@ -312,17 +293,8 @@ class ControlPlane:
         context.load_cert_chain(str(self._files.client(pki.ADMIN)), str(self._files.key))
         return context
 
-    def _exists(self, path: str) -> bool:
-        try:
-            self.request("GET", path)
-        except urllib.error.HTTPError as error:
-            if error.code in (403, 404):
-                return False
-            raise
-        return True
-
     def _nodes_ready(self) -> bool:
-        nodes = self.request("GET", "/api/v1/nodes")["items"]
+        nodes = self.client().objects("nodes")
         ready = [
             n
             for n in nodes
@@ -367,16 +339,6 @@ class ControlPlane:
 
     def _log_tails(self) -> str:
         return "\n".join(f"--- {name}:\n{_tail(self.folder / (name + '.log'))}" for name in self.processes)
-
-    # ----- the audit log -------------------------------------------------------------------------
-    def audit_events(self) -> Iterator[dict[str, Any]]:
-        """Every audited request so far, oldest first (one JSON object per line)."""
-        if not self.audit_log.exists():
-            return
-        with self.audit_log.open(encoding="utf-8") as lines:
-            for line in lines:
-                if line.strip():
-                    yield json.loads(line)
 
 
 def _tail(path: pathlib.Path, size: int = 3000) -> str:

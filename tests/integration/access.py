@@ -52,13 +52,13 @@ def rbac_objects() -> list[dict[str, Any]]:
 TEST_NAMESPACE = "default"
 
 
-def secret_binding() -> dict[str, Any]:
+def secret_binding(namespace: str = TEST_NAMESPACE) -> dict[str, Any]:
     """What an administrator adds for a namespace whose GitSources name credentials: deploy/'s
     secret reader bound to the controller there, and nowhere else."""
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
-        "metadata": {"name": "modelrelease-secrets", "namespace": TEST_NAMESPACE},
+        "metadata": {"name": "modelrelease-secrets", "namespace": namespace},
         "roleRef": {
             "apiGroup": "rbac.authorization.k8s.io",
             "kind": "ClusterRole",

@@ -1,0 +1,36 @@
+"""Fixtures of the real-control-plane suite: one cluster per test process, one namespace per test."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Iterator
+
+import pytest
+
+from tests.cluster import harness
+
+
+@pytest.fixture(scope="session")
+def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.Cluster]:
+    running = harness.Cluster(tmp_path_factory.mktemp("controlplane")).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def world(real_cluster: harness.Cluster, tmp_path: pathlib.Path) -> Iterator[harness.World]:
+    made = harness.World(real_cluster, tmp_path)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def kubeconfig(world: harness.World) -> pathlib.Path:
+    return world.kubeconfig
+
+
+@pytest.fixture
+def controller(world: harness.World, tmp_path: pathlib.Path) -> Iterator[harness.Controller]:
+    running = harness.Controller(world, tmp_path / "controller.log").start()
+    yield running
+    running.stop()
