@@ -28,7 +28,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # ---- deploy/'s RBAC against the calls the integration suite recorded (tests/integration/access.py) ----
 
-INTEGRATION = pathlib.Path(__file__).parent / "integration"
+TESTS = pathlib.Path(__file__).parent
+SUITES = ("integration", "cluster")  # the emulated cluster's tests, and the real control plane's
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -55,7 +56,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if hasattr(session.config, "workerinput") or exitstatus != 0 or options.keyword or options.markexpr:
         return
     named = os.environ.get(access.ACCESS_DIR_VARIABLE)
-    files = {f"tests/integration/{p.name}" for p in INTEGRATION.glob("test_*.py")}
+    files = {f"tests/{suite}/{p.name}" for suite in SUITES for p in (TESTS / suite).glob("test_*.py")}
     if not named or not pathlib.Path(named).is_dir() or not files <= _passed_files:
         return  # a partial run: some calls may not have been made
     calls = access.recorded_calls(pathlib.Path(named))

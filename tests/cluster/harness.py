@@ -82,7 +82,6 @@ class Cluster:
     def __init__(self, folder: pathlib.Path) -> None:
         self.plane = cluster.ControlPlane(folder)
         self.kube: Kube
-        self.audit = audit.AuditLog(self.plane.audit_log)
 
     def start(self) -> Cluster:
         self.plane.start()
@@ -129,10 +128,12 @@ class World:
     def __init__(self, running: Cluster, folder: pathlib.Path) -> None:
         self.cluster = running
         self.kube = running.kube
+        self.audit = audit.AuditLog(running.plane.audit_log)
         self.namespace = f"t{next(_namespaces)}-{uuid.uuid4().hex[:6]}"
         self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
         self.kubeconfig = folder / "kubeconfig"
-        running.audit.mark()
+        self.audit.mark()
         self.kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}})
         self.kube.apply(access.secret_binding(self.namespace))
         # Pods may be created only once kube-controller-manager has made the namespace's ServiceAccount.
@@ -172,7 +173,7 @@ class World:
 
     def calls(self) -> list[audit.Call]:
         """Every request in this namespace since the test began (the audit log)."""
-        return [c for c in self.cluster.audit.calls() if c.namespace == self.namespace]
+        return [c for c in self.audit.calls() if c.namespace == self.namespace]
 
     def writes(self) -> list[audit.Call]:
         return [c for c in self.calls() if c.is_write]
@@ -240,7 +241,7 @@ class World:
     # ----- the end --------------------------------------------------------------------------------
     def close(self) -> None:
         """Check the controller's calls against RBAC, record them, and delete the namespace."""
-        calls = [c for c in self.cluster.audit.calls() if c.user == CONTROLLER_USER]
+        calls = [c for c in self.audit.calls() if c.user == CONTROLLER_USER]
         folder = os.environ.get(access.ACCESS_DIR_VARIABLE)
         allowed = sorted({(c.group, c.resource, c.verb) for c in calls if c.allowed})
         if folder and allowed:

@@ -18,4 +18,5 @@ def test_a_canary_rollout_is_promoted_on_the_real_control_plane(
     )
     assert [a["verdict"] for a in done["analysis"]] == ["Pass"]
     pods = world.objects("pods")
-    assert pods and all(p["spec"].get("nodeName") for p in pods)
+    assert pods
+    assert all(p["spec"].get("nodeName") for p in pods)

@@ -40,16 +40,32 @@ POD_RANGE = "10.244.0.0/16"
 GPU = "nvidia.com/gpu"
 START_TIMEOUT = 120.0
 
-# Who the audit log leaves out: the control plane's own components talk to the API server all the time
-# and are not what any test asks about.
+# What the audit log leaves out: the control plane's own reads and heartbeats, which are most of its
+# traffic and not what any test asks about. Its writes (a ReplicaSet's pods, the scheduler's bindings,
+# KWOK's pod status) stay: they tell a pod's story when a test has to find out why it was late.
+CONTROL_PLANE_USERS = [pki.CONTROLLER_MANAGER.user, pki.SCHEDULER.user, pki.KWOK.user]
 AUDIT_POLICY = {
     "apiVersion": "audit.k8s.io/v1",
     "kind": "Policy",
     "omitStages": ["RequestReceived"],
     "rules": [
-        {"level": "None", "users": [pki.CONTROLLER_MANAGER.user, pki.SCHEDULER.user, pki.KWOK.user]},
-        {"level": "None", "userGroups": ["system:serviceaccounts:kube-system", "system:nodes"]},
-        {"level": "None", "nonResourceURLs": ["/readyz*", "/livez*", "/healthz*", "/version"]},
+        {"level": "None", "nonResourceURLs": ["/readyz*", "/livez*", "/healthz*", "/version", "/openapi*"]},
+        {
+            "level": "None",
+            "users": CONTROL_PLANE_USERS,
+            "userGroups": ["system:serviceaccounts:kube-system", "system:nodes"],
+            "verbs": ["get", "list", "watch"],
+        },
+        {
+            "level": "None",
+            "resources": [
+                {"group": "coordination.k8s.io", "resources": ["leases"]},
+                {"group": "", "resources": ["nodes/status", "events"]},
+                {"group": "events.k8s.io", "resources": ["events"]},
+            ],
+            "users": [*CONTROL_PLANE_USERS, "system:apiserver"],
+        },
+        {"level": "None", "users": ["system:apiserver"]},
         {
             "level": "RequestResponse",
             "verbs": ["create", "update", "patch", "delete"],
@@ -58,6 +74,7 @@ AUDIT_POLICY = {
                 {"group": "", "resources": ["services"]},
                 {"group": "gateway.networking.k8s.io", "resources": ["httproutes"]},
                 {"group": "networking.istio.io", "resources": ["virtualservices"]},
+                {"group": "modelrelease.dev", "resources": ["modelreleases", "modelreleases/status"]},
             ],
         },
         {"level": "Metadata"},
@@ -198,6 +215,9 @@ class ControlPlane:
             f"--kubeconfig={self._kubeconfig(self.folder / 'kwok.kubeconfig', pki.KWOK)}",
             f"--config={stages}",
             "--manage-all-nodes=true",
+            # The heartbeat stage renews a Lease per node; without a lease duration it renews none, the
+            # node controller finds every node silent after 40 s and marks all their pods NotReady.
+            "--node-lease-duration-seconds=40",
             f"--cidr={POD_RANGE}",
             "--server-address=",  # no metrics or exec server: nothing here asks for one
         )

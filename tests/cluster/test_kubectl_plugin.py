@@ -1,4 +1,4 @@
-"""`kubectl modelrelease …` through the real kubectl, which finds the plugin on PATH, against the emulator."""
+"""`kubectl modelrelease …` through the real kubectl, which finds the plugin on PATH, on the real control plane."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import tempfile
 import threading
 
-from tests.integration import harness
+from tests.cluster import harness
 
 BIN = pathlib.Path(sys.executable).parent
 KUBECTL = BIN / "kubectl"
@@ -46,11 +46,12 @@ def test_list_and_status_show_phase_step_weight_versions_and_the_running_analysi
     assert header.split() == ["NAME", "PHASE", "STEP", "WEIGHT", "STABLE", "CANARY", "VERDICT", "AGE"]
     assert row.split()[:7] == ["ranker", "Progressing", "1", "25%", "1", "2", "Running"]
     everywhere = plugin(kubeconfig, "list", "-A")
-    assert everywhere.stdout.splitlines()[1].split()[:2] == ["default", "ranker"]
-    status = plugin(kubeconfig, "status", "ranker", "-n", "default")
+    # Other tests' namespaces may still be going away: find this one's row among them.
+    assert [world.namespace, "ranker"] in [row.split()[:2] for row in everywhere.stdout.splitlines()[1:]]
+    status = plugin(kubeconfig, "status", "ranker", "-n", world.namespace)
     assert status.returncode == 0, status.stderr
     text = status.stdout
-    assert "ModelRelease default/ranker: Progressing" in text
+    assert f"ModelRelease {world.namespace}/ranker: Progressing" in text
     assert "stable: model 1" in text
     assert "canary: model 2" in text
     lines = text.splitlines()
@@ -92,7 +93,7 @@ def test_approve_and_reject_create_approvals_that_decide_the_gate(
     assert approved.returncode == 0, approved.stderr
     assert "approve step 1 of ranker" in approved.stdout
     world.wait_for_phase("ranker", "Succeeded")
-    approvals = world.store.objects("approvals")
+    approvals = world.objects("approvals")
     assert [a["spec"]["decision"] for a in approvals] == ["approve"]
     assert approvals[0]["spec"]["reason"] == "dashboards look fine"
     # Counted toward a quorum as the user the API server knows (deploy/'s admission policy checks it).
@@ -146,9 +147,9 @@ def test_status_watch_redraws_as_the_rollout_moves_and_exits_when_it_settles(
         assert watching.returncode == 0, errors.read()
     assert first == "---\n", first
     views = (first + rest).split("---\n")[1:]
-    assert "ModelRelease default/ranker: Progressing" in views[0]
+    assert f"ModelRelease {world.namespace}/ranker: Progressing" in views[0]
     assert len(views) >= 2, "it redrew at least once before the rollout settled"
-    assert "ModelRelease default/ranker: Succeeded" in views[-1]
+    assert f"ModelRelease {world.namespace}/ranker: Succeeded" in views[-1]
 
 
 def test_errors_are_one_line_that_says_what_to_do(
@@ -157,8 +158,8 @@ def test_errors_are_one_line_that_says_what_to_do(
     unknown = plugin(kubeconfig, "status", "nothing-here")
     assert unknown.returncode == 1
     assert unknown.stderr.strip().splitlines() == [
-        "error: ModelRelease nothing-here: not found in namespace default "
-        "(`kubectl modelrelease list -n default` shows the releases there)"
+        f"error: ModelRelease nothing-here: not found in namespace {world.namespace} "
+        f"(`kubectl modelrelease list -n {world.namespace}` shows the releases there)"
     ]
     missing = tmp_path / "no-such-kubeconfig"
     nowhere = plugin(missing, "list")

@@ -12,7 +12,7 @@ import pathlib
 import random
 from typing import Any
 
-from tests.integration import harness
+from tests.cluster import harness
 
 SEED = 20261123
 MIN_KILLS = 20
@@ -21,8 +21,8 @@ ROLLOUTS = (("2", "Pass"), ("3", "Fail"), ("4", "Pass"), ("5", "Pass"), ("6", "P
 STEPS = [{"setWeight": 25}, {"analysis": {"template": "quality", "maxDuration": "10m"}}, {"setWeight": 50}]
 
 
-def _by_controller(write: Any) -> bool:
-    return write.client.startswith(harness.CONTROLLER_AGENT) or write.client.startswith("kopf")
+def _controller_writes(world: harness.World) -> int:
+    return len(world.controller_writes())
 
 
 def _summary(world: harness.World) -> dict[str, Any]:
@@ -63,12 +63,10 @@ def _run(
             )
 
         while kills is not None and not finished():
-            target = sum(1 for w in world.store.writes if _by_controller(w)) + rng.randint(1, 4)
+            target = _controller_writes(world) + rng.randint(1, 4)
             try:
-                reached = world.sandbox.wait_until(
-                    lambda target=target: (
-                        finished() or sum(1 for w in world.store.writes if _by_controller(w)) >= target
-                    ),
+                reached = world.wait_until(
+                    lambda target=target: finished() or _controller_writes(world) >= target,
                     timeout=60,
                     what=f"controller write {target}",
                 )
@@ -78,10 +76,8 @@ def _run(
                 controller.kill()
                 kills.append(target)
                 controller.start()
-        world.sandbox.wait_until(finished, timeout=60, what=f"rollout of {version} ends {ended}")
-        world.sandbox.wait_until(
-            lambda: len(world.deployments()) == 1, timeout=60, what="no orphan Deployments"
-        )
+        world.wait_until(finished, timeout=60, what=f"rollout of {version} ends {ended}")
+        world.wait_until(lambda: len(world.deployments()) == 1, timeout=60, what="no orphan Deployments")
         summaries.append(_summary(world))
     return summaries
 
@@ -92,27 +88,23 @@ def _said(world: harness.World) -> collections.Counter[str]:
 
 
 def test_killed_and_restarted_controller_ends_every_rollout_as_an_uninterrupted_one(
-    tmp_path: pathlib.Path,
+    real_cluster: harness.Cluster, tmp_path: pathlib.Path
 ) -> None:
-    with harness.prepared_sandbox(seed=1) as calm:
-        controller = harness.Controller(
-            calm.write_kubeconfig(tmp_path / "calm"), tmp_path / "calm.log"
-        ).start()
-        try:
-            expected = _run(harness.World(calm), controller, kills=None)
-        finally:
-            controller.stop()
-        expected_said = _said(harness.World(calm))
-    with harness.prepared_sandbox(seed=1) as rough:
-        world = harness.World(rough)
-        controller = harness.Controller(
-            rough.write_kubeconfig(tmp_path / "rough"), tmp_path / "rough.log"
-        ).start()
-        kills: list[int] = []
-        try:
-            observed = _run(world, controller, kills)
-        finally:
-            controller.stop()
+    calm = harness.World(real_cluster, tmp_path / "calm")
+    controller = harness.Controller(calm, tmp_path / "calm.log").start()
+    try:
+        expected = _run(calm, controller, kills=None)
+    finally:
+        controller.stop()
+    expected_said = _said(calm)
+    calm.close()
+    world = harness.World(real_cluster, tmp_path / "rough")
+    controller = harness.Controller(world, tmp_path / "rough.log").start()
+    kills: list[int] = []
+    try:
+        observed = _run(world, controller, kills)
+    finally:
+        controller.stop()
 
     assert len(kills) >= MIN_KILLS, f"only {len(kills)} kill points were reached"
     assert observed == expected
@@ -133,3 +125,4 @@ def test_killed_and_restarted_controller_ends_every_rollout_as_an_uninterrupted_
                 recorded["currentStepIndex"]
             )
     assert all(indexes == sorted(indexes) for indexes in steps.values())
+    world.close()

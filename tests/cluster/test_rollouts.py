@@ -1,4 +1,4 @@
-"""Rollouts end to end: the real controller process, Kopf over HTTP, the emulated cluster."""
+"""Rollouts end to end: the real controller process, Kopf, the real control plane."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import pathlib
 import subprocess
 import sys
 
-from controller.sandbox import faults
-from tests.integration import harness
+import pytest
+
+from tests.cluster import harness
+from tests.controlplane.kube import KubeError
 
 KUBECTL = pathlib.Path(sys.executable).parent / "kubectl"
 PAUSED_STEPS = [{"setWeight": 25}, {"pause": {}}, {"setWeight": 50}]
@@ -15,7 +17,7 @@ PAUSED_STEPS = [{"setWeight": 25}, {"pause": {}}, {"setWeight": 50}]
 
 def selects(world: harness.World, revision: str) -> None:
     """Wait until the production Service selects only `revision` (the last move may follow the phase)."""
-    world.sandbox.wait_until(
+    world.wait_until(
         lambda: world.service("ranker")["spec"]["selector"].get("modelrelease.dev/revision") == revision,
         timeout=30,
         what=f"production Service selects {revision}",
@@ -41,9 +43,7 @@ def test_failed_analysis_returns_traffic_to_stable_before_the_canary_is_removed(
     assert rolled["stableRevision"] == first["stableRevision"]
     canary = rolled["lastRollback"]["revision"]
     canary_workload = f"ranker-{canary}"
-    world.sandbox.wait_until(
-        lambda: canary_workload not in world.deployments(), timeout=30, what="canary deleted"
-    )
+    world.wait_until(lambda: canary_workload not in world.deployments(), timeout=30, what="canary deleted")
     (deletion,) = harness.successful(world, "delete", "deployments", canary_workload)
     restore = [
         w
@@ -66,7 +66,7 @@ def test_canary_promotes_through_analysis_within_the_gpu_budget(
         "ranker", lambda s: s.get("phase") == "Succeeded" and s.get("stableModelVersion") == "2"
     )
     assert [a["verdict"] for a in done["analysis"]] == ["Pass"]
-    world.sandbox.wait_until(lambda: len(world.deployments()) == 1, timeout=30, what="old stable retired")
+    world.wait_until(lambda: len(world.deployments()) == 1, timeout=30, what="old stable retired")
     selects(world, done["stableRevision"])
     assert max(harness.gpu_history(world)) <= 4 + 2
 
@@ -121,52 +121,31 @@ def test_approval_gate_waits_for_an_approval_object_and_records_who_approved(
     move_to(world, "2")
     waiting = world.wait_for_phase("ranker", "AwaitingApproval")
     [asked] = [e for e in world.events() if e["reason"] == "ApprovalRequested"]
-    assert (
-        f"waits for approval: kubectl modelrelease approve ranker -n {harness.NAMESPACE}" in asked["message"]
-    )
-    world.create(
-        {
-            "apiVersion": "modelrelease.dev/v1alpha1",
-            "kind": "Approval",
-            "metadata": {"name": "ranker-ok", "namespace": harness.NAMESPACE},
-            "spec": {
-                "release": "ranker",
-                "revision": waiting["canaryRevision"],
-                "step": waiting["currentStepIndex"],
-                "decision": "approve",
-                "by": "ana@example.com",
-            },
-        }
-    )
+    assert f"waits for approval: kubectl modelrelease approve ranker -n {world.namespace}" in asked["message"]
+    approval = {
+        "apiVersion": "modelrelease.dev/v1alpha1",
+        "kind": "Approval",
+        "metadata": {"name": "ranker-ok"},
+        "spec": {
+            "release": "ranker",
+            "revision": waiting["canaryRevision"],
+            "step": waiting["currentStepIndex"],
+            "decision": "approve",
+            "by": "ana@example.com",
+            "identity": "kubernetes:someone-else",
+        },
+    }
+    # deploy/'s admission policy, enforced by the real API server: an Approval counts as its creator.
+    with pytest.raises(KubeError) as forged:
+        world.create(approval)
+    assert forged.value.code == 422
+    assert "spec.identity must be kubernetes:kubernetes-admin" in forged.value.message
+    approval["spec"]["identity"] = "kubernetes:kubernetes-admin"  # who the test's certificate says it is
+    world.create(approval)
     done = world.wait_for_status(
         "ranker", lambda s: s.get("phase") == "Succeeded" and s.get("stableModelVersion") == "2"
     )
     assert [(a["by"], a["via"]) for a in done["approvals"]] == [("ana@example.com", "ranker-ok")]
-
-
-def test_injected_conflicts_and_server_errors_are_retried_until_the_rollout_completes(
-    world: harness.World, controller: harness.Controller
-) -> None:
-    world.script_analysis({"default": "Pass"})
-    deploy_first(world)
-    agent = harness.CONTROLLER_AGENT
-    conflicts = world.sandbox.faults.add(
-        faults.FaultRule(
-            times=3, code=409, verb="patch", plural="modelreleases", subresource="status", client=agent
-        )
-    )
-    outages = world.sandbox.faults.add(
-        faults.FaultRule(times=2, code=500, verb="create", plural="deployments")
-    )
-    reads = world.sandbox.faults.add(
-        faults.FaultRule(times=2, code=503, verb="list", plural="pods", client=agent)
-    )
-    move_to(world, "2")
-    world.wait_for_status(
-        "ranker", lambda s: s.get("phase") == "Succeeded" and s.get("stableModelVersion") == "2"
-    )
-    assert (conflicts.hits, outages.hits, reads.hits) == (3, 2, 2)
-    assert all(n == 1 for n in _creations_per_deployment(world).values())
 
 
 def test_kubectl_get_mrel_shows_the_printer_columns(
