@@ -1,4 +1,4 @@
-"""`kubectl modelrelease …` through the real kubectl, which finds the plugin on PATH, on the real control plane."""
+"""`kubectl modelrelease …` through the real kubectl (which finds the plugin on PATH), on a real cluster."""
 
 from __future__ import annotations
 
