@@ -1,6 +1,6 @@
-"""Each route-based router moving live traffic in the emulated cluster: a canary promoted and the
-next one rolled back, through a Gateway API HTTPRoute and through an Istio VirtualService, with the
-route's other rules untouched throughout."""
+"""Each route-based router moving live traffic on the real control plane: a canary promoted and the
+next one rolled back, through a Gateway API HTTPRoute and through an Istio VirtualService (both under
+their projects' own CRDs, schemas and CEL rules), with the route's other rules untouched throughout."""
 
 from __future__ import annotations
 
@@ -9,14 +9,15 @@ from typing import Any
 
 import pytest
 
-from tests.integration import harness
+from tests.cluster import harness
+from tests.controlplane.kube import KubeError
 
 STEPS = [{"setWeight": 25}, {"analysis": {"template": "t", "maxDuration": "10m"}}, {"setWeight": 50}]
 
 HTTP_ROUTE: dict[str, Any] = {
     "apiVersion": "gateway.networking.k8s.io/v1",
     "kind": "HTTPRoute",
-    "metadata": {"name": "ranker-route", "namespace": "default"},
+    "metadata": {"name": "ranker-route"},
     "spec": {
         "parentRefs": [{"name": "gw"}],
         "rules": [
@@ -35,7 +36,7 @@ HTTP_ROUTE: dict[str, Any] = {
 VIRTUAL_SERVICE: dict[str, Any] = {
     "apiVersion": "networking.istio.io/v1",
     "kind": "VirtualService",
-    "metadata": {"name": "ranker-vs", "namespace": "default"},
+    "metadata": {"name": "ranker-vs"},
     "spec": {
         "hosts": ["ranker.default.svc.cluster.local"],
         "http": [
@@ -81,12 +82,11 @@ def _untouched(route: dict[str, Any]) -> Any:
 def test_a_canary_is_promoted_and_the_next_rolled_back_through_the_route(
     world: harness.World, controller: harness.Controller, router: str
 ) -> None:
-    manifest, (group, version, plural), routing = ROUTERS[router]
+    manifest, (group, _version, plural), routing = ROUTERS[router]
     name = manifest["metadata"]["name"]
-    rtype = world.rtype(group, version, plural)
 
     def route() -> dict[str, Any]:
-        return world.store.get(rtype, "default", name)
+        return world.get(plural, name, group=group)
 
     world.create(copy.deepcopy(manifest))
     before = _untouched(route())
@@ -106,7 +106,7 @@ def test_a_canary_is_promoted_and_the_next_rolled_back_through_the_route(
         if w.verb == "patch" and w.name == name and w.code < 300 and w.object is not None
     ]
     assert {"ranker-stable": 75, "ranker-canary": 25} in weights_seen, "the 25 % step never reached the route"
-    world.sandbox.wait_until(
+    world.wait_until(
         lambda: (
             _weights(route()) == {"ranker-stable": 100, "ranker-canary": 0}
             and world.service("ranker-stable")["spec"]["selector"]["modelrelease.dev/revision"]
@@ -121,7 +121,7 @@ def test_a_canary_is_promoted_and_the_next_rolled_back_through_the_route(
     rolled = world.wait_for_phase("ranker", "RolledBack")
     assert rolled["stableRevision"] == promoted["stableRevision"]
     assert rolled["lastRollback"]["reason"] == "AnalysisFailed"
-    world.sandbox.wait_until(
+    world.wait_until(
         lambda: (
             _weights(route()) == {"ranker-stable": 100, "ranker-canary": 0}
             and world.service("ranker-stable")["spec"]["selector"]["modelrelease.dev/revision"]
@@ -132,3 +132,33 @@ def test_a_canary_is_promoted_and_the_next_rolled_back_through_the_route(
         what="traffic back on stable and the canary removed",
     )
     assert _untouched(route()) == before
+
+
+def test_the_route_the_controller_writes_passes_gateway_apis_cel_rules_and_a_broken_one_does_not(
+    world: harness.World, controller: harness.Controller
+) -> None:
+    world.create(copy.deepcopy(HTTP_ROUTE))
+    world.script_analysis({"default": "Running"})  # hold the canary at its first weight
+    body = harness.release_body("ranker", "1", trafficRouting=ROUTERS["gateway-api"][2])
+    body["spec"]["strategy"]["canary"]["steps"] = STEPS
+    world.create(body)
+    world.wait_for_phase("ranker", "Succeeded")
+    world.patch_release("ranker", {"spec": {"model": {"version": "2"}}})
+    world.wait_until(
+        lambda: (
+            _weights(world.get("httproutes", "ranker-route")) == {"ranker-stable": 75, "ranker-canary": 25}
+        ),
+        what="the route at 25 %",
+    )
+    written = world.get("httproutes", "ranker-route")
+    route = {key: written[key] for key in ("apiVersion", "kind", "spec")}
+    route["metadata"] = {"name": "ranker-route"}
+    # The server validates the route as written (structural schema and CEL rules) and answers it.
+    world.apply(route)
+    # The same route with a path Gateway API's CEL rule forbids (not absolute) is refused.
+    broken = copy.deepcopy(route)
+    broken["spec"]["rules"][0]["matches"][0]["path"]["value"] = "v1"
+    with pytest.raises(KubeError) as refused:
+        world.apply(broken)
+    assert refused.value.code == 422
+    assert "must be an absolute path" in refused.value.message
