@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from controller.tooling import processes
-from tests.controlplane import audit, cluster, thirdparty
+from tests.controlplane import audit, cluster, faultproxy, thirdparty
 from tests.controlplane.kube import Kube, KubeError, Obj, wait_until
 from tests.integration import access
 
@@ -171,6 +171,16 @@ class World:
             or e.get("reportingComponent") == CONTROLLER_AGENT
         ]
 
+    def everything(self) -> list[Obj]:
+        """Every object now in the namespace, of every listable kind, and every body written to it
+        that the audit log kept: where a secret must never appear."""
+        found: list[Obj] = []
+        for resource in self.kube.namespaced_resources():
+            if resource.plural in ("secrets", "bindings", "localsubjectaccessreviews"):
+                continue  # Secrets hold secrets by design; the others cannot be listed
+            found += self.kube.call("GET", resource.path(self.namespace))["items"]
+        return found + [c.object for c in self.calls() if c.object is not None]
+
     def calls(self) -> list[audit.Call]:
         """Every request in this namespace since the test began (the audit log)."""
         return [c for c in self.audit.calls() if c.namespace == self.namespace]
@@ -278,7 +288,14 @@ class World:
 class Controller:
     """The `modelrelease run` process: start, SIGKILL, restart, as deploy/'s ServiceAccount."""
 
-    def __init__(self, world: World, log: pathlib.Path, *extra: str, standalone: bool = True) -> None:
+    def __init__(
+        self,
+        world: World,
+        log: pathlib.Path,
+        *extra: str,
+        standalone: bool = True,
+        proxy: faultproxy.FaultProxy | None = None,
+    ) -> None:
         self.world = world
         self.log = log
         self.extra = extra
@@ -287,7 +304,10 @@ class Controller:
         self.starts = 0
         self.kubeconfig = log.with_suffix(".kubeconfig")
         token = world.cluster.token(access.ACCOUNT_NAMESPACE, access.ACCOUNT_NAME)
-        world.cluster.plane.write_kubeconfig(self.kubeconfig, namespace=world.namespace, token=token)
+        server = proxy.url if proxy is not None else ""  # through the fault proxy, when a test injects faults
+        world.cluster.plane.write_kubeconfig(
+            self.kubeconfig, namespace=world.namespace, token=token, server=server
+        )
 
     def start(self) -> Controller:
         self.starts += 1

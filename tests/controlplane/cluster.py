@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from tests.controlplane import kube, pki
+from tests.controlplane import faultproxy, kube, pki
 
 HERE = pathlib.Path(__file__).resolve().parent
 BINARY = HERE / "bin" / "controlplane"
@@ -251,11 +251,18 @@ class ControlPlane:
         return kube.Kube(self.url, self._admin_tls())
 
     def write_kubeconfig(
-        self, path: pathlib.Path, *, namespace: str = "default", token: str = ""
+        self, path: pathlib.Path, *, namespace: str = "default", token: str = "", server: str = ""
     ) -> pathlib.Path:
-        """A kubeconfig for this cluster: the administrator's certificate, or `token` when given."""
+        """A kubeconfig for this cluster (or `server`, a proxy in front of it): the administrator's
+        certificate, or `token` when given."""
         user: dict[str, str] = {"token": token} if token else self._certificate(pki.ADMIN)
-        return self._write_kubeconfig(path, "admin" if not token else "token", user, namespace)
+        return self._write_kubeconfig(path, "admin" if not token else "token", user, namespace, server)
+
+    def fault_proxy(self) -> faultproxy.FaultProxy:
+        """A fault-injecting proxy in front of this API server, serving the API server's certificate."""
+        assert self._files is not None
+        files = self._files
+        return faultproxy.FaultProxy(self.url, str(files.ca), str(files.serving), str(files.key))
 
     # ----- helpers -------------------------------------------------------------------------------
     def _launch(self, name: str, *args: str) -> None:
@@ -287,10 +294,10 @@ class ControlPlane:
         return {"client-certificate": str(self._files.client(identity)), "client-key": str(self._files.key)}
 
     def _write_kubeconfig(
-        self, path: pathlib.Path, user_name: str, user: dict[str, str], namespace: str
+        self, path: pathlib.Path, user_name: str, user: dict[str, str], namespace: str, server: str = ""
     ) -> pathlib.Path:
         assert self._files is not None
-        cluster = {"server": self.url, "certificate-authority": str(self._files.ca)}
+        cluster = {"server": server or self.url, "certificate-authority": str(self._files.ca)}
         config = {
             "apiVersion": "v1",
             "kind": "Config",

@@ -48,6 +48,7 @@ class Resource:
     plural: str
     kind: str
     namespaced: bool
+    listable: bool = True
 
     @property
     def api_version(self) -> str:
@@ -122,6 +123,13 @@ class Kube:
                         return r
         raise KubeError("GET", "/apis", 404, f"no kind {obj['kind']} in {obj['apiVersion']} is served")
 
+    def namespaced_resources(self) -> list[Resource]:
+        """Every namespaced resource served that can be listed (discovery's preferred versions)."""
+        self._discover()
+        return [
+            r for candidates in self._resources.values() for r in candidates if r.namespaced and r.listable
+        ]
+
     def _discover(self) -> None:
         found: dict[str, list[Resource]] = {}
         versions = [("", version) for version in self.call("GET", "/api")["versions"]]
@@ -132,7 +140,14 @@ class Kube:
             for item in self.call("GET", prefix)["resources"]:
                 if "/" in item["name"]:
                     continue  # a subresource
-                resource = Resource(group_name, version, item["name"], item["kind"], item["namespaced"])
+                resource = Resource(
+                    group_name,
+                    version,
+                    item["name"],
+                    item["kind"],
+                    item["namespaced"],
+                    "list" in item["verbs"],
+                )
                 found.setdefault(item["name"], []).append(resource)
         self._resources = found
 

@@ -54,7 +54,7 @@ def test_the_demo_promotes_model_2_and_rolls_back_model_3_on_the_judges_evidence
     # The summary ends with explain, the verdict report's page and the controller's own metrics.
     assert "fraud-detector is RolledBack (AnalysisFailed)" in text
     assert (tmp_path / "demo" / "report-fraud-detector.html").read_text().count('<svg class="plot"') >= 3
-    assert "the judge decided Fail at look" in text
+    assert "the judge decided Fail at look" in text, text
     assert "rollouts by outcome: Promoted 1, RolledBack 1" in text
     assert running.registry.alias("production") == "2"
     assert running.registry.tags("3")["modelrelease.rollout"] == "rolled_back"

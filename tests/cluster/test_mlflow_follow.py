@@ -16,7 +16,7 @@ from controller.runtime import mlflowwebhook
 from controller.tooling import mlflow_process
 from controller.tooling.prometheus_process import free_port
 from tests import gitrepos
-from tests.integration import harness
+from tests.cluster import harness
 
 MODEL = "ranker"
 FILE = "releases/ranker/release.yaml"
@@ -49,7 +49,7 @@ def proposed(world: harness.World, version: str, timeout: float = 30) -> dict[st
 
 
 def test_a_webhook_from_mlflow_server_has_each_alias_move_proposed_as_one_commit_on_a_bump_branch(
-    world: harness.World, kubeconfig: pathlib.Path, tmp_path: pathlib.Path
+    world: harness.World, tmp_path: pathlib.Path
 ) -> None:
     remote = gitrepos.BareRemote(tmp_path)
     person = gitrepos.Clone(remote.url, tmp_path / "ada")
@@ -69,7 +69,7 @@ def test_a_webhook_from_mlflow_server_has_each_alias_move_proposed_as_one_commit
             *("--registry", "mlflow", "--mlflow-tracking-uri", server.url),
             *("--webhook-port", str(port), "--mlflow-webhook-secret-file", str(tmp_path / "hook-secret")),
         )
-        controller = harness.Controller(kubeconfig, tmp_path / "controller.log", *flags).start()
+        controller = harness.Controller(world, tmp_path / "controller.log", *flags).start()
         try:
             world.script_analysis({"default": "Pass"})
             # An hour between two looks at the alias: only the webhook can make this quick.
@@ -100,7 +100,7 @@ def test_a_webhook_from_mlflow_server_has_each_alias_move_proposed_as_one_commit
 
 
 def test_without_a_webhook_the_poll_finds_the_move_and_commits_it_to_the_branch_once(
-    world: harness.World, kubeconfig: pathlib.Path, tmp_path: pathlib.Path
+    world: harness.World, tmp_path: pathlib.Path
 ) -> None:
     remote = gitrepos.BareRemote(tmp_path)
     person = gitrepos.Clone(remote.url, tmp_path / "ada")
@@ -108,7 +108,7 @@ def test_without_a_webhook_the_poll_finds_the_move_and_commits_it_to_the_branch_
     client = MlflowClient(tracking_uri=store, registry_uri=store)
     registered(client)
     flags = ("--registry", "mlflow", "--mlflow-tracking-uri", store)
-    controller = harness.Controller(kubeconfig, tmp_path / "controller.log", *flags).start()
+    controller = harness.Controller(world, tmp_path / "controller.log", *flags).start()
     try:
         world.script_analysis({"default": "Pass"})
         world.create(following(remote, person, target="branch", pollInterval="2s"))

@@ -1,5 +1,5 @@
-"""GitOps end to end: the real controller syncs a GitSource from a real repository into the emulated
-cluster, and writes a rollback back to it — once, even when killed right after pushing."""
+"""GitOps end to end: the real controller syncs a GitSource from a real repository into the real
+control plane, and writes a rollback back to it — once, even when killed right after pushing."""
 
 from __future__ import annotations
 
@@ -15,11 +15,8 @@ from typing import Any
 
 import pytest
 
-from controller.sandbox import cluster
 from tests import gitrepos
-from tests.integration import harness
-
-NAMESPACE = harness.NAMESPACE
+from tests.cluster import harness
 
 
 def release_file(name: str, version: str, *, set_weight: int = 25) -> str:
@@ -68,14 +65,13 @@ def git_source(url: str, **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "modelrelease.dev/v1alpha1",
         "kind": "GitSource",
-        "metadata": {"name": "releases", "namespace": NAMESPACE},
+        "metadata": {"name": "releases"},
         "spec": {"url": url, "branch": "main", "pollInterval": "1s", "prune": True, **spec},
     }
 
 
 def source_status(world: harness.World) -> dict[str, Any]:
-    rtype = world.rtype("modelrelease.dev", "v1alpha1", "gitsources")
-    return world.store.get(rtype, NAMESPACE, "releases").get("status") or {}
+    return world.get("gitsources", "releases").get("status") or {}
 
 
 def wait_for_commit(world: harness.World, commit: str) -> dict[str, Any]:
@@ -83,7 +79,7 @@ def wait_for_commit(world: harness.World, commit: str) -> dict[str, Any]:
         status = source_status(world)
         return status if status.get("observedCommit") == commit else None
 
-    return world.sandbox.wait_until(synced, timeout=30, what=f"GitSource synced {commit[:12]}")
+    return world.wait_until(synced, timeout=30, what=f"GitSource synced {commit[:12]}")
 
 
 def wait_for_write_back(world: harness.World) -> dict[str, Any]:
@@ -96,7 +92,7 @@ def wait_for_write_back(world: harness.World) -> dict[str, Any]:
 
 
 def releases(world: harness.World) -> dict[str, dict[str, Any]]:
-    return {r["metadata"]["name"]: r for r in world.store.objects("modelreleases")}
+    return {r["metadata"]["name"]: r for r in world.objects("modelreleases")}
 
 
 @pytest.fixture
@@ -165,11 +161,9 @@ def test_a_bad_manifest_is_quarantined_while_the_good_ones_sync_and_a_merge_upda
     # Removed from Git, and created by this source:
     assert sorted(status["pruned"]) == ["AnalysisTemplate/legacy-quality", "ModelRelease/legacy"]
     assert "AnalysisTemplate/quality" in status["applied"]
-    template = world.store.get(
-        world.rtype("modelrelease.dev", "v1alpha1", "analysistemplates"), NAMESPACE, "quality"
-    )
+    template = world.get("analysistemplates", "quality")
     assert template["spec"]["metrics"][0]["margin"] == {"relative": 0.1}
-    world.sandbox.wait_until(lambda: "legacy" not in releases(world), timeout=30, what="legacy deleted")
+    world.wait_until(lambda: "legacy" not in releases(world), timeout=30, what="legacy deleted")
     assert {e["file"] for e in status["errors"]} == {
         "releases/scorer/release.yaml",
         "releases/broken/release.yaml",
@@ -228,7 +222,7 @@ done
         "ranker", "1"
     )  # one field, comments kept
     assert revert.message.startswith("Roll back ranker to model version 1")
-    assert "rolled back version 2 of ranker (ModelRelease default/ranker)" in revert.message
+    assert f"rolled back version 2 of ranker (ModelRelease {world.namespace}/ranker)" in revert.message
     assert "AnalysisFailed: step 1 (analysis quality): Fail" in revert.message
     # The GitSource brings the revert back: Git, cluster and what runs agree on version 1.
     wait_for_commit(world, revert.hexsha)
@@ -259,7 +253,7 @@ def _post(port: int, body: bytes, signature: str) -> tuple[int, dict[str, Any]]:
 
 
 def test_a_signed_push_webhook_syncs_at_once_over_https_credentials_that_never_show(
-    sandbox: cluster.SandboxCluster, world: harness.World, kubeconfig: pathlib.Path, tmp_path: pathlib.Path
+    world: harness.World, tmp_path: pathlib.Path
 ) -> None:
     token, hook_secret = "ghp_s3cr3tT0ken", "hook-s3cr3t"
     served = tmp_path / "served"
@@ -284,7 +278,7 @@ def test_a_signed_push_webhook_syncs_at_once_over_https_credentials_that_never_s
             {
                 "apiVersion": "v1",
                 "kind": "Secret",
-                "metadata": {"name": "release-repo", "namespace": NAMESPACE},
+                "metadata": {"name": "release-repo"},
                 "data": encoded,
             }
         )
@@ -302,10 +296,10 @@ def test_a_signed_push_webhook_syncs_at_once_over_https_credentials_that_never_s
         )
         port = _free_port()
         running = harness.Controller(
-            kubeconfig, tmp_path / "controller.log", "--git-webhook-port", str(port)
+            world, tmp_path / "controller.log", "--git-webhook-port", str(port)
         ).start()
         try:
-            world.sandbox.wait_until(lambda: "ranker" in releases(world), timeout=30, what="first sync")
+            world.wait_until(lambda: "ranker" in releases(world), timeout=30, what="first sync")
             person.write({"releases/ranker/release.yaml": release_file("ranker", "2")})
             pushed = person.commit_and_push("Release ranker 2")
             payload = json.dumps(
@@ -314,13 +308,10 @@ def test_a_signed_push_webhook_syncs_at_once_over_https_credentials_that_never_s
             signed = "sha256=" + hmac.new(hook_secret.encode(), payload, hashlib.sha256).hexdigest()
             assert _post(port, payload, "sha256=" + "0" * 64)[0] == 401  # forged: nothing requested
             assert "modelrelease.dev/sync-requested" not in (
-                world.store.get(
-                    world.rtype("modelrelease.dev", "v1alpha1", "gitsources"), NAMESPACE, "releases"
-                )["metadata"].get("annotations")
-                or {}
+                world.get("gitsources", "releases")["metadata"].get("annotations") or {}
             )
             code, answer = _post(port, payload, signed)
-            assert (code, answer) == (202, {"syncing": [f"{NAMESPACE}/releases"]})
+            assert (code, answer) == (202, {"syncing": [f"{world.namespace}/releases"]})
             wait_for_commit(world, pushed)  # an hour before the next poll: only the webhook did this
             assert world.release("ranker")["spec"]["model"]["version"] == "2"
             assert set(server.authorizations) == {server.expected}

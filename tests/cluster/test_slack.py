@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from controller.sandbox import slack
-from tests.integration import harness
+from tests.cluster import harness
 
 TOKEN, SECRET, APP_TOKEN = "xoxb-e2e-bot-token-0451", "e2e-signing-secret-8812", "xapp-e2e-app-token-3317"
 CHANNEL_ID = "C0RELEASES"
@@ -34,11 +34,11 @@ def standin() -> Iterator[slack.SlackStandIn]:
 
 
 def slack_controller(
-    kubeconfig: pathlib.Path, tmp_path: pathlib.Path, standin: slack.SlackStandIn, *, port: int | None = None
+    world: harness.World, tmp_path: pathlib.Path, standin: slack.SlackStandIn, *, port: int | None = None
 ) -> harness.Controller:
     """The controller process with Slack: the endpoint on `port`, else Socket Mode."""
     flags = slack_flags(tmp_path, standin, port=port)
-    return harness.Controller(kubeconfig, tmp_path / "controller.log", *flags).start()
+    return harness.Controller(world, tmp_path / "controller.log", *flags).start()
 
 
 def slack_flags(tmp_path: pathlib.Path, standin: slack.SlackStandIn, *, port: int | None = None) -> list[str]:
@@ -105,17 +105,17 @@ def has_reply(standin: slack.SlackStandIn, version: str, words: str) -> bool:
 
 def assert_no_secret_anywhere(world: harness.World, log: pathlib.Path) -> None:
     text = log.read_text(errors="replace")
-    stored = json.dumps([w.object for w in world.store.writes if w.object is not None])
+    stored = json.dumps(world.everything())
     for secret in (TOKEN, SECRET, APP_TOKEN):
         assert secret not in text, "a Slack secret is in the controller's log"
         assert secret not in stored, "a Slack secret was written to the cluster"
 
 
 def test_a_rollout_is_one_thread_in_slack_said_once_across_a_sigkill_and_approved_by_a_signed_button(
-    world: harness.World, kubeconfig: pathlib.Path, tmp_path: pathlib.Path, standin: slack.SlackStandIn
+    world: harness.World, tmp_path: pathlib.Path, standin: slack.SlackStandIn
 ) -> None:
     port = free_port()
-    controller = slack_controller(kubeconfig, tmp_path, standin, port=port)
+    controller = slack_controller(world, tmp_path, standin, port=port)
     try:
         world.script_analysis({"2": "Pass"})
         world.create(slack_release("ranker", GATED))
@@ -181,14 +181,14 @@ def test_a_rollout_is_one_thread_in_slack_said_once_across_a_sigkill_and_approve
 
 
 def test_slack_down_holds_no_rollout_back_and_the_messages_arrive_when_it_recovers(
-    world: harness.World, kubeconfig: pathlib.Path, tmp_path: pathlib.Path, standin: slack.SlackStandIn
+    world: harness.World, tmp_path: pathlib.Path, standin: slack.SlackStandIn
 ) -> None:
     steps = [
         {"setWeight": 25},
         {"analysis": {"template": "quality", "maxDuration": "10m"}},
         {"setWeight": 50},
     ]
-    controller = slack_controller(kubeconfig, tmp_path, standin)
+    controller = slack_controller(world, tmp_path, standin)
     try:
         world.script_analysis({"2": "Pass"})
         world.create(slack_release("ranker", steps))
@@ -208,7 +208,7 @@ def test_slack_down_holds_no_rollout_back_and_the_messages_arrive_when_it_recove
             ),
             what="promoted while Slack is down, and status says messages wait",
         )
-        world.sandbox.wait_until(
+        world.wait_until(
             lambda: any(e["reason"] == "SlackUndelivered" for e in world.events()),
             timeout=30,
             what="a SlackUndelivered Warning Event",
@@ -235,9 +235,9 @@ def test_slack_down_holds_no_rollout_back_and_the_messages_arrive_when_it_recove
 
 
 def test_an_approval_pressed_over_socket_mode_lets_the_gate_pass(
-    world: harness.World, kubeconfig: pathlib.Path, tmp_path: pathlib.Path, standin: slack.SlackStandIn
+    world: harness.World, tmp_path: pathlib.Path, standin: slack.SlackStandIn
 ) -> None:
-    controller = slack_controller(kubeconfig, tmp_path, standin)
+    controller = slack_controller(world, tmp_path, standin)
     try:
         world.script_analysis({"2": "Pass"})
         world.create(slack_release("ranker", GATED))

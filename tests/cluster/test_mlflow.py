@@ -15,7 +15,7 @@ from mlflow.exceptions import MlflowException
 
 from controller.cli import ctl
 from controller.tooling import mlflow_process
-from tests.integration import harness
+from tests.cluster import harness
 
 MODEL = "ranker"
 
@@ -33,10 +33,10 @@ def registry(tmp_path: pathlib.Path) -> tuple[str, MlflowClient]:
 
 @pytest.fixture
 def mlflow_controller(
-    kubeconfig: pathlib.Path, tmp_path: pathlib.Path, registry: tuple[str, MlflowClient]
+    world: harness.World, tmp_path: pathlib.Path, registry: tuple[str, MlflowClient]
 ) -> Iterator[harness.Controller]:
     flags = ("--registry", "mlflow", "--mlflow-tracking-uri", registry[0])
-    running = harness.Controller(kubeconfig, tmp_path / "controller.log", *flags).start()
+    running = harness.Controller(world, tmp_path / "controller.log", *flags).start()
     yield running
     running.stop()
 
@@ -71,7 +71,7 @@ def test_a_version_waits_for_its_tag_then_promotion_moves_the_alias_and_a_rollba
         0
     ]
     assert {"name": "MODEL_URI", "value": f"s3://models/{MODEL}/1"} in env["env"]
-    world.sandbox.wait_until(lambda: alias(client, "production") == "1", timeout=30, what="production on 1")
+    world.wait_until(lambda: alias(client, "production") == "1", timeout=30, what="production on 1")
 
     world.patch_release(MODEL, {"spec": {"model": {"version": "2"}}})
     waiting = world.wait_for_status(
@@ -82,7 +82,7 @@ def test_a_version_waits_for_its_tag_then_promotion_moves_the_alias_and_a_rollba
     assert len(world.deployments()) == 1, "a pod started before the gate held"
     client.set_model_version_tag(MODEL, "2", "validation", "passed")  # the validation pipeline finishes
     world.wait_for_status(MODEL, lambda s: s.get("stableModelVersion") == "2", timeout=90, what="2 promoted")
-    world.sandbox.wait_until(lambda: alias(client, "production") == "2", timeout=30, what="the alias moved")
+    world.wait_until(lambda: alias(client, "production") == "2", timeout=30, what="the alias moved")
     assert tags(client, "2")["modelrelease.rollout"] == "promoted"
 
     world.patch_release(MODEL, {"spec": {"model": {"version": "3"}}})
@@ -126,11 +126,11 @@ def test_an_alias_that_moves_mid_rollout_does_not_change_the_running_rollout(
     world.script_analysis({"3": "Pass"})
     done = world.wait_for_status(MODEL, lambda s: s.get("phase") == "Succeeded", timeout=90, what="promoted")
     assert (done["stableModelVersion"], done["resolvedModel"]["version"]) == ("3", "3")
-    world.sandbox.wait_until(lambda: alias(client, "production") == "3", timeout=30, what="production on 3")
+    world.wait_until(lambda: alias(client, "production") == "3", timeout=30, what="production on 3")
 
 
 def test_with_the_registry_down_nothing_starts_unresolved_and_a_promotion_owes_its_alias_until_it_is_back(
-    world: harness.World, kubeconfig: pathlib.Path, tmp_path: pathlib.Path
+    world: harness.World, tmp_path: pathlib.Path
 ) -> None:
     with mlflow_process.MlflowServer(tmp_path / "mlflow") as server:
         client = MlflowClient(tracking_uri=server.url, registry_uri=server.url)
@@ -140,7 +140,7 @@ def test_with_the_registry_down_nothing_starts_unresolved_and_a_promotion_owes_i
                 MODEL, source=f"s3://models/{MODEL}/{number}", tags={"validation": "passed"}
             )
         flags = ("--registry", "mlflow", "--mlflow-tracking-uri", server.url)
-        controller = harness.Controller(kubeconfig, tmp_path / "controller.log", *flags).start()
+        controller = harness.Controller(world, tmp_path / "controller.log", *flags).start()
         try:
             world.script_analysis({"2": "Running"})
             world.create(release(version="1"))
@@ -175,7 +175,7 @@ def test_with_the_registry_down_nothing_starts_unresolved_and_a_promotion_owes_i
                 what="promoted while the registry is down, the alias move owed",
             )
             assert owed["registryOwed"][0]["alias"] == "production"
-            world.sandbox.wait_until(
+            world.wait_until(
                 lambda: any(e["reason"] == "RegistryUpdateFailed" for e in world.events()),
                 timeout=30,
                 what="a RegistryUpdateFailed Event",

@@ -11,7 +11,8 @@ import pytest
 
 from analysis import reference
 from controller.adapters import labels
-from tests.integration import harness, prometheus_server
+from tests.cluster import harness
+from tests.integration import prometheus_server
 
 
 @pytest.fixture
@@ -40,15 +41,14 @@ def _analysing(status: dict[str, object]) -> bool:
 
 def test_with_prometheus_killed_mid_analysis_abort_acts_and_the_step_pauses_at_max_duration(
     world: harness.World,
-    kubeconfig: pathlib.Path,
     tmp_path: pathlib.Path,
     prometheus: prometheus_server.PrometheusServer,
 ) -> None:
     template = reference.reference_manifest(name="quality", interval="2s")
-    template["metadata"]["namespace"] = harness.NAMESPACE
+    template["metadata"]["namespace"] = world.namespace
     world.create(template)
     controller = harness.Controller(
-        kubeconfig, tmp_path / "controller.log", "--analysis", "prometheus", "--prometheus", prometheus.url
+        world, tmp_path / "controller.log", "--analysis", "prometheus", "--prometheus", prometheus.url
     ).start()
     try:
         for name, max_duration in (("ranker", "40s"), ("scorer", "30m")):

@@ -1,4 +1,4 @@
-"""A rollout judged by the Prometheus judge: controller process, emulated cluster, real Prometheus.
+"""A rollout judged by the Prometheus judge: controller process, real control plane, real Prometheus.
 
 The canary's pods are simulated by the live exporter with the revisions the controller chose;
 Prometheus scrapes them every second; the controller's analysis step reads them through the
@@ -15,7 +15,8 @@ import pytest
 
 from analysis import reference
 from analysis.tooling import exporter, openmetrics, traffic_simulator
-from tests.integration import harness, prometheus_server
+from tests.cluster import harness
+from tests.integration import prometheus_server
 
 
 @pytest.fixture
@@ -34,17 +35,16 @@ def prometheus(tmp_path: pathlib.Path, scrape_port: int) -> Iterator[prometheus_
 
 def test_a_canary_serving_errors_is_rolled_back_on_the_judges_evidence(
     world: harness.World,
-    kubeconfig: pathlib.Path,
     tmp_path: pathlib.Path,
     prometheus: prometheus_server.PrometheusServer,
     scrape_port: int,
 ) -> None:
     template = reference.reference_manifest(name="quality", interval="2s")
-    template["metadata"]["namespace"] = harness.NAMESPACE
+    template["metadata"]["namespace"] = world.namespace
     template["spec"]["metrics"] = [{**template["spec"]["metrics"][0], "minDuration": "10s"}]
     world.create(template)
     controller = harness.Controller(
-        kubeconfig, tmp_path / "controller.log", "--analysis", "prometheus", "--prometheus", prometheus.url
+        world, tmp_path / "controller.log", "--analysis", "prometheus", "--prometheus", prometheus.url
     ).start()
     try:
         world.create(harness.release_body("ranker", "1"))
@@ -56,7 +56,7 @@ def test_a_canary_serving_errors_is_rolled_back_on_the_judges_evidence(
         broken = dataclasses.replace(traffic_simulator.Behaviour(), error_rate=0.2)
         fleet = openmetrics.PodFleet(
             traffic_simulator.Scenario("broken", rps=400, canary=broken, canary_weight=0.25),
-            namespace=harness.NAMESPACE,
+            namespace=world.namespace,
             release="ranker",
             canary=status["canaryRevision"],
             baseline=status["stableRevision"],
