@@ -37,7 +37,7 @@ import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import yaml
@@ -164,10 +164,16 @@ class _Pod:
     ready_since: float | None
 
 
-class ServingFleet:
-    """The pods of the emulated cluster as servers: advanced in time, scraped per pod."""
+class ObjectSource(Protocol):
+    """Where the fleet reads the cluster's objects: the emulator's store, or a real cluster's client."""
 
-    def __init__(self, cluster_store: store.Store, scenario: FleetScenario, *, seed: int = 0) -> None:
+    def objects(self, plural: str) -> list[dict[str, Any]]: ...
+
+
+class ServingFleet:
+    """A cluster's pods as servers: advanced in time, scraped per pod."""
+
+    def __init__(self, cluster_store: ObjectSource, scenario: FleetScenario, *, seed: int = 0) -> None:
         self._store = cluster_store
         self.scenario = scenario
         self._rng = np.random.default_rng(seed)
@@ -362,7 +368,7 @@ def _production_service(pods: list[dict[str, Any]], release: str) -> str:
     return release
 
 
-def _objects(cluster_store: store.Store, plural: str, namespace: str) -> list[dict[str, Any]]:
+def _objects(cluster_store: ObjectSource, plural: str, namespace: str) -> list[dict[str, Any]]:
     return [
         o for o in cluster_store.objects(plural) if (o.get("metadata") or {}).get("namespace") == namespace
     ]

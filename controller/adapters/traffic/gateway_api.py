@@ -113,17 +113,17 @@ class GatewayApiRouter(routes.RouteRouter):
             matches = [
                 {**m, "headers": [*(m.get("headers") or []), *extra]} for m in base.get("matches") or [{}]
             ]
-            refs = [{"name": services.canary_service(release.name), "port": port, "weight": header.weight}]
+            refs = [_service_ref(services.canary_service(release.name), port, header.weight)]
             if header.weight < 100:
-                refs.append(
-                    {
-                        "name": services.stable_service(release.name),
-                        "port": port,
-                        "weight": 100 - header.weight,
-                    }
-                )
+                refs.append(_service_ref(services.stable_service(release.name), port, 100 - header.weight))
             rules.insert(rules.index(base) + 1, {"name": name, "matches": matches, "backendRefs": refs})
         route["spec"]["rules"] = rules
+
+
+def _service_ref(name: str, port: int, weight: int) -> dict[str, Any]:
+    """A backendRef to a Service, with the `group` and `kind` the API server would default: the rule
+    then reads back exactly as written, which is how a header route is known to be in force."""
+    return {"group": "", "kind": "Service", "name": name, "port": port, "weight": weight}
 
 
 def _our_mirror(entry: dict[str, Any], release: ports.ReleaseRef) -> bool:

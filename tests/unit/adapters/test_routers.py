@@ -356,7 +356,10 @@ def test_an_httproute_header_route_is_one_more_rule_with_the_routes_matches_and_
     assert len(rules) == 3
     cohort = rules[1]
     assert cohort["name"] == "modelrelease-fraud-header"
-    assert cohort["backendRefs"] == [{"name": "fraud-canary", "port": 8080, "weight": 100}]
+    # With the group and kind the API server defaults, so the rule reads back exactly as written.
+    assert cohort["backendRefs"] == [
+        {"group": "", "kind": "Service", "name": "fraud-canary", "port": 8080, "weight": 100}
+    ]
     [match] = cohort["matches"]
     assert match["path"] == {"type": "PathPrefix", "value": "/v2/models/fraud"}
     assert match["headers"] == [

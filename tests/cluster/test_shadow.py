@@ -1,6 +1,6 @@
-"""Shadow and header-route steps end to end: the controller process on the emulated cluster routes
-through a real HTTPRoute or VirtualService, the sandbox fleet serves what the routes say —
-mirrored copies included — and a real Prometheus scrapes it for the judge.
+"""Shadow and header-route steps end to end: the controller process on the real control plane routes
+through a real HTTPRoute or VirtualService, the fleet serves what the routes say (it reads the real
+Pods, Services and routes) — mirrored copies included — and a real Prometheus scrapes it for the judge.
 
 Bounds: the fleet serves 3,000 requests/s; a shadow of model 2 disagrees with stable on 0.5 % of
 requests against a 2 % bound (passes in seconds), model 3 on 10 % (fails within six 2-second
@@ -16,13 +16,14 @@ from typing import Any
 import pytest
 
 from controller.sandbox import fleet
-from tests.integration import harness, prometheus_server
+from tests.cluster import harness
+from tests.integration import prometheus_server
 
 ARM = 'namespace="{{namespace}}", revision="{{revision}}"'
 SHADOW_TEMPLATE: dict[str, Any] = {
     "apiVersion": "modelrelease.dev/v1alpha1",
     "kind": "AnalysisTemplate",
-    "metadata": {"name": "shadow", "namespace": harness.NAMESPACE},
+    "metadata": {"name": "shadow"},
     "spec": {
         "interval": "2s",
         "metrics": [
@@ -51,7 +52,7 @@ SHADOW_TEMPLATE: dict[str, Any] = {
 ROUTE = {
     "apiVersion": "gateway.networking.k8s.io/v1",
     "kind": "HTTPRoute",
-    "metadata": {"name": "ranker-route", "namespace": harness.NAMESPACE},
+    "metadata": {"name": "ranker-route"},
     "spec": {
         "rules": [
             {
@@ -64,7 +65,7 @@ ROUTE = {
 VIRTUAL_SERVICE = {
     "apiVersion": "networking.istio.io/v1",
     "kind": "VirtualService",
-    "metadata": {"name": "ranker-vs", "namespace": harness.NAMESPACE},
+    "metadata": {"name": "ranker-vs"},
     "spec": {
         "hosts": ["ranker"],
         "http": [{"name": "primary", "route": [{"destination": {"host": "ranker"}}]}],
@@ -98,7 +99,7 @@ def plane(world: harness.World, tmp_path: pathlib.Path) -> Iterator[prometheus_s
     scenario = fleet.FleetScenario.from_document(
         {"requestsPerSecond": 3000, "versions": {"2": {"disagreement": 0.005}, "3": {"disagreement": 0.10}}}
     )
-    serving = fleet.ServingFleet(world.store, scenario, seed=7)
+    serving = fleet.ServingFleet(world.kube, scenario, seed=7)
     server = fleet.FleetServer(serving, tmp_path / "targets.json", clock=time.time, tick=0.2).start()
     prometheus = prometheus_server.PrometheusServer(tmp_path, file_sd=tmp_path / "targets.json").start()
     try:
@@ -109,10 +110,10 @@ def plane(world: harness.World, tmp_path: pathlib.Path) -> Iterator[prometheus_s
 
 
 def judged_controller(
-    kubeconfig: pathlib.Path, tmp_path: pathlib.Path, prometheus: prometheus_server.PrometheusServer
+    world: harness.World, tmp_path: pathlib.Path, prometheus: prometheus_server.PrometheusServer
 ) -> harness.Controller:
     flags = ("--analysis", "prometheus", "--prometheus", prometheus.url)
-    return harness.Controller(kubeconfig, tmp_path / "controller.log", *flags).start()
+    return harness.Controller(world, tmp_path / "controller.log", *flags).start()
 
 
 def requests_to(
@@ -127,13 +128,12 @@ def requests_to(
 
 def test_a_shadow_that_agrees_passes_then_the_canary_steps_promote_it(
     world: harness.World,
-    kubeconfig: pathlib.Path,
     tmp_path: pathlib.Path,
     plane: prometheus_server.PrometheusServer,
 ) -> None:
     world.create(SHADOW_TEMPLATE)
     world.create(ROUTE)
-    controller = judged_controller(kubeconfig, tmp_path, plane)
+    controller = judged_controller(world, tmp_path, plane)
     try:
         world.create(shadow_release())
         world.wait_for_phase("ranker", "Succeeded")
@@ -142,9 +142,7 @@ def test_a_shadow_that_agrees_passes_then_the_canary_steps_promote_it(
             "ranker", lambda s: bool(s.get("analysis")), timeout=60, what="the shadow's analysis started"
         )
         canary = mirrored["canaryRevision"]
-        route = world.store.get(
-            world.rtype("gateway.networking.k8s.io", "v1", "httproutes"), "default", "ranker-route"
-        )
+        route = world.get("httproutes", "ranker-route")
         [mirror] = [f for f in route["spec"]["rules"][0].get("filters", []) if f["type"] == "RequestMirror"]
         assert mirror["requestMirror"]["percent"] == 100
         done = world.wait_for_status(
@@ -164,14 +162,13 @@ def test_a_shadow_that_agrees_passes_then_the_canary_steps_promote_it(
 def test_a_shadow_that_disagrees_on_ten_percent_is_rolled_back_before_any_user_request_reached_it(
     router: str,
     world: harness.World,
-    kubeconfig: pathlib.Path,
     tmp_path: pathlib.Path,
     plane: prometheus_server.PrometheusServer,
 ) -> None:
     route = ROUTERS[router][1]
     world.create(SHADOW_TEMPLATE)
     world.create(route)
-    controller = judged_controller(kubeconfig, tmp_path, plane)
+    controller = judged_controller(world, tmp_path, plane)
     try:
         world.create(shadow_release(router))
         world.wait_for_phase("ranker", "Succeeded")
@@ -206,18 +203,14 @@ def test_a_header_route_sends_the_cohort_to_the_canary_then_a_set_weight_replace
     world.wait_for_phase("ranker", "Succeeded")
     world.patch_release("ranker", {"spec": {"model": {"version": "2"}}})
     world.wait_for_phase("ranker", "Paused")
-    kind = (
-        ("gateway.networking.k8s.io", "v1", "httproutes")
-        if router == "gatewayAPI"
-        else ("networking.istio.io", "v1", "virtualservices")
-    )
+    plural = "httproutes" if router == "gatewayAPI" else "virtualservices"
     name = route["metadata"]["name"]
-    held = world.store.get(world.rtype(*kind), "default", name)
+    held = world.get(plural, name)
     rules = held["spec"]["rules"] if router == "gatewayAPI" else held["spec"]["http"]
     [cohort] = [r for r in rules if r.get("name") == "modelrelease-ranker-header"]
     assert "x-cohort" in str(cohort)
     world.patch_release("ranker", {"metadata": {"annotations": {"modelrelease.dev/command-promote": "t1"}}})
     world.wait_for_status("ranker", lambda s: s.get("stableModelVersion") == "2", timeout=60, what="promoted")
-    after = world.store.get(world.rtype(*kind), "default", name)
+    after = world.get(plural, name)
     rules = after["spec"]["rules"] if router == "gatewayAPI" else after["spec"]["http"]
     assert not [r for r in rules if r.get("name") == "modelrelease-ranker-header"], "cleared by the setWeight"
