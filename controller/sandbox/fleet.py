@@ -43,7 +43,7 @@ import numpy as np
 import yaml
 
 from analysis.tooling import openmetrics, traffic_simulator
-from controller.sandbox import dataplane, store
+from controller.sandbox import dataplane
 
 # The labels the controller puts on every pod it runs (read here as a data plane would).
 RELEASE = "modelrelease.dev/release"

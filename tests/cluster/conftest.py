@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.cluster import harness
+from tests.controlplane import faultproxy
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +35,10 @@ def controller(world: harness.World, tmp_path: pathlib.Path) -> Iterator[harness
     running = harness.Controller(world, tmp_path / "controller.log").start()
     yield running
     running.stop()
+
+
+@pytest.fixture
+def fault_proxy(real_cluster: harness.Cluster) -> Iterator[faultproxy.FaultProxy]:
+    """A fault-injecting proxy in front of the API server (pass it to the Controller as `proxy=`)."""
+    with real_cluster.plane.fault_proxy() as running:
+        yield running

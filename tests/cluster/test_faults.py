@@ -8,6 +8,7 @@ import collections
 import pathlib
 
 from tests.cluster import harness
+from tests.controlplane import faultproxy
 from tests.controlplane.faultproxy import FaultRule
 
 
@@ -23,30 +24,30 @@ def _ending(world: harness.World) -> dict[str, object]:
 
 
 def test_conflicts_server_errors_unavailability_and_timeouts_are_retried_until_the_rollout_completes(
-    world: harness.World, tmp_path: pathlib.Path
+    world: harness.World, tmp_path: pathlib.Path, fault_proxy: faultproxy.FaultProxy
 ) -> None:
     world.script_analysis({"default": "Pass"})
-    with world.cluster.plane.fault_proxy() as proxy:
-        controller = harness.Controller(world, tmp_path / "controller.log", proxy=proxy).start()
-        try:
-            world.create(harness.release_body("ranker", "1"))
-            world.wait_for_phase("ranker", "Succeeded")
-            rules = {
-                409: proxy.add(
-                    FaultRule(times=3, code=409, verb="patch", plural="modelreleases", subresource="status")
-                ),
-                500: proxy.add(FaultRule(times=2, code=500, verb="create", plural="deployments")),
-                503: proxy.add(FaultRule(times=2, code=503, verb="list", plural="pods")),
-                # Held longer than the controller's 2 s request timeout, then cut: never forwarded.
-                0: proxy.add(FaultRule(times=2, hang=3, verb="patch", plural="deployments")),
-            }
-            world.patch_release("ranker", {"spec": {"model": {"version": "2"}}})
-            done = world.wait_for_status(
-                "ranker", lambda s: s.get("phase") == "Succeeded" and s.get("stableModelVersion") == "2"
-            )
-            world.wait_until(lambda: len(world.deployments()) == 1, what="the old stable retired")
-        finally:
-            controller.stop()
+    proxy = fault_proxy
+    controller = harness.Controller(world, tmp_path / "controller.log", proxy=proxy).start()
+    try:
+        world.create(harness.release_body("ranker", "1"))
+        world.wait_for_phase("ranker", "Succeeded")
+        rules = {
+            409: proxy.add(
+                FaultRule(times=3, code=409, verb="patch", plural="modelreleases", subresource="status")
+            ),
+            500: proxy.add(FaultRule(times=2, code=500, verb="create", plural="deployments")),
+            503: proxy.add(FaultRule(times=2, code=503, verb="list", plural="pods")),
+            # Held longer than the controller's 2 s request timeout, then cut: never forwarded.
+            0: proxy.add(FaultRule(times=2, hang=3, verb="patch", plural="deployments")),
+        }
+        world.patch_release("ranker", {"spec": {"model": {"version": "2"}}})
+        done = world.wait_for_status(
+            "ranker", lambda s: s.get("phase") == "Succeeded" and s.get("stableModelVersion") == "2"
+        )
+        world.wait_until(lambda: len(world.deployments()) == 1, what="the old stable retired")
+    finally:
+        controller.stop()
     assert {code: rule.hits for code, rule in rules.items()} == {409: 3, 500: 2, 503: 2, 0: 2}
     assert _ending(world) == {
         "phase": "Succeeded",

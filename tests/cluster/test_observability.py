@@ -2,10 +2,10 @@
 
 The controller process runs two rollouts judged on a real Prometheus (model 2 promoted after a
 shadow that agrees, model 3 rolled back for disagreeing on 10 % of requests, as in test_shadow.py),
-with two of its API calls refused by the API server on the way; the same Prometheus scrapes the
-controller's /metrics. Then every query of every panel of deploy/monitoring/grafana-dashboard.json
-is asked as Grafana would (a range query over the test's span, Grafana's variables filled in) and
-must return series. Its health endpoint — the Deployment's probes — answers 200.
+with two of its API calls refused on the way (by a fault proxy in front of the real API server);
+the same Prometheus scrapes the controller's /metrics. Then every query of every panel of
+deploy/monitoring/grafana-dashboard.json is asked as Grafana would (a range query over the test's
+span, Grafana's variables filled in) and must return series. Its health endpoint — the Deployment's probes — answers 200.
 """
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ import pathlib
 import time
 import urllib.request
 
-from controller.sandbox import faults, fleet
-from tests.integration import harness, prometheus_server, test_shadow
+from controller.sandbox import fleet
+from tests.cluster import harness, test_shadow
+from tests.controlplane import faultproxy
+from tests.controlplane.faultproxy import FaultRule
+from tests.integration import prometheus_server
 
 DASHBOARD = harness.ROOT / "deploy/monitoring/grafana-dashboard.json"
 
@@ -32,13 +35,14 @@ def as_grafana_asks(expr: str, span: float) -> str:
 
 
 def test_every_dashboard_panel_returns_series_from_a_prometheus_that_scraped_the_controller(
-    world: harness.World, kubeconfig: pathlib.Path, tmp_path: pathlib.Path
+    world: harness.World, tmp_path: pathlib.Path, fault_proxy: faultproxy.FaultProxy
 ) -> None:
+    proxy = fault_proxy
     metrics_port, health_port = prometheus_server.free_port(), prometheus_server.free_port()
     scenario = fleet.FleetScenario.from_document(
         {"requestsPerSecond": 3000, "versions": {"2": {"disagreement": 0.005}, "3": {"disagreement": 0.10}}}
     )
-    serving = fleet.ServingFleet(world.store, scenario, seed=7)
+    serving = fleet.ServingFleet(world.kube, scenario, seed=7)
     server = fleet.FleetServer(serving, tmp_path / "targets.json", clock=time.time, tick=0.2).start()
     prometheus = prometheus_server.PrometheusServer(
         tmp_path, [f"127.0.0.1:{metrics_port}"], file_sd=tmp_path / "targets.json"
@@ -50,7 +54,7 @@ def test_every_dashboard_panel_returns_series_from_a_prometheus_that_scraped_the
         *("--metrics-port", str(metrics_port), "--metrics-host", "127.0.0.1"),
         *("--health-port", str(health_port)),
     )
-    controller = harness.Controller(kubeconfig, tmp_path / "controller.log", *flags).start()
+    controller = harness.Controller(world, tmp_path / "controller.log", *flags, proxy=proxy).start()
     started = time.time()
     try:
         world.create(test_shadow.shadow_release())
@@ -59,17 +63,13 @@ def test_every_dashboard_panel_returns_series_from_a_prometheus_that_scraped_the
         # (the rollback's comes last, too late for `increase` to see it move).
         command = {"metadata": {"annotations": {"modelrelease.dev/command-promot": "typo"}}}
         world.patch_release("ranker", command)
-        world.sandbox.wait_until(
+        world.wait_until(
             lambda: [e for e in world.events() if e["reason"] == "UnknownCommand"] or None,
             timeout=10,
             what="the UnknownCommand Warning",
         )
         # Two refused reads of the release: the controller's API errors and reconcile errors.
-        world.sandbox.server.faults.add(
-            faults.FaultRule(
-                times=2, code=503, verb="get", plural="modelreleases", client=harness.CONTROLLER_AGENT
-            )
-        )
+        proxy.add(FaultRule(times=2, code=503, verb="get", plural="modelreleases"))
         world.patch_release("ranker", {"spec": {"model": {"version": "2"}}})
         world.wait_for_status(
             "ranker", lambda s: s.get("stableModelVersion") == "2", timeout=120, what="model 2"
@@ -79,7 +79,7 @@ def test_every_dashboard_panel_returns_series_from_a_prometheus_that_scraped_the
         with urllib.request.urlopen(f"http://127.0.0.1:{health_port}/healthz", timeout=5) as health:
             assert health.status == 200
         ended = time.time()
-        world.sandbox.wait_until(
+        world.wait_until(
             lambda: prometheus.query('modelrelease_rollouts_total{outcome="RolledBack"}') or None,
             timeout=30,
             what="the rollback scraped",
