@@ -5,7 +5,8 @@ shadow that agrees, model 3 rolled back for disagreeing on 10 % of requests, as 
 with two of its API calls refused on the way (by a fault proxy in front of the real API server);
 the same Prometheus scrapes the controller's /metrics. Then every query of every panel of
 deploy/monitoring/grafana-dashboard.json is asked as Grafana would (a range query over the test's
-span, Grafana's variables filled in) and must return series. Its health endpoint — the Deployment's probes — answers 200.
+span, Grafana's variables filled in) and must return series. Its health endpoint — the Deployment's
+probes — answers 200.
 """
 
 from __future__ import annotations
