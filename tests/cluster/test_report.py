@@ -16,7 +16,8 @@ import time
 from PIL import Image
 
 from controller.sandbox import fleet
-from tests.integration import harness, prometheus_server, test_shadow
+from tests.cluster import harness, test_shadow
+from tests.integration import prometheus_server
 
 BIN = pathlib.Path(sys.executable).parent
 CHROMIUM = "chromium-headless-shell"
@@ -50,12 +51,12 @@ def test_the_report_replays_the_rollback_and_its_page_renders_its_plots_in_headl
     scenario = fleet.FleetScenario.from_document(
         {"requestsPerSecond": 3000, "versions": {"3": {"disagreement": 0.10}}}
     )
-    serving = fleet.ServingFleet(world.store, scenario, seed=7)
+    serving = fleet.ServingFleet(world.kube, scenario, seed=7)
     server = fleet.FleetServer(serving, tmp_path / "targets.json", clock=time.time, tick=0.2).start()
     prometheus = prometheus_server.PrometheusServer(tmp_path, file_sd=tmp_path / "targets.json").start()
     world.create(test_shadow.SHADOW_TEMPLATE)
     world.create(test_shadow.ROUTE)
-    controller = test_shadow.judged_controller(kubeconfig, tmp_path, prometheus)
+    controller = test_shadow.judged_controller(world, tmp_path, prometheus)
     try:
         world.create(test_shadow.shadow_release())
         world.wait_for_phase("ranker", "Succeeded")
@@ -79,7 +80,7 @@ def test_the_report_replays_the_rollback_and_its_page_renders_its_plots_in_headl
     assert re.search(r"agreement \(agreement\): fails at evidence ≥ \d+", report.stdout)
     assert explained.returncode == 0, explained.stderr
     assert explained.stdout.startswith("ranker is RolledBack (AnalysisFailed)")
-    assert "`kubectl modelrelease retry ranker -n default`" in explained.stdout
+    assert f"`kubectl modelrelease retry ranker -n {world.namespace}`" in explained.stdout
 
     text = page.read_text()
     assert not re.search(r"<script|\bsrc=|\bhref=|@import|url\(", text), "self-contained: nothing to fetch"
