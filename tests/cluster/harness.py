@@ -11,6 +11,7 @@ for the every-rule-used check), and the namespace is deleted.
 
 from __future__ import annotations
 
+import base64
 import copy
 import itertools
 import json
@@ -131,6 +132,7 @@ class World:
         self.audit = audit.AuditLog(running.plane.audit_log)
         self.namespace = f"t{next(_namespaces)}-{uuid.uuid4().hex[:6]}"
         self.folder = folder
+        self._closers: list[Callable[[], None]] = []
         folder.mkdir(parents=True, exist_ok=True)
         self.kubeconfig = folder / "kubeconfig"
         self.audit.mark()
@@ -249,8 +251,14 @@ class World:
             return {"error": str(exc)}
 
     # ----- the end --------------------------------------------------------------------------------
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Run `callback` first when the test ends (a controller the test started itself, say)."""
+        self._closers.append(callback)
+
     def close(self) -> None:
         """Check the controller's calls against RBAC, record them, and delete the namespace."""
+        for callback in reversed(self._closers):
+            callback()
         calls = [c for c in self.audit.calls() if c.user == CONTROLLER_USER]
         folder = os.environ.get(access.ACCESS_DIR_VARIABLE)
         allowed = sorted({(c.group, c.resource, c.verb) for c in calls if c.allowed})
@@ -304,6 +312,9 @@ class Controller:
         self.starts = 0
         self.kubeconfig = log.with_suffix(".kubeconfig")
         token = world.cluster.token(access.ACCOUNT_NAMESPACE, access.ACCOUNT_NAME)
+        # The audit log names each token by its JTI: two replicas of one ServiceAccount are told apart.
+        claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+        self.credential = f"JTI={claims['jti']}"
         server = proxy.url if proxy is not None else ""  # through the fault proxy, when a test injects faults
         world.cluster.plane.write_kubeconfig(
             self.kubeconfig, namespace=world.namespace, token=token, server=server

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
+CREDENTIAL_ID = "authentication.kubernetes.io/credential-id"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Call:
     seq: int
     at: datetime
     user: str
+    credential: str  # which credential (a ServiceAccount token's JTI): tells apart two holders of one account
     agent: str
     verb: str  # the API verb: get, list, watch, create, update, patch, delete, deletecollection
     group: str
@@ -83,6 +85,7 @@ def _call(seq: int, event: dict[str, Any], ref: dict[str, Any]) -> Call:
         seq=seq,
         at=datetime.fromisoformat(event["stageTimestamp"].replace("Z", "+00:00")),
         user=event.get("user", {}).get("username", ""),
+        credential=",".join((event.get("user", {}).get("extra") or {}).get(CREDENTIAL_ID, [])),
         agent=event.get("userAgent", ""),
         verb=event["verb"],
         group=ref.get("apiGroup", ""),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import copy
 import os
 import pathlib
 import shutil
@@ -80,6 +81,35 @@ AUDIT_POLICY = {
         {"level": "Metadata"},
     ],
 }
+
+
+# A pod whose template carries this annotation (a Go duration: "3s", "2m") becomes Ready only that
+# long after it was bound: a model server loading its weights. Set it through a release's
+# `serving.podAnnotations`, so only that revision's pods are slow.
+READY_AFTER = "kwok.modelrelease.dev/ready-after"
+
+
+def with_slow_pods(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """KWOK's default stages, with pod readiness delayed by `READY_AFTER` where a pod asks for it.
+
+    KWOK's own pod-ready stage is split in two: pods without the annotation as before, and a copy
+    for pods with it, whose delay KWOK reads from the annotation.
+    """
+    result = []
+    for stage in stages:
+        if not stage:
+            continue
+        result.append(stage)
+        if stage["metadata"]["name"] != "pod-ready":
+            continue
+        key = f'.metadata.annotations["{READY_AFTER}"]'
+        slow = copy.deepcopy(stage)
+        stage["spec"]["selector"]["matchExpressions"].append({"key": key, "operator": "DoesNotExist"})
+        slow["metadata"]["name"] = "pod-ready-after-delay"
+        slow["spec"]["selector"]["matchExpressions"].append({"key": key, "operator": "Exists"})
+        slow["spec"]["delay"] = {"durationMilliseconds": 0, "durationFrom": {"expressionFrom": key}}
+        result.append(slow)
+    return result
 
 
 class ControlPlaneError(RuntimeError):
@@ -207,9 +237,8 @@ class ControlPlane:
             "--profiling=false",
         )
         stages = self.folder / "kwok-stages.yaml"
-        stages.write_bytes(
-            subprocess.run([str(BINARY), "kwok-stages"], capture_output=True, check=True).stdout
-        )
+        defaults = subprocess.run([str(BINARY), "kwok-stages"], capture_output=True, check=True).stdout
+        stages.write_text(yaml.safe_dump_all(with_slow_pods(list(yaml.safe_load_all(defaults)))))
         self._launch(
             "kwok",
             f"--kubeconfig={self._kubeconfig(self.folder / 'kwok.kubeconfig', pki.KWOK)}",
