@@ -29,8 +29,8 @@ from controller.adapters import interval_cache, kubeapi, prometheus_analysis
 from controller.domain import actions
 from controller.ports import ReleaseRef
 from controller.resources import modelrelease
-from controller.sandbox import cluster
-from tests.integration import harness, prometheus_server
+from tests.cluster import harness
+from tests.integration import prometheus_server
 
 # The buckets a real server exports: prometheus_client's defaults, 1.3–2.5× apart.
 EDGES = traffic_simulator.REAL_EDGES["prometheus-default"]
@@ -257,41 +257,49 @@ def _run(name: str, template: str, start: datetime) -> actions.StartAnalysis:
 
 @contextlib.contextmanager
 def _adapter(
-    served: Served, tmp_path: pathlib.Path, release_name: str, clock: Callable[[], datetime]
+    served: Served,
+    real_cluster: harness.Cluster,
+    tmp_path: pathlib.Path,
+    release_name: str,
+    clock: Callable[[], datetime],
 ) -> Iterator[tuple[prometheus_analysis.PrometheusAnalysis, ReleaseRef]]:
-    """The controller's Prometheus backend, its template in the emulator, for one served release."""
-    with cluster.SandboxCluster(seed=3) as sandbox:
-        sandbox.install_crds(sorted((harness.ROOT / "crds").glob("*.yaml")))
-        template = reference.reference_manifest(name="quality")
-        template["metadata"]["namespace"] = "ml"
-        sandbox.create(template)
-        api = kubeapi.KubeApi.from_kubeconfig(str(sandbox.write_kubeconfig(tmp_path / "kubeconfig")))
-        body = harness.release_body(release_name)
-        spec = modelrelease.ModelReleaseSpec.model_validate(
-            {**body["spec"], "serving": {**body["spec"]["serving"], "warmup": "60s"}}
-        )
-        release = ReleaseRef(namespace="ml", name=release_name, uid="u1", spec=spec)
-        with prometheus_analysis.prometheus.PrometheusSource(served.prometheus.url) as source:
-            yield prometheus_analysis.PrometheusAnalysis(api, source, clock), release
+    """The controller's Prometheus backend, its template on the real cluster (in namespace `ml`, which
+    the served series carry), for one served release."""
+    real_cluster.kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ml"}})
+    template = reference.reference_manifest(name="quality")
+    template["metadata"]["namespace"] = "ml"
+    real_cluster.kube.apply(template)
+    api = kubeapi.KubeApi.from_kubeconfig(str(real_cluster.plane.write_kubeconfig(tmp_path / "kubeconfig")))
+    body = harness.release_body(release_name)
+    spec = modelrelease.ModelReleaseSpec.model_validate(
+        {**body["spec"], "serving": {**body["spec"]["serving"], "warmup": "60s"}}
+    )
+    release = ReleaseRef(namespace="ml", name=release_name, uid="u1", spec=spec)
+    with prometheus_analysis.prometheus.PrometheusSource(served.prometheus.url) as source:
+        yield prometheus_analysis.PrometheusAnalysis(api, source, clock), release
 
 
 def _judged_by_the_adapter(
-    served: Served, tmp_path: pathlib.Path, release_name: str, runs: tuple[actions.StartAnalysis, ...]
+    served: Served,
+    real_cluster: harness.Cluster,
+    tmp_path: pathlib.Path,
+    release_name: str,
+    runs: tuple[actions.StartAnalysis, ...],
 ) -> dict[str, verdicts.AnalysisSummary]:
     """The backend's answer at the end of the served hour."""
     end = datetime.fromtimestamp(served.start + HOUR, UTC)
-    with _adapter(served, tmp_path, release_name, lambda: end) as (backend, release):
+    with _adapter(served, real_cluster, tmp_path, release_name, lambda: end) as (backend, release):
         return dict(backend.fetch_results(release, runs))
 
 
 def test_each_look_reads_only_the_new_intervals_and_judges_as_a_fresh_read_of_the_window_would(
-    served: Served, tmp_path: pathlib.Path
+    served: Served, real_cluster: harness.Cluster, tmp_path: pathlib.Path
 ) -> None:
     started = datetime.fromtimestamp(served.start + 180, UTC)
     now = [started]
     run = _run("run-slow-tail", "quality", started)
     metrics = len(reference.reference_template().metrics)
-    with _adapter(served, tmp_path, "slow-tail", lambda: now[0]) as (backend, release):
+    with _adapter(served, real_cluster, tmp_path, "slow-tail", lambda: now[0]) as (backend, release):
         for minute in range(5, 57, 3):
             now[0] = started + timedelta(minutes=minute)
             before = backend.cache.intervals_read
@@ -306,11 +314,11 @@ def test_each_look_reads_only_the_new_intervals_and_judges_as_a_fresh_read_of_th
 
 
 def test_the_controller_adapter_judges_each_running_run_from_its_descriptor_and_template(
-    served: Served, tmp_path: pathlib.Path
+    served: Served, real_cluster: harness.Cluster, tmp_path: pathlib.Path
 ) -> None:
     started = datetime.fromtimestamp(served.start + 180, UTC)
     runs = (_run("run-a", "quality", started), _run("run-b", "missing", started))
-    results = _judged_by_the_adapter(served, tmp_path, "errors", runs)
+    results = _judged_by_the_adapter(served, real_cluster, tmp_path, "errors", runs)
     assert results["run-a"].verdict == verdicts.Verdict.FAIL
     assert results["run-a"].rule is not None
     assert results["run-a"].rule.startswith("errors:")
@@ -319,7 +327,7 @@ def test_the_controller_adapter_judges_each_running_run_from_its_descriptor_and_
 
 
 def test_a_late_analysis_step_builds_on_the_canary_traffic_of_the_steps_before_it(
-    served: Served, tmp_path: pathlib.Path
+    served: Served, real_cluster: harness.Cluster, tmp_path: pathlib.Path
 ) -> None:
     """Two minutes into its own step the run cannot pass; from the canary's start it has an hour of data."""
     end = datetime.fromtimestamp(served.start + HOUR, UTC)
@@ -327,7 +335,7 @@ def test_a_late_analysis_step_builds_on_the_canary_traffic_of_the_steps_before_i
     whole = step.model_copy(
         update={"run": "whole-rollout", "evidence_since": datetime.fromtimestamp(served.start + 180, UTC)}
     )
-    results = _judged_by_the_adapter(served, tmp_path, "good", (step, whole))
+    results = _judged_by_the_adapter(served, real_cluster, tmp_path, "good", (step, whole))
     assert results["own-step-only"].verdict == verdicts.Verdict.RUNNING
     assert results["whole-rollout"].verdict == verdicts.Verdict.PASS, results["whole-rollout"].rule
 
