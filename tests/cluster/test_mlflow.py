@@ -1,6 +1,6 @@
 """The MLflow registry end to end: the controller process resolves, gates, promotes and tags versions
-in a real registry (MLflow's SQL store on SQLite) while it rolls releases out on the emulated
-cluster."""
+in a real registry (MLflow's SQL store on SQLite) while it rolls releases out on the real
+control plane."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Slack end to end: the real controller process talks to the Slack stand-in through slack-sdk, while
-it rolls releases out on the emulated cluster — killed mid-delivery, with Slack down, approved by
+it rolls releases out on the real control plane — killed mid-delivery, with Slack down, approved by
 pressing buttons over the signed endpoint and over Socket Mode."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The sandbox fleet serves what the routes say, and a real Prometheus sees it per pod.
+"""The fleet serves what the routes on the real control plane say, and a real Prometheus sees it per pod.
 
 The fleet's clock is the test's: traffic is served in jumps of fleet time, and each reading waits
 until Prometheus has scraped every pod after the jump, so the counts compared are exact (no
@@ -18,8 +18,10 @@ from typing import Any
 
 import pytest
 
-from controller.sandbox import cluster, dataplane, fleet, simulator
-from tests.integration import harness, prometheus_server
+from controller.sandbox import dataplane, fleet
+from tests.cluster import harness
+from tests.controlplane.cluster import READY_AFTER
+from tests.integration import prometheus_server
 
 RATE = 1000.0
 JUMP = 40.0  # seconds of fleet time per reading: 40,000 requests per release
@@ -27,40 +29,41 @@ JUMP = 40.0  # seconds of fleet time per reading: 40,000 requests per release
 
 @dataclasses.dataclass
 class Plane:
-    sandbox: cluster.SandboxCluster
+    world: harness.World
     fleet: fleet.ServingFleet
     prometheus: prometheus_server.PrometheusServer
     clock: list[float]
 
 
 @pytest.fixture(scope="module")
-def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
+def plane(real_cluster: harness.Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
     folder = tmp_path_factory.mktemp("fleet")
     clock = [time.time()]
-    with cluster.SandboxCluster(seed=1) as sandbox:
-        sandbox.simulator.set_behaviour("9", simulator.PodBehaviour(never_ready=True))
-        serving = fleet.ServingFleet(sandbox.store, fleet.FleetScenario(requests_per_second=RATE), seed=2)
-        server = fleet.FleetServer(serving, folder / "targets.json", clock=lambda: clock[0], tick=0.2).start()
-        prometheus = prometheus_server.PrometheusServer(folder, file_sd=folder / "targets.json").start()
-        try:
-            yield Plane(sandbox, serving, prometheus, clock)
-        finally:
-            prometheus.stop()
-            server.stop()
+    world = harness.World(real_cluster, folder / "world")
+    serving = fleet.ServingFleet(real_cluster.kube, fleet.FleetScenario(requests_per_second=RATE), seed=2)
+    server = fleet.FleetServer(serving, folder / "targets.json", clock=lambda: clock[0], tick=0.2).start()
+    prometheus = prometheus_server.PrometheusServer(folder, file_sd=folder / "targets.json").start()
+    try:
+        yield Plane(world, serving, prometheus, clock)
+    finally:
+        prometheus.stop()
+        server.stop()
+        world.close()
 
 
 def _deployment(release: str, revision: str, version: str, replicas: int) -> dict[str, Any]:
     labels = {fleet.RELEASE: release, fleet.REVISION: revision, fleet.MODEL_VERSION: version}
+    # Model 9 never finishes loading: KWOK holds its pods' readiness for ten years.
+    slow = {READY_AFTER: "87600h"} if version == "9" else {}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": f"{release}-{revision}", "namespace": "default"},
+        "metadata": {"name": f"{release}-{revision}"},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": labels},
             "template": {
-                "metadata": {"labels": labels},
-                # The emulator picks a pod's behaviour (never Ready, say) by this variable.
+                "metadata": {"labels": labels, "annotations": slow},
                 "spec": {
                     "containers": [
                         {"name": "s", "image": "x", "env": [{"name": "MODEL_VERSION", "value": version}]}
@@ -75,18 +78,18 @@ def _service(name: str, **selector: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": name, "namespace": "default"},
+        "metadata": {"name": name},
         "spec": {"selector": selector, "ports": [{"port": 8000}]},
     }
 
 
 def _release(plane: Plane, release: str, canary_version: str = "2") -> None:
     """Three stable pods of model 1 and one canary pod, with the three Services a release has."""
-    plane.sandbox.create(_deployment(release, "a", "1", 3))
-    plane.sandbox.create(_deployment(release, "b", canary_version, 1))
-    plane.sandbox.create(_service(release, **{fleet.RELEASE: release}))
-    plane.sandbox.create(_service(f"{release}-stable", **{fleet.RELEASE: release, fleet.REVISION: "a"}))
-    plane.sandbox.create(_service(f"{release}-canary", **{fleet.RELEASE: release, fleet.REVISION: "b"}))
+    plane.world.create(_deployment(release, "a", "1", 3))
+    plane.world.create(_deployment(release, "b", canary_version, 1))
+    plane.world.create(_service(release, **{fleet.RELEASE: release}))
+    plane.world.create(_service(f"{release}-stable", **{fleet.RELEASE: release, fleet.REVISION: "a"}))
+    plane.world.create(_service(f"{release}-canary", **{fleet.RELEASE: release, fleet.REVISION: "b"}))
 
 
 def _until(check: Any, what: str, timeout: float = 30.0) -> Any:
@@ -103,14 +106,15 @@ def _counts(plane: Plane, release: str, pods: int) -> dict[str, float]:
     """Requests per revision, once Prometheus has scraped every pod of the release at this fleet time."""
     plane.fleet.advance(plane.clock[0])
     since = time.time()
+    series = f'inference_requests_total{{namespace="{plane.world.namespace}", release="{release}"}}'
 
     def scraped() -> bool:
-        stamps = plane.prometheus.query(f'timestamp(inference_requests_total{{release="{release}"}})')
+        stamps = plane.prometheus.query(f"timestamp({series})")
         return len(stamps) >= pods and min(float(row["value"][1]) for row in stamps) > since  # type: ignore[index]
 
     _until(scraped, f"every pod of {release} scraped after fleet time {plane.clock[0]}")
     totals: dict[str, float] = {}
-    for row in plane.prometheus.query(f'inference_requests_total{{release="{release}"}}'):
+    for row in plane.prometheus.query(series):
         revision = str(row["metric"]["revision"])  # type: ignore[index]
         totals[revision] = totals.get(revision, 0.0) + float(row["value"][1])  # type: ignore[index]
     return totals
@@ -133,9 +137,7 @@ def _within_noise(share: float, weight: float, total: float) -> bool:
 def _wait_ready(plane: Plane, release: str, pods: int = 4) -> None:
     def ready() -> bool:
         mine = [
-            p
-            for p in plane.sandbox.store.objects("pods")
-            if p["metadata"]["labels"].get(fleet.RELEASE) == release
+            p for p in plane.world.objects("pods") if p["metadata"]["labels"].get(fleet.RELEASE) == release
         ]
         return sum(dataplane.is_ready(p) for p in mine) == pods
 
@@ -150,7 +152,7 @@ def test_with_the_replica_ratio_the_canary_gets_its_share_of_ready_pods(plane: P
     assert _within_noise(share, 0.25, total), share
 
 
-def _httproute(name: str) -> dict[str, Any]:
+def _httproute(name: str, namespace: str) -> dict[str, Any]:
     refs = [
         {"name": f"{name}-stable", "port": 8000, "weight": 80},
         {"name": f"{name}-canary", "port": 8000, "weight": 20},
@@ -158,20 +160,20 @@ def _httproute(name: str) -> dict[str, Any]:
     return {
         "apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "HTTPRoute",
-        "metadata": {"name": name, "namespace": "default"},
+        "metadata": {"name": name},
         "spec": {"rules": [{"backendRefs": refs}]},
     }
 
 
-def _virtual_service(name: str) -> dict[str, Any]:
+def _virtual_service(name: str, namespace: str) -> dict[str, Any]:
     destinations = [
         {"destination": {"host": f"{name}-stable"}, "weight": 70},
-        {"destination": {"host": f"{name}-canary.default.svc.cluster.local"}, "weight": 30},
+        {"destination": {"host": f"{name}-canary.{namespace}.svc.cluster.local"}, "weight": 30},
     ]
     return {
         "apiVersion": "networking.istio.io/v1",
         "kind": "VirtualService",
-        "metadata": {"name": name, "namespace": "default"},
+        "metadata": {"name": name},
         "spec": {"hosts": [name], "http": [{"route": destinations}]},
     }
 
@@ -180,10 +182,10 @@ def _virtual_service(name: str) -> dict[str, Any]:
     ("release", "route", "weight"), [("by-route", _httproute, 0.20), ("by-mesh", _virtual_service, 0.30)]
 )
 def test_a_route_weight_is_the_canary_share_prometheus_sees(
-    plane: Plane, release: str, route: Callable[[str], dict[str, Any]], weight: float
+    plane: Plane, release: str, route: Callable[[str, str], dict[str, Any]], weight: float
 ) -> None:
     _release(plane, release)
-    plane.sandbox.create(route(release))
+    plane.world.create(route(release, plane.world.namespace))
     _wait_ready(plane, release)
     share, total = _canary_share(plane, release)
     assert _within_noise(share, weight, total), share
@@ -198,13 +200,13 @@ def test_a_pod_that_never_turns_ready_serves_nothing_and_a_deleted_deployments_s
     assert share == 0.0
     assert total > 0.9 * RATE * JUMP
 
-    deployments = plane.sandbox.store.find_type("apps", "v1", "deployments")
-    plane.sandbox.store.delete(deployments, "default", "unready-b", client="test")
+    plane.world.delete("deployments", "unready-b")  # its ReplicaSet and pods go by garbage collection
+    where = f'namespace="{plane.world.namespace}", release="unready"'
     _until(
-        lambda: not plane.prometheus.query('inference_requests_total{release="unready", revision="b"}'),
+        lambda: not plane.prometheus.query(f'inference_requests_total{{{where}, revision="b"}}'),
         "the deleted Deployment's series to stop",
     )
-    assert plane.prometheus.query('inference_requests_total{release="unready", revision="a"}')
+    assert plane.prometheus.query(f'inference_requests_total{{{where}, revision="a"}}')
 
 
 ROUTES = {
@@ -214,7 +216,7 @@ ROUTES = {
         {
             "apiVersion": "gateway.networking.k8s.io/v1",
             "kind": "HTTPRoute",
-            "metadata": {"name": "ranker-route", "namespace": "default"},
+            "metadata": {"name": "ranker-route"},
             "spec": {"rules": [{"backendRefs": [{"name": "ranker", "port": 8000}]}]},
         },
     ),
@@ -223,7 +225,7 @@ ROUTES = {
         {
             "apiVersion": "networking.istio.io/v1",
             "kind": "VirtualService",
-            "metadata": {"name": "ranker-vs", "namespace": "default"},
+            "metadata": {"name": "ranker-vs"},
             "spec": {"hosts": ["ranker"], "http": [{"route": [{"destination": {"host": "ranker"}}]}]},
         },
     ),
@@ -252,12 +254,12 @@ def test_the_share_prometheus_sees_follows_the_weight_the_controller_set(
         "ranker", lambda s: bool(s.get("analysis")), what="held at the analysis step"
     )
     clock = [time.time()]
-    serving = fleet.ServingFleet(world.store, fleet.FleetScenario(requests_per_second=RATE), seed=3)
+    serving = fleet.ServingFleet(world.kube, fleet.FleetScenario(requests_per_second=RATE), seed=3)
     server = fleet.FleetServer(serving, tmp_path / "targets.json", clock=lambda: clock[0], tick=0.2).start()
     prometheus = prometheus_server.PrometheusServer(tmp_path, file_sd=tmp_path / "targets.json").start()
     try:
-        plane = Plane(world.sandbox, serving, prometheus, clock)
-        pods = len([p for p in world.store.objects("pods") if dataplane.is_ready(p)])
+        plane = Plane(world, serving, prometheus, clock)
+        pods = len([p for p in world.objects("pods") if dataplane.is_ready(p)])
         canary = held["canaryRevision"]
         before = _counts(plane, "ranker", pods)
         clock[0] += JUMP
