@@ -127,7 +127,10 @@ class KubeWorkloads:
         result: dict[str, observations.Workload] = {}
         for deployment in deployments:
             metadata = deployment["metadata"]
-            if metadata.get("deletionTimestamp"):
+            # Only what this release owns is its workload: a Deployment carrying its labels that a
+            # person or another tool made (or one orphaned by `--cascade=orphan`) is not scaled or
+            # deleted by it. The engine would retire any workload it does not want.
+            if metadata.get("deletionTimestamp") or not is_owned_by(deployment, release.uid):
                 continue
             revision = (metadata.get("labels") or {}).get(labels.REVISION, "")
             mine = [

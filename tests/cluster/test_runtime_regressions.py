@@ -206,6 +206,11 @@ def test_deleting_a_release_removes_what_it_owns_and_says_what_the_route_still_p
             "spec": _someone_elses_spec(),
         }
     )
+    # A reconcile after it appeared (a misspelt command makes one, and says so) leaves it alone: it
+    # carries the release's labels but not its ownerReference. The controller deleted it before.
+    _annotate(world, "ranker", "promot", "t1")
+    world.wait_until(lambda: any(e["reason"] == "UnknownCommand" for e in world.events()), what="a reconcile")
+    assert "ranker-by-hand" in world.deployments()
 
     _delete_release(world)
 
