@@ -303,8 +303,10 @@ class Controller:
         *extra: str,
         standalone: bool = True,
         proxy: faultproxy.FaultProxy | None = None,
+        cluster_wide: bool = False,
     ) -> None:
         self.world = world
+        self.cluster_wide = cluster_wide  # as deploy/ runs it; else it watches only the test's namespace
         self.log = log
         self.extra = extra
         self.standalone = standalone
@@ -322,10 +324,10 @@ class Controller:
 
     def start(self) -> Controller:
         self.starts += 1
+        scope = [] if self.cluster_wide else ["--namespace", self.world.namespace]
         args = processes.controller_command(
             self.kubeconfig,
-            "--namespace",
-            self.world.namespace,
+            *scope,
             "--poll-interval",
             "0.5",
             "--request-timeout",

@@ -389,27 +389,36 @@ def test_approvals_that_miss_the_gate_are_refused_or_reported_and_a_rejection_ke
     )
 
 
+@pytest.mark.parametrize("cluster_wide", [True, False], ids=["cluster-wide", "one-namespace"])
 def test_two_controllers_started_the_same_way_coordinate_and_one_takes_over_after_a_kill(
-    world: harness.World, tmp_path: Any
+    world: harness.World, tmp_path: Any, cluster_wide: bool
 ) -> None:
     """Two replicas without flags: one acts (peering created at startup, distinct random priorities);
     after kill -9 of the one acting, the other acts within the peering lifetime (5 s here; the default
-    60 s is the failover time to expect in production)."""
+    60 s is the failover time to expect in production). Cluster-wide, as deploy/ runs them, they
+    coordinate through a ClusterKopfPeering; with --namespace, through a KopfPeering there (which
+    deploy/'s RBAC did not allow until this ran on a real API server)."""
+    flags = ("--peering-lifetime", "5")
     replicas = [
         harness.Controller(
-            world, tmp_path / f"replica-{i}.log", "--peering-lifetime", "5", standalone=False
+            world, tmp_path / f"replica-{i}.log", *flags, standalone=False, cluster_wide=cluster_wide
         ).start()
         for i in range(2)
     ]
+
+    def peerings() -> list[dict[str, Any]]:
+        if cluster_wide:
+            return world.kube.objects("clusterkopfpeerings")
+        return world.objects("kopfpeerings")
+
     try:
         # Both replicas announce themselves in the peering object they created at startup.
-        # Each watches only the test's namespace, so Kopf coordinates them through a KopfPeering there.
         world.wait_until(
-            lambda: [len(p.get("status") or {}) for p in world.objects("kopfpeerings")] == [2],
+            lambda: [len(p.get("status") or {}) for p in peerings()] == [2],
             timeout=30,
             what="both replicas in the peering object",
         )
-        assert [p["metadata"]["name"] for p in world.objects("kopfpeerings")] == ["modelrelease"]
+        assert [p["metadata"]["name"] for p in peerings()] == ["modelrelease"]
         world.create(harness.release_body("ranker", "1", strategy={"canary": {"steps": PAUSED_STEPS}}))
         world.wait_for_phase("ranker", "Succeeded", timeout=60)
         # Kopf pauses the lower-priority replica on its first peering event; a write already under way
