@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -18,7 +19,7 @@ import urllib3
 
 from controller import errors
 
-# The process id tells two replicas apart in an API server's audit log (and in the sandbox's).
+# The process id tells two replicas apart in an API server's audit log.
 USER_AGENT = f"modelrelease-controller (pid {os.getpid()})"
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -82,18 +83,23 @@ class KubeApi:
         url = self._client.configuration.host + path + (f"?{urlencode(query)}" if query else "")
         headers = {"Accept": "application/json", "Content-Type": content_type, "User-Agent": USER_AGENT}
         self._client.update_params_for_auth(headers, [], ["BearerToken"], path, method, body)
-        try:
-            response = self._client.rest_client.pool_manager.request(
-                method,
-                url,
-                body=None if body is None else json.dumps(body),
-                headers=headers,
-                timeout=urllib3.Timeout(total=self._timeout),
-                retries=False,
-            )
-        except urllib3.exceptions.HTTPError as exc:
-            self._failed(method, 0)
-            raise errors.UnavailableError(f"{method} {path}: {exc}") from exc
+        for attempt in range(THROTTLE_RETRIES + 1):
+            try:
+                response = self._client.rest_client.pool_manager.request(
+                    method,
+                    url,
+                    body=None if body is None else json.dumps(body),
+                    headers=headers,
+                    timeout=urllib3.Timeout(total=self._timeout),
+                    retries=False,
+                )
+            except urllib3.exceptions.HTTPError as exc:
+                self._failed(method, 0)
+                raise errors.UnavailableError(f"{method} {path}: {exc}") from exc
+            wait = _throttled_for(response)
+            if wait is None or attempt == THROTTLE_RETRIES:
+                break
+            time.sleep(wait)  # the server said when to come back; the request was not processed
         text = response.data.decode() if response.data else ""
         if 200 <= response.status < 300:
             return json.loads(text) if text else {}
@@ -155,6 +161,24 @@ class KubeApi:
             for namespace in namespaces or (None,)
             for item in self.get(build_path(api_version, plural, namespace)).get("items") or []
         ]
+
+
+# A 429 with Retry-After means the API server did not process the request and says when to come
+# back: priority-and-fairness throttling, or a resource whose storage is still initializing (every
+# list of a just-established CRD, for a moment). client-go retries these by itself; so do we, a few
+# times and never for long, so a reconcile stays short and a longer outage fails as UnavailableError.
+THROTTLE_RETRIES = 3
+THROTTLE_WAIT_MAX = 5.0
+
+
+def _throttled_for(response: Any) -> float | None:
+    """Seconds to wait before asking again, when the answer is a 429 that says; None otherwise."""
+    if response.status != 429:
+        return None
+    try:
+        return min(max(float(response.headers.get("Retry-After", "")), 0.0), THROTTLE_WAIT_MAX)
+    except ValueError:
+        return None  # no (or an HTTP-date) Retry-After: fail now, the next reconcile retries
 
 
 def _error(method: str, path: str, code: int, text: str) -> errors.ModelReleaseError:

@@ -3,11 +3,13 @@ error (controller/errors.py), through the real `kubernetes` client against a loo
 
 from __future__ import annotations
 
+import collections
 import http.server
 import json
 import socket
 import threading
 from collections.abc import Iterator
+from typing import ClassVar
 
 import kubernetes
 import pytest
@@ -17,14 +19,25 @@ from controller.adapters import kubeapi
 
 
 class _Answers(http.server.BaseHTTPRequestHandler):
-    """Answers `/status/<code>` with that code and a Kubernetes Status body naming it."""
+    """Answers `/status/<code>` with that code and a Kubernetes Status body naming it, and
+    `/throttled/<key>/<n>` with 429 and `Retry-After: 0` the first n times for that key, then 200."""
+
+    asked: ClassVar[collections.Counter[str]] = collections.Counter()
 
     def do_GET(self) -> None:
-        code = int(self.path.rsplit("/", 1)[1])
+        retry_after = None
+        if self.path.startswith("/throttled/"):
+            key, times = self.path.rsplit("/", 2)[1:]
+            _Answers.asked[key] += 1
+            code, retry_after = (429, "0") if _Answers.asked[key] <= int(times) else (200, None)
+        else:
+            code = int(self.path.rsplit("/", 1)[1])
         body = json.dumps({"kind": "Status", "message": f"server said {code}"}).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
+        if retry_after is not None:
+            self.send_header("Retry-After", retry_after)
         self.end_headers()
         self.wfile.write(body)
 
@@ -84,3 +97,16 @@ def test_a_refused_connection_is_unavailable_not_a_crash() -> None:
     client = kubeapi.KubeApi(kubernetes.client.ApiClient(configuration), timeout=2)
     with pytest.raises(errors.UnavailableError, match="GET /api/v1/namespaces"):
         client.get("/api/v1/namespaces")
+
+
+def test_a_429_that_says_when_to_come_back_is_asked_again_and_its_answer_returned(
+    api: kubeapi.KubeApi,
+) -> None:
+    assert api.get("/throttled/twice/2")["message"] == "server said 200"
+    assert _Answers.asked["twice"] == 3
+
+
+def test_a_server_that_keeps_throttling_fails_as_unavailable_after_a_few_tries(api: kubeapi.KubeApi) -> None:
+    with pytest.raises(errors.UnavailableError, match="429"):
+        api.get("/throttled/always/100")
+    assert _Answers.asked["always"] == kubeapi.THROTTLE_RETRIES + 1
