@@ -15,9 +15,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# `make demo`: the emulated cluster, the fleet, a real Prometheus and the controller; model 2 promoted,
-# model 3 rolled back by the judge. `make demo KEEP=1` keeps it all running to explore, until Ctrl-C.
-demo: $(STAMP) prometheus
+# `make demo`: a real Kubernetes control plane (built once, `make controlplane`), the fleet, a real
+# Prometheus and the controller; model 2 promoted, model 3 rolled back by the judge.
+# `make demo KEEP=1` keeps it all running to explore, until Ctrl-C.
+demo: $(STAMP) prometheus controlplane
 	$(BIN)/python -m controller.tooling.demo $(if $(KEEP),--keep)
 
 lint: $(STAMP)
@@ -57,9 +58,8 @@ controlplane: $(CONTROLPLANE)
 
 $(CONTROLPLANE): tests/controlplane/go.mod tests/controlplane/go.sum tests/controlplane/main.go
 	@command -v $(GO) >/dev/null || { echo "make: the control plane needs Go 1.26 (go not found on PATH)"; exit 1; }
-	@test -f $@ || echo "building the Kubernetes $(K8S_VERSION) control plane from Go modules: the first build on a machine takes a while (docs/testing.md)"
-	cd tests/controlplane && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(VERSION_FLAGS)" -o bin/controlplane .
-	@echo "built $@ ($$(du -h $@ | cut -f1))"
+	@test -f $@ || echo "building the Kubernetes $(K8S_VERSION) control plane from Go modules: the first build on a machine takes several minutes (docs/testing.md)"
+	$(PYTHON) tests/controlplane/build.py $(GO) bin/controlplane "-s -w $(VERSION_FLAGS)"
 
 # Two workers, each taking whole test files (module fixtures stay shared): every test still runs
 # once; most of the suite waits on processes (Prometheus, MLflow, the controller), not on a core.

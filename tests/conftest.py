@@ -7,11 +7,12 @@ import os
 import pathlib
 import shutil
 import tempfile
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.integration import access
+from tests.cluster import access, harness
 
 settings.register_profile(
     "ci",
@@ -26,10 +27,19 @@ settings.register_profile("dev", max_examples=30, deadline=None, derandomize=Tru
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
-# ---- deploy/'s RBAC against the calls the integration suite recorded (tests/integration/access.py) ----
+@pytest.fixture(scope="session")
+def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.Cluster]:
+    """The real control plane of this test process (tests/controlplane), started on first use, with
+    our CRDs, Gateway API's, Istio's and deploy/'s RBAC installed."""
+    running = harness.Cluster(tmp_path_factory.mktemp("controlplane")).start()
+    yield running
+    running.stop()
+
+
+# ---- deploy/'s RBAC against the calls the integration suite recorded (tests/cluster/access.py) ----
 
 TESTS = pathlib.Path(__file__).parent
-SUITES = ("integration", "cluster")  # the emulated cluster's tests, and the real control plane's
+SUITES = ("cluster",)  # the suite whose controllers run as deploy/'s ServiceAccount
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -34,7 +34,7 @@ REFUSED = {"INVALID_PARAMETER_VALUE", "PERMISSION_DENIED", "UNAUTHENTICATED", "B
 
 
 def connect(tracking_uri: str, *, token: str | None = None, timeout: float = 10.0) -> MlflowRegistry:
-    """A registry on an MLflow server (or a sqlite:/// store, for sandboxes).
+    """A registry on an MLflow server (or a sqlite:/// store, for a local registry).
 
     MLflow's client reads its credentials and HTTP behaviour from the environment: the token (from
     a Secret file, never logged) goes there, and its retries are cut to one so an unreachable

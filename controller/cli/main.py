@@ -1,20 +1,23 @@
-"""`modelrelease`: CRDs, manifest checks, plans; run the controller, or serve a sandbox cluster."""
+"""`modelrelease`: CRDs, manifest checks, plans, judging; run the controller."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from controller import crdgen, releasetree
 from controller.cli import changes, ctl, judging, pipes, planview, validation
 from controller.resources import kinds
 from controller.runtime import settings as settings_defaults
+
+if TYPE_CHECKING:
+    from controller.runtime.operator import AnalysisFactory
 
 DEFAULT_CRD_DIR = Path("crds")
 
@@ -27,13 +30,13 @@ def _main(argv: Sequence[str] | None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
     if given[:1] == ["ctl"]:  # everything after it is the plugin's, --help included
         return ctl.main(given[1:], prog="modelrelease ctl")
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(given)
     code: int = args.handler(args)
     return code
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelrelease", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -122,10 +125,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--request-timeout", type=float, default=10.0, help="seconds per API request")
     run.add_argument(
         "--analysis",
-        choices=("none", "scripted", "prometheus"),
+        choices=("none", "prometheus"),
         default="none",
-        help="analysis backend: prometheus (the judge; needs --prometheus), none (runs end INCONCLUSIVE) "
-        "or scripted (ConfigMap verdicts, for sandboxes)",
+        help="analysis backend: prometheus (the judge; needs --prometheus) or none (every analysis "
+        "ends INCONCLUSIVE at its maxDuration)",
     )
     run.add_argument("--prometheus", help="Prometheus base URL for --analysis prometheus")
     run.add_argument(
@@ -195,7 +198,7 @@ def _parser() -> argparse.ArgumentParser:
         help="longest seconds between two attempts of a message Slack did not take (default 60)",
     )
     slack.add_argument("--slack-api-url", default=SLACK_API, help=f"Slack Web API base (default {SLACK_API})")
-    run.set_defaults(handler=_run)
+    run.set_defaults(handler=run_controller)
     run.epilog = (
         f"Every option can also come from the environment, e.g. {ENV_PREFIX}PROMETHEUS for --prometheus "
         "(repeatable ones comma-separated, switches as true/false): deploy/ sets them from a ConfigMap. "
@@ -205,17 +208,6 @@ def _parser() -> argparse.ArgumentParser:
 
     judging.add_commands(commands)
 
-    sandbox = commands.add_parser(
-        "sandbox", help="serve an emulated cluster on 127.0.0.1 (for demos and tests)"
-    )
-    sandbox.add_argument("--kubeconfig", type=Path, required=True, help="where to write its kubeconfig")
-    sandbox.add_argument("--port", type=int, default=0, help="port (default: any free one)")
-    sandbox.add_argument(
-        "--crds",
-        type=Path,
-        help="CRD folder to install instead of the CRDs built into this modelrelease (for testing an edit)",
-    )
-    sandbox.set_defaults(handler=_sandbox)
     return parser
 
 
@@ -257,8 +249,9 @@ def _convert(action: argparse.Action, raw: str) -> object:
     return value
 
 
-def _run(args: argparse.Namespace) -> int:
-
+def run_controller(args: argparse.Namespace, analysis_factory: AnalysisFactory | None = None) -> int:
+    """`modelrelease run`: the settings from `args`, checked, and the controller run until stopped.
+    `analysis_factory` replaces the judge only for a caller in Python (the test rig); no flag can."""
     from controller.runtime import operator, settings
 
     selector: dict[str, str] = {}
@@ -311,42 +304,10 @@ def _run(args: argparse.Namespace) -> int:
         mlflow_webhook_secret_file=args.mlflow_webhook_secret_file,
     )
     try:
-        operator.run(config)
+        operator.run(config, analysis_factory or operator.build_analysis)
     except operator.StartupError as exc:
         print(f"modelrelease run: {exc}", file=sys.stderr)
         return 2
-    return 0
-
-
-def _sandbox(args: argparse.Namespace) -> int:
-    import signal
-    import threading
-
-    try:
-        from controller.sandbox import cluster
-    except ImportError as exc:  # the emulated cluster is an extra: modelrelease[sandbox]
-        print(
-            f"modelrelease sandbox needs the sandbox extra: pip install 'modelrelease[sandbox]' ({exc})",
-            file=sys.stderr,
-        )
-        return 2
-
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    if args.crds is not None and not sorted(args.crds.glob("*.yaml")):
-        print(f"--crds {args.crds}: no *.yaml files there", file=sys.stderr)
-        return 2
-    with cluster.SandboxCluster() as sandbox:
-        if args.crds is None:
-            # The CRDs are generated from the models, so the installed package carries them wherever it runs.
-            for kind in kinds.KINDS:
-                sandbox.create(crdgen.build_crd(kind))
-        else:
-            sandbox.install_crds(sorted(args.crds.glob("*.yaml")))
-        sandbox.write_kubeconfig(args.kubeconfig)
-        print(f"sandbox API server on {sandbox.url}; kubeconfig {args.kubeconfig}", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()
     return 0
 
 

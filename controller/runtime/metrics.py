@@ -20,7 +20,7 @@ from analysis import verdicts
 from controller.resources import releasestatus
 
 NAMESPACE = "modelrelease"
-# Rollouts and steps run from seconds (a sandbox) to days (an approval over a weekend).
+# Rollouts and steps run from seconds (a demo) to days (an approval over a weekend).
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400, 259200)
 RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 

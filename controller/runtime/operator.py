@@ -1,7 +1,6 @@
 """`modelrelease run`: build the adapters from settings and run Kopf until stopped.
 
-The same code path serves a real cluster and the emulated one: both are reached through the
-kubeconfig (or the in-cluster service account).
+The cluster is reached through the kubeconfig (or the in-cluster service account).
 """
 
 from __future__ import annotations
@@ -9,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import pathlib
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -22,10 +22,10 @@ from controller.adapters import (
     gitsync,
     gitwriteback,
     kubeapi,
+    no_analysis,
     pinned_registry,
     prometheus_analysis,
     releases,
-    scripted_analysis,
     traffic,
     workloads,
 )
@@ -43,29 +43,39 @@ def build_workspaces(config: settings_.RuntimeSettings) -> gitremote.Workspaces:
     return gitremote.Workspaces(pathlib.Path(config.git_cache_dir) if config.git_cache_dir else None)
 
 
+# What judges a release's analyses, built from the settings and the API client. The product's
+# choice is `build_analysis` (the judge on Prometheus, or none); a different one can only be passed
+# in from Python, never chosen by a flag, a variable or an object in the cluster.
+AnalysisFactory = Callable[[settings_.RuntimeSettings, kubeapi.KubeApi], ports.AnalysisBackend]
+
+
+def build_analysis(config: settings_.RuntimeSettings, api: kubeapi.KubeApi) -> ports.AnalysisBackend:
+    if config.analysis == "none":
+        return no_analysis.NoAnalysis()
+    if config.analysis != "prometheus":
+        raise ValueError(f"analysis {config.analysis!r}: expected prometheus or none")
+    if not config.prometheus_url:
+        raise ValueError("--analysis prometheus needs --prometheus URL")
+    token = pathlib.Path(config.prometheus_token_file) if config.prometheus_token_file else None
+    source = prometheus.PrometheusSource(
+        config.prometheus_url, timeout=config.request_timeout, token_file=token
+    )
+    return prometheus_analysis.PrometheusAnalysis(api, source, handlers.utcnow)
+
+
 def build_ports(
     config: settings_.RuntimeSettings,
     api: kubeapi.KubeApi,
     workspaces: gitremote.Workspaces | None = None,
     slack: slack_.Slack | None = None,
     kube_events: events.KubeEvents | None = None,
+    analysis_factory: AnalysisFactory = build_analysis,
 ) -> ports.Ports:
     kube_events = kube_events or events.KubeEvents(api, handlers.utcnow)
-    analysis: ports.AnalysisBackend = scripted_analysis.NoAnalysis()
-    if config.analysis == "scripted":
-        analysis = scripted_analysis.ScriptedAnalysis(api)
-    elif config.analysis == "prometheus":
-        if not config.prometheus_url:
-            raise ValueError("--analysis prometheus needs --prometheus URL")
-        token = pathlib.Path(config.prometheus_token_file) if config.prometheus_token_file else None
-        source = prometheus.PrometheusSource(
-            config.prometheus_url, timeout=config.request_timeout, token_file=token
-        )
-        analysis = prometheus_analysis.PrometheusAnalysis(api, source, handlers.utcnow)
     return ports.Ports(
         releases=releases.KubeReleases(api),
         workloads=workloads.KubeWorkloads(api),
-        analysis=analysis,
+        analysis=analysis_factory(config, api),
         approvals=approvals.KubeApprovals(api),
         notifier=slack.notifier if slack is not None else events.EventNotifier(kube_events),
         registry=build_model_registry(config),
@@ -206,7 +216,7 @@ def _start_slack(config: settings_.RuntimeSettings, slack: slack_.Slack, log: lo
         log.info("Slack Socket Mode connected")
 
 
-def run(config: settings_.RuntimeSettings) -> None:
+def run(config: settings_.RuntimeSettings, analysis_factory: AnalysisFactory = build_analysis) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     api = build_api(config)
     workspaces = build_workspaces(config)
@@ -218,7 +228,10 @@ def run(config: settings_.RuntimeSettings) -> None:
         slack = slack_.build(config, api, kube_events, handlers.utcnow)
     except ValueError as exc:
         raise StartupError(str(exc)) from exc
-    io = build_ports(config, api, workspaces, slack, kube_events)
+    try:
+        io = build_ports(config, api, workspaces, slack, kube_events, analysis_factory)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from exc
     if config.metrics_port is not None:
         port = metrics.serve(config.metrics_host, config.metrics_port)
         log.info("metrics on %s:%d/metrics", config.metrics_host, port)

@@ -20,7 +20,7 @@ class RuntimeSettings:
     peering_lifetime: float = 60.0
     poll_interval: timedelta = timedelta(seconds=30)  # longest wait between two reconciles of a release
     request_timeout: float = 10.0
-    analysis: str = "none"  # none | scripted | prometheus
+    analysis: str = "none"  # prometheus (the judge) | none (every run ends INCONCLUSIVE)
     prometheus_url: str | None = None
     prometheus_token_file: str | None = None  # a bearer token, read per query; never in a spec or a log
     backoff_max: float = 60.0
@@ -39,7 +39,7 @@ class RuntimeSettings:
     slack_api_url: str = "https://slack.com/api/"
     slack_retry_max: float = 60.0  # longest wait between two attempts of an undelivered message
     registry: str = "pinned"  # pinned (spec.model.version as given) | mlflow
-    mlflow_tracking_uri: str | None = None  # http(s)://… an MLflow server; sqlite:///… for sandboxes
+    mlflow_tracking_uri: str | None = None  # http(s)://… an MLflow server; sqlite:///… for a local registry
     mlflow_token_file: str | None = None  # a bearer token for the MLflow server, from a Secret
     mlflow_webhook_secret_file: str | None = None  # the registry webhooks' secret; None: no /hooks/mlflow
 

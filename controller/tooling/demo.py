@@ -1,7 +1,9 @@
 """`make demo` (`python -m controller.tooling.demo`): the whole story on one machine, in one terminal.
 
-It starts an emulated cluster, the sandbox fleet that serves what the routes send it, a real
-Prometheus that scrapes every pod, the controller with `--analysis prometheus`, and a release
+It starts a real Kubernetes control plane (kube-apiserver, etcd, controller-manager, scheduler and
+KWOK's kubelets with GPU nodes, built from Go modules by `make controlplane`: tests/controlplane) with
+deploy/'s CRDs and RBAC, the fleet that serves what the routes send the pods, a real Prometheus that
+scrapes every pod, the controller as deploy/'s ServiceAccount with `--analysis prometheus`, and a release
 repository made from gitops-repo-template/ (a bare Git remote and a clone), which a GitSource
 syncs. Release `fraud-detector` serves model 1; each next model is released as a merged PR
 would be — the PR checks (`validate`, `plan`) run, one line changes, it is pushed: model 2 (as
@@ -43,14 +45,17 @@ from analysis import prometheus, verdicts
 from controller import releasetree
 from controller.cli import changes, ctl, explain, planview, report, reporthtml
 from controller.resources import releasestatus
-from controller.sandbox import cluster, fleet, slack
-from controller.sandbox import errors as sandbox_errors
-from controller.tooling import mlflowdemo, processes, prometheus_process, releaserepo
+from controller.tooling import fleet, mlflowdemo, processes, prometheus_process, releaserepo
+from controller.tooling import slackstandin as slack
+from tests.cluster import access, harness
+from tests.controlplane import cluster
+from tests.controlplane.kube import Kube, KubeError, wait_until
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DEMO = ROOT / "examples" / "demo"
 RELEASE = "fraud-detector"
 NAMESPACE = "default"
+GROUP = "modelrelease.dev"
 
 
 RELEASE_FILE = f"releases/{RELEASE}/release.yaml"
@@ -91,7 +96,7 @@ class Demo:
         self.out = out
         self.live = live and sys.stdout.isatty()
         self.stack = contextlib.ExitStack()
-        self.sandbox: cluster.SandboxCluster | None = None
+        self.cluster: harness.Cluster | None = None
         self.slack: slack.SlackStandIn | None = None
 
     # -- starting everything ------------------------------------------------------------------
@@ -100,10 +105,19 @@ class Demo:
         if self.work.exists():
             shutil.rmtree(self.work)
         self.work.mkdir(parents=True)
-        self.sandbox = self.stack.enter_context(cluster.SandboxCluster(seed=7))
-        self.sandbox.install_crds(sorted((ROOT / "crds").glob("*.yaml")))
-        self.kubeconfig = self.sandbox.write_kubeconfig(self.work / "kubeconfig")
-        serving = fleet.ServingFleet(self.sandbox.store, scenario, seed=7)
+        began = time.monotonic()
+        self.cluster = harness.Cluster(self.work / "controlplane")
+        self.stack.callback(self.cluster.stop)
+        self.cluster.start()
+        self.out(f"Kubernetes control plane up in {time.monotonic() - began:.1f} s (tests/controlplane)")
+        self.kube: Kube = self.cluster.kube
+        self.kubeconfig = self.cluster.plane.write_kubeconfig(self.work / "kubeconfig")
+        # The controller runs as deploy/'s ServiceAccount, with the RBAC deploy/ grants it.
+        token = self.cluster.token(access.ACCOUNT_NAMESPACE, access.ACCOUNT_NAME, seconds=24 * 3600)
+        controller_kubeconfig = self.cluster.plane.write_kubeconfig(
+            self.work / "controller.kubeconfig", token=token
+        )
+        serving = fleet.ServingFleet(self.kube, scenario, seed=7)
         targets = self.work / "targets.json"
         server = fleet.FleetServer(serving, targets, clock=time.time).start()
         self.stack.callback(server.stop)
@@ -140,14 +154,14 @@ class Demo:
             self.slack.api_url,
         ]
         controller = subprocess.Popen(
-            processes.controller_command(self.kubeconfig, *flags, "--prometheus", self.prometheus.url),
+            processes.controller_command(controller_kubeconfig, *flags, "--prometheus", self.prometheus.url),
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
         self.stack.callback(processes.stop, controller)
         self.out(
-            f"cluster {self.sandbox.url}, Prometheus {self.prometheus.url}, fleet on {server.address}, "
+            f"cluster {self.cluster.plane.url}, Prometheus {self.prometheus.url}, fleet on {server.address}, "
             f"Slack stand-in {self.slack.api_url}, MLflow registry {self.registry.uri}, "
             f"controller pid {controller.pid} (logs in {self.work})"
         )
@@ -158,9 +172,8 @@ class Demo:
     # -- the story ----------------------------------------------------------------------------
 
     def apply(self, path: pathlib.Path) -> None:
-        assert self.sandbox is not None
         for document in yaml.safe_load_all(path.read_text()):
-            self.sandbox.create(document)
+            self.kube.create(document, NAMESPACE)
 
     def pr_checks(self, branch: str) -> None:
         """What the PR's checks say before it is merged: validate, and the plan of the change."""
@@ -176,9 +189,7 @@ class Demo:
             self.out(f"  modelrelease plan: {line.strip()}")
 
     def _release(self) -> dict[str, Any]:
-        assert self.sandbox is not None
-        rtype = self.sandbox.store.find_type("modelrelease.dev", "v1alpha1", "modelreleases")
-        return self.sandbox.store.get(rtype, NAMESPACE, RELEASE)
+        return self.kube.get("modelreleases", NAMESPACE, RELEASE, group=GROUP)
 
     def explain_and_report(self) -> list[str]:
         """Where the release ended and why (`kubectl modelrelease explain`), the verdict report's page
@@ -188,12 +199,12 @@ class Demo:
         page = self.work / f"report-{RELEASE}.html"
 
         def template(name: str) -> dict[str, Any] | None:
-            assert self.sandbox is not None
-            rtype = self.sandbox.store.find_type("modelrelease.dev", "v1alpha1", "analysistemplates")
             try:
-                return self.sandbox.store.get(rtype, NAMESPACE, name)
-            except sandbox_errors.ApiError:
-                return None  # gone: the report says so
+                return self.kube.get("analysistemplates", NAMESPACE, name, group=GROUP)
+            except KubeError as error:
+                if error.code == 404:
+                    return None  # gone: the report says so
+                raise
 
         with prometheus.PrometheusSource(self.prometheus.url) as source:
             built = report.build_report(release, template, source, now)
@@ -235,12 +246,11 @@ class Demo:
 
     def propose(self, version: str) -> tuple[str, float]:
         """The training pipeline moves the followed alias; modelrelease pushes the bump branch."""
-        assert self.sandbox is not None
         branch = f"bump/{RELEASE}-{version}"
         moved = time.monotonic()
         self.registry.move_alias(mlflowdemo.CANDIDATE, version)
         self.out(f"the training pipeline moved MLflow alias {mlflowdemo.CANDIDATE} to version {version}")
-        pushed = self.sandbox.wait_until(lambda: self.repo.branch_tip(branch), timeout=60, what=branch)
+        pushed = wait_until(lambda: self.repo.branch_tip(branch), timeout=60, what=branch)
         after = time.monotonic() - moved
         self.out(f"modelrelease pushed {branch} {after:.1f} s later: {self.repo.subject(pushed)!r}")
         return branch, after
@@ -248,7 +258,6 @@ class Demo:
     def roll_out(self, version: str, timeout: float = 150.0) -> Outcome:
         """Propose `version` through the alias, check and merge its PR, and watch until the rollout
         settles; what it ended as."""
-        assert self.sandbox is not None
         branch, proposed_after = self.propose(version)
         self.repo.check_out(branch)
         self.pr_checks(branch)
@@ -260,8 +269,8 @@ class Demo:
         approved = ""
         while True:
             remaining = timeout - (time.monotonic() - started)
-            try:  # woken by the cluster's next write to the release, not by a timer
-                release = self.sandbox.wait_until(
+            try:  # until the cluster's next write to the release (polled every 0.1 s, with a deadline)
+                release = wait_until(
                     functools.partial(self._changed_since, seen),
                     timeout=max(remaining, 0.0),
                     what=f"model {version}",
@@ -274,7 +283,7 @@ class Demo:
             seen = release["metadata"]["resourceVersion"]
             events = [
                 e
-                for e in self.sandbox.store.objects("events")
+                for e in self.kube.objects("events", NAMESPACE, group="")
                 if (e.get("involvedObject") or {}).get("name") == RELEASE
             ]
             view = ctl.render_status(release, events, datetime.now(UTC))
@@ -348,7 +357,6 @@ class Demo:
 
     def _written_back(self, status: releasestatus.ModelReleaseStatus, timeout: float) -> str:
         """Wait for the rollback's commit to be recorded; `git log -1` of the repository then."""
-        assert self.sandbox is not None
 
         def recorded() -> str | None:
             rollback = releasestatus.ModelReleaseStatus.model_validate(
@@ -359,7 +367,7 @@ class Demo:
 
         if status.last_rollback is None or status.last_rollback.git_write_back is None:
             return ""
-        self.sandbox.wait_until(recorded, timeout=max(timeout, 5.0), what="the rollback's commit")
+        wait_until(recorded, timeout=max(timeout, 5.0), what="the rollback's commit")
         return self.repo.last_commit()
 
     def _changed_since(self, resource_version: str) -> dict[str, Any] | None:
@@ -367,14 +375,13 @@ class Demo:
         return release if release["metadata"]["resourceVersion"] != resource_version else None
 
     def deploy_first(self, timeout: float = 60.0) -> None:
-        assert self.sandbox is not None
         self.apply(DEMO / "route.yaml")  # the platform team's route, applied outside the release repo
         self.repo = releaserepo.LocalReleaseRepo(self.work)
         first = self.repo.create_from_template(
             {f"{RELEASE}/release.yaml": DEMO / "release.yaml", f"{RELEASE}/route.yaml": DEMO / "route.yaml"},
             [DEMO / "analysis-template.yaml", DEMO / "shadow-template.yaml"],
         )
-        self.sandbox.create(
+        self.kube.create(
             {
                 "apiVersion": "modelrelease.dev/v1alpha1",
                 "kind": "GitSource",
@@ -387,11 +394,13 @@ class Demo:
         def serving() -> bool:
             try:
                 release = self._release()
-            except Exception:
-                return False
+            except KubeError as error:
+                if error.code == 404:
+                    return False  # not synced from Git yet
+                raise
             return ctl.settled(release) and release.get("status", {}).get("phase") == "Succeeded"
 
-        self.sandbox.wait_until(serving, timeout=timeout, what="model 1 serving")
+        wait_until(serving, timeout=timeout, what="model 1 serving")
 
 
 def summary(outcomes: Sequence[Outcome], registry: mlflowdemo.Registry | None = None) -> tuple[str, bool]:
@@ -520,7 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(text)
             if args.keep:
                 _explore(demo)
-    except (TimeoutError, prometheus_process.PrometheusMissingError) as error:
+    except (TimeoutError, prometheus_process.PrometheusMissingError, cluster.ControlPlaneError) as error:
         print(f"demo failed: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

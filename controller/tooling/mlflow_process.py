@@ -11,7 +11,7 @@ from controller.tooling import processes
 from controller.tooling.prometheus_process import free_port
 
 # MLflow delivers webhooks only to public https addresses by default (SSRF protection); this server
-# is a loopback sandbox, so it may deliver to the controller on 127.0.0.1 over http, and it looks up
+# is a loopback test rig, so it may deliver to the controller on 127.0.0.1 over http, and it looks up
 # its webhooks each second rather than caching the list for a minute.
 WEBHOOKS_TO_LOOPBACK = {
     "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",

@@ -11,9 +11,11 @@ import time
 import urllib.request
 
 
-def controller_command(kubeconfig: pathlib.Path, *flags: str) -> list[str]:
-    """`modelrelease run` against a kubeconfig, from this checkout's interpreter."""
-    return [sys.executable, "-m", "controller", "run", "--kubeconfig", str(kubeconfig), *flags]
+def controller_command(kubeconfig: pathlib.Path, *flags: str, scripted: bool = False) -> list[str]:
+    """`modelrelease run` against a kubeconfig, from this checkout's interpreter; with `scripted`, its
+    analysis verdicts come from a ConfigMap (`scripted_controller`), not from the judge."""
+    entry = "controller.tooling.scripted_controller" if scripted else "controller"
+    return [sys.executable, "-m", entry, "run", "--kubeconfig", str(kubeconfig), *flags]
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

@@ -2,7 +2,7 @@
 
 History can be written by the simulator as OpenMetrics and turned into TSDB blocks with
 `promtool tsdb create-blocks-from openmetrics` before the server starts on that folder; live
-targets come from a static list or a file_sd file that follows the sandbox's pods.
+targets come from a static list or a file_sd file that follows the fleet's pods.
 """
 
 from __future__ import annotations

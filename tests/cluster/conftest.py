@@ -1,4 +1,5 @@
-"""Fixtures of the real-control-plane suite: one cluster per test process, one namespace per test."""
+"""Fixtures of the real-control-plane suite: one namespace per test on the test process's cluster
+(`real_cluster`, tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,6 @@ import pytest
 
 from tests.cluster import harness
 from tests.controlplane import faultproxy
-
-
-@pytest.fixture(scope="session")
-def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.Cluster]:
-    running = harness.Cluster(tmp_path_factory.mktemp("controlplane")).start()
-    yield running
-    running.stop()
 
 
 @pytest.fixture

@@ -26,9 +26,9 @@ from typing import Any
 import yaml
 
 from controller.tooling import processes
+from tests.cluster import access
 from tests.controlplane import audit, cluster, faultproxy, thirdparty
 from tests.controlplane.kube import Kube, KubeError, Obj, wait_until
-from tests.integration import access
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONTROLLER_AGENT = "modelrelease-controller"
@@ -325,6 +325,8 @@ class Controller:
     def start(self) -> Controller:
         self.starts += 1
         scope = [] if self.cluster_wide else ["--namespace", self.world.namespace]
+        # Verdicts come from the test's ConfigMap (`World.script_analysis`) unless the test chose a
+        # backend: `--analysis prometheus` runs the product's own entry point and the judge.
         args = processes.controller_command(
             self.kubeconfig,
             *scope,
@@ -332,9 +334,8 @@ class Controller:
             "0.5",
             "--request-timeout",
             "2",
-            "--analysis",
-            "scripted",
             *self.extra,
+            scripted="--analysis" not in self.extra,
         )
         if self.standalone:
             args.append("--standalone")

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from controller.sandbox import dataplane, fleet
+from controller.tooling import dataplane, fleet
 from tests.cluster import harness
 from tests.controlplane.cluster import READY_AFTER
 from tests.integration import prometheus_server

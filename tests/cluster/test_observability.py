@@ -16,7 +16,7 @@ import pathlib
 import time
 import urllib.request
 
-from controller.sandbox import fleet
+from controller.tooling import fleet
 from tests.cluster import harness, test_shadow
 from tests.controlplane import faultproxy
 from tests.controlplane.faultproxy import FaultRule

@@ -15,7 +15,7 @@ import time
 
 from PIL import Image
 
-from controller.sandbox import fleet
+from controller.tooling import fleet
 from tests.cluster import harness, test_shadow
 from tests.integration import prometheus_server
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from controller.sandbox import fleet
+from controller.tooling import fleet
 from tests.cluster import harness
 from tests.integration import prometheus_server
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from controller.sandbox import slack
+from controller.tooling import slackstandin as slack
 from tests.cluster import harness
 
 TOKEN, SECRET, APP_TOKEN = "xoxb-e2e-bot-token-0451", "e2e-signing-secret-8812", "xapp-e2e-app-token-3317"

@@ -214,7 +214,7 @@ class Kube:
 def wait_until(condition: Callable[[], T | None], *, timeout: float, what: str = "", every: float = 0.1) -> T:
     """`condition()`'s first truthy value, asked every `every` seconds until `timeout`; else TimeoutError.
 
-    The real API server has no in-process change signal (the emulator had one): a test's wait polls
+    The real API server has no in-process change signal: a test's wait polls
     the state it waits for, with a deadline, never sleeps a fixed time.
     """
     deadline = time.monotonic() + timeout

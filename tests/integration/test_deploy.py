@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from controller.cli import main
-from tests.integration import access
+from tests.cluster import access
 
 ROOT = access.ROOT
 BIN = pathlib.Path(sys.executable).parent
@@ -115,7 +115,7 @@ def test_the_controller_runs_hardened_in_two_coordinated_replicas_with_probes_on
     assert security["capabilities"] == {"drop": ["ALL"]}
     assert {"cpu", "memory"} <= set(container["resources"]["requests"])
     assert container["resources"]["limits"]
-    args = main._parser().parse_args(container["args"])  # the args are real `modelrelease run` options
+    args = main.build_parser().parse_args(container["args"])  # the args are real `modelrelease run` options
     assert args.standalone is False, "two replicas coordinate through peering"
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert args.health_port == ports["health"]
@@ -136,7 +136,7 @@ def test_the_controller_runs_hardened_in_two_coordinated_replicas_with_probes_on
 def test_every_key_of_the_configmap_is_a_run_option_and_secrets_are_files_never_values() -> None:
     documents = _render("deploy")
     config = _one(documents, "ConfigMap", "modelrelease-config")
-    run = main._parser()._subparsers._group_actions[0].choices["run"]  # type: ignore[union-attr]
+    run = main.build_parser()._subparsers._group_actions[0].choices["run"]  # type: ignore[union-attr]
     options = {main.ENV_PREFIX + a.dest.upper() for a in run._actions if a.option_strings}
     commented = re.findall(r"#\s*(MODELRELEASE_[A-Z_]+):", (ROOT / "deploy/base/configmap.yaml").read_text())
     for key in [*config["data"], *commented]:

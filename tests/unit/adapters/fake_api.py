@@ -8,7 +8,7 @@ import copy
 from typing import Any
 
 from controller import errors
-from controller.sandbox import patching
+from tests import mergepatch as patching
 
 
 class FakeApi:

@@ -1,10 +1,11 @@
-"""A GitSource sync from a real repository into the emulated API server: it never prunes more than it
+"""A GitSource sync from a real repository into the real API server: it never prunes more than it
 can justify, says every prune and every refusal in an Event and in status, and shows what it keeps."""
 
 from __future__ import annotations
 
 import itertools
 import pathlib
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,7 +17,7 @@ from controller.cli import ctl, explain
 from controller.resources import kinds, meta
 from tests import gitrepos
 
-NAMESPACES = (f"sync-{n}" for n in itertools.count())
+NAMESPACES = (f"sync-{n}-{uuid.uuid4().hex[:6]}" for n in itertools.count())
 
 
 def release(name: str) -> str:
@@ -40,6 +41,10 @@ class Source:
     def __init__(self, api: kubeapi.KubeApi, tmp_path: pathlib.Path, **spec: Any) -> None:
         self.api = api
         self.namespace = next(NAMESPACES)
+        api.create(
+            "/api/v1/namespaces",
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}},
+        )
         self.remote = gitrepos.BareRemote(tmp_path)
         self.person = gitrepos.Clone(self.remote.url, tmp_path / "ada")
         self.now = datetime(2026, 12, 3, tzinfo=UTC)

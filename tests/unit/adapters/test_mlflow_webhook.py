@@ -1,4 +1,4 @@
-"""The MLflow webhook receiver over HTTP, against the emulated API server: only a delivery signed
+"""The MLflow webhook receiver over HTTP, against the real API server: only a delivery signed
 with the secret, stamped within five minutes, for an alias a release follows, makes that release
 look; anything else is refused or ignored and changes nothing."""
 
@@ -17,7 +17,9 @@ import pytest
 from controller.adapters import kubeapi
 from controller.resources import meta
 from controller.runtime import mlflowwebhook, webhooks
-from tests.integration import harness
+from tests.cluster import harness
+
+NAMESPACE = "default"
 
 SECRET = "whsec-test-4d2a"
 
@@ -28,8 +30,8 @@ def endpoint(api: kubeapi.KubeApi) -> Iterator[str]:
         body = harness.release_body(name)
         if alias:
             body["spec"]["model"]["follow"] = {"alias": alias}
-        api.create(kubeapi.build_path(meta.API_VERSION, "modelreleases", harness.NAMESPACE), body)
-    receiver = mlflowwebhook.AliasReceiver(api, (harness.NAMESPACE,), SECRET)
+        api.create(kubeapi.build_path(meta.API_VERSION, "modelreleases", NAMESPACE), body)
+    receiver = mlflowwebhook.AliasReceiver(api, (NAMESPACE,), SECRET)
     server = webhooks.serve({mlflowwebhook.PATH: receiver.handle}, "127.0.0.1", 0)
     yield f"http://127.0.0.1:{server.server_address[1]}{mlflowwebhook.PATH}"
     server.shutdown()
@@ -37,7 +39,7 @@ def endpoint(api: kubeapi.KubeApi) -> Iterator[str]:
 
 
 def annotation(api: kubeapi.KubeApi, name: str) -> str | None:
-    body = api.get(kubeapi.build_path(meta.API_VERSION, "modelreleases", harness.NAMESPACE, name))
+    body = api.get(kubeapi.build_path(meta.API_VERSION, "modelreleases", NAMESPACE, name))
     found: str | None = (body["metadata"].get("annotations") or {}).get(mlflowwebhook.REGISTRY_EVENT)
     return found
 
@@ -78,7 +80,7 @@ def test_a_signed_fresh_alias_move_asks_only_the_release_that_follows_that_alias
     api: kubeapi.KubeApi, endpoint: str
 ) -> None:
     code, answer, delivery = deliver(endpoint)
-    assert (code, answer) == (202, {"looking": [f"{harness.NAMESPACE}/follows"]})
+    assert (code, answer) == (202, {"looking": [f"{NAMESPACE}/follows"]})
     assert annotation(api, "follows") == delivery
     assert annotation(api, "pinned") is None
 

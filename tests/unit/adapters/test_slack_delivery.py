@@ -1,4 +1,4 @@
-"""The Slack outbox and its sender, against the emulated API server and the Slack stand-in through
+"""The Slack outbox and its sender, against the real API server and the Slack stand-in through
 slack-sdk's real WebClient: a message is queued once, posted once, kept in order, retried until
 Slack takes it, and found again (not posted twice) after a crash between posting and recording."""
 
@@ -17,8 +17,8 @@ from controller import ports
 from controller.adapters import events, kubeapi, slackmessages, slacknotifier, slackoutbox
 from controller.domain import actions, naming
 from controller.resources import modelrelease, releasestatus
-from controller.sandbox import slack
-from tests.integration import harness
+from controller.tooling import slackstandin as slack
+from tests.cluster import harness
 
 TOKEN, SECRET = "xoxb-delivery-test", "delivery-signing-secret"
 CHANNEL = "#ml-releases"

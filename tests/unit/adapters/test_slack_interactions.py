@@ -19,8 +19,8 @@ from slack_sdk import WebClient
 from controller.adapters import kubeapi, slackinteractions, slackmessages
 from controller.domain import actions
 from controller.runtime import slack as slack_runtime
-from controller.sandbox import slack
-from tests.integration import harness
+from controller.tooling import slackstandin as slack
+from tests.cluster import harness
 
 TOKEN, SECRET, APP_TOKEN = "xoxb-press-test", "press-signing-secret", "xapp-press-test"
 RELEASES = "/apis/modelrelease.dev/v1alpha1/namespaces/default/modelreleases"
@@ -41,9 +41,10 @@ def standin() -> Iterator[slack.SlackStandIn]:
 
 
 @pytest.fixture(scope="module")
-def endpoint(api: kubeapi.KubeApi, standin: slack.SlackStandIn) -> Iterator[str]:
+def endpoint(controller_api: kubeapi.KubeApi, standin: slack.SlackStandIn) -> Iterator[str]:
     client = WebClient(token=TOKEN, base_url=standin.api_url)
-    server = slack_runtime.serve(slackinteractions.Interactions(api, client, SECRET), "127.0.0.1", 0)
+    interactions = slackinteractions.Interactions(controller_api, client, SECRET)
+    server = slack_runtime.serve(interactions, "127.0.0.1", 0)
     yield f"http://127.0.0.1:{server.server_address[1]}{slack_runtime.PATH}"
     server.shutdown()
     server.server_close()
@@ -241,11 +242,11 @@ def test_a_button_for_a_gate_that_no_longer_waits_is_answered_politely_and_chang
 
 
 def test_a_press_over_socket_mode_creates_the_approval_without_any_inbound_endpoint(
-    api: kubeapi.KubeApi, standin: slack.SlackStandIn
+    api: kubeapi.KubeApi, controller_api: kubeapi.KubeApi, standin: slack.SlackStandIn
 ) -> None:
     gate = Gate(api, standin, ["U0ADA"])
     client = WebClient(token=TOKEN, base_url=standin.api_url)
-    interactions = slackinteractions.Interactions(api, client, signing_secret=None)
+    interactions = slackinteractions.Interactions(controller_api, client, signing_secret=None)
     socket = slack_runtime.connect_socket_mode(interactions, APP_TOKEN, client)
     try:
         standin.press_over_socket(channel="ml-releases", ts=gate.ts, action_id="approve", user="U0ADA")

@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 
 from controller.adapters import slackpress
 from controller.resources import releasestatus
-from controller.sandbox import slack
+from controller.tooling import slackstandin as slack
 
 TOKEN, SECRET = "xoxb-standin-token", "standin-signing-secret"
 TARGET = slackpress.ButtonValue("ml-serving", "ranker", "a1b2c3d4e5", 3)

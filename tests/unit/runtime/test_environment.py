@@ -56,6 +56,6 @@ def test_a_bad_value_stops_naming_the_variable(
 def test_the_real_run_command_reads_its_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODELRELEASE_METRICS_PORT", "9100")
     monkeypatch.setenv("MODELRELEASE_PROMETHEUS", "http://prometheus:9090")
-    args = main._parser().parse_args(["run"])
+    args = main.build_parser().parse_args(["run"])
     assert args.metrics_port == 9100
     assert args.prometheus == "http://prometheus:9090"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from controller.runtime import statuspatch
-from controller.sandbox import patching
+from tests import mergepatch as patching
 
 
 def test_the_patch_carries_only_what_changed_and_nulls_what_went() -> None:

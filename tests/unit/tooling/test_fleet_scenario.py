@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.sandbox import fleet
+from controller.tooling import fleet
 
 
 def test_a_version_with_a_slower_tail_and_more_errors_serves_that_way() -> None:

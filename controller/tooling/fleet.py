@@ -1,6 +1,6 @@
-"""A traffic-following inference fleet: the sandbox's pods serve what the routes send them.
+"""A traffic-following inference fleet: the cluster's pods serve what the routes send them.
 
-Every Ready pod of the emulated cluster that carries a release label serves requests at the rate
+Every Ready pod of the cluster that carries a release label serves requests at the rate
 the data plane gives it (`dataplane.pod_shares`: Service selectors, HTTPRoute and VirtualService
 weights) and keeps Prometheus counters the way a model server does: requests, errors, a latency
 histogram with a real serving stack's bucket edges, GPU utilisation and predictions by class. How
@@ -43,7 +43,7 @@ import numpy as np
 import yaml
 
 from analysis.tooling import openmetrics, traffic_simulator
-from controller.sandbox import dataplane
+from controller.tooling import dataplane
 
 # The labels the controller puts on every pod it runs (read here as a data plane would).
 RELEASE = "modelrelease.dev/release"
@@ -165,7 +165,7 @@ class _Pod:
 
 
 class ObjectSource(Protocol):
-    """Where the fleet reads the cluster's objects: the emulator's store, or a real cluster's client."""
+    """Where the fleet reads the cluster's objects: a real cluster's client (`tests.controlplane.kube.Kube`)."""
 
     def objects(self, plural: str) -> list[dict[str, Any]]: ...
 

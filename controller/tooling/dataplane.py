@@ -1,6 +1,6 @@
-"""The sandbox's data plane: which pod gets what share of a release's requests.
+"""The fleet's data plane: which pod gets what share of a release's requests.
 
-Read from the emulated cluster exactly as a real data plane would route: a request for a release
+Read from the cluster's objects exactly as a real data plane would route: a request for a release
 enters through the HTTPRoute rule or the VirtualService http route that points at the release's
 Services (weights between backends), else through the release's production Service; a Service
 spreads its share evenly over the Ready pods its selector matches. A rule whose every match asks

@@ -15,7 +15,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 
-from controller.sandbox import slack
+from controller.tooling import slackstandin as slack
 
 TOKEN, SECRET = "xoxb-standin-token", "standin-signing-secret"
 BUTTONS = [

@@ -1,4 +1,4 @@
-"""The sandbox data plane routes a release's requests the way the cluster's objects say."""
+"""The fleet's data plane routes a release's requests the way the cluster's objects say."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from controller.sandbox import dataplane
+from controller.tooling import dataplane
 
 
 def _pod(name: str, revision: str, ready: bool = True) -> dict[str, Any]:

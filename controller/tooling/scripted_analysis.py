@@ -1,10 +1,13 @@
-"""Analysis verdicts scripted in a ConfigMap: the sandbox's and the demo's analysis backend.
+"""Analysis verdicts scripted in a ConfigMap: the test rig's analysis backend, never the product's.
 
 Real releases use the judge on Prometheus data (`prometheus_analysis.py`). This backend lets the
-emulated cluster exercise every analysis path exactly and fast: a ConfigMap
+tests and benchmarks exercise every analysis path exactly and fast: a ConfigMap
 `modelrelease-analysis-script` in the release's namespace maps a run name, a model version, or
 `default` to `Pass`, `Fail` or `Inconclusive`. Without an entry a run stays Running, so the
 engine ends it INCONCLUSIVE at maxDuration: never a silent pass.
+
+No flag of `modelrelease run` selects it, and controller.tooling is not in the wheel: only
+`python -m controller.tooling.scripted_controller` in a checkout runs a controller with it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from collections.abc import Sequence
 from analysis import verdicts
 from controller import errors, ports
 from controller.adapters import kubeapi
+from controller.adapters.no_analysis import build_running
 from controller.domain import actions
+from controller.runtime import settings
 
 CONFIGMAP = "modelrelease-analysis-script"
 
@@ -54,21 +59,6 @@ class ScriptedAnalysis:
         """Nothing runs between reconciles, so nothing to stop."""
 
 
-class NoAnalysis:
-    """No backend configured: every run stays Running and ends INCONCLUSIVE at maxDuration."""
-
-    def fetch_results(
-        self, release: ports.ReleaseRef, runs: Sequence[actions.StartAnalysis]
-    ) -> dict[str, verdicts.AnalysisSummary]:
-        return build_running(runs)
-
-    def apply_start(self, release: ports.ReleaseRef, action: actions.StartAnalysis) -> None:
-        pass
-
-    def apply_stop(self, release: ports.ReleaseRef, action: actions.StopAnalysis) -> None:
-        pass
-
-
-def build_running(runs: Sequence[actions.StartAnalysis]) -> dict[str, verdicts.AnalysisSummary]:
-    """Every run known and still without a verdict (see `ports.AnalysisBackend`)."""
-    return {run.run: verdicts.AnalysisSummary(verdict=verdicts.Verdict.RUNNING) for run in runs}
+def scripted(config: settings.RuntimeSettings, api: kubeapi.KubeApi) -> ports.AnalysisBackend:
+    """An `operator.AnalysisFactory`: verdicts from the ConfigMap, whatever `--analysis` says."""
+    return ScriptedAnalysis(api)
