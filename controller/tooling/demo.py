@@ -547,7 +547,7 @@ def _explore(demo: Demo) -> None:
         f"  kubectl get gitsource releases -o yaml\n"
         f"  kubectl get approvals; kubectl get configmap modelrelease-slack-{RELEASE} -o yaml\n"
         f"  git -C {demo.repo.clone_path} log --stat\n"
-        f"  kubectl get deploy,pods,httproute\n"
+        f"  kubectl get deploy,pods,httproute; kubectl get nodes (KWOK, 8 GPUs each)\n"
         f"  open {demo.prometheus.url} (e.g. sum by (revision) (rate(inference_requests_total[30s])))\n"
         f"Ctrl-C stops it all."
     )

@@ -165,7 +165,7 @@ class _Pod:
 
 
 class ObjectSource(Protocol):
-    """Where the fleet reads the cluster's objects: a real cluster's client (`tests.controlplane.kube.Kube`)."""
+    """Where the fleet reads the cluster's objects (`tests.controlplane.kube.Kube`)."""
 
     def objects(self, plural: str) -> list[dict[str, Any]]: ...
 

@@ -14,7 +14,9 @@ canary pods load — must cost requests per poll interval, not per CPU cycle.
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
+import math
 import os
 import pathlib
 import sys
@@ -46,6 +48,7 @@ class Window:
     seconds: float
     requests: int
     cpu_seconds: float
+    kinds: tuple[tuple[str, int], ...] = ()  # the most frequent requests: ("patch modelreleases/status", n)
 
     @property
     def per_release_minute(self) -> float:
@@ -85,7 +88,17 @@ def _measure(bench: benchcluster.BenchCluster, pid: int, phase: str, releases: i
     time.sleep(seconds)  # the measuring window itself: requests and CPU are counted over it
     ended = datetime.now(UTC)
     requests = [call for call in bench.controller_calls(since=began) if call.at < ended]
-    return Window(phase, releases, seconds, len(requests), _cpu_seconds(pid) - cpu)
+    kinds = collections.Counter(f"{call.verb} {call.resource}" for call in requests).most_common(3)
+    return Window(phase, releases, seconds, len(requests), _cpu_seconds(pid) - cpu, tuple(kinds))
+
+
+def _loading_pods(bench: benchcluster.BenchCluster) -> int:
+    """Pods of model 3 bound to a node and loading (KWOK holds their readiness for an hour)."""
+    return sum(
+        1
+        for pod in bench.kube.objects("pods", "default")
+        if cluster.READY_AFTER in (pod["metadata"].get("annotations") or {}) and pod["spec"].get("nodeName")
+    )
 
 
 def _patch_all(bench: benchcluster.BenchCluster, patch: dict[str, Any]) -> None:
@@ -95,7 +108,12 @@ def _patch_all(bench: benchcluster.BenchCluster, patch: dict[str, Any]) -> None:
 
 def run(releases: int, window: float, poll_interval: float) -> list[Window]:
     measured = []
-    with tempfile.TemporaryDirectory() as scratch, benchcluster.running(pathlib.Path(scratch)) as bench:
+    # The scheduler places every pod: 4 nodes with room for each release's peak (stable + 2 extra).
+    gpus_per_node = max(8, math.ceil(releases * 4 / 4))
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        benchcluster.running(pathlib.Path(scratch), gpus_per_node=gpus_per_node) as bench,
+    ):
         log = pathlib.Path(scratch) / "controller.log"
         controller = bench.start_controller(log, "--poll-interval", str(poll_interval))
         try:
@@ -128,6 +146,11 @@ def run(releases: int, window: float, poll_interval: float) -> list[Window]:
             slow = {"serving": {"podAnnotations": {cluster.READY_AFTER: "1h"}}}
             _patch_all(bench, {"spec": {"model": {"version": "3"}, **slow}})
             every(lambda s: s.get("canaryModelVersion") == "3", "every release stepping to model 3")
+            # Measured once every canary pod is bound to a node (loading): the window is the wait
+            # itself, not the churn of creating a Deployment, its ReplicaSet and pods, and binding them.
+            wait_until(
+                lambda: _loading_pods(bench) >= releases, timeout=deadline, what="canary pods", every=0.5
+            )
             measured.append(_measure(bench, controller.pid, "stepping", releases, window))
         finally:
             processes.stop(controller)
@@ -143,14 +166,18 @@ def report(windows: Sequence[Window], command: str, poll_interval: float) -> str
         "as completed in the window, divided by releases",
         "and minutes (the reconciler's reads and writes, Kopf's watches and finalizer patches).",
         "Phases: idle = Succeeded; analysing = an analysis step with no verdict yet; paused = an",
-        "indefinite pause step; stepping = a weight step waiting for canary pods that take an hour to load.",
+        "indefinite pause step; stepping = a weight step waiting for canary pods that take an hour to load",
+        "(measured once they are bound to nodes: the churn of creating them is not in the window).",
         "",
-        "| releases | phase | requests / release / minute | controller CPU |",
-        "|---|---|---|---|",
+        "| releases | phase | requests / release / minute | controller CPU | most frequent requests |",
+        "|---|---|---|---|---|",
     ]
     for w in windows:
         cpu = 100 * w.cpu_seconds / w.seconds
-        lines.append(f"| {w.releases} | {w.phase} | {w.per_release_minute:.1f} | {cpu:.1f} % of a core |")
+        kinds = ", ".join(f"{kind} {count}" for kind, count in w.kinds)
+        lines.append(
+            f"| {w.releases} | {w.phase} | {w.per_release_minute:.1f} | {cpu:.1f} % of a core | {kinds} |"
+        )
     lines += [
         "",
         f"Bound: with a {poll_interval:g} s poll a waiting release is reconciled about "
