@@ -84,6 +84,10 @@ class Outcome:
     written_back: str = ""  # `git log -1` of the commit the rollback wrote, if any
     slack_thread: str = ""  # the rollout's Slack thread, as the stand-in holds it
     approved_in_slack: str = ""  # who pressed Approve, as the Approval records it
+    # The release as it settled. Explained from this, not read again later: a rollback's commit
+    # reaches Git and the GitSource syncs it back, so the live release soon serves the old model
+    # again (Succeeded), and the story's last word is how the rollout ended.
+    release: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def record(self) -> releasestatus.RolloutRecord | None:
@@ -191,10 +195,11 @@ class Demo:
     def _release(self) -> dict[str, Any]:
         return self.kube.get("modelreleases", NAMESPACE, RELEASE, group=GROUP)
 
-    def explain_and_report(self) -> list[str]:
-        """Where the release ended and why (`kubectl modelrelease explain`), the verdict report's page
-        (`kubectl modelrelease report --html`), and what the controller's own metrics say."""
-        release = self._release()
+    def explain_and_report(self, settled: dict[str, Any]) -> list[str]:
+        """Where the release ended and why (`kubectl modelrelease explain`) and the verdict report's
+        page (`kubectl modelrelease report --html`), both of the release as it `settled` after the
+        last rollout, and what the controller's own metrics say."""
+        release = settled
         now = datetime.now(UTC)
         page = self.work / f"report-{RELEASE}.html"
 
@@ -314,6 +319,7 @@ class Demo:
                     written,
                     thread,
                     by,
+                    release,
                 )
 
     def _press_approve(self, version: str) -> str:
@@ -511,7 +517,7 @@ def story(demo: Demo) -> tuple[list[Outcome], str, bool]:
     demo.deploy_first()
     outcomes = [demo.roll_out("2"), demo.roll_out("3")]
     text, ok = summary(outcomes, demo.registry)
-    return outcomes, text + "\n" + "\n".join(demo.explain_and_report()), ok
+    return outcomes, text + "\n" + "\n".join(demo.explain_and_report(outcomes[-1].release)), ok
 
 
 def main(argv: Sequence[str] | None = None) -> int:
