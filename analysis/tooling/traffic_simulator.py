@@ -110,6 +110,10 @@ class Scenario:
     diurnal_amplitude: float = 0.0
     diurnal_phase: float = 0.0  # radians at t = 0
     pod_offset: float = 0.0  # each pod's latency and GPU scale ×(1 + U(-a, a))
+    # Persistent per-arm slowness: every canary pod's latency and GPU ×(1 + this) for the whole
+    # release (canary pods on an older node type, a sidecar only the new revision has). Inside a
+    # metric's margin it is a good release the judge must promote, not roll back.
+    canary_offset: float = 0.0
     warmup_seconds: float = 0.0  # time constant of a new pod's slowdown
     warmup_slowdown: float = 0.5  # extra latency right after start, decaying with exp(-age/τ)
     onset_seconds: float = 0.0  # the canary behaves like the baseline before this
@@ -241,6 +245,8 @@ def simulate_intervals(
     arms = []
     for arm, pods in (("canary", scenario.canary_pods), ("baseline", scenario.baseline_pods)):
         offsets = _pod_offsets(rng, scenario, seeds, pods)
+        if arm == "canary":
+            offsets = offsets * (1.0 + scenario.canary_offset)
         slow = 1.0 + scenario.episode_slowdown * _episodes(
             rng, seeds, intervals, scenario.episodes_per_hour, scenario.episode_minutes, interval_seconds
         )
