@@ -84,9 +84,10 @@ class Outcome:
     written_back: str = ""  # `git log -1` of the commit the rollback wrote, if any
     slack_thread: str = ""  # the rollout's Slack thread, as the stand-in holds it
     approved_in_slack: str = ""  # who pressed Approve, as the Approval records it
-    # The release as it settled. Explained from this, not read again later: a rollback's commit
-    # reaches Git and the GitSource syncs it back, so the live release soon serves the old model
-    # again (Succeeded), and the story's last word is how the rollout ended.
+    # The release when the rollout first showed how it ended (RolledBack, or Succeeded on this
+    # version). Explained from this, not read again later: a rollback's commit reaches Git and the
+    # GitSource syncs it back, so the live release soon serves the old model again (Succeeded) —
+    # sometimes before the registry has heard, which is when the rollout counts as settled.
     release: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
@@ -272,6 +273,7 @@ class Demo:
         began: float | None = None
         shown, seen = "", ""
         approved = ""
+        ended: dict[str, Any] | None = None  # the release when its rollout first showed how it ended
         while True:
             remaining = timeout - (time.monotonic() - started)
             try:  # until the cluster's next write to the release (polled every 0.1 s, with a deadline)
@@ -301,6 +303,9 @@ class Demo:
             if status.phase == releasestatus.Phase.AWAITING_APPROVAL and not approved:
                 approved = self._press_approve(version)
             rolled_back = status.last_rollback is not None and status.last_rollback.model_version == version
+            finished = status.phase in (releasestatus.Phase.ROLLED_BACK, releasestatus.Phase.SUCCEEDED)
+            if ended is None and finished and (rolled_back or status.stable_model_version == version):
+                ended = release
             told = not status.registry_owed  # the registry has heard how it ended
             if ctl.settled(release) and told and (status.stable_model_version == version or rolled_back):
                 written = (
@@ -319,7 +324,7 @@ class Demo:
                     written,
                     thread,
                     by,
-                    release,
+                    ended or release,
                 )
 
     def _press_approve(self, version: str) -> str:
