@@ -83,7 +83,10 @@ def test_a_version_waits_for_its_tag_then_promotion_moves_the_alias_and_a_rollba
     client.set_model_version_tag(MODEL, "2", "validation", "passed")  # the validation pipeline finishes
     world.wait_for_status(MODEL, lambda s: s.get("stableModelVersion") == "2", timeout=90, what="2 promoted")
     world.wait_until(lambda: alias(client, "production") == "2", timeout=30, what="the alias moved")
-    assert tags(client, "2")["modelrelease.rollout"] == "promoted"
+    # The alias and the outcome tag are two registry writes: the tag may land a moment after the alias.
+    world.wait_until(
+        lambda: tags(client, "2").get("modelrelease.rollout") == "promoted", timeout=30, what="the tag"
+    )
 
     world.patch_release(MODEL, {"spec": {"model": {"version": "3"}}})
     rolled = world.wait_for_status(
