@@ -8,10 +8,10 @@ Rules, in order:
 1. Fail as soon as a critical metric's evidence that the canary is worse by more than its
    margin has reached 1/α_i (α split over metrics by `alphaShare`, then over a metric's
    tests: valid under any dependence, and under any number of looks).
-2. Pass when every critical metric has reached power 1 − β against a regression of its
-   margin's size (its pass e-process, "the canary is worse by the margin or more", crossed
-   1/β; or 1/α_i, non-inferiority, whichever comes first) and each has seen `minRequests` per
-   arm over `minDuration` — and some metric counted the canary's requests.
+2. Pass when every critical metric has rejected "the canary is worse by the margin or more" at
+   level max(β, α_i) — at any look by its pass e-process crossing 1/(0.3·level), or at `final`
+   (maxDuration, looked at once) by the fixed-horizon test at 0.7·level — and each has seen
+   `minRequests` per arm over `minDuration`; and some metric counted the canary's requests.
 3. Inconclusive when the canary served nothing while the baseline had traffic for the
    minimum duration, or at `final` (maxDuration) — never a silent pass.
 4. Otherwise Running.
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
@@ -89,7 +90,9 @@ def assess(
     for metric in template.metrics:
         intervals = tuple(series.get(metric.name, ()))
         levels = Levels(alpha=template.alpha_for(metric), beta=template.beta)
-        judged.extend(assess_metric(metric, levels, intervals, template.interval, canary_due=canary_due))
+        judged.extend(
+            assess_metric(metric, levels, intervals, template.interval, canary_due=canary_due, final=final)
+        )
     return decide(template, judged, final=final)
 
 
@@ -156,18 +159,20 @@ def assess_metric(
     interval: timedelta,
     *,
     canary_due: int = 0,
+    final: bool = False,
 ) -> list[Judged]:
+    """`final`: this look is at maxDuration, where the fixed-horizon pass test is read (once)."""
     match metric.kind:
         case specs.MetricKind.ERROR_RATE:
-            return [_assess_error_rate(metric, levels, intervals, interval, canary_due)]
+            return [_assess_error_rate(metric, levels, intervals, interval, canary_due, final)]
         case specs.MetricKind.LATENCY:
-            return _assess_latency(metric, levels, intervals, interval, canary_due)
+            return _assess_latency(metric, levels, intervals, interval, canary_due, final)
         case specs.MetricKind.GAUGE:
-            return [_assess_gauge(metric, levels, intervals, interval)]
+            return [_assess_gauge(metric, levels, intervals, interval, final)]
         case specs.MetricKind.DISTRIBUTION:
-            return [_assess_distribution(metric, levels, intervals, interval)]
+            return [_assess_distribution(metric, levels, intervals, interval, final)]
         case specs.MetricKind.AGREEMENT:
-            return [_assess_agreement(metric, levels, intervals, interval)]
+            return [_assess_agreement(metric, levels, intervals, interval, final)]
 
 
 def _column(intervals: tuple[observations.IntervalSample, ...], arm: str, field: str) -> FloatArray:
@@ -202,26 +207,39 @@ def _judge(
     margin: float,
     effect: float | None = None,
     resolution: str | None = None,
+    *,
+    final: bool = False,
 ) -> Judged:
-    alpha = levels.alpha / found.tests
+    alpha = found.threshold(levels.alpha)
     fail_peak = float(np.max(found.log_fail, initial=0.0))
-    pass_level = max(alpha, levels.beta)
     pass_log = float(found.log_pass[-1]) if found.log_pass.size else -math.inf
+    needed = found.log_pass_needed(levels.alpha, levels.beta)
     power = 1.0 - math.exp(-max(pass_log, 0.0))
-    passed = pass_log >= math.log(1 / pass_level)
+    power_needed = 1.0 - math.exp(-needed)
+    z_needed = found.z_pass_needed(levels.alpha, levels.beta)
+    z_now = float(found.final_z[-1]) if found.final_z is not None and found.final_z.size else -math.inf
+    at_horizon = final and z_now >= z_needed
+    passed = pass_log >= needed or at_horizon
     if fail_peak >= math.log(1 / alpha):
         verdict, message = verdicts.Verdict.FAIL, "evidence crossed 1/α: worse than the margin"
     elif passed and exposure.enough(metric):
         verdict, message = (
             verdicts.Verdict.PASS,
-            f"power {power:.0%} ≥ 1 − β against a regression of the margin's size",
+            (
+                f"power {power:.0%} ≥ {power_needed:.0%}: inside the margin, whenever it is looked at"
+                if pass_log >= needed
+                else f"fixed-horizon test at maxDuration: z {z_now:.2f} ≥ {z_needed:.2f}, inside the margin "
+                f"at level {1 - statistics.NormalDist().cdf(z_needed):.1%}"
+            ),
         )
     elif passed:
         verdict, message = verdicts.Verdict.RUNNING, "inside the margin; waiting for minRequests/minDuration"
     else:
         verdict, message = (
             verdicts.Verdict.RUNNING,
-            f"collecting evidence: power {power:.0%} of the {1 - pass_level:.0%} needed to pass, "
+            f"collecting evidence: power {power:.0%} of the {power_needed:.0%} needed to pass early "
+            f"(at maxDuration a fixed-horizon test passes at z ≥ {z_needed:.2f}; "
+            f"now {max(z_now, -99.0):.2f}), "
             f"fail evidence {math.exp(min(fail_peak, 700.0)):.3g} of the {1 / alpha:.3g} needed to fail",
         )
     baseline, canary = values
@@ -299,6 +317,7 @@ def _assess_error_rate(
     intervals: tuple[observations.IntervalSample, ...],
     interval: timedelta,
     canary_due: int = 0,
+    final: bool = False,
 ) -> Judged:
     n_c, n_b = _column(intervals, "canary", "requests"), _column(intervals, "baseline", "requests")
     x_c, x_b = _column(intervals, "canary", "errors"), _column(intervals, "baseline", "errors")
@@ -316,6 +335,7 @@ def _assess_error_rate(
         values,
         ci,
         metric.margin.relative,
+        final=final,
     )
 
 
@@ -376,6 +396,7 @@ def _assess_latency(
     intervals: tuple[observations.IntervalSample, ...],
     interval: timedelta,
     canary_due: int = 0,
+    final: bool = False,
 ) -> list[Judged]:
     assert metric.latency is not None
     edges_c, cum_c, tot_c = _histograms(intervals, "canary", metric.name)
@@ -406,7 +427,17 @@ def _assess_latency(
         name = specs.quantile_test_name(metric, q)
         judged.append(
             _judge(
-                metric, name, share, found, exposure, values, ci, metric.margin.relative, effect, resolution
+                metric,
+                name,
+                share,
+                found,
+                exposure,
+                values,
+                ci,
+                metric.margin.relative,
+                effect,
+                resolution,
+                final=final,
             )
         )
     if slo is not None:
@@ -426,6 +457,7 @@ def _assess_latency(
                 (_ratio(xb, nb), _ratio(xc, nc)),
                 ci,
                 metric.margin.relative,
+                final=final,
             )
         )
     return judged
@@ -463,8 +495,9 @@ def _quantile_effect(
     edge = float(edges[where.anchor[last]])
     spacing = _spacing(edges, int(where.anchor[last]))
     resolution = (
-        f"p{q * 100:g} tested at le={edge:g}s, the edge nearest the baseline's (buckets {spacing:.3g}× "
-        f"apart there); tail slope {slope[last]:.2f}: a {relative:.1%} higher quantile puts "
+        f"p{q * 100:g} tested at le={edge:g}s, the first edge at or above the baseline's "
+        f"(buckets {spacing:.3g}× apart there); tail slope {slope[last]:.2f}: "
+        f"a {relative:.1%} higher quantile puts "
         f"×{(1 + relative) ** slope[last]:.3f} as many requests above it"
     )
     return effect, ci, resolution
@@ -496,6 +529,7 @@ def _assess_gauge(
     levels: Levels,
     intervals: tuple[observations.IntervalSample, ...],
     interval: timedelta,
+    final: bool = False,
 ) -> Judged:
     g_c, g_b = _gauge_values(metric, intervals, "canary"), _gauge_values(metric, intervals, "baseline")
     increase = metric.bad_direction == specs.BadDirection.INCREASE
@@ -522,7 +556,9 @@ def _assess_gauge(
     exposure = Exposure(
         canary_requests=requests[0], baseline_requests=requests[1], observed=interval * int(seen.sum())
     )
-    judged = _judge(metric, metric.name, levels, found, exposure, values, (low, high), metric.margin.relative)
+    judged = _judge(
+        metric, metric.name, levels, found, exposure, values, (low, high), metric.margin.relative, final=final
+    )
     # A gauge has no request count: the canary is silent when it reported nothing for the minimum
     # duration while the baseline reported.
     silent = not np.isfinite(g_c).any() and interval * int(np.isfinite(g_b).sum()) >= metric.min_duration
@@ -534,6 +570,7 @@ def _assess_distribution(
     levels: Levels,
     intervals: tuple[observations.IntervalSample, ...],
     interval: timedelta,
+    final: bool = False,
 ) -> Judged:
     classes = sorted({c for i in intervals for arm in (i.canary, i.baseline) for c in (arm.counts or {})})
 
@@ -568,7 +605,9 @@ def _assess_distribution(
         k = int(np.argmax(shift))
         values = (float(share_b[k]), float(share_c[k]))
         ci = _ratio_ci(n_c, counts_c[:, k], n_b, counts_b[:, k], levels.alpha / found.tests)
-    judged = _judge(metric, metric.name, levels, found, exposure, values, ci, metric.margin.relative)
+    judged = _judge(
+        metric, metric.name, levels, found, exposure, values, ci, metric.margin.relative, final=final
+    )
     if values[0] is None:
         return judged
     note = f"{judged.result.message}; values are the share of class {classes[k]!r}, the one that moved most"
@@ -580,6 +619,7 @@ def _assess_agreement(
     levels: Levels,
     intervals: tuple[observations.IntervalSample, ...],
     interval: timedelta,
+    final: bool = False,
 ) -> Judged:
     """A shadow's share of compared requests whose prediction differs from stable's, against the
     absolute bound `margin.absolute`; only the canary's counts are read."""
@@ -594,7 +634,9 @@ def _assess_agreement(
     seen = np.isfinite(n)
     exposure = Exposure(canary_requests=total, baseline_requests=None, observed=interval * int(seen.sum()))
     share = disagreed / total if total > 0 else None
-    judged = _judge(metric, metric.name, levels, found, exposure, (None, share), (None, None), bound)
+    judged = _judge(
+        metric, metric.name, levels, found, exposure, (None, share), (None, None), bound, final=final
+    )
     said = (
         "no comparison yet"
         if share is None

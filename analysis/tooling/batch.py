@@ -109,6 +109,12 @@ def sub_tests(
     return tests
 
 
+def _final_z(found: evidence.Evidence, shape: tuple[int, ...]) -> np.ndarray:
+    if found.final_z is None:
+        return np.full(shape, -np.inf)
+    return np.asarray(found.final_z)
+
+
 def outcomes(tests: list[SubTest]) -> Outcome:
     deciding = [t for t in tests if t.critical] or tests
     fails = np.stack(
@@ -121,9 +127,16 @@ def outcomes(tests: list[SubTest]) -> Outcome:
     failed_by = [
         deciding[int(i)].name if fail_at[s] >= 0 else "" for s, i in enumerate(fail_times.argmin(axis=0))
     ]
+    # Anytime passes at every interval; the fixed-horizon test only at the last one (maxDuration).
+    horizon = np.zeros(deciding[0].exposure.shape, dtype=bool)
+    horizon[..., -1] = True
     passing = np.stack(
         [
-            (t.found.log_pass >= np.log(1.0 / max(t.found.threshold(t.alpha), t.beta))) & t.exposure
+            (
+                (t.found.log_pass >= t.found.log_pass_needed(t.alpha, t.beta))
+                | (horizon & (_final_z(t.found, horizon.shape) >= t.found.z_pass_needed(t.alpha, t.beta)))
+            )
+            & t.exposure
             for t in deciding
         ]
     ).all(axis=0)

@@ -44,23 +44,43 @@ DAY_SECONDS = 86400.0
 
 @dataclasses.dataclass(frozen=True)
 class Behaviour:
-    """How one model version serves: latency shape, errors, GPU load, predictions."""
+    """How one model version serves: latency shape, errors, GPU load, predictions.
+
+    Latency is a mixture: a body and, with weight `tail_weight`, a tail starting around
+    `tail_start` × the median. The body is lognormal, or bimodal when `batch_share` > 0: that
+    share of requests waits for the next GPU batch and is `batch_delay` times slower (the
+    second hump continuous batching servers show). The tail is Pareto (`tail_shape`) or, with
+    `tail_sigma`, lognormal around `tail_start` × the median (a slow path: cache misses, long
+    prompts, preemptions), whose local slope is steeper and grows along the tail.
+    """
 
     median_seconds: float = 0.08
     body_sigma: float = 0.3
     tail_weight: float = 0.03
-    tail_start: float = 1.5  # Pareto scale, as a multiple of the median
+    tail_start: float = 1.5  # Pareto scale (or the lognormal tail's median), as a multiple of the median
     tail_shape: float = 2.5
     error_rate: float = 0.005
     gpu_utilisation: float = 0.55
     class_shares: tuple[float, ...] = (0.70, 0.20, 0.08, 0.02)
+    batch_share: float = 0.0
+    batch_delay: float = 1.8
+    tail_sigma: float | None = None
 
     def latency_cdf(self, edges: FloatArray, slowdown: npt.ArrayLike = 1.0) -> FloatArray:
         """P(latency ≤ edge); `slowdown` scales every latency (pod offset, warm-up)."""
         x = np.asarray(edges, dtype=np.float64) / np.asarray(slowdown, dtype=np.float64)[..., None]
-        body = stats.norm.cdf((np.log(x) - math.log(self.median_seconds)) / self.body_sigma)
+        log_x = np.log(x)
+        body = stats.norm.cdf((log_x - math.log(self.median_seconds)) / self.body_sigma)
+        if self.batch_share > 0:
+            waited = stats.norm.cdf(
+                (log_x - math.log(self.median_seconds * self.batch_delay)) / self.body_sigma
+            )
+            body = (1 - self.batch_share) * body + self.batch_share * waited
         start = self.tail_start * self.median_seconds
-        tail = np.where(x > start, 1.0 - (start / np.maximum(x, start)) ** self.tail_shape, 0.0)
+        if self.tail_sigma is not None:
+            tail = stats.norm.cdf((log_x - math.log(start)) / self.tail_sigma)
+        else:
+            tail = np.where(x > start, 1.0 - (start / np.maximum(x, start)) ** self.tail_shape, 0.0)
         return np.asarray((1 - self.tail_weight) * body + self.tail_weight * tail, dtype=np.float64)
 
     def latency_quantile(self, quantile: float) -> float:

@@ -65,14 +65,22 @@ class PrometheusAnalysis:
                 baseline_revision=run.baseline_revision,
                 model=run.canary_model_version,
             )
+            # At maxDuration the judge looks once more, as the fixed-horizon test it may read only
+            # then, on the window up to maxDuration and not beyond: a controller that restarts
+            # before recording the verdict looks at the same intervals and reaches the same verdict.
+            ends = run.start + run.max_duration
+            final = self._clock() >= ends
             window = prometheus.build_window(
-                run.evidence_since or run.start, self._clock(), template.interval, release.spec.serving.warmup
+                run.evidence_since or run.start,
+                min(self._clock(), ends),
+                template.interval,
+                release.spec.serving.warmup,
             )
             try:
                 series = self.cache.observe(self._source, run.run, template, target, window)
                 # The canary is due to report from the run's start (its step's traffic was in place).
                 due = prometheus.first_interval_from(window, run.start)
-                results[run.run] = judge.assess(template, series, canary_due=due)
+                results[run.run] = judge.assess(template, series, canary_due=due, final=final)
                 self._outage = None
             except prometheus.SourceError as error:
                 self._outage = (self._clock() + OUTAGE_BACKOFF, str(error))

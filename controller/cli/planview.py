@@ -277,11 +277,14 @@ def step_lengths(
                 slowest = "" if limiting is None else f", {limiting.name} decides"
                 if limiting is not None and limiting.canary_requests is not None:
                     slowest += f" after ~{limiting.canary_requests:,.0f} canary requests"
-                beyond = (
-                    " (beyond maxDuration: expect Inconclusive)"
-                    if expected.duration > step.analysis.max_duration
-                    else ""
-                )
+                beyond = ""
+                if expected.horizon_duration > step.analysis.max_duration:
+                    beyond = " (beyond maxDuration: expect Inconclusive)"
+                elif expected.duration > step.analysis.max_duration:
+                    beyond = (
+                        " (no early pass expected: at maxDuration the fixed-horizon test passes a "
+                        f"typical good canary, which needs ~{_minutes(expected.horizon_duration)})"
+                    )
                 lines.append(
                     f"{step.label}: expected ~{schema.format_duration(_whole_minutes(expected.duration))} "
                     f"to pass at {rps:g} requests/s and {previous_weight}% canary{slowest}; "
@@ -289,6 +292,10 @@ def step_lengths(
                 )
         previous_weight = step.weight
     return lines
+
+
+def _minutes(duration: timedelta) -> str:
+    return schema.format_duration(_whole_minutes(duration))
 
 
 def _whole_minutes(duration: timedelta) -> timedelta:

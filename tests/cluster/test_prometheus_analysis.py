@@ -340,6 +340,30 @@ def test_a_late_analysis_step_builds_on_the_canary_traffic_of_the_steps_before_i
     assert results["whole-rollout"].verdict == verdicts.Verdict.PASS, results["whole-rollout"].rule
 
 
+def test_the_look_at_max_duration_judges_the_window_up_to_max_duration_however_late_it_comes(
+    served: Served, real_cluster: harness.Cluster, tmp_path: pathlib.Path
+) -> None:
+    """The final look is the fixed-horizon test, read once: a controller that restarts before it
+    recorded the verdict looks again later and must see the same intervals and reach the same verdict."""
+    started = datetime.fromtimestamp(served.start + 180, UTC)
+    run = _run("half-hour", "quality", started).model_copy(update={"max_duration": timedelta(minutes=30)})
+    now = [started + timedelta(minutes=30)]
+    with _adapter(served, real_cluster, tmp_path, "good", lambda: now[0]) as (backend, release):
+        at_the_end = backend.fetch_results(release, (run,))[run.run]
+        now[0] = started + timedelta(minutes=50)
+        backend.cache = interval_cache.IntervalCache()  # as after a restart
+        later = backend.fetch_results(release, (run,))[run.run]
+        longer = run.model_copy(update={"run": "hour", "max_duration": timedelta(hours=1)})
+        uncapped = backend.fetch_results(release, (longer,))[longer.run]
+    assert later == at_the_end
+    assert at_the_end.verdict in (verdicts.Verdict.PASS, verdicts.Verdict.INCONCLUSIVE), at_the_end.rule
+    errors, errors_uncapped = at_the_end.metrics[0], uncapped.metrics[0]
+    assert errors.canary_requests is not None
+    assert errors_uncapped.canary_requests is not None
+    # 30 minutes of canary traffic, not the 50 the clock had reached.
+    assert errors.canary_requests < 0.7 * errors_uncapped.canary_requests
+
+
 def test_an_unreachable_prometheus_is_a_transient_error_for_the_controller(tmp_path: pathlib.Path) -> None:
     source = prometheus_analysis.prometheus.PrometheusSource(
         f"http://127.0.0.1:{prometheus_server.free_port()}", timeout=2

@@ -114,6 +114,6 @@ def test_an_agreement_metric_needs_a_share_bound() -> None:
 
 
 def test_minimum_duration_applies_to_the_shadow_too() -> None:
-    summary = judge.assess(template(), {"agreement": samples([999] * 3, [0] * 3)})
-    assert summary.verdict == verdicts.Verdict.RUNNING  # 3 × 10 s observed of the 1 m needed
+    summary = judge.assess(template(), {"agreement": samples([999] * 5, [0] * 5)})
+    assert summary.verdict == verdicts.Verdict.RUNNING  # 5 × 10 s observed of the 1 m needed
     assert "waiting for minRequests/minDuration" in (summary.metrics[0].message or "")

@@ -284,7 +284,7 @@ def test_a_p99_a_quarter_slower_fails_on_buckets_two_and_a_half_times_apart() ->
     assert summary.verdict == verdicts.Verdict.FAIL, summary.rule
     assert p99.verdict == verdicts.Verdict.FAIL
     assert p99.resolution is not None
-    assert "le=0.25s" in p99.resolution  # the edge nearest the baseline's p99 of about 0.19 s
+    assert "le=0.25s" in p99.resolution  # the first edge above the baseline's p99 of about 0.19 s
     assert p99.ci_low is not None
     assert p99.ci_low > 0.1  # the margin is exceeded at the confidence bound
 

@@ -70,6 +70,8 @@ def test_plan_with_an_expected_request_rate_says_how_long_each_analysis_step_sho
     assert "step 1 (analysis inference-slo): expected ~" in fast
     assert "to pass at 1000 requests/s and 10% canary" in fast
     assert "beyond maxDuration" not in fast
+    assert cli.main(["plan", str(release), str(template), "--expected-rps", "100"]) == 0
+    assert "(no early pass expected: at maxDuration the fixed-horizon test passes" in capsys.readouterr().out
     assert cli.main(["plan", str(release), str(template), "--expected-rps", "10"]) == 0
     assert "beyond maxDuration: expect Inconclusive" in capsys.readouterr().out
 
