@@ -56,8 +56,11 @@ class PrometheusServer:
         scrape_targets: Sequence[str] = (),
         *,
         file_sd: pathlib.Path | None = None,
+        native_histograms: bool = False,
     ) -> None:
         self.folder = folder
+        # Native histograms are scraped (in the protobuf format) only behind this feature flag.
+        self._features = ["--enable-feature=native-histograms"] if native_histograms else []
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         jobs: list[dict[str, object]] = []
@@ -81,6 +84,7 @@ class PrometheusServer:
                     f"--storage.tsdb.path={self.folder / 'data'}",
                     "--storage.tsdb.retention.time=30d",
                     f"--web.listen-address=127.0.0.1:{self.port}",
+                    *self._features,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
