@@ -27,11 +27,9 @@ from datetime import timedelta
 
 import numpy as np
 
-from analysis import evidence, observations, sequential, specs, verdicts
+from analysis import confidence, evidence, observations, sequential, specs, verdicts
 
 FloatArray = sequential.FloatArray
-RATIO_GRID = np.exp(np.linspace(np.log(1 / 16), np.log(16), 241))
-GAUGE_GRID = np.linspace(-0.9, 3.0, 391)
 
 
 class InputError(ValueError):
@@ -272,43 +270,32 @@ def _contain(bound: float | None, effect: float | None, *, low: bool) -> float |
     return min(bound, effect) if low else max(bound, effect)
 
 
-def _bounds(
-    log_fail_grid: FloatArray, log_pass_grid: FloatArray, grid: FloatArray, level: float
-) -> tuple[float | None, float | None]:
-    """Confidence bounds now, from e-processes evaluated on a grid of nulls (grid first, time last).
-
-    The lower bound is the largest null "effect ≤ g" the evidence rejects now, the upper the
-    smallest "effect ≥ g"; None where the grid end was not reached. Every e-process is valid at
-    every time, so these bounds hold whenever they are read (a confidence sequence).
-    """
-    threshold = math.log(1 / level)
-    rejected_low = log_fail_grid[..., -1] >= threshold if log_fail_grid.shape[-1] else np.zeros(0, bool)
-    rejected_high = log_pass_grid[..., -1] >= threshold if log_pass_grid.shape[-1] else np.zeros(0, bool)
-    low = float(grid[rejected_low].max()) if rejected_low.any() else None
-    high = float(grid[rejected_high].min()) if rejected_high.any() else None
-    return low, high
-
-
 def _ratio_ci(
     n_c: FloatArray,
     x_c: FloatArray,
     n_b: FloatArray,
     x_b: FloatArray,
     level: float,
-    exponent: FloatArray | float = 1.0,
-    cap: float | None = None,
+    exponent: float = 1.0,
 ) -> tuple[float | None, float | None]:
-    """Confidence bounds on an effect g where the count ratio is (1 + g)^exponent (1 for rates)."""
-    grid = RATIO_GRID[:, None]
-    rho = grid ** np.asarray(exponent, dtype=np.float64)
+    """Bounds on an effect g where the count ratio is (1 + g)^exponent (1 for rates).
+
+    A time-uniform (asymptotic) confidence sequence on the log ratio of the pooled counts, with
+    their measured dispersion (`confidence.log_ratio`); for latency `exponent` is the tail slope
+    the test used, so the bounds describe the quantile it tested.
+    """
     phi = sequential.dispersion(n_c, x_c, n_b, x_b)
-    low, high = _bounds(
-        sequential.count_ratio(n_c, x_c, n_b, x_b, rho, worse=True, dispersion=phi, cap=cap),
-        sequential.count_ratio(n_c, x_c, n_b, x_b, rho, worse=False, dispersion=phi, cap=cap),
-        RATIO_GRID,
+    found = confidence.log_ratio(
+        float(np.nansum(x_c)),
+        float(np.nansum(n_c)),
+        float(np.nansum(x_b)),
+        float(np.nansum(n_b)),
+        float(phi[-1]) if phi.size else 1.0,
         level,
     )
-    return (None if low is None else low - 1), (None if high is None else high - 1)
+    if found is None:
+        return None, None
+    return math.expm1(found[0] / exponent), math.expm1(min(found[1] / exponent, 700.0))
 
 
 def _assess_error_rate(
@@ -491,7 +478,7 @@ def _quantile_effect(
     effect = None
     if rates[0] is not None and rates[1]:
         effect = float((rates[0] / rates[1]) ** (1 / slope[last]) - 1)
-    ci = _ratio_ci(n_c, x_c, n_b, x_b, level, exponent=slope, cap=evidence.LATENCY_CAP)
+    ci = _ratio_ci(n_c, x_c, n_b, x_b, level, exponent=float(slope[last]))
     edge = float(edges[where.anchor[last]])
     spacing = _spacing(edges, int(where.anchor[last]))
     resolution = (
@@ -540,13 +527,12 @@ def _assess_gauge(
         float(g_c[seen].mean()) if seen.any() else None,
     )
     level = levels.alpha / found.tests
-    shifted = [g_c - (1 + theta) * g_b for theta in GAUGE_GRID]
-    low, high = _bounds(
-        np.stack([sequential.paired_sign(y) for y in shifted]),
-        np.stack([sequential.paired_sign(-y) for y in shifted]),
-        GAUGE_GRID,
-        level,
-    )
+    with np.errstate(
+        divide="ignore", invalid="ignore", over="ignore"
+    ):  # overflow: an infinite ratio, dropped
+        relative = np.where(g_b != 0, g_c / g_b - 1.0, np.nan)
+    bounds = confidence.mean(relative, level)
+    low, high = bounds if bounds is not None else (None, None)
     requests: tuple[float | None, float | None] = (None, None)
     if metric.gauge is not None and metric.gauge.per_request:
         requests = (

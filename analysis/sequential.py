@@ -283,35 +283,43 @@ def paired_sign(differences: npt.ArrayLike, *, fresh_starts: float = 0.0) -> Flo
 def _log_mixture(steps: FloatArray, fresh_starts: float, weights: FloatArray | None = None) -> FloatArray:
     """Cumulative log of the mixture over alternatives (first axis) and start times.
 
-    `fresh_starts` is the share of the mass given to e-processes started afresh every
-    `FRESH_START_EVERY` intervals (0: only the one started at the first interval). `weights`
-    are the alternatives' shares (equal when None; they sum to 1).
+    `fresh_starts` is the share of the mass given to e-processes started afresh at every
+    `FRESH_START_EVERY`-th interval, the k-th with `fresh_starts · 6/(π² k²)` (the weights of all
+    of them, started or not, sum to `fresh_starts`; one not yet started is 1). `weights` are the
+    alternatives' shares (equal when None; they sum to 1).
+
+    A process started at interval s is exp(C_t − C_{s−1}) in each alternative, C the cumulative
+    log likelihood ratio, so all the started ones together are exp(C_t) · Σ_k w_k exp(−C_{s_k−1}):
+    one running sum per alternative, whatever the number of starts — linear in the intervals.
     """
+    count = steps.shape[0]
+    shares = np.full(count, 1.0 / count) if weights is None else np.asarray(weights, dtype=np.float64)
+    log_shares = np.log(shares).reshape((-1,) + (1,) * (steps.ndim - 1))
+    length = steps.shape[-1]
     cumulative = np.cumsum(steps, axis=-1)
-    from_first = _log_mean_exp(cumulative, weights)
-    if fresh_starts <= 0:
-        return from_first
-    terms = [np.log(1.0 - fresh_starts) + from_first]
-    length = cumulative.shape[-1]
+    if fresh_starts <= 0 or length <= FRESH_START_EVERY:
+        from_start = cumulative if fresh_starts <= 0 else cumulative + np.log1p(-fresh_starts)
+        mixed = _log_sum_exp(log_shares + from_start)
+        if fresh_starts > 0:  # none started yet: each is still 1
+            mixed = np.logaddexp(mixed, np.log(fresh_starts))
+        return np.asarray(mixed, dtype=np.float64)
+    started = np.full(cumulative.shape, -np.inf)
+    unstarted = np.full(length, fresh_starts)
     for k, start in enumerate(range(FRESH_START_EVERY, length, FRESH_START_EVERY), start=1):
-        since = cumulative - cumulative[..., start - 1 : start]
-        since[..., :start] = 0.0
-        terms.append(np.log(fresh_starts * 6 / (np.pi**2 * k**2)) + _log_mean_exp(since, weights))
-    return _log_sum_exp(np.stack(terms, axis=0))
+        weight = fresh_starts * 6 / (np.pi**2 * k**2)
+        term = np.log(weight) - cumulative[..., start - 1 : start]
+        started[..., start:] = np.logaddexp(started[..., start:], term)
+        unstarted[start:] -= weight
+    per_alternative = cumulative + np.logaddexp(np.log1p(-fresh_starts), started)
+    mixed = _log_sum_exp(log_shares + per_alternative)
+    return np.asarray(np.logaddexp(mixed, np.log(np.maximum(unstarted, 1e-300))), dtype=np.float64)
 
 
 def _log_sum_exp(stacked: FloatArray) -> FloatArray:
     peak = np.max(stacked, axis=0)
-    return np.asarray(peak + np.log(np.sum(np.exp(stacked - peak), axis=0)), dtype=np.float64)
-
-
-def _log_mean_exp(stacked: FloatArray, weights: FloatArray | None = None) -> FloatArray:
-    """log of the mixture over the first axis (equal weights when None), without overflow."""
-    peak = np.max(stacked, axis=0)
-    if weights is None:
-        return np.asarray(peak + np.log(np.mean(np.exp(stacked - peak), axis=0)), dtype=np.float64)
-    shares = weights.reshape((-1,) + (1,) * (stacked.ndim - 1))
-    return np.asarray(peak + np.log(np.sum(shares * np.exp(stacked - peak), axis=0)), dtype=np.float64)
+    safe = np.where(np.isfinite(peak), peak, 0.0)
+    with np.errstate(divide="ignore"):  # every term -inf: the sum is 0, its log -inf
+        return np.asarray(safe + np.log(np.sum(np.exp(stacked - safe), axis=0)), dtype=np.float64)
 
 
 def first_crossing(log_evidence: FloatArray, alpha: float) -> npt.NDArray[np.int64]:
