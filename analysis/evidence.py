@@ -38,6 +38,16 @@ EDGE_TOLERANCE = 1e-4
 ANYTIME_PASS_SHARE = 0.3
 
 
+def anytime_pass_threshold(level: float) -> float:
+    """What a pass e-process must reach (in log) to pass at any look, for a pass level."""
+    return math.log(1.0 / (ANYTIME_PASS_SHARE * level))
+
+
+def horizon_pass_z(level: float) -> float:
+    """What the fixed-horizon statistic must reach at maxDuration, for a pass level."""
+    return statistics.NormalDist().inv_cdf(1.0 - (1.0 - ANYTIME_PASS_SHARE) * level)
+
+
 # What one interval may add to a latency test's log evidence, per alternative: a few minutes of
 # a slowdown on one arm (a noisy neighbour, node pressure, a warm-up longer than configured)
 # cannot reach 1/α alone, while a sustained shift still crosses within about ten intervals.

@@ -20,8 +20,6 @@ import dataclasses
 import math
 from datetime import timedelta
 
-import numpy as np
-
 from analysis import evidence, specs
 
 # Local tail slope assumed for planning when no histogram has been seen: a Pareto-like tail at
@@ -74,12 +72,8 @@ def requests_to_pass(
     at_null = c * null_ratio / (c * null_ratio + 1)
     per_event = _bernoulli_kl(at_one, at_null)
     events_per_canary_request = bad_rate * (1 + 1 / c)
-    found = evidence.Evidence(log_fail=_NONE, log_pass=_NONE)
-    needed = found.z_pass_needed(beta, beta) ** 2 / 2 if at_horizon else found.log_pass_needed(beta, beta)
+    needed = evidence.horizon_pass_z(beta) ** 2 / 2 if at_horizon else evidence.anytime_pass_threshold(beta)
     return needed / (events_per_canary_request * per_event)
-
-
-_NONE: evidence.FloatArray = np.zeros(0)
 
 
 def estimate_step(

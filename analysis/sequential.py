@@ -56,10 +56,10 @@ SIGN_PROBABILITIES = np.array([0.6, 0.7, 0.8, 0.9, 0.97])
 FRESH_START_EVERY = 10
 FAIL_FRESH = 0.5
 PASS_FRESH = 0.2
-# Pass alternatives: ratios rho0^(1-e), from halfway (in log) to the null down to below 1, and
-# their shares of the mixture.
+# Pass alternatives: ratios rho0^(1-e), from halfway (in log) to the null down to below 1.
+# (Weighting 1 more, or betting on 1 alone, passed at most 3 points more good canaries at 100
+# requests/s: the mixture is not what a look-every-minute pass costs; see evidence.ANYTIME_PASS_SHARE.)
 TOWARD_ONE_EXPONENTS = (0.5, 1.0, 1.5)
-TOWARD_ONE_WEIGHTS = (1 / 3, 1 / 3, 1 / 3)
 # Pseudo-intervals of "no overdispersion" the dispersion estimate starts from.
 DISPERSION_PRIOR = 5.0
 
@@ -111,10 +111,8 @@ def count_ratio(
         return canary - both, log_b - both
 
     log_p0, log_q0 = log_shares(r0_safe)
-    weights = None
     if toward_one:
         alternatives = [r0_safe ** (1.0 - e) for e in TOWARD_ONE_EXPONENTS]
-        weights = np.asarray(TOWARD_ONE_WEIGHTS, dtype=np.float64)
     else:
         factors = RATIO_FACTORS if worse else 1.0 / RATIO_FACTORS
         alternatives = [r0_safe * factor for factor in factors]
@@ -126,7 +124,7 @@ def count_ratio(
         if cap is not None:
             step = np.minimum(step, cap)
         per_alternative.append(step)
-    return _log_mixture(np.stack(per_alternative, axis=0), fresh_starts, weights)
+    return _log_mixture(np.stack(per_alternative, axis=0), fresh_starts)
 
 
 # Alternatives of the share mixture, as factors on the bound p0 (above it to fail, below to pass).
@@ -280,21 +278,19 @@ def paired_sign(differences: npt.ArrayLike, *, fresh_starts: float = 0.0) -> Flo
     return _log_mixture(np.stack(steps, axis=0), fresh_starts)
 
 
-def _log_mixture(steps: FloatArray, fresh_starts: float, weights: FloatArray | None = None) -> FloatArray:
+def _log_mixture(steps: FloatArray, fresh_starts: float) -> FloatArray:
     """Cumulative log of the mixture over alternatives (first axis) and start times.
 
     `fresh_starts` is the share of the mass given to e-processes started afresh at every
     `FRESH_START_EVERY`-th interval, the k-th with `fresh_starts · 6/(π² k²)` (the weights of all
-    of them, started or not, sum to `fresh_starts`; one not yet started is 1). `weights` are the
-    alternatives' shares (equal when None; they sum to 1).
+    of them, started or not, sum to `fresh_starts`; one not yet started is 1). The alternatives
+    have equal shares.
 
     A process started at interval s is exp(C_t − C_{s−1}) in each alternative, C the cumulative
     log likelihood ratio, so all the started ones together are exp(C_t) · Σ_k w_k exp(−C_{s_k−1}):
     one running sum per alternative, whatever the number of starts — linear in the intervals.
     """
-    count = steps.shape[0]
-    shares = np.full(count, 1.0 / count) if weights is None else np.asarray(weights, dtype=np.float64)
-    log_shares = np.log(shares).reshape((-1,) + (1,) * (steps.ndim - 1))
+    log_shares = -np.log(steps.shape[0])
     length = steps.shape[-1]
     cumulative = np.cumsum(steps, axis=-1)
     if fresh_starts <= 0 or length <= FRESH_START_EVERY:
