@@ -86,13 +86,11 @@ class Evidence:
 
     def log_pass_needed(self, alpha: float, beta: float) -> float:
         """What the anytime pass e-process must reach to pass at any look."""
-        return math.log(1.0 / (ANYTIME_PASS_SHARE * self.pass_level(alpha, beta)))
+        return anytime_pass_threshold(self.pass_level(alpha, beta))
 
     def z_pass_needed(self, alpha: float, beta: float) -> float:
         """What the fixed-horizon statistic must reach at maxDuration."""
-        return statistics.NormalDist().inv_cdf(
-            1.0 - (1.0 - ANYTIME_PASS_SHARE) * self.pass_level(alpha, beta)
-        )
+        return horizon_pass_z(self.pass_level(alpha, beta))
 
 
 def _earlier_rate(x: FloatArray, n: FloatArray) -> FloatArray:
