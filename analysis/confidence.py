@@ -14,6 +14,7 @@ reading, not for deciding: verdicts come from the e-processes in `evidence`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -47,18 +48,36 @@ def log_ratio(
     return estimate - half, estimate + half
 
 
-def mean(values: FloatArray, level: float) -> tuple[float, float] | None:
-    """Bounds on the mean of per-interval values (finite ones only); None with fewer than two."""
-    seen = values[np.isfinite(values)]
-    if len(seen) < 2:
+@dataclasses.dataclass(frozen=True)
+class Moments:
+    """Count, mean and sum of squared deviations of the finite values seen so far (Welford's
+    update, one value at a time, so a series cut anywhere folds to the same figures)."""
+
+    count: float = 0.0
+    centre: float = 0.0
+    squares: float = 0.0
+
+    def add(self, values: FloatArray) -> Moments:
+        count, centre, squares = self.count, self.centre, self.squares
+        with np.errstate(over="ignore", invalid="ignore"):
+            for value in values[np.isfinite(values)].tolist():
+                count += 1.0
+                delta = value - centre
+                centre += delta / count
+                squares += delta * (value - centre)
+        return Moments(count, centre, squares)
+
+
+def mean(moments: Moments, level: float) -> tuple[float, float] | None:
+    """Bounds on the mean of per-interval values; None with fewer than two."""
+    if moments.count < 2:
         return None
-    with np.errstate(over="ignore", invalid="ignore"):
-        spread = float(np.std(seen, ddof=1))
-        centre = float(np.mean(seen))
+    spread = math.sqrt(moments.squares / (moments.count - 1)) if moments.squares >= 0 else math.nan
+    centre = moments.centre
     if not (math.isfinite(spread) and math.isfinite(centre)):
         return None  # values near the float range's ends (a baseline of 1e-308): no usable bound
     if spread == 0.0:
         return centre, centre
     # Information in units of intervals, the boundary in units of the values' spread.
-    half = spread * radius(float(len(seen)), level, MEAN_TIGHT_AT)
+    half = spread * radius(moments.count, level, MEAN_TIGHT_AT)
     return centre - half, centre + half

@@ -10,6 +10,10 @@ mark an interval without data.
 Margins are the larger of `relative` (share of the baseline value) and `absolute` (metric
 units). Where the absolute floor must be turned into a ratio, the baseline rate comes from
 the intervals *before* the current one, so the null stays predictable and the e-process valid.
+
+Every builder continues from an `EvidenceState` (None: from the first interval) and returns the
+state after the intervals it was given with the evidence, so the judge adds only new intervals
+at each look and reaches exactly what it would on the whole window (`sequential`).
 """
 
 from __future__ import annotations
@@ -66,9 +70,41 @@ class Resolution:
 
 
 @dataclasses.dataclass(frozen=True)
+class TestState:
+    """Where one test stands: its fail and pass mixtures, the highest evidence each has reached, the
+    fixed-horizon score and the dispersion that tempers the test (None where nothing is tempered)."""
+
+    fail: sequential.MixtureState
+    passing: sequential.MixtureState
+    fail_peak: FloatArray  # 0 before any interval: the e-process starts at 1
+    pass_peak: FloatArray  # -inf before any interval
+    score: sequential.ScoreState | sequential.SignState
+    dispersion: sequential.DispersionState | None
+
+
+@dataclasses.dataclass(frozen=True)
+class RateState:
+    """The baseline's pooled bad events and requests, which turn an absolute margin into a ratio."""
+
+    x: FloatArray
+    n: FloatArray
+
+
+@dataclasses.dataclass(frozen=True)
+class EvidenceState:
+    """What a builder continues from: one state per test, and per compared class the baseline's rate."""
+
+    tests: tuple[TestState, ...]
+    baselines: tuple[RateState, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
 class Evidence:
+    """The evidence over the intervals given (time last) and the state after them."""
+
     log_fail: FloatArray
     log_pass: FloatArray
+    state: EvidenceState
     tests: int = 1
     resolution: Resolution | None = None
     # Cumulative statistic of the fixed-horizon test against "worse by the margin or more", about
@@ -93,28 +129,74 @@ class Evidence:
         return horizon_pass_z(self.pass_level(alpha, beta))
 
 
-def _earlier_rate(x: FloatArray, n: FloatArray) -> FloatArray:
+def fail_peak(state: EvidenceState) -> float:
+    """The highest log fail evidence any test has reached so far (0 before any interval)."""
+    return max((float(t.fail_peak) for t in state.tests), default=0.0)
+
+
+def pass_now(state: EvidenceState) -> float:
+    """The log pass evidence of the metric: every test must pass, so the smallest of their peaks."""
+    return min((float(t.pass_peak) for t in state.tests), default=-math.inf)
+
+
+def z_now(state: EvidenceState) -> float:
+    """The fixed-horizon statistic of the metric now: the smallest of its tests'."""
+    return min((float(t.score.z()) for t in state.tests), default=-math.inf)
+
+
+def _earlier_rate(x: FloatArray, n: FloatArray, state: RateState | None) -> tuple[FloatArray, RateState]:
     """Pooled rate over the intervals before each one (add-one, so it is never 0)."""
-    cx = np.cumsum(np.nan_to_num(x), axis=-1) - np.nan_to_num(x)
-    cn = np.cumsum(np.nan_to_num(n), axis=-1) - np.nan_to_num(n)
-    return np.asarray((cx + 1.0) / (cn + 1.0), dtype=np.float64)
+    x0, n0 = np.nan_to_num(x), np.nan_to_num(n)
+    was = state or RateState(np.zeros(x0.shape[:-1]), np.zeros(x0.shape[:-1]))
+    sum_x, sum_n = sequential.running(x0, was.x), sequential.running(n0, was.n)
+    rate = ((sum_x - x0) + 1.0) / ((sum_n - n0) + 1.0)
+    return np.asarray(rate, dtype=np.float64), RateState(
+        sequential.last(sum_x, was.x), sequential.last(sum_n, was.n)
+    )
 
 
-def null_ratio(x_b: FloatArray, n_b: FloatArray, relative: float, absolute: float) -> FloatArray:
+def null_ratio(
+    x_b: FloatArray, n_b: FloatArray, relative: float, absolute: float, state: RateState | None = None
+) -> tuple[FloatArray, RateState]:
     """1 + margin as a ratio of rates, per interval, from the baseline seen so far."""
-    rate = _earlier_rate(x_b, n_b)
-    return np.asarray(1.0 + np.maximum(relative, absolute / rate), dtype=np.float64)
+    rate, after = _earlier_rate(x_b, n_b, state)
+    return np.asarray(1.0 + np.maximum(relative, absolute / rate), dtype=np.float64), after
 
 
 def _pass_of(*log_passes: FloatArray) -> FloatArray:
     """All pass tests must have crossed: the smallest of their running maxima."""
-    running = [np.maximum.accumulate(lp, axis=-1) for lp in log_passes]
-    return np.asarray(np.min(np.stack(running, axis=0), axis=0), dtype=np.float64)
+    return np.asarray(np.min(np.stack(log_passes, axis=0), axis=0), dtype=np.float64)
 
 
 def _fail_of(*log_fails: FloatArray) -> FloatArray:
     """Any fail test crossing is enough: the largest of them at each interval."""
     return np.asarray(np.max(np.stack(log_fails, axis=0), axis=0), dtype=np.float64)
+
+
+def _tested(
+    log_fail: FloatArray,
+    log_pass: FloatArray,
+    state: TestState | None,
+    fail: sequential.MixtureState,
+    passing: sequential.MixtureState,
+    score: sequential.ScoreState | sequential.SignState,
+    dispersed: sequential.DispersionState | None,
+) -> tuple[FloatArray, TestState]:
+    """The pass evidence as its running maximum, and the test's state after these intervals."""
+    shape = log_fail.shape[:-1]
+    fail_before = np.zeros(shape) if state is None else state.fail_peak
+    pass_before = np.full(shape, -np.inf) if state is None else state.pass_peak
+    peak = np.maximum.accumulate(np.concatenate([pass_before[..., None], log_pass], axis=-1), axis=-1)[
+        ..., 1:
+    ]
+    return np.asarray(peak, dtype=np.float64), TestState(
+        fail=fail,
+        passing=passing,
+        fail_peak=np.asarray(np.maximum(fail_before, np.max(log_fail, axis=-1, initial=-np.inf))),
+        pass_peak=sequential.last(peak, pass_before),
+        score=score,
+        dispersion=dispersed,
+    )
 
 
 def count_evidence(
@@ -125,11 +207,14 @@ def count_evidence(
     rho0: FloatArray | float,
     cap: float | None = None,
     resolution: Resolution | None = None,
+    state: TestState | None = None,
 ) -> Evidence:
     """Fail and pass e-processes of one count-ratio test, tempered by the measured dispersion."""
-    phi = sequential.dispersion(n_c, x_c, n_b, x_b)
+    phi, dispersed = sequential.dispersion(n_c, x_c, n_b, x_b, None if state is None else state.dispersion)
 
-    def tested(worse: bool, fresh: float) -> FloatArray:
+    def tested(
+        worse: bool, fresh: float, was: sequential.MixtureState | None
+    ) -> tuple[FloatArray, sequential.MixtureState]:
         return sequential.count_ratio(
             n_c,
             x_c,
@@ -141,25 +226,69 @@ def count_evidence(
             fresh_starts=fresh,
             dispersion=phi,
             cap=cap,
+            state=was,
         )
 
+    log_fail, fail = tested(True, sequential.FAIL_FRESH, None if state is None else state.fail)
+    log_pass, passing = tested(False, sequential.PASS_FRESH, None if state is None else state.passing)
+    was_score = None if state is None else state.score
+    assert was_score is None or isinstance(was_score, sequential.ScoreState)
+    final_z, score = sequential.count_ratio_z(n_c, x_c, n_b, x_b, rho0, dispersion=phi, state=was_score)
+    peak, after = _tested(log_fail, log_pass, state, fail, passing, score, dispersed)
     return Evidence(
-        log_fail=tested(True, sequential.FAIL_FRESH),
-        log_pass=np.maximum.accumulate(tested(False, sequential.PASS_FRESH), axis=-1),
+        log_fail=log_fail,
+        log_pass=peak,
+        state=EvidenceState(tests=(after,)),
         resolution=resolution,
-        final_z=sequential.count_ratio_z(n_c, x_c, n_b, x_b, rho0, dispersion=phi),
+        final_z=final_z,
     )
 
 
 def rate(
-    n_c: FloatArray, x_c: FloatArray, n_b: FloatArray, x_b: FloatArray, relative: float, absolute: float
+    n_c: FloatArray,
+    x_c: FloatArray,
+    n_b: FloatArray,
+    x_b: FloatArray,
+    relative: float,
+    absolute: float,
+    state: EvidenceState | None = None,
 ) -> Evidence:
     """Errors (or any bad events) per request: bad when the canary's rate is higher."""
-    return count_evidence(n_c, x_c, n_b, x_b, null_ratio(x_b, n_b, relative, absolute))
+    rho0, baseline = null_ratio(x_b, n_b, relative, absolute, None if state is None else state.baselines[0])
+    found = count_evidence(n_c, x_c, n_b, x_b, rho0, state=None if state is None else state.tests[0])
+    return dataclasses.replace(found, state=dataclasses.replace(found.state, baselines=(baseline,)))
 
 
-def anchor_edges(cum_b: FloatArray, total_b: FloatArray, quantile: float) -> npt.NDArray[np.int64]:
-    """Per interval, the first edge at or above the baseline's quantile in the intervals before it.
+@dataclasses.dataclass(frozen=True)
+class HistogramState:
+    """One arm's histogram pooled over the intervals so far: cumulative counts per finite edge, total."""
+
+    cum: FloatArray
+    total: FloatArray
+
+    @staticmethod
+    def initial(edges: int, shape: tuple[int, ...] = ()) -> HistogramState:
+        return HistogramState(np.zeros((*shape, edges)), np.zeros(shape))
+
+
+def pooled_before(
+    cum: FloatArray, total: FloatArray, state: HistogramState | None = None
+) -> tuple[FloatArray, FloatArray, HistogramState]:
+    """Per interval, the histogram pooled over the intervals before it, and the pool after all of them.
+
+    `cum` is (..., time, edge), `total` (..., time).
+    """
+    was = state or HistogramState.initial(cum.shape[-1], total.shape[:-1])
+    by_edge = sequential.running(np.swapaxes(cum, -1, -2), was.cum)  # (..., edge, time)
+    totals = sequential.running(total, was.total)
+    pooled = np.swapaxes(by_edge, -1, -2)
+    after = HistogramState(sequential.last(by_edge, was.cum), sequential.last(totals, was.total))
+    return np.asarray(pooled - cum, dtype=np.float64), np.asarray(totals - total, dtype=np.float64), after
+
+
+def anchor_edges(pooled_cum: FloatArray, pooled_total: FloatArray, quantile: float) -> npt.NDArray[np.int64]:
+    """Per interval, the first edge at or above the baseline's quantile in the intervals before it
+    (`pooled_before`).
 
     That is the first edge with at most a share 1 − quantile of the baseline's requests above it
     (the last edge when the quantile lies beyond every finite edge; -1 before any baseline).
@@ -169,15 +298,13 @@ def anchor_edges(cum_b: FloatArray, total_b: FloatArray, quantile: float) -> npt
     0.5 s, the edge below caught none of 200 releases with p99 +25 % and passed every p99 +10 %
     one; the edge above caught 96.5 % (docs/analysis.md).
     """
-    if cum_b.shape[-1] == 0:  # no finite edge (or no interval): nothing to anchor on
-        return np.full(total_b.shape, -1, dtype=np.int64)
-    pooled_cum = np.cumsum(cum_b, axis=-2) - cum_b
-    pooled_total = (np.cumsum(total_b, axis=-1) - total_b)[..., None]
+    if pooled_cum.shape[-1] == 0:  # no finite edge (or no interval): nothing to anchor on
+        return np.full(pooled_total.shape, -1, dtype=np.int64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        exceed = 1.0 - pooled_cum / pooled_total
+        exceed = 1.0 - pooled_cum / pooled_total[..., None]
     above = exceed <= (1.0 - quantile) * (1 + EDGE_TOLERANCE)
-    anchor = np.where(above.any(axis=-1), np.argmax(above, axis=-1), cum_b.shape[-1] - 1)
-    return np.where(pooled_total[..., 0] > 0, anchor, -1).astype(np.int64)
+    anchor = np.where(above.any(axis=-1), np.argmax(above, axis=-1), pooled_cum.shape[-1] - 1)
+    return np.where(pooled_total > 0, anchor, -1).astype(np.int64)
 
 
 def slo_edge(edges: FloatArray, slo_seconds: float) -> int:
@@ -200,22 +327,21 @@ def exceedances(
 
 
 def tail_slopes(
-    cum_b: FloatArray, total_b: FloatArray, edges: FloatArray, anchor: npt.NDArray[np.int64]
+    pooled_cum: FloatArray, pooled_total: FloatArray, edges: FloatArray, anchor: npt.NDArray[np.int64]
 ) -> FloatArray:
     """Per interval, the local slope of log survival in log latency at the anchor edge.
 
-    From the baseline pooled over the intervals before each one (so it is predictable): the
-    slope of the parabola through the anchor and its neighbouring edges in log-log
-    coordinates (one secant at the ends). It turns a relative margin on a quantile into a
+    From the baseline pooled over the intervals before each one (`pooled_before`, so it is
+    predictable): the slope of the parabola through the anchor and its neighbouring edges in
+    log-log coordinates (one secant at the ends). It turns a relative margin on a quantile into a
     ratio of exceedances at one edge: a quantile (1 + m) times higher puts (1 + m)^slope times
     as many requests above the edge, whatever the spacing of the buckets.
     """
     slopes = np.full(anchor.shape, DEFAULT_SLOPE)
-    if cum_b.shape[-1] < 2:
+    if pooled_cum.shape[-1] < 2:
         return slopes
-    pooled_cum = np.cumsum(cum_b, axis=-2) - cum_b
-    pooled_total = (np.cumsum(total_b, axis=-1) - total_b)[..., None]
-    survival = (pooled_total - pooled_cum + 0.5) / (pooled_total + 1.0)
+    total = pooled_total[..., None]
+    survival = (total - pooled_cum + 0.5) / (total + 1.0)
     log_s, log_e = np.log(survival), np.log(edges)
     last = len(edges) - 1
     a = np.clip(anchor, 0, last)
@@ -242,6 +368,8 @@ def latency_quantile(
     edges: FloatArray,
     quantile: float,
     relative: float,
+    state: EvidenceState | None = None,
+    baseline_before: HistogramState | None = None,
 ) -> Evidence:
     """Is the canary's quantile more than (1 + relative) times the baseline's?
 
@@ -249,16 +377,26 @@ def latency_quantile(
     earlier intervals), the canary's share of requests above it is compared with the baseline's by
     the count-ratio test, with null ratio (1 + relative)^slope from the local tail slope. The
     margin keeps its meaning on buckets 2.5× apart, where a test between two edges could not
-    resolve it; the verdict reports the edge and slope it used.
+    resolve it; the verdict reports the edge and slope it used. Before any histogram (no edges)
+    the intervals carry no evidence either way. `baseline_before`: the baseline pooled over the
+    intervals before these (the caller keeps it: the metric's quantiles share it).
     """
-    if not len(edges):  # no histogram seen yet: no evidence either way
-        return Evidence(log_fail=np.zeros(total_c.shape), log_pass=np.full(total_c.shape, -np.inf))
-    anchor = anchor_edges(cum_b, total_b, quantile)
-    slope = tail_slopes(cum_b, total_b, edges, anchor)
+    pooled_cum, pooled_total, _ = pooled_before(cum_b, total_b, baseline_before)
+    anchor = anchor_edges(pooled_cum, pooled_total, quantile)
+    slope = tail_slopes(pooled_cum, pooled_total, edges, anchor)
     n_c, x_c = exceedances(cum_c, total_c, anchor)
     n_b, x_b = exceedances(cum_b, total_b, anchor)
     rho0 = np.where(anchor >= 0, (1.0 + relative) ** np.nan_to_num(slope, nan=DEFAULT_SLOPE), 1.0)
-    return count_evidence(n_c, x_c, n_b, x_b, rho0, LATENCY_CAP, Resolution(anchor=anchor, slope=slope))
+    return count_evidence(
+        n_c,
+        x_c,
+        n_b,
+        x_b,
+        rho0,
+        LATENCY_CAP,
+        Resolution(anchor=anchor, slope=slope),
+        state=None if state is None else state.tests[0],
+    )
 
 
 def gauge_differences(
@@ -270,42 +408,76 @@ def gauge_differences(
     return np.asarray(worse_by - margin, dtype=np.float64)
 
 
-def gauge(g_c: FloatArray, g_b: FloatArray, relative: float, absolute: float, increase: bool) -> Evidence:
+def gauge(
+    g_c: FloatArray,
+    g_b: FloatArray,
+    relative: float,
+    absolute: float,
+    increase: bool,
+    state: EvidenceState | None = None,
+) -> Evidence:
     y = gauge_differences(g_c, g_b, relative, absolute, increase)
-    return Evidence(
-        log_fail=sequential.paired_sign(y, fresh_starts=sequential.FAIL_FRESH),
-        log_pass=np.maximum.accumulate(
-            sequential.paired_sign(-y, fresh_starts=sequential.PASS_FRESH), axis=-1
-        ),
-        final_z=sequential.sign_z(y),
+    was = None if state is None else state.tests[0]
+    log_fail, fail = sequential.paired_sign(
+        y, fresh_starts=sequential.FAIL_FRESH, state=None if was is None else was.fail
     )
+    log_pass, passing = sequential.paired_sign(
+        -y, fresh_starts=sequential.PASS_FRESH, state=None if was is None else was.passing
+    )
+    was_score = None if was is None else was.score
+    assert was_score is None or isinstance(was_score, sequential.SignState)
+    final_z, score = sequential.sign_z(y, state=was_score)
+    peak, after = _tested(log_fail, log_pass, was, fail, passing, score, None)
+    return Evidence(log_fail=log_fail, log_pass=peak, state=EvidenceState(tests=(after,)), final_z=final_z)
 
 
-def distribution(counts_c: FloatArray, counts_b: FloatArray, relative: float, absolute: float) -> Evidence:
+def row_totals(counts: FloatArray) -> FloatArray:
+    """Per interval, the sum over classes (last axis), added in class order: a class that was absent
+    (zeros) changes no total, so the totals do not depend on which classes a look knew of."""
+    if counts.shape[-1] == 0:
+        return np.zeros(counts.shape[:-1])
+    return np.asarray(np.cumsum(counts, axis=-1)[..., -1], dtype=np.float64)
+
+
+def distribution(
+    counts_c: FloatArray,
+    counts_b: FloatArray,
+    relative: float,
+    absolute: float,
+    state: EvidenceState | None = None,
+) -> Evidence:
     """Output drift: any class whose share moves by more than the margin, up or down.
 
-    Arrays are (..., time, class). Each class is tested in both directions at α / (2 K).
+    Arrays are (..., time, class). Each class is tested in both directions at α / (2 K). The state
+    holds two tests (up, down) and the baseline's rate per class, in the order of the columns.
     """
-    n_c = counts_c.sum(axis=-1)
-    n_b = counts_b.sum(axis=-1)
-    if counts_c.shape[-1] == 0:  # no class seen yet: no evidence either way
-        return Evidence(log_fail=np.zeros(n_c.shape), log_pass=np.full(n_c.shape, -np.inf))
+    n_c, n_b = row_totals(counts_c), row_totals(counts_b)
     fails: list[FloatArray] = []
     passes: list[FloatArray] = []
     finals: list[FloatArray] = []
+    tests: list[TestState] = []
+    baselines: list[RateState] = []
     for k in range(counts_c.shape[-1]):
         x_c, x_b = counts_c[..., k], counts_b[..., k]
-        up = null_ratio(x_b, n_b, relative, absolute)
+        up, baseline = null_ratio(x_b, n_b, relative, absolute, None if state is None else state.baselines[k])
+        baselines.append(baseline)
         # Fewer of this class on the canary by more than the margin is the same test with the
         # arms swapped: the baseline's share is more than `up` times the canary's.
-        for tested in (count_evidence(n_c, x_c, n_b, x_b, up), count_evidence(n_b, x_b, n_c, x_c, up)):
+        for direction, arms in enumerate(((n_c, x_c, n_b, x_b), (n_b, x_b, n_c, x_c))):
+            was = None if state is None else state.tests[2 * k + direction]
+            tested = count_evidence(*arms, up, state=was)
             fails.append(tested.log_fail)
             passes.append(tested.log_pass)
             assert tested.final_z is not None
             finals.append(tested.final_z)
+            tests.extend(tested.state.tests)
+    after = EvidenceState(tests=tuple(tests), baselines=tuple(baselines))
+    if not fails:  # no class seen yet: no evidence either way
+        return Evidence(log_fail=np.zeros(n_c.shape), log_pass=np.full(n_c.shape, -np.inf), state=after)
     return Evidence(
         log_fail=_fail_of(*fails),
         log_pass=_pass_of(*passes),
+        state=after,
         tests=2 * counts_c.shape[-1],
         final_z=np.asarray(np.min(np.stack(finals, axis=0), axis=0), dtype=np.float64),
     )
@@ -319,18 +491,33 @@ def distribution(counts_c: FloatArray, counts_b: FloatArray, relative: float, ab
 AGREEMENT_CAP = 1.0
 
 
-def agreement(n: FloatArray, disagreements: FloatArray, bound: float) -> Evidence:
+def agreement(
+    n: FloatArray, disagreements: FloatArray, bound: float, state: EvidenceState | None = None
+) -> Evidence:
     """A shadow's disagreements with stable: bad when more than `bound` (a share) of the compared
     requests disagree. One arm, an absolute bound: no baseline to compare with."""
-    phi = sequential.share_dispersion(n, disagreements)
+    was = None if state is None else state.tests[0]
+    was_dispersion = None if was is None else was.dispersion
+    phi, dispersed = sequential.share_dispersion(n, disagreements, was_dispersion)
 
-    def tested(worse: bool, fresh: float) -> FloatArray:
+    def tested(
+        worse: bool, fresh: float, mixture: sequential.MixtureState | None
+    ) -> tuple[FloatArray, sequential.MixtureState]:
         return sequential.share(
-            n, disagreements, bound, worse=worse, fresh_starts=fresh, dispersion=phi, cap=AGREEMENT_CAP
+            n,
+            disagreements,
+            bound,
+            worse=worse,
+            fresh_starts=fresh,
+            dispersion=phi,
+            cap=AGREEMENT_CAP,
+            state=mixture,
         )
 
-    return Evidence(
-        log_fail=tested(True, sequential.FAIL_FRESH),
-        log_pass=np.maximum.accumulate(tested(False, sequential.PASS_FRESH), axis=-1),
-        final_z=sequential.share_z(n, disagreements, bound, dispersion=phi),
-    )
+    log_fail, fail = tested(True, sequential.FAIL_FRESH, None if was is None else was.fail)
+    log_pass, passing = tested(False, sequential.PASS_FRESH, None if was is None else was.passing)
+    was_score = None if was is None else was.score
+    assert was_score is None or isinstance(was_score, sequential.ScoreState)
+    final_z, score = sequential.share_z(n, disagreements, bound, dispersion=phi, state=was_score)
+    peak, after = _tested(log_fail, log_pass, was, fail, passing, score, dispersed)
+    return Evidence(log_fail=log_fail, log_pass=peak, state=EvidenceState(tests=(after,)), final_z=final_z)

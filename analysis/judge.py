@@ -1,8 +1,10 @@
 """The judge: is the canary worse than the baseline by more than each metric's margin?
 
-`assess` is pure: a template and what each metric showed per interval in, a verdict out.
-It recomputes every e-process from the first interval, so the same data always gives the
-same verdict and the caller keeps no state between looks (the controller may restart).
+Pure, and a fold: `fold` adds intervals to a compact state per metric (`judgestate`), `conclude`
+reads the verdict off it, and `assess` does both on a whole window. Folding a window in any pieces
+gives exactly the state of folding it at once, so the controller keeps the state in status (never
+in memory: it may restart), adds only the intervals that are new at each look, and reaches the
+verdict a full recomputation reaches.
 
 Rules, in order:
 1. Fail as soon as a critical metric's evidence that the canary is worse by more than its
@@ -26,8 +28,9 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 import numpy as np
+import numpy.typing as npt
 
-from analysis import confidence, evidence, observations, sequential, specs, verdicts
+from analysis import confidence, evidence, judgestate, observations, sequential, specs, verdicts
 
 FloatArray = sequential.FloatArray
 
@@ -81,16 +84,93 @@ def assess(
     final: bool = False,
     canary_due: int = 0,
 ) -> verdicts.AnalysisSummary:
-    """`canary_due`: the first interval in which the canary is due to report (the analysis run had
-    started, so the canary was warm and had its traffic). Baseline traffic before it does not count
-    toward "no canary data": a canary's series arrive late (pod start, service discovery, scrapes)."""
-    judged: list[Judged] = []
-    for metric in template.metrics:
-        intervals = tuple(series.get(metric.name, ()))
-        levels = Levels(alpha=template.alpha_for(metric), beta=template.beta)
-        judged.extend(
-            assess_metric(metric, levels, intervals, template.interval, canary_due=canary_due, final=final)
+    """The verdict on the whole window: every interval folded from the first (`fold`), then
+    concluded. `canary_due`: the first interval in which the canary is due to report (the analysis
+    run had started, so the canary was warm and had its traffic). Baseline traffic before it does
+    not count toward "no canary data": a canary's series arrive late (pod start, service discovery,
+    scrapes)."""
+    return conclude(template, fold(template, series, canary_due=canary_due), final=final)
+
+
+@dataclasses.dataclass(frozen=True)
+class JudgeState:
+    """Per metric of the template (in its order), what the next look continues from."""
+
+    metrics: tuple[judgestate.MetricState, ...]
+    names: tuple[str, ...]
+
+    @property
+    def intervals(self) -> int:
+        return min((m.intervals for m in self.metrics), default=0)
+
+    def record(self, basis: str) -> verdicts.EvidenceRecord:
+        """The packed form kept in the analysis record of `.status`."""
+        return verdicts.EvidenceRecord(
+            basis=basis,
+            intervals=self.intervals,
+            metrics=tuple(
+                judgestate.pack(name, state) for name, state in zip(self.names, self.metrics, strict=True)
+            ),
         )
+
+
+def start(template: specs.AnalysisTemplateSpec) -> JudgeState:
+    """The state before any interval."""
+    return JudgeState(tuple(judgestate.initial(m) for m in template.metrics), _names(template))
+
+
+def resume(
+    template: specs.AnalysisTemplateSpec, record: verdicts.EvidenceRecord | None, basis: str
+) -> JudgeState | None:
+    """The state a record holds, when it belongs to `basis` and fits the template; else None (the
+    window is read afresh)."""
+    if record is None or record.basis != basis:
+        return None
+    packed = {m.name: m for m in record.metrics}
+    if set(packed) != {m.name for m in template.metrics}:
+        return None
+    try:
+        states = tuple(judgestate.unpack(m, packed[m.name]) for m in template.metrics)
+    except judgestate.StateError:
+        return None
+    if any(s.intervals != record.intervals for s in states):
+        return None
+    return JudgeState(states, _names(template))
+
+
+def _names(template: specs.AnalysisTemplateSpec) -> tuple[str, ...]:
+    return tuple(m.name for m in template.metrics)
+
+
+def fold(
+    template: specs.AnalysisTemplateSpec,
+    series: Mapping[str, Sequence[observations.IntervalSample]],
+    state: JudgeState | None = None,
+    *,
+    canary_due: int = 0,
+) -> JudgeState:
+    """`state` (None: none yet) with the intervals of `series` that follow it added, per metric.
+
+    Folding a window in any number of pieces gives exactly the state of folding it at once: every
+    running sum is sequential (`sequential.running`), so a look costs what its new intervals cost.
+    """
+    was = state or start(template)
+    folded = []
+    for metric, before in zip(template.metrics, was.metrics, strict=True):
+        intervals = tuple(series.get(metric.name, ()))
+        folded.append(_fold_metric(metric, before, intervals, template.interval, canary_due))
+    return JudgeState(tuple(folded), _names(template))
+
+
+def conclude(
+    template: specs.AnalysisTemplateSpec, state: JudgeState, *, final: bool = False
+) -> verdicts.AnalysisSummary:
+    """The verdict on what `state` has folded; `final`: this look is at maxDuration, where the
+    fixed-horizon pass test is read (once)."""
+    judged: list[Judged] = []
+    for metric, metric_state in zip(template.metrics, state.metrics, strict=True):
+        levels = Levels(alpha=template.alpha_for(metric), beta=template.beta)
+        judged.extend(_conclude_metric(metric, levels, metric_state, template.interval, final))
     return decide(template, judged, final=final)
 
 
@@ -150,27 +230,44 @@ def _effect_text(result: verdicts.MetricResult) -> str:
     return text
 
 
-def assess_metric(
+def _fold_metric(
     metric: specs.MetricSpec,
-    levels: Levels,
+    state: judgestate.MetricState,
     intervals: tuple[observations.IntervalSample, ...],
     interval: timedelta,
-    *,
-    canary_due: int = 0,
-    final: bool = False,
+    canary_due: int,
+) -> judgestate.MetricState:
+    match state:
+        case judgestate.ErrorRateState():
+            return _fold_error_rate(metric, state, intervals, canary_due)
+        case judgestate.LatencyState():
+            return _fold_latency(metric, state, intervals, canary_due)
+        case judgestate.GaugeState():
+            return _fold_gauge(metric, state, intervals)
+        case judgestate.DistributionState():
+            return _fold_distribution(metric, state, intervals)
+        case judgestate.AgreementState():
+            return _fold_agreement(metric, state, intervals)
+
+
+def _conclude_metric(
+    metric: specs.MetricSpec,
+    levels: Levels,
+    state: judgestate.MetricState,
+    interval: timedelta,
+    final: bool,
 ) -> list[Judged]:
-    """`final`: this look is at maxDuration, where the fixed-horizon pass test is read (once)."""
-    match metric.kind:
-        case specs.MetricKind.ERROR_RATE:
-            return [_assess_error_rate(metric, levels, intervals, interval, canary_due, final)]
-        case specs.MetricKind.LATENCY:
-            return _assess_latency(metric, levels, intervals, interval, canary_due, final)
-        case specs.MetricKind.GAUGE:
-            return [_assess_gauge(metric, levels, intervals, interval, final)]
-        case specs.MetricKind.DISTRIBUTION:
-            return [_assess_distribution(metric, levels, intervals, interval, final)]
-        case specs.MetricKind.AGREEMENT:
-            return [_assess_agreement(metric, levels, intervals, interval, final)]
+    match state:
+        case judgestate.ErrorRateState():
+            return [_conclude_error_rate(metric, levels, state, interval, final)]
+        case judgestate.LatencyState():
+            return _conclude_latency(metric, levels, state, interval, final)
+        case judgestate.GaugeState():
+            return [_conclude_gauge(metric, levels, state, interval, final)]
+        case judgestate.DistributionState():
+            return [_conclude_distribution(metric, levels, state, interval, final)]
+        case judgestate.AgreementState():
+            return [_conclude_agreement(metric, levels, state, interval, final)]
 
 
 def _column(intervals: tuple[observations.IntervalSample, ...], arm: str, field: str) -> FloatArray:
@@ -184,13 +281,34 @@ def _both(a: FloatArray, b: FloatArray) -> FloatArray:
     return np.where(seen, a, 0.0)
 
 
-def _exposure(n_c: FloatArray, n_b: FloatArray, interval: timedelta, canary_due: int) -> Exposure:
+def _nan_free(values: FloatArray) -> FloatArray:
+    return np.where(np.isnan(values), 0.0, values)
+
+
+def _total(values: npt.ArrayLike, before: FloatArray) -> FloatArray:
+    """`before` plus the values, added one at a time (so the total does not depend on the pieces)."""
+    return sequential.last(sequential.running(np.asarray(values, dtype=np.float64), before), before)
+
+
+def _add_exposure(
+    was: judgestate.ExposureState, n_c: FloatArray, n_b: FloatArray, begin: int, canary_due: int
+) -> judgestate.ExposureState:
     seen = np.isfinite(n_c) & np.isfinite(n_b)
+    due = begin + np.arange(len(n_b)) >= canary_due
+    return judgestate.ExposureState(
+        canary=_total(_nan_free(n_c), was.canary),
+        baseline=_total(_nan_free(n_b), was.baseline),
+        observed=_total(seen, was.observed),
+        baseline_observed=_total(np.isfinite(n_b) & due, was.baseline_observed),
+    )
+
+
+def _exposure(state: judgestate.ExposureState, interval: timedelta) -> Exposure:
     return Exposure(
-        canary_requests=float(np.nansum(n_c)),
-        baseline_requests=float(np.nansum(n_b)),
-        observed=interval * int(seen.sum()),
-        baseline_observed=interval * int(np.isfinite(n_b[canary_due:]).sum()),
+        canary_requests=float(state.canary),
+        baseline_requests=float(state.baseline),
+        observed=interval * int(state.observed),
+        baseline_observed=interval * int(state.baseline_observed),
     )
 
 
@@ -198,7 +316,8 @@ def _judge(
     metric: specs.MetricSpec,
     name: str,
     levels: Levels,
-    found: evidence.Evidence,
+    state: evidence.EvidenceState,
+    tests: int,
     exposure: Exposure,
     values: tuple[float | None, float | None],
     ci: tuple[float | None, float | None],
@@ -208,14 +327,15 @@ def _judge(
     *,
     final: bool = False,
 ) -> Judged:
-    alpha = found.threshold(levels.alpha)
-    fail_peak = float(np.max(found.log_fail, initial=0.0))
-    pass_log = float(found.log_pass[-1]) if found.log_pass.size else -math.inf
-    needed = found.log_pass_needed(levels.alpha, levels.beta)
+    alpha = levels.alpha / tests
+    level = max(alpha, levels.beta)
+    fail_peak = evidence.fail_peak(state)
+    pass_log = evidence.pass_now(state)
+    needed = evidence.anytime_pass_threshold(level)
     power = 1.0 - math.exp(-max(pass_log, 0.0))
     power_needed = 1.0 - math.exp(-needed)
-    z_needed = found.z_pass_needed(levels.alpha, levels.beta)
-    z_now = float(found.final_z[-1]) if found.final_z is not None and found.final_z.size else -math.inf
+    z_needed = evidence.horizon_pass_z(level)
+    z_now = evidence.z_now(state)
     at_horizon = final and z_now >= z_needed
     passed = pass_log >= needed or at_horizon
     if fail_peak >= math.log(1 / alpha):
@@ -270,13 +390,13 @@ def _contain(bound: float | None, effect: float | None, *, low: bool) -> float |
     return min(bound, effect) if low else max(bound, effect)
 
 
+def _latest_dispersion(state: evidence.EvidenceState, test: int = 0) -> float:
+    dispersed = state.tests[test].dispersion
+    return 1.0 if dispersed is None else float(dispersed.latest)
+
+
 def _ratio_ci(
-    n_c: FloatArray,
-    x_c: FloatArray,
-    n_b: FloatArray,
-    x_b: FloatArray,
-    level: float,
-    exponent: float = 1.0,
+    pooled: judgestate.Pooled, dispersion: float, level: float, exponent: float = 1.0
 ) -> tuple[float | None, float | None]:
     """Bounds on an effect g where the count ratio is (1 + g)^exponent (1 for rates).
 
@@ -284,61 +404,67 @@ def _ratio_ci(
     their measured dispersion (`confidence.log_ratio`); for latency `exponent` is the tail slope
     the test used, so the bounds describe the quantile it tested.
     """
-    phi = sequential.dispersion(n_c, x_c, n_b, x_b)
     found = confidence.log_ratio(
-        float(np.nansum(x_c)),
-        float(np.nansum(n_c)),
-        float(np.nansum(x_b)),
-        float(np.nansum(n_b)),
-        float(phi[-1]) if phi.size else 1.0,
-        level,
+        float(pooled.x_c), float(pooled.n_c), float(pooled.x_b), float(pooled.n_b), dispersion, level
     )
     if found is None:
         return None, None
     return math.expm1(found[0] / exponent), math.expm1(min(found[1] / exponent, 700.0))
 
 
-def _assess_error_rate(
+def _share(x: FloatArray, n: FloatArray) -> float | None:
+    return float(x) / float(n) if float(n) > 0 else None
+
+
+def _fold_error_rate(
     metric: specs.MetricSpec,
-    levels: Levels,
+    was: judgestate.ErrorRateState,
     intervals: tuple[observations.IntervalSample, ...],
-    interval: timedelta,
-    canary_due: int = 0,
-    final: bool = False,
-) -> Judged:
+    canary_due: int,
+) -> judgestate.ErrorRateState:
     n_c, n_b = _column(intervals, "canary", "requests"), _column(intervals, "baseline", "requests")
     x_c, x_b = _column(intervals, "canary", "errors"), _column(intervals, "baseline", "errors")
     nc, nb = _both(n_c, n_b), _both(n_b, n_c)
     xc, xb = _both(x_c, x_b), _both(x_b, x_c)
-    found = evidence.rate(nc, xc, nb, xb, metric.margin.relative, metric.margin.absolute)
-    values = (_ratio(xb, nb), _ratio(xc, nc))
-    ci = _ratio_ci(nc, xc, nb, xb, levels.alpha / found.tests)
+    found = evidence.rate(nc, xc, nb, xb, metric.margin.relative, metric.margin.absolute, was.test.evidence)
+    return judgestate.ErrorRateState(
+        intervals=was.intervals + len(intervals),
+        test=judgestate.CountState(found.state, was.test.pooled.add(xc, nc, xb, nb)),
+        exposure=_add_exposure(was.exposure, n_c, n_b, was.intervals, canary_due),
+    )
+
+
+def _conclude_error_rate(
+    metric: specs.MetricSpec,
+    levels: Levels,
+    state: judgestate.ErrorRateState,
+    interval: timedelta,
+    final: bool,
+) -> Judged:
+    pooled, tested = state.test.pooled, state.test.evidence
     return _judge(
         metric,
         metric.name,
         levels,
-        found,
-        _exposure(n_c, n_b, interval, canary_due),
-        values,
-        ci,
+        tested,
+        1,
+        _exposure(state.exposure, interval),
+        (_share(pooled.x_b, pooled.n_b), _share(pooled.x_c, pooled.n_c)),
+        _ratio_ci(pooled, _latest_dispersion(tested), levels.alpha),
         metric.margin.relative,
         final=final,
     )
 
 
-def _ratio(x: FloatArray, n: FloatArray) -> float | None:
-    total = float(n.sum())
-    return float(x.sum()) / total if total > 0 else None
-
-
 def _histograms(
-    intervals: tuple[observations.IntervalSample, ...], arm: str, metric: str
+    intervals: tuple[observations.IntervalSample, ...], arm: str, metric: str, known: FloatArray, begin: int
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """(edges, cumulative counts per interval and finite edge, totals) for one arm."""
-    edges: list[float] | None = None
+    """(edges, cumulative counts per interval and finite edge, totals) for one arm; `known`: the
+    edges of earlier intervals (empty before any), `begin`: the index of the first of these."""
+    edges: list[float] | None = known.tolist() if len(known) else None
     rows: list[list[float]] = []
     totals: list[float] = []
-    for index, sample in enumerate(intervals):
+    for index, sample in enumerate(intervals, start=begin):
         buckets = getattr(sample, arm).buckets
         if buckets is None:
             rows.append([])
@@ -377,73 +503,117 @@ def histogram_quantile(edges: FloatArray, cum: FloatArray, total: float, quantil
     return float(lower_edge + (edges[index] - lower_edge) * (rank - lower_count) / inside)
 
 
-def _assess_latency(
+def _fold_latency(
     metric: specs.MetricSpec,
-    levels: Levels,
+    was: judgestate.LatencyState,
     intervals: tuple[observations.IntervalSample, ...],
-    interval: timedelta,
-    canary_due: int = 0,
-    final: bool = False,
-) -> list[Judged]:
+    canary_due: int,
+) -> judgestate.LatencyState:
     assert metric.latency is not None
-    edges_c, cum_c, tot_c = _histograms(intervals, "canary", metric.name)
-    edges_b, cum_b, tot_b = _histograms(intervals, "baseline", metric.name)
+    edges_c, cum_c, tot_c = _histograms(intervals, "canary", metric.name, was.edges, was.intervals)
+    edges_b, cum_b, tot_b = _histograms(intervals, "baseline", metric.name, was.edges, was.intervals)
     if len(edges_c) and len(edges_b) and not np.array_equal(edges_c, edges_b):
         raise InputError(f"observations.{metric.name}: canary and baseline buckets have different edges")
     edges = edges_b if len(edges_b) else edges_c
+    if len(edges) != len(was.edges):  # the first histogram: nothing was pooled before it
+        was = dataclasses.replace(
+            was,
+            edges=edges,
+            canary=evidence.HistogramState.initial(len(edges)),
+            baseline=evidence.HistogramState.initial(len(edges)),
+        )
+    count = len(intervals)
     # An arm that never reported has no edges of its own: give it the other's, with no data.
-    cum_c = cum_c if cum_c.shape[-1] == len(edges) else np.full((len(intervals), len(edges)), math.nan)
-    cum_b = cum_b if cum_b.shape[-1] == len(edges) else np.full((len(intervals), len(edges)), math.nan)
+    cum_c = cum_c if cum_c.shape[-1] == len(edges) else np.full((count, len(edges)), math.nan)
+    cum_b = cum_b if cum_b.shape[-1] == len(edges) else np.full((count, len(edges)), math.nan)
     seen = np.isfinite(tot_c) & np.isfinite(tot_b)
     cum_c = np.where(seen[:, None], cum_c, 0.0)
     cum_b = np.where(seen[:, None], cum_b, 0.0)
     tc, tb = np.where(seen, tot_c, 0.0), np.where(seen, tot_b, 0.0)
-    exposure = _exposure(tot_c, tot_b, interval, canary_due)
+    relative = metric.margin.relative
+    quantiles = []
+    for q, tested in zip(metric.latency.quantiles, was.quantiles, strict=True):
+        found = evidence.latency_quantile(
+            cum_c, tc, cum_b, tb, edges, q, relative, tested.evidence, baseline_before=was.baseline
+        )
+        assert found.resolution is not None
+        anchor = found.resolution.anchor
+        n_c, x_c = evidence.exceedances(cum_c, tc, anchor)
+        n_b, x_b = evidence.exceedances(cum_b, tb, anchor)
+        last_anchor, last_slope = tested.anchor, tested.slope
+        if (anchor >= 0).any():
+            where = int(np.flatnonzero(anchor >= 0)[-1])
+            last_anchor = np.asarray(float(anchor[where]))
+            last_slope = np.asarray(np.nan_to_num(found.resolution.slope, nan=evidence.DEFAULT_SLOPE)[where])
+        pooled = tested.pooled.add(x_c, n_c, x_b, n_b)
+        quantiles.append(judgestate.QuantileState(found.state, pooled, last_anchor, last_slope))
+    slo_state = was.slo
+    if metric.latency.slo_seconds is not None and was.slo is not None:
+        edge = np.full(count, evidence.slo_edge(edges, metric.latency.slo_seconds), dtype=np.int64)
+        nc, xc = evidence.exceedances(cum_c, tc, edge)
+        nb, xb = evidence.exceedances(cum_b, tb, edge)
+        found = evidence.rate(nc, xc, nb, xb, relative, metric.margin.absolute, was.slo.evidence)
+        slo_state = judgestate.CountState(found.state, was.slo.pooled.add(xc, nc, xb, nb))
+    return judgestate.LatencyState(
+        intervals=was.intervals + count,
+        edges=edges,
+        canary=evidence.pooled_before(cum_c, tc, was.canary)[2],
+        baseline=evidence.pooled_before(cum_b, tb, was.baseline)[2],
+        exposure=_add_exposure(was.exposure, tot_c, tot_b, was.intervals, canary_due),
+        quantiles=tuple(quantiles),
+        slo=slo_state,
+    )
+
+
+def _conclude_latency(
+    metric: specs.MetricSpec,
+    levels: Levels,
+    state: judgestate.LatencyState,
+    interval: timedelta,
+    final: bool,
+) -> list[Judged]:
+    assert metric.latency is not None
+    exposure = _exposure(state.exposure, interval)
     slo = metric.latency.slo_seconds
     share = levels.split(len(metric.latency.quantiles) + (slo is not None))
+    relative = metric.margin.relative
     judged = []
-    for q in metric.latency.quantiles:
-        found = evidence.latency_quantile(cum_c, tc, cum_b, tb, edges, q, metric.margin.relative)
+    for q, tested in zip(metric.latency.quantiles, state.quantiles, strict=True):
         values = (
-            histogram_quantile(edges, cum_b.sum(axis=0), float(tb.sum()), q),
-            histogram_quantile(edges, cum_c.sum(axis=0), float(tc.sum()), q),
+            histogram_quantile(state.edges, state.baseline.cum, float(state.baseline.total), q),
+            histogram_quantile(state.edges, state.canary.cum, float(state.canary.total), q),
         )
-        effect, ci, resolution = _quantile_effect(
-            cum_c, tc, cum_b, tb, edges, q, found, share.alpha, metric.margin.relative
-        )
+        effect, ci, resolution = _quantile_effect(state.edges, q, tested, share.alpha, relative)
         name = specs.quantile_test_name(metric, q)
         judged.append(
             _judge(
                 metric,
                 name,
                 share,
-                found,
+                tested.evidence,
+                1,
                 exposure,
                 values,
                 ci,
-                metric.margin.relative,
+                relative,
                 effect,
                 resolution,
                 final=final,
             )
         )
-    if slo is not None:
-        edge = np.full(len(tc), evidence.slo_edge(edges, slo), dtype=np.int64)
-        nc, xc = evidence.exceedances(cum_c, tc, edge)
-        nb, xb = evidence.exceedances(cum_b, tb, edge)
-        found = evidence.rate(nc, xc, nb, xb, metric.margin.relative, metric.margin.absolute)
-        ci = _ratio_ci(nc, xc, nb, xb, share.alpha)
-        name = specs.slo_name(metric.name, slo)
+    if slo is not None and state.slo is not None:
+        pooled = state.slo.pooled
         judged.append(
             _judge(
                 metric,
-                name,
+                specs.slo_name(metric.name, slo),
                 share,
-                found,
+                state.slo.evidence,
+                1,
                 exposure,
-                (_ratio(xb, nb), _ratio(xc, nc)),
-                ci,
-                metric.margin.relative,
+                (_share(pooled.x_b, pooled.n_b), _share(pooled.x_c, pooled.n_c)),
+                _ratio_ci(pooled, _latest_dispersion(state.slo.evidence), share.alpha),
+                relative,
                 final=final,
             )
         )
@@ -451,41 +621,29 @@ def _assess_latency(
 
 
 def _quantile_effect(
-    cum_c: FloatArray,
-    tc: FloatArray,
-    cum_b: FloatArray,
-    tb: FloatArray,
-    edges: FloatArray,
-    q: float,
-    found: evidence.Evidence,
-    level: float,
-    relative: float,
+    edges: FloatArray, q: float, tested: judgestate.QuantileState, level: float, relative: float
 ) -> tuple[float | None, tuple[float | None, float | None], str | None]:
     """The test's own estimate of the quantile's relative change, its bounds, and its resolution.
 
-    Read from the exceedances at the tested edge: a ratio r of exceedance rates is a quantile
+    Read from the exceedances at the tested edges: a ratio r of exceedance rates is a quantile
     change of r^(1/slope) − 1, the same conversion the test's null uses, so the estimate and
     the bounds describe what was tested rather than an interpolation between edges.
     """
-    where = found.resolution
-    if where is None or not (where.anchor >= 0).any():
+    anchor = int(tested.anchor)
+    if anchor < 0:
         return None, (None, None), None
-    n_c, x_c = evidence.exceedances(cum_c, tc, where.anchor)
-    n_b, x_b = evidence.exceedances(cum_b, tb, where.anchor)
-    slope = np.nan_to_num(where.slope, nan=evidence.DEFAULT_SLOPE)
-    rates = _ratio(x_c, n_c), _ratio(x_b, n_b)
-    last = int(np.flatnonzero(where.anchor >= 0)[-1])
+    pooled, slope = tested.pooled, float(tested.slope)
+    rates = _share(pooled.x_c, pooled.n_c), _share(pooled.x_b, pooled.n_b)
     effect = None
     if rates[0] is not None and rates[1]:
-        effect = float((rates[0] / rates[1]) ** (1 / slope[last]) - 1)
-    ci = _ratio_ci(n_c, x_c, n_b, x_b, level, exponent=float(slope[last]))
-    edge = float(edges[where.anchor[last]])
-    spacing = _spacing(edges, int(where.anchor[last]))
+        effect = float((rates[0] / rates[1]) ** (1 / slope) - 1)
+    ci = _ratio_ci(pooled, _latest_dispersion(tested.evidence), level, exponent=slope)
+    spacing = _spacing(edges, anchor)
     resolution = (
-        f"p{q * 100:g} tested at le={edge:g}s, the first edge at or above the baseline's "
-        f"(buckets {spacing:.3g}× apart there); tail slope {slope[last]:.2f}: "
+        f"p{q * 100:g} tested at le={float(edges[anchor]):g}s, the first edge at or above the baseline's "
+        f"(buckets {spacing:.3g}× apart there); tail slope {slope:.2f}: "
         f"a {relative:.1%} higher quantile puts "
-        f"×{(1 + relative) ** slope[last]:.3f} as many requests above it"
+        f"×{(1 + relative) ** slope:.3f} as many requests above it"
     )
     return effect, ci, resolution
 
@@ -511,54 +669,115 @@ def _gauge_values(
     return value
 
 
-def _assess_gauge(
-    metric: specs.MetricSpec,
-    levels: Levels,
-    intervals: tuple[observations.IntervalSample, ...],
-    interval: timedelta,
-    final: bool = False,
-) -> Judged:
+def _fold_gauge(
+    metric: specs.MetricSpec, was: judgestate.GaugeState, intervals: tuple[observations.IntervalSample, ...]
+) -> judgestate.GaugeState:
     g_c, g_b = _gauge_values(metric, intervals, "canary"), _gauge_values(metric, intervals, "baseline")
     increase = metric.bad_direction == specs.BadDirection.INCREASE
-    found = evidence.gauge(g_c, g_b, metric.margin.relative, metric.margin.absolute, increase)
+    found = evidence.gauge(g_c, g_b, metric.margin.relative, metric.margin.absolute, increase, was.evidence)
     seen = np.isfinite(g_c) & np.isfinite(g_b)
-    values = (
-        float(g_b[seen].mean()) if seen.any() else None,
-        float(g_c[seen].mean()) if seen.any() else None,
-    )
-    level = levels.alpha / found.tests
     with np.errstate(
         divide="ignore", invalid="ignore", over="ignore"
     ):  # overflow: an infinite ratio, dropped
         relative = np.where(g_b != 0, g_c / g_b - 1.0, np.nan)
-    bounds = confidence.mean(relative, level)
+    canary_requests, baseline_requests = was.canary_requests, was.baseline_requests
+    if metric.gauge is not None and metric.gauge.per_request:
+        canary_requests = _total(_nan_free(_column(intervals, "canary", "requests")), canary_requests)
+        baseline_requests = _total(_nan_free(_column(intervals, "baseline", "requests")), baseline_requests)
+    with np.errstate(over="ignore", invalid="ignore"):  # values near the float range's ends
+        canary_sum = _total(np.where(seen, g_c, 0.0), was.canary_sum)
+        baseline_sum = _total(np.where(seen, g_b, 0.0), was.baseline_sum)
+    return judgestate.GaugeState(
+        intervals=was.intervals + len(intervals),
+        evidence=found.state,
+        canary_sum=canary_sum,
+        baseline_sum=baseline_sum,
+        both=_total(seen, was.both),
+        relative=was.relative.add(relative),
+        canary_requests=canary_requests,
+        baseline_requests=baseline_requests,
+        canary_seen=_total(np.isfinite(g_c), was.canary_seen),
+        baseline_seen=_total(np.isfinite(g_b), was.baseline_seen),
+    )
+
+
+def _conclude_gauge(
+    metric: specs.MetricSpec,
+    levels: Levels,
+    state: judgestate.GaugeState,
+    interval: timedelta,
+    final: bool,
+) -> Judged:
+    both = float(state.both)
+    values = (
+        float(state.baseline_sum) / both if both else None,
+        float(state.canary_sum) / both if both else None,
+    )
+    bounds = confidence.mean(state.relative, levels.alpha)
     low, high = bounds if bounds is not None else (None, None)
     requests: tuple[float | None, float | None] = (None, None)
     if metric.gauge is not None and metric.gauge.per_request:
-        requests = (
-            float(np.nansum(_column(intervals, "canary", "requests"))),
-            float(np.nansum(_column(intervals, "baseline", "requests"))),
-        )
+        requests = (float(state.canary_requests), float(state.baseline_requests))
     exposure = Exposure(
-        canary_requests=requests[0], baseline_requests=requests[1], observed=interval * int(seen.sum())
+        canary_requests=requests[0], baseline_requests=requests[1], observed=interval * int(both)
     )
     judged = _judge(
-        metric, metric.name, levels, found, exposure, values, (low, high), metric.margin.relative, final=final
+        metric,
+        metric.name,
+        levels,
+        state.evidence,
+        1,
+        exposure,
+        values,
+        (low, high),
+        metric.margin.relative,
+        final=final,
     )
     # A gauge has no request count: the canary is silent when it reported nothing for the minimum
     # duration while the baseline reported.
-    silent = not np.isfinite(g_c).any() and interval * int(np.isfinite(g_b).sum()) >= metric.min_duration
+    silent = not state.canary_seen and interval * int(state.baseline_seen) >= metric.min_duration
     return dataclasses.replace(judged, canary_silent=bool(silent))
 
 
-def _assess_distribution(
+def _with_classes(
+    metric: specs.MetricSpec, was: judgestate.DistributionState, classes: tuple[str, ...]
+) -> judgestate.DistributionState:
+    """The state with classes first seen now added: as if they had been counted 0 in every earlier
+    interval (what a look over the whole window does), so the tests continue bit for bit."""
+    zeros = np.zeros((was.intervals, 1))
+    unseen = evidence.distribution(zeros, zeros, metric.margin.relative, metric.margin.absolute).state
+    # The baseline's requests count toward every class's rate, whether the class was seen or not.
+    unseen_rate = evidence.RateState(x=unseen.baselines[0].x, n=was.baseline_total)
+    tests: list[evidence.TestState] = []
+    rates: list[evidence.RateState] = []
+    counts: list[float] = []
+    for name in classes:
+        if name in was.classes:
+            k = was.classes.index(name)
+            tests.extend(was.evidence.tests[2 * k : 2 * k + 2])
+            rates.append(was.evidence.baselines[k])
+            counts.append(float(was.canary_counts[k]))
+        else:
+            tests.extend(unseen.tests)
+            rates.append(unseen_rate)
+            counts.append(0.0)
+    return dataclasses.replace(
+        was,
+        classes=classes,
+        evidence=evidence.EvidenceState(tests=tuple(tests), baselines=tuple(rates)),
+        canary_counts=np.array(counts, dtype=np.float64),
+    )
+
+
+def _fold_distribution(
     metric: specs.MetricSpec,
-    levels: Levels,
+    was: judgestate.DistributionState,
     intervals: tuple[observations.IntervalSample, ...],
-    interval: timedelta,
-    final: bool = False,
-) -> Judged:
-    classes = sorted({c for i in intervals for arm in (i.canary, i.baseline) for c in (arm.counts or {})})
+) -> judgestate.DistributionState:
+    named = {c for i in intervals for arm in (i.canary, i.baseline) for c in (arm.counts or {})}
+    classes = tuple(sorted(set(was.classes) | named))
+    if classes != was.classes:
+        was = _with_classes(metric, was, classes)
 
     def table(arm: str) -> FloatArray:
         rows = []
@@ -570,29 +789,72 @@ def _assess_distribution(
         return np.array(rows, dtype=np.float64).reshape(len(intervals), len(classes))
 
     raw_c, raw_b = table("canary"), table("baseline")
-    seen = np.asarray(np.isfinite(raw_c).all(axis=-1) & np.isfinite(raw_b).all(axis=-1), dtype=bool)
+    # Both arms reported their counts (an interval either left out is no comparison).
+    seen = np.array(
+        [i.canary.counts is not None and i.baseline.counts is not None for i in intervals], dtype=bool
+    )
     counts_c = np.where(seen[:, None], raw_c, 0.0)
     counts_b = np.where(seen[:, None], raw_b, 0.0)
-    found = evidence.distribution(counts_c, counts_b, metric.margin.relative, metric.margin.absolute)
-    n_c, n_b = counts_c.sum(axis=-1), counts_b.sum(axis=-1)
+    found = evidence.distribution(
+        counts_c, counts_b, metric.margin.relative, metric.margin.absolute, was.evidence
+    )
+    by_class = sequential.running(counts_c.T, was.canary_counts)
+    return judgestate.DistributionState(
+        intervals=was.intervals + len(intervals),
+        classes=classes,
+        evidence=found.state,
+        canary_counts=sequential.last(by_class, was.canary_counts),
+        canary_total=_total(evidence.row_totals(counts_c), was.canary_total),
+        baseline_total=_total(evidence.row_totals(counts_b), was.baseline_total),
+        canary_reported=_total(evidence.row_totals(_nan_free(raw_c)), was.canary_reported),
+        baseline_reported=_total(evidence.row_totals(_nan_free(raw_b)), was.baseline_reported),
+        observed=_total(seen, was.observed),
+    )
+
+
+def _conclude_distribution(
+    metric: specs.MetricSpec,
+    levels: Levels,
+    state: judgestate.DistributionState,
+    interval: timedelta,
+    final: bool,
+) -> Judged:
+    classes = state.classes
+    tests = 2 * len(classes) if classes else 1
     exposure = Exposure(
-        canary_requests=float(np.nansum(raw_c)),
-        baseline_requests=float(np.nansum(raw_b)),
-        observed=interval * int(seen.sum()),
+        canary_requests=float(state.canary_reported),
+        baseline_requests=float(state.baseline_reported),
+        observed=interval * int(state.observed),
     )
     values: tuple[float | None, float | None] = (None, None)
     ci: tuple[float | None, float | None] = (None, None)
     k = 0
-    if classes and n_c.sum() > 0 and n_b.sum() > 0:
-        share_c = counts_c.sum(axis=0) / n_c.sum()
-        share_b = counts_b.sum(axis=0) / n_b.sum()
+    n_c, n_b = float(state.canary_total), float(state.baseline_total)
+    if classes and n_c > 0 and n_b > 0:
+        share_c = state.canary_counts / n_c
+        share_b = np.array([float(rate.x) for rate in state.evidence.baselines]) / n_b
         with np.errstate(divide="ignore", invalid="ignore"):
             shift = np.abs(np.log((share_c + 1e-12) / (share_b + 1e-12)))
         k = int(np.argmax(shift))
         values = (float(share_b[k]), float(share_c[k]))
-        ci = _ratio_ci(n_c, counts_c[:, k], n_b, counts_b[:, k], levels.alpha / found.tests)
+        pooled = judgestate.Pooled(
+            x_c=state.canary_counts[k],
+            n_c=state.canary_total,
+            x_b=state.evidence.baselines[k].x,
+            n_b=state.baseline_total,
+        )
+        ci = _ratio_ci(pooled, _latest_dispersion(state.evidence, 2 * k), levels.alpha / tests)
     judged = _judge(
-        metric, metric.name, levels, found, exposure, values, ci, metric.margin.relative, final=final
+        metric,
+        metric.name,
+        levels,
+        state.evidence,
+        tests,
+        exposure,
+        values,
+        ci,
+        metric.margin.relative,
+        final=final,
     )
     if values[0] is None:
         return judged
@@ -600,28 +862,53 @@ def _assess_distribution(
     return dataclasses.replace(judged, result=judged.result.model_copy(update={"message": note}))
 
 
-def _assess_agreement(
+def _fold_agreement(
     metric: specs.MetricSpec,
-    levels: Levels,
+    was: judgestate.AgreementState,
     intervals: tuple[observations.IntervalSample, ...],
-    interval: timedelta,
-    final: bool = False,
-) -> Judged:
-    """A shadow's share of compared requests whose prediction differs from stable's, against the
-    absolute bound `margin.absolute`; only the canary's counts are read."""
+) -> judgestate.AgreementState:
+    """A shadow's share of compared requests whose prediction differs from stable's; only the
+    canary's counts are read."""
     assert metric.agreement is not None
     disagree = metric.agreement.disagree
     counted = [i.canary.counts for i in intervals]
     n = np.array([math.nan if c is None else float(sum(c.values())) for c in counted], dtype=np.float64)
     x = np.array([math.nan if c is None else float(c.get(disagree, 0.0)) for c in counted], dtype=np.float64)
+    found = evidence.agreement(n, x, metric.margin.absolute, was.evidence)
+    return judgestate.AgreementState(
+        intervals=was.intervals + len(intervals),
+        evidence=found.state,
+        compared=_total(_nan_free(n), was.compared),
+        disagreed=_total(_nan_free(x), was.disagreed),
+        observed=_total(np.isfinite(n), was.observed),
+    )
+
+
+def _conclude_agreement(
+    metric: specs.MetricSpec,
+    levels: Levels,
+    state: judgestate.AgreementState,
+    interval: timedelta,
+    final: bool,
+) -> Judged:
+    """Against the absolute bound `margin.absolute`: no baseline to compare with."""
     bound = metric.margin.absolute
-    found = evidence.agreement(n, x, bound)
-    total, disagreed = float(np.nansum(n)), float(np.nansum(x))
-    seen = np.isfinite(n)
-    exposure = Exposure(canary_requests=total, baseline_requests=None, observed=interval * int(seen.sum()))
+    total, disagreed = float(state.compared), float(state.disagreed)
+    exposure = Exposure(
+        canary_requests=total, baseline_requests=None, observed=interval * int(state.observed)
+    )
     share = disagreed / total if total > 0 else None
     judged = _judge(
-        metric, metric.name, levels, found, exposure, (None, share), (None, None), bound, final=final
+        metric,
+        metric.name,
+        levels,
+        state.evidence,
+        1,
+        exposure,
+        (None, share),
+        (None, None),
+        bound,
+        final=final,
     )
     said = (
         "no comparison yet"

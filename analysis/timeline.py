@@ -1,9 +1,10 @@
 """The judge look by look: what it said after each interval of an analysis, for the verdict report.
 
 The judge is sequential and anytime-valid: its verdict after interval k depends only on the first k
-intervals. So assessing every prefix of the observations with the same `judge.assess` replays what
-the controller saw at each look — the evidence of each metric against its threshold, the effect
-with its confidence band, the requests per arm — and when the decision was reached.
+intervals. So folding the observations one interval at a time (`judge.fold`, which gives what
+`judge.assess` gives on each prefix) and concluding after each replays what the controller saw at
+each look — the evidence of each metric against its threshold, the effect with its confidence
+band, the requests per arm — and when the decision was reached.
 """
 
 from __future__ import annotations
@@ -52,13 +53,17 @@ def replay(
     final: bool = False,
     canary_due: int = 0,
 ) -> Timeline:
-    """Assess every prefix of `series`; `final` marks the last look as the run's end (maxDuration)."""
+    """Judge every prefix of `series`; `final` marks the last look as the run's end (maxDuration)."""
     count = min((len(intervals) for intervals in series.values()), default=0)
     looks = []
+    state = judge.start(template)
     for index in range(count):
-        prefix = {name: tuple(intervals[: index + 1]) for name, intervals in series.items()}
+        # One interval more per look, folded into the state as the controller does: the same
+        # verdict as judging the prefix afresh, at the cost of the new interval.
+        added = {name: tuple(intervals[index : index + 1]) for name, intervals in series.items()}
+        state = judge.fold(template, added, state, canary_due=canary_due)
         last = index == count - 1
-        summary = judge.assess(template, prefix, final=final and last, canary_due=canary_due)
+        summary = judge.conclude(template, state, final=final and last)
         canary, baseline = _requests(template, series, index)
         start = next(iter(series.values()))[index].start
         at = start + template.interval if start is not None else None

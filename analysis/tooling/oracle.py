@@ -63,10 +63,8 @@ def _whole_window_anchor(
     cum_b: FloatArray, total_b: FloatArray, edges: FloatArray, quantile: float
 ) -> tuple[npt.NDArray[np.int64], FloatArray]:
     """The judge's tested edge and tail slope, chosen from the baseline's whole window."""
-    # anchor_edges and tail_slopes read the intervals *before* each one: an empty interval after
-    # the last one sees the whole window.
-    cum = np.concatenate([cum_b, np.zeros_like(cum_b[..., :1, :])], axis=-2)
-    total = np.concatenate([total_b, np.zeros_like(total_b[..., :1])], axis=-1)
+    pool = evidence.pooled_before(cum_b, total_b)[2]
+    cum, total = pool.cum[..., None, :], pool.total[..., None]  # one "interval after" the window
     anchor = evidence.anchor_edges(cum, total, quantile)
     slope = evidence.tail_slopes(cum, total, edges, anchor)
     return anchor[..., -1], np.nan_to_num(slope[..., -1], nan=evidence.DEFAULT_SLOPE)

@@ -87,10 +87,13 @@ class Behaviour:
         low, high = 1e-4, 1e3
         for _ in range(200):
             mid = math.sqrt(low * high)
+            before = low, high
             if float(self.latency_cdf(np.array([mid]))[0]) < quantile:
                 low = mid
             else:
                 high = mid
+            if (low, high) == before:  # a fixed point: the remaining steps would change nothing
+                break
         return math.sqrt(low * high)
 
     def with_quantile_change(self, quantile: float, change: float) -> Behaviour:
@@ -105,10 +108,13 @@ class Behaviour:
                 if field == "tail_start"
                 else dataclasses.replace(self, median_seconds=mid)
             )
+            before = low, high
             if moved.latency_quantile(quantile) < target:
                 low = mid
             else:
                 high = mid
+            if (low, high) == before:  # a fixed point (see latency_quantile)
+                break
         if field == "median_seconds":
             # Keep the tail where it was: the body moved, not the tail.
             scale = self.tail_start * self.median_seconds / math.sqrt(low * high)

@@ -1,31 +1,43 @@
 """The analysis backend for real releases: the judge on Prometheus data.
 
-Stateless between reconciles: each look judges the run's whole window (from the canary's start
-in this rollout, `rolloutStartedAt` in status, to now, so earlier steps' traffic counts) and
-recomputes every e-process from the first interval, so a restarted controller reaches exactly the
-verdict the old one would have. Prometheus is asked only for the intervals that are new since the
-last look (`interval_cache`, a cache that a restart merely empties). The AnalysisTemplate is
-read from the release's namespace on every look; a missing or invalid template makes the run
-Inconclusive with the reason (never a pass). Prometheus being down is transient, and the engine
-decides on it (the step waits up to its maxDuration); after a failed query Prometheus is not asked
-again for OUTAGE_BACKOFF, so a hung server holds one reconcile per backoff, not every release's.
+Each look judges the run's whole window (from the canary's start in this rollout,
+`rolloutStartedAt` in status, to now, so earlier steps' traffic counts) — but reads and folds only
+what is new: the run's record in status carries the judge's compact state after the settled
+intervals (`StepAnalysis.evidence`), and a look asks Prometheus for the intervals after it, folds
+the ones that have settled into a new state (returned with the verdict, for the engine to record)
+and judges the newest `RESETTLE` on a copy, because a late scrape or an ingestion lag can still
+change an interval that has just ended. Folding in pieces gives exactly what folding the window
+at once gives (`analysis.judge.fold`), so a restarted controller continues from status and reaches
+the verdict a full recomputation reaches; a state that belongs to another template, arm or window
+start (its `basis`), or does not unpack, is dropped and the window read afresh.
+
+The AnalysisTemplate is read from the release's namespace on every look; a missing or invalid
+template makes the run Inconclusive with the reason (never a pass). Prometheus being down is
+transient, and the engine decides on it (the step waits up to its maxDuration); after a failed
+query Prometheus is not asked again for OUTAGE_BACKOFF, so a hung server holds one reconcile per
+backoff, not every release's.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
-from analysis import judge, prometheus, specs, verdicts
+from analysis import counters, judge, prometheus, specs, verdicts
 from controller import errors, ports
-from controller.adapters import interval_cache, kubeapi
+from controller.adapters import kubeapi
 from controller.domain import actions
 from controller.resources import meta
 
 OUTAGE_BACKOFF = timedelta(seconds=30)
+# Intervals re-read (and judged, not folded) at every look: scrapes that were late can still land.
+RESETTLE = 2
 
 
 class PrometheusAnalysis:
@@ -34,12 +46,11 @@ class PrometheusAnalysis:
         api: kubeapi.KubeApi,
         source: prometheus.PrometheusSource,
         clock: Callable[[], datetime],
-        cache: interval_cache.IntervalCache | None = None,
     ) -> None:
         self._api = api
         self._source = source
         self._clock = clock
-        self.cache = cache or interval_cache.IntervalCache()
+        self.intervals_read = 0  # (metric, interval) pairs asked of Prometheus: what a look costs it
         # The last failure and until when Prometheus is not asked again: a health cache of this
         # process, not release state (a restart asks at once).
         self._outage: tuple[datetime, str] | None = None
@@ -77,10 +88,8 @@ class PrometheusAnalysis:
                 release.spec.serving.warmup,
             )
             try:
-                series = self.cache.observe(self._source, run.run, template, target, window)
-                # The canary is due to report from the run's start (its step's traffic was in place).
                 due = prometheus.first_interval_from(window, run.start)
-                results[run.run] = judge.assess(template, series, canary_due=due, final=final)
+                results[run.run] = self._judge(template, target, window, run, due, final=final)
                 self._outage = None
             except prometheus.SourceError as error:
                 self._outage = (self._clock() + OUTAGE_BACKOFF, str(error))
@@ -89,6 +98,47 @@ class PrometheusAnalysis:
                 rule = f"Prometheus returned data the judge cannot read: {error}"
                 results[run.run] = verdicts.AnalysisSummary(verdict=verdicts.Verdict.INCONCLUSIVE, rule=rule)
         return results
+
+    def _judge(
+        self,
+        template: specs.AnalysisTemplateSpec,
+        target: prometheus.Target,
+        window: counters.Window,
+        run: actions.StartAnalysis,
+        due: int,
+        *,
+        final: bool,
+    ) -> verdicts.AnalysisSummary:
+        """The verdict on the whole window, from the run's state and the intervals after it.
+
+        The canary is due to report from the run's start (its step's traffic was in place): `due`.
+        """
+        basis = evidence_basis(template, target, window)
+        state = judge.resume(template, run.evidence, basis)
+        if state is None or state.intervals > window.count:
+            state = judge.start(template)
+        known = state.intervals
+        rest = counters.Window(
+            start=window.start + known * window.interval,
+            interval=window.interval,
+            count=window.count - known,
+            warmup=window.warmup,
+        )
+        fresh = (
+            self._source.fetch_observations(template, target, rest)
+            if rest.count
+            else {metric.name: () for metric in template.metrics}
+        )
+        self.intervals_read += rest.count * len(template.metrics)
+        settle = max(0, rest.count - RESETTLE)
+        kept = judge.fold(
+            template, {name: got[:settle] for name, got in fresh.items()}, state, canary_due=due
+        )
+        latest = judge.fold(
+            template, {name: got[settle:] for name, got in fresh.items()}, kept, canary_due=due
+        )
+        summary = judge.conclude(template, latest, final=final)
+        return summary.model_copy(update={"evidence": kept.record(basis)})
 
     def _fetch_template(self, namespace: str, name: str) -> specs.AnalysisTemplateSpec | str:
         """The template's spec, or why it cannot be used."""
@@ -103,8 +153,19 @@ class PrometheusAnalysis:
         """Nothing to start: the window is read from Prometheus as the looks come."""
 
     def apply_stop(self, release: ports.ReleaseRef, action: actions.StopAnalysis) -> None:
-        """Nothing runs between looks; what the run had read is no longer needed."""
-        self.cache.forget(action.run)
+        """Nothing runs between looks: the run's state lives in its record, which the engine closes."""
+
+
+def evidence_basis(
+    template: specs.AnalysisTemplateSpec, target: prometheus.Target, window: counters.Window
+) -> str:
+    """What a compact state belongs to: the template, the arms and the window's start and spacing."""
+    described = {
+        "template": template.model_dump(mode="json"),
+        "target": dataclasses.asdict(target),
+        "window": [window.start, window.interval, window.warmup],
+    }
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def build_target(

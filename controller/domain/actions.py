@@ -90,6 +90,9 @@ class StartAnalysis(schema.Frozen):
     # Where the evidence starts: the canary's start in this rollout, so an analysis step builds on
     # the traffic of the steps before it (the count-ratio tests do not mind the weight changing).
     evidence_since: datetime | None = None
+    # The judge's compact state after the intervals it has folded (from the run's record in status):
+    # a look reads and folds only what is new, whether or not the controller restarted.
+    evidence: verdicts.EvidenceRecord | None = None
 
 
 class StopAnalysis(schema.Frozen):

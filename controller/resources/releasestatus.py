@@ -56,6 +56,11 @@ class StepAnalysis(schema.Frozen):
     canary_model_version: str | None = None
     baseline_revision: str | None = None
     evidence_since: datetime | None = Field(None, description="Where the judged evidence starts.")
+    evidence: verdicts.EvidenceRecord | None = Field(
+        None,
+        description="The judge's compact state while the run is running: each look folds in only "
+        "the intervals that are new since it (cleared when the run finishes).",
+    )
 
 
 class ApprovalRecord(schema.Frozen):

@@ -25,7 +25,7 @@ import yaml
 
 from analysis import reference, verdicts
 from analysis.tooling import exporter, openmetrics, traffic_simulator
-from controller.adapters import interval_cache, kubeapi, prometheus_analysis
+from controller.adapters import kubeapi, prometheus_analysis
 from controller.domain import actions
 from controller.ports import ReleaseRef
 from controller.resources import modelrelease
@@ -292,24 +292,27 @@ def _judged_by_the_adapter(
         return dict(backend.fetch_results(release, runs))
 
 
-def test_each_look_reads_only_the_new_intervals_and_judges_as_a_fresh_read_of_the_window_would(
+def test_each_look_continues_from_the_state_in_status_reads_only_new_intervals_and_judges_as_a_fresh_read(
     served: Served, real_cluster: harness.Cluster, tmp_path: pathlib.Path
 ) -> None:
+    """The adapter keeps nothing between looks: the judge's compact state comes back in the run's
+    descriptor from status (here through its JSON form), as after a restart at every look."""
     started = datetime.fromtimestamp(served.start + 180, UTC)
     now = [started]
     run = _run("run-slow-tail", "quality", started)
     metrics = len(reference.reference_template().metrics)
+    recorded: verdicts.EvidenceRecord | None = None
     with _adapter(served, real_cluster, tmp_path, "slow-tail", lambda: now[0]) as (backend, release):
         for minute in range(5, 57, 3):
             now[0] = started + timedelta(minutes=minute)
-            before = backend.cache.intervals_read
-            looked = backend.fetch_results(release, (run,))[run.run]
-            read = backend.cache.intervals_read - before
-            kept, backend.cache = backend.cache, interval_cache.IntervalCache()  # as after a restart
+            before = backend.intervals_read
+            looked = backend.fetch_results(release, (run.model_copy(update={"evidence": recorded}),))[run.run]
+            read = backend.intervals_read - before
             assert looked == backend.fetch_results(release, (run,))[run.run], f"minute {minute}"
-            backend.cache = kept
             if minute > 5:  # three new minutes, and the newest two again in case a scrape was late
-                assert read == (3 + interval_cache.RESETTLE) * metrics, f"minute {minute}: {read}"
+                assert read == (3 + prometheus_analysis.RESETTLE) * metrics, f"minute {minute}: {read}"
+            assert looked.evidence is not None
+            recorded = verdicts.EvidenceRecord.model_validate(looked.evidence.to_manifest())
     assert looked.verdict == verdicts.Verdict.FAIL
 
 
@@ -351,11 +354,13 @@ def test_the_look_at_max_duration_judges_the_window_up_to_max_duration_however_l
     with _adapter(served, real_cluster, tmp_path, "good", lambda: now[0]) as (backend, release):
         at_the_end = backend.fetch_results(release, (run,))[run.run]
         now[0] = started + timedelta(minutes=50)
-        backend.cache = interval_cache.IntervalCache()  # as after a restart
-        later = backend.fetch_results(release, (run,))[run.run]
+        later = backend.fetch_results(release, (run,))[run.run]  # nothing recorded: as after a restart
+        resumed = run.model_copy(update={"evidence": at_the_end.evidence})
+        continued = backend.fetch_results(release, (resumed,))[run.run]  # from the state it recorded
         longer = run.model_copy(update={"run": "hour", "max_duration": timedelta(hours=1)})
         uncapped = backend.fetch_results(release, (longer,))[longer.run]
     assert later == at_the_end
+    assert continued == at_the_end
     assert at_the_end.verdict in (verdicts.Verdict.PASS, verdicts.Verdict.INCONCLUSIVE), at_the_end.rule
     errors, errors_uncapped = at_the_end.metrics[0], uncapped.metrics[0]
     assert errors.canary_requests is not None

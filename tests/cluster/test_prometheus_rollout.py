@@ -33,12 +33,22 @@ def prometheus(tmp_path: pathlib.Path, scrape_port: int) -> Iterator[prometheus_
     server.stop()
 
 
-def test_a_canary_serving_errors_is_rolled_back_on_the_judges_evidence(
+def _folded(status: dict[str, object]) -> int:
+    """Intervals the running analysis's compact state in status has folded (-1 without one)."""
+    runs = status.get("analysis") or []
+    assert isinstance(runs, list)
+    running = [r for r in runs if r.get("finishedAt") is None and r.get("evidence")]
+    return int(running[-1]["evidence"]["intervals"]) if running else -1
+
+
+def test_a_canary_serving_errors_is_rolled_back_on_the_judges_evidence_by_a_controller_that_restarted_mid_run(
     world: harness.World,
     tmp_path: pathlib.Path,
     prometheus: prometheus_server.PrometheusServer,
     scrape_port: int,
 ) -> None:
+    """The first controller folds intervals (without traffic yet) into the run's state in status and
+    is killed; the second continues from that state once the canary serves errors."""
     template = reference.reference_manifest(name="quality", interval="2s")
     template["metadata"]["namespace"] = world.namespace
     template["spec"]["metrics"] = [{**template["spec"]["metrics"][0], "minDuration": "10s"}]
@@ -50,9 +60,9 @@ def test_a_canary_serving_errors_is_rolled_back_on_the_judges_evidence(
         world.create(harness.release_body("ranker", "1"))
         world.wait_for_phase("ranker", "Succeeded")
         world.patch_release("ranker", {"spec": {"model": {"version": "2"}}})
-        status = world.wait_for_status(
-            "ranker", lambda s: bool(s.get("canaryRevision")), what="canary revision"
-        )
+        world.wait_for_status("ranker", lambda s: _folded(s) >= 2, what="a compact state of two intervals")
+        controller.kill()
+        status = world.status("ranker")
         broken = dataclasses.replace(traffic_simulator.Behaviour(), error_rate=0.2)
         fleet = openmetrics.PodFleet(
             traffic_simulator.Scenario("broken", rps=400, canary=broken, canary_weight=0.25),
@@ -64,6 +74,7 @@ def test_a_canary_serving_errors_is_rolled_back_on_the_judges_evidence(
         )
         metrics_server, _ = exporter.serve(fleet, scrape_port)
         try:
+            controller.start()
             rolled = world.wait_for_phase("ranker", "RolledBack", timeout=90)
         finally:
             metrics_server.shutdown()
@@ -73,6 +84,7 @@ def test_a_canary_serving_errors_is_rolled_back_on_the_judges_evidence(
     assert rolled["reason"] == "AnalysisFailed"
     run = rolled["analysis"][-1]
     assert run["verdict"] == "Fail"
+    assert "evidence" not in run  # a finished run's state leaves status
     assert run["rule"].startswith("errors: evidence")
     (errors,) = run["metrics"]
     assert errors["canaryRequests"] > 0

@@ -80,7 +80,9 @@ def retirements_done(status: Status, now: datetime) -> Status:
 def analyses_stopped(status: Status, rule: str, now: datetime) -> Status:
     """Runs stopped before the judge decided reached no verdict, and their records say so."""
     finished = tuple(
-        r.model_copy(update={"finished_at": now, "rule": rule, "verdict": Verdict.INCONCLUSIVE})
+        r.model_copy(
+            update={"finished_at": now, "rule": rule, "verdict": Verdict.INCONCLUSIVE, "evidence": None}
+        )
         if r.verdict == Verdict.RUNNING and r.finished_at is None
         else r
         for r in status.analysis
@@ -89,24 +91,28 @@ def analyses_stopped(status: Status, rule: str, now: datetime) -> Status:
 
 
 def analysis_progressed(
-    status: Status, run: str, metrics: tuple[verdicts.MetricResult, ...], rule: str | None
+    status: Status,
+    run: str,
+    metrics: tuple[verdicts.MetricResult, ...],
+    rule: str | None,
+    evidence: verdicts.EvidenceRecord | None,
 ) -> Status:
-    """A running analysis's latest per-metric figures, so a person can see how close it is."""
+    """A running analysis's latest per-metric figures, so a person can see how close it is, and the
+    judge's compact state, which the next look continues from (None: keep the one recorded)."""
+
+    def progressed(record: releasestatus.StepAnalysis) -> releasestatus.StepAnalysis:
+        kept = record.evidence if evidence is None else evidence
+        return record.model_copy(update={"metrics": metrics, "rule": rule, "evidence": kept})
+
     return _changed(
-        status,
-        {
-            "analysis": tuple(
-                r.model_copy(update={"metrics": metrics, "rule": rule}) if r.run == run else r
-                for r in status.analysis
-            )
-        },
+        status, {"analysis": tuple(progressed(r) if r.run == run else r for r in status.analysis)}
     )
 
 
 def analysis_finished(status: Status, record: releasestatus.StepAnalysis) -> Status:
-    return _changed(
-        status, {"analysis": tuple(record if r.run == record.run else r for r in status.analysis)}
-    )
+    """A run's verdict; its compact state is no longer needed and leaves status."""
+    done = record.model_copy(update={"evidence": None})
+    return _changed(status, {"analysis": tuple(done if r.run == record.run else r for r in status.analysis)})
 
 
 def registry_owed(status: Status, write: releasestatus.RegistryWrite) -> Status:

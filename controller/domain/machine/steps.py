@@ -112,7 +112,11 @@ def _watch_in_background(turn: turn_.Turn, step: Step) -> bool:
         turn.event("AnalysisStarted", f"background analysis {background.template}: run {run}")
         return True
     result = turn.obs.analysis.get(run)
-    if record.finished_at is not None or result is None or result.verdict != Verdict.FAIL:
+    if record.finished_at is not None or result is None:
+        return False
+    if result.verdict != Verdict.FAIL:
+        if result.unavailable is None and _progressed(record, result.metrics, result):
+            turn.change(changes.analysis_progressed(st, run, result.metrics, result.rule, result.evidence))
         return False
     finished = record.model_copy(
         update={
@@ -319,6 +323,16 @@ def _approval_complete(turn: turn_.Turn, step: Step) -> Completion:
 APPROVAL_TIMED_OUT = "ApprovalTimedOut"
 
 
+def _progressed(
+    record: releasestatus.StepAnalysis,
+    metrics: tuple[verdicts.MetricResult, ...],
+    result: verdicts.AnalysisSummary,
+) -> bool:
+    """The judge's figures, rule or compact state moved since the record (an outage brings no state)."""
+    moved = result.evidence is not None and result.evidence != record.evidence
+    return moved or (metrics, result.rule) != (record.metrics, record.rule)
+
+
 def _analysis_complete(turn: turn_.Turn, step: Step) -> Completion:
     target, index, entry = step.target, step.index, step.entry
     st = turn.status
@@ -353,8 +367,8 @@ def _analysis_complete(turn: turn_.Turn, step: Step) -> Completion:
         if outage is not None:
             rule += f"; the metrics backend is unavailable: {outage}"
     if verdict == Verdict.RUNNING:
-        if result is not None and (metrics, result.rule) != (record.metrics, record.rule):
-            turn.change(changes.analysis_progressed(st, run, metrics, result.rule))
+        if result is not None and _progressed(record, metrics, result):
+            turn.change(changes.analysis_progressed(st, run, metrics, result.rule, result.evidence))
             if outage is not None:
                 turn.event(
                     "AnalysisMetricsUnavailable",

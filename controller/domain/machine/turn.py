@@ -255,6 +255,7 @@ def build_analysis_run(
         start=record.started_at,
         max_duration=max_duration,
         evidence_since=earliest(status.rollout_started_at, record.started_at),
+        evidence=record.evidence,
     )
 
 

@@ -42,7 +42,10 @@ def test_a_ratio_of_one_stays_inside_the_interval_at_every_look_in_nearly_every_
 
 
 def test_a_mean_interval_contains_a_constant_and_needs_two_values() -> None:
-    assert confidence.mean(np.array([0.1]), LEVEL) is None
-    assert confidence.mean(np.array([0.2, 0.2, np.nan]), LEVEL) == (0.2, 0.2)
-    low, high = confidence.mean(np.array([0.1, 0.3, 0.2, 0.25]), LEVEL) or (1.0, -1.0)
+    assert confidence.mean(confidence.Moments().add(np.array([0.1])), LEVEL) is None
+    assert confidence.mean(confidence.Moments().add(np.array([0.2, 0.2, np.nan])), LEVEL) == (0.2, 0.2)
+    low, high = confidence.mean(confidence.Moments().add(np.array([0.1, 0.3, 0.2, 0.25])), LEVEL) or (
+        1.0,
+        -1.0,
+    )
     assert low < 0.2125 < high

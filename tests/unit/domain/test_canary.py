@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from analysis import verdicts
-from controller.domain import actions, engine, naming
+from controller.domain import actions, engine, machine, naming
 from controller.resources import commands, releasestatus
 from tests.unit.domain import builders
 from tests.unit.domain import world as w
@@ -902,3 +903,38 @@ def test_a_previous_stable_removed_early_by_a_new_rollout_is_said_in_an_event() 
         f"previous stable {retiring.name} removed before its scale-down delay ended: a new rollout starts"
     ]
     assert retiring.name not in run.world.deployments
+
+
+def test_a_running_analysis_keeps_the_judges_compact_state_in_status_and_hands_it_back_at_the_next_look() -> (
+    None
+):
+    """The judge's state lives in the run's record (never in the controller's memory): each look's
+    new state is recorded, the next look's run descriptor carries it, an outage leaves it as it was,
+    and a finished run drops it."""
+    run = deployed()
+    run.world.verdict = w.fails_after(timedelta(minutes=5))
+    looks = itertools.count(1)
+    original_observe = run.world.observe
+
+    def observe() -> w.obs_.Observations:
+        seen = original_observe()
+        state = verdicts.EvidenceRecord(basis="window", intervals=next(looks))
+        summaries = {
+            name: summary if summary.unavailable else summary.model_copy(update={"evidence": state})
+            for name, summary in seen.analysis.items()
+        }
+        return seen.model_copy(update={"analysis": summaries})
+
+    run.world.observe = observe  # type: ignore[method-assign]
+    run.until(lambda r: any(a.evidence is not None and a.evidence.intervals >= 3 for a in r.status.analysis))
+    (record,) = run.status.analysis
+    (descriptor,) = machine.build_running_analyses(run.spec, run.status)
+    assert descriptor.run == record.run
+    assert descriptor.evidence == record.evidence
+    run.world.metrics_down = "connection refused"
+    run.reconcile()
+    assert run.status.analysis[0].evidence == record.evidence, "an outage brings no state and keeps the last"
+    run.world.metrics_down = None
+    run.until(lambda r: r.status.phase == Phase.ROLLED_BACK)
+    assert run.status.analysis[0].verdict == Verdict.FAIL
+    assert all(a.evidence is None for a in run.status.analysis), "a finished run's state leaves status"
