@@ -50,12 +50,46 @@ def reconcile(
             break
     else:
         raise EngineDidNotSettleError(f"no fixed point after {MAX_MOVES} moves; last status {status!r}")
-    generation = observations.release.generation
-    status = status.model_copy(update={"observed_generation": generation})
-    status = status.model_copy(update={"conditions": conditions.build_conditions(status, generation, now)})
+    status = _observed(conditions.recovered(status, now), observations.release.generation, now)
     status = delivery.record_delivery(status, observations.notifications, now)
     requeue = build_requeue(move.wake_at, now, stopped_early=stopped_early)
     return decisions.Decision(actions=done, status=status, requeue_after=requeue, events=tuple(events))
+
+
+def halt(
+    status: releasestatus.ModelReleaseStatus, reason: str, message: str, *, generation: int, now: datetime
+) -> decisions.Decision:
+    """The release cannot be reconciled until someone edits it: its spec does not validate, or the API
+    refuses what it asks for good (a quota, an admission webhook, a forbidden call).
+
+    Blocked while a stable revision serves (the new rollout is stuck, the service is not down), else
+    Failed; whatever was under way is kept to resume from after the edit. The conditions are built
+    as for every other decision, so a Succeeded release whose spec turns invalid reads `Ready=False`
+    with the reason. A Warning Event says it (posted once: its name is the reason and message).
+    """
+    phase = releasestatus.Phase.BLOCKED if status.stable_revision else releasestatus.Phase.FAILED
+    halted = _observed(machine.changes.halted(status, phase, reason, message), generation, now)
+    warning = decisions.Event(type=decisions.EventType.WARNING, reason=reason, message=message)
+    return decisions.Decision(actions=(), status=halted, requeue_after=None, events=(warning,))
+
+
+def reconcile_failed(
+    status: releasestatus.ModelReleaseStatus, reason: str, message: str, *, now: datetime
+) -> decisions.Decision:
+    """A reconcile that failed on something passing (the API or a backend timing out): the phase stays,
+    the `ReconcileError` condition says what failed and since when; the next reconcile that goes
+    through turns it False (`conditions.recovered`)."""
+    failing = status.model_copy(
+        update={"conditions": conditions.reconcile_failing(status, reason, message, now)}
+    )
+    return decisions.Decision(actions=(), status=failing, requeue_after=None)
+
+
+def _observed(
+    status: releasestatus.ModelReleaseStatus, generation: int, now: datetime
+) -> releasestatus.ModelReleaseStatus:
+    status = status.model_copy(update={"observed_generation": generation})
+    return status.model_copy(update={"conditions": conditions.build_conditions(status, generation, now)})
 
 
 def build_requeue(wake_at: datetime | None, now: datetime, *, stopped_early: bool) -> timedelta | None:

@@ -129,7 +129,7 @@ def register(
                 raise kopf.TemporaryError(f"will retry in {delay:.1f}s: {exc}", delay=delay) from exc
             except errors.PermanentError as exc:
                 logger.error("cannot reconcile: %s", exc)
-                await asyncio.to_thread(reconciler.apply_permanent_error, io, namespace, name, exc)
+                await asyncio.to_thread(reconciler.apply_permanent_error, io, namespace, name, exc, clock)
                 outcome = reconciler.Reconciled(requeue_after=None)
             retry = conflicts = 0
             pace = pacing.plan_wait(

@@ -21,7 +21,7 @@ from controller.adapters.traffic import services
 from controller.domain import actions, engine, machine, planning
 from controller.domain import decision as decisions
 from controller.domain.machine import endings
-from controller.resources import meta, modelrelease, releasestatus
+from controller.resources import modelrelease, releasestatus
 from controller.runtime import metrics as metrics_
 from controller.runtime import observe, statuspatch
 
@@ -186,17 +186,21 @@ def reconcile_release(
     try:
         spec = modelrelease.ModelReleaseSpec.model_validate(body.get("spec"))
     except pydantic.ValidationError as exc:
-        _say_failure(
-            io, body, status, "InvalidSpec", build_invalid_spec_message(exc), releasestatus.Phase.FAILED
+        halted = engine.halt(
+            status,
+            "InvalidSpec",
+            build_invalid_spec_message(exc),
+            generation=int(body["metadata"].get("generation", 1)),
+            now=clock(),
         )
-        return Reconciled(requeue_after=None)
+        return Reconciled(requeue_after=None, status_written=_write_halt(io, body, status, halted))
     release = ports.ReleaseRef(namespace=namespace, name=name, uid=body["metadata"]["uid"], spec=spec)
     now = clock()
     observed = observe.observe(io, release, body, status)
     decision = engine.reconcile(release.spec, status, observed, now=now)
     execute(io, release, decision.actions, logger)
     post_events(io, release, decision, logger)
-    written = _write_status(io, body, status, recovered(decision.status, now))
+    written = _write_status(io, body, status, decision.status)
     if metrics is not None:
         observe_metrics(metrics, release, status, decision.status, now)
     return Reconciled(requeue_after=decision.requeue_after, actions=decision.actions, status_written=written)
@@ -279,27 +283,6 @@ def post_events(
 EVENT_ATTEMPTS = 2  # a timed-out POST is tried once more; then the Event is dropped (and logged)
 
 
-def recovered(status: releasestatus.ModelReleaseStatus, now: datetime) -> releasestatus.ModelReleaseStatus:
-    """After a reconcile that went through, a ReconcileError condition that was True turns False."""
-    failing = next((c for c in status.conditions if c.type == RECONCILE_ERROR), None)
-    if failing is None or failing.status != meta.ConditionStatus.TRUE:
-        return status
-    cleared = failing.model_copy(
-        update={
-            "status": meta.ConditionStatus.FALSE,
-            "reason": "Recovered",
-            "message": f"reconciled again after: {failing.message}",
-            "last_transition_time": now,
-        }
-    )
-    return status.model_copy(
-        update={"conditions": tuple(cleared if c.type == RECONCILE_ERROR else c for c in status.conditions)}
-    )
-
-
-RECONCILE_ERROR = "ReconcileError"
-
-
 def record_transient_error(
     io: ports.Ports,
     namespace: str,
@@ -315,20 +298,10 @@ def record_transient_error(
     try:
         body = io.releases.fetch_release(namespace, name)
         status = releasestatus.ModelReleaseStatus.model_validate(body.get("status") or {})
-        now = clock()
-        previous = next((c for c in status.conditions if c.type == RECONCILE_ERROR), None)
-        failing = previous is not None and previous.status == meta.ConditionStatus.TRUE
-        since = previous.last_transition_time if previous is not None and failing else now
-        condition = meta.Condition(
-            type=RECONCILE_ERROR,
-            status=meta.ConditionStatus.TRUE,
-            reason=type(exc).__name__.removesuffix("Error") or "Transient",
-            message=f"{str(exc)[:400]}; retrying in {retry_in:.0f}s",
-            last_transition_time=since,
-        )
-        others = tuple(c for c in status.conditions if c.type != RECONCILE_ERROR)
-        updated = status.model_copy(update={"conditions": (*others, condition)})
-        _write_status(io, body, status, updated)
+        reason = type(exc).__name__.removesuffix("Error") or "Transient"
+        message = f"{str(exc)[:400]}; retrying in {retry_in:.0f}s"
+        failed = engine.reconcile_failed(status, reason, message, now=clock())
+        _write_status(io, body, status, failed.status)
     except (errors.ModelReleaseError, pydantic.ValidationError):
         return None
     return status.phase
@@ -349,39 +322,44 @@ def _write_status(
 
 
 def apply_permanent_error(
-    io: ports.Ports, namespace: str, name: str, exc: errors.PermanentError
+    io: ports.Ports, namespace: str, name: str, exc: errors.PermanentError, clock: Callable[[], datetime]
 ) -> releasestatus.Phase:
-    """Say a permanent error in status and in an Event (once each), and return the phase written."""
+    """Say a permanent error in status and in an Event (once each), as the engine halts on it, and
+    return the phase written."""
     body = io.releases.fetch_release(namespace, name)
     try:
         status = releasestatus.ModelReleaseStatus.model_validate(body.get("status") or {})
     except pydantic.ValidationError:
         status = releasestatus.ModelReleaseStatus()
     reason = type(exc).__name__.removesuffix("Error") or "Error"
-    # With a stable revision serving, the problem blocks the new rollout; it is not an outage.
-    phase = releasestatus.Phase.BLOCKED if status.stable_revision else releasestatus.Phase.FAILED
-    _say_failure(io, body, status, reason, str(exc), phase)
-    return phase
+    generation = int(body["metadata"].get("generation", 1))
+    halted = engine.halt(status, reason, str(exc), generation=generation, now=clock())
+    _write_halt(io, body, status, halted)
+    return halted.status.phase
 
 
-def _say_failure(
+def _write_halt(
     io: ports.Ports,
     body: dict[str, Any],
     status: releasestatus.ModelReleaseStatus,
-    reason: str,
-    message: str,
-    phase: releasestatus.Phase,
-) -> None:
-    """A permanent problem with the object itself: say so in status (once) and wait for an edit;
-    when that is news, say it in a Warning Event too."""
-    failed = machine.changes.halted(status, phase, reason, message).model_copy(
-        update={"observed_generation": int(body["metadata"].get("generation", 1))}
-    )
-    if _write_status(io, body, status, failed):
+    halted: decisions.Decision,
+) -> bool:
+    """Write a halt's status and, when that is news, its Warning Events. Posted about the object by
+    name and uid: a spec that does not validate gives no release reference to post them on."""
+    written = _write_status(io, body, status, halted.status)
+    if written:
         meta_ = body["metadata"]
-        try:
-            io.events.post_warning_about(
-                meta_["namespace"], meta_["name"], meta_["uid"], reason, message, reason, message
-            )
-        except errors.TransientError:
-            pass  # the status says it; an Event is a courtesy
+        for event in halted.events:
+            try:
+                io.events.post_warning_about(
+                    meta_["namespace"],
+                    meta_["name"],
+                    meta_["uid"],
+                    event.reason,
+                    event.message,
+                    event.reason,
+                    event.message,
+                )
+            except errors.TransientError:
+                pass  # the status says it; an Event is a courtesy
+    return written

@@ -516,6 +516,26 @@ def test_a_hostile_duration_is_refused_at_admission_or_ends_invalid_spec_and_the
     )
 
 
+def test_a_serving_release_whose_spec_turns_invalid_is_blocked_with_ready_false_and_the_reason(
+    world: harness.World, controller: harness.Controller
+) -> None:
+    """The engine halts it like any other phase change: conditions follow the phase (not Failed with
+    Ready=True, as when the shell wrote the phase itself), and what serves is kept."""
+    world.create(harness.release_body("ranker", "1"))
+    world.wait_for_phase("ranker", "Succeeded")
+    world.patch_release("ranker", {"spec": {"progressDeadline": "0s"}})
+    blocked = world.wait_for_phase("ranker", "Blocked")
+    assert blocked["reason"] == "InvalidSpec"
+    assert blocked["stableModelVersion"] == "1"
+    conditions = {c["type"]: (c["status"], c["reason"]) for c in blocked["conditions"]}
+    assert conditions["Ready"] == ("False", "InvalidSpec")
+    assert conditions["Degraded"] == ("True", "InvalidSpec")
+    assert blocked["observedGeneration"] == 2
+    world.patch_release("ranker", {"spec": {"progressDeadline": "10m"}})
+    again = world.wait_for_phase("ranker", "Succeeded")
+    assert {c["type"]: c["status"] for c in again["conditions"]}["Ready"] == "True"
+
+
 def _someone_elses_spec() -> dict[str, Any]:
     """A Deployment as another tool would write it (a real API server wants a whole pod template)."""
     return {

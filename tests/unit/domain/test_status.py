@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from analysis import verdicts
 from controller.domain import actions, engine
+from controller.domain import decision as decisions
 from controller.domain import observations as obs_
 from controller.domain.machine import changes
 from controller.resources import meta, modelrelease, releasestatus
@@ -52,6 +53,53 @@ def test_observed_generation_follows_the_release_generation() -> None:
     run.reconcile()
     assert run.status.observed_generation == 2
     assert all(c.observed_generation == 2 for c in run.status.conditions)
+
+
+def test_a_succeeded_release_whose_spec_turns_invalid_is_blocked_and_not_ready_with_the_reason() -> None:
+    world = w.World(model_version="6")
+    run = w.Run(builders.release_spec(version="6"), world).settle()
+    assert conditions(run.status)["Ready"] == ("True", "Deployed")
+    halted = engine.halt(
+        run.status, "InvalidSpec", "spec.progressDeadline: 0s is out of range", generation=2, now=world.now
+    )
+    assert halted.status.phase == Phase.BLOCKED, "the stable still serves: the new rollout is what is stuck"
+    assert halted.status.observed_generation == 2
+    assert conditions(halted.status) == {
+        "Ready": ("False", "InvalidSpec"),
+        "Progressing": ("False", "InvalidSpec"),
+        "Degraded": ("True", "InvalidSpec"),
+    }
+    assert all(c.message == "spec.progressDeadline: 0s is out of range" for c in halted.status.conditions)
+    assert [(e.type, e.reason) for e in halted.events] == [(decisions.EventType.WARNING, "InvalidSpec")]
+    assert halted.status.stable_revision == run.status.stable_revision, "what serves is kept to resume from"
+
+
+def test_a_release_that_never_served_halts_failed() -> None:
+    fresh = releasestatus.ModelReleaseStatus()
+    halted = engine.halt(fresh, "Forbidden", "deployments is forbidden", generation=1, now=w.World().now)
+    assert halted.status.phase == Phase.FAILED
+    assert conditions(halted.status)["Ready"] == ("False", "Forbidden")
+
+
+def test_a_reconcile_failing_on_something_passing_keeps_the_phase_and_the_next_good_one_recovers() -> None:
+    world = w.World(model_version="6")
+    run = w.Run(builders.release_spec(version="6"), world).settle()
+    failed = engine.reconcile_failed(
+        run.status, "Unavailable", "API timed out; retrying in 4s", now=world.now
+    )
+    assert failed.status.phase == run.status.phase
+    assert conditions(failed.status)["ReconcileError"] == ("True", "Unavailable")
+    world.tick(timedelta(seconds=5))
+    again = engine.reconcile_failed(
+        failed.status, "Unavailable", "API timed out; retrying in 8s", now=world.now
+    )
+    error = next(c for c in again.status.conditions if c.type == "ReconcileError")
+    assert error.last_transition_time == next(
+        c.last_transition_time for c in failed.status.conditions if c.type == "ReconcileError"
+    ), "failing since the first failure"
+    run.status = again.status
+    run.reconcile()
+    assert conditions(run.status)["ReconcileError"] == ("False", "Recovered")
 
 
 def test_changing_only_replicas_scales_stable_in_place_without_a_rollout() -> None:
