@@ -6,8 +6,10 @@ ModelReleaseError
 │   └── UnavailableError  5xx, 429, timeouts, refused connections
 └── PermanentError        retrying the same call cannot help: say why in status
     ├── NotFoundError     404 on something that must exist (a named HTTPRoute, …)
+    ├── ForbiddenError    401/403: the credentials or the RBAC do not allow it
     ├── InvalidError      400/415/422: our request or the user's object is malformed
-    └── NotOwnedError     an object the release must create exists and belongs to someone else
+    ├── NotOwnedError     an object the release must create exists and belongs to someone else
+    └── ConfigError       no cluster to talk to: no usable kubeconfig or in-cluster credentials
 """
 
 from __future__ import annotations
@@ -47,3 +49,7 @@ class InvalidError(PermanentError):
 
 class NotOwnedError(PermanentError):
     pass
+
+
+class ConfigError(PermanentError):
+    """No cluster to talk to: the kubeconfig is missing or unreadable, or its context is unknown."""

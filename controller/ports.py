@@ -132,5 +132,5 @@ class Ports:
     approvals: Approvals
     notifier: Notifier
     registry: ModelRegistry
-    repository: ReleaseRepository | None
+    repository: ReleaseRepository
     events: Events

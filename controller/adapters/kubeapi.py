@@ -16,6 +16,7 @@ from urllib.parse import quote, urlencode
 
 import kubernetes
 import urllib3
+import yaml
 
 from controller import errors
 
@@ -60,15 +61,18 @@ class KubeApi:
     ) -> KubeApi:
         configuration = kubernetes.client.Configuration()
         try:
-            kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=path, context=context, client_configuration=configuration
-            )
-        except kubernetes.config.ConfigException:
-            if path is not None or context is not None:
-                raise  # asked for a kubeconfig: falling back to in-cluster would hide the mistake
-            kubernetes.config.load_incluster_config(  # type: ignore[no-untyped-call]
-                client_configuration=configuration
-            )
+            try:
+                kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+                    config_file=path, context=context, client_configuration=configuration
+                )
+            except kubernetes.config.ConfigException:
+                if path is not None or context is not None:
+                    raise  # asked for a kubeconfig: falling back to in-cluster would hide the mistake
+                kubernetes.config.load_incluster_config(  # type: ignore[no-untyped-call]
+                    client_configuration=configuration
+                )
+        except (kubernetes.config.ConfigException, OSError, yaml.YAMLError) as error:
+            raise errors.ConfigError(str(error)) from error
         return cls(kubernetes.client.ApiClient(configuration), timeout=timeout)
 
     def request(
@@ -139,6 +143,9 @@ class KubeApi:
                 for line in lines:
                     if line.strip():
                         yield json.loads(line)
+        except (urllib3.exceptions.HTTPError, json.JSONDecodeError) as exc:
+            # The connection broke or the server sent half a line: the watch ended, not the program.
+            raise errors.UnavailableError(f"GET {path}: the watch broke off: {exc}") from exc
         finally:
             response.release_conn()
 
@@ -196,3 +203,13 @@ def _error(method: str, path: str, code: int, text: str) -> errors.ModelReleaseE
     if code in (401, 403):
         return errors.ForbiddenError(where)
     return errors.UnavailableError(where)
+
+
+def kubeconfig_context(path: str | None, context: str | None) -> dict[str, Any]:
+    """The named (else the current) context of a kubeconfig; empty when there is none to read."""
+    try:
+        contexts, active = kubernetes.config.list_kube_config_contexts(config_file=path)  # type: ignore[no-untyped-call]
+    except (kubernetes.config.ConfigException, OSError, yaml.YAMLError):
+        return {}
+    chosen = next((c for c in contexts if c.get("name") == context), None) if context else active
+    return dict((chosen or {}).get("context") or {})

@@ -20,9 +20,6 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import kubernetes
-import urllib3
-
 from analysis import prometheus, verdicts
 from controller import errors
 from controller.adapters import kubeapi
@@ -47,7 +44,7 @@ class Cluster:
     def __init__(self, kubeconfig: str | None, context: str | None, namespace: str | None) -> None:
         try:
             self.api = kubeapi.KubeApi.from_kubeconfig(kubeconfig, context=context)
-        except (kubernetes.config.ConfigException, OSError) as error:
+        except errors.ConfigError as error:
             raise CtlError(
                 f"no cluster to talk to ({error}); pass --kubeconfig or --context, or set KUBECONFIG"
             ) from None
@@ -120,25 +117,16 @@ class Cluster:
             for event in self.api.stream(path, query):
                 if event.get("type") in ("ADDED", "MODIFIED"):
                     yield event["object"]
-        except (errors.ModelReleaseError, urllib3.exceptions.HTTPError) as error:
+        except errors.ModelReleaseError as error:
             raise CtlError(f"watching ModelRelease {name}: {error}") from None
 
 
-def _kubeconfig_context(kubeconfig: str | None, context: str | None) -> Obj:
-    try:
-        contexts, active = kubernetes.config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
-    except (kubernetes.config.ConfigException, OSError):
-        return {}
-    chosen = next((c for c in contexts if c.get("name") == context), None) if context else active
-    return dict((chosen or {}).get("context") or {})
-
-
 def _context_namespace(kubeconfig: str | None, context: str | None) -> str:
-    return str(_kubeconfig_context(kubeconfig, context).get("namespace") or "default")
+    return str(kubeapi.kubeconfig_context(kubeconfig, context).get("namespace") or "default")
 
 
 def _context_user(kubeconfig: str | None, context: str | None) -> str:
-    return str(_kubeconfig_context(kubeconfig, context).get("user") or getpass.getuser())
+    return str(kubeapi.kubeconfig_context(kubeconfig, context).get("user") or getpass.getuser())
 
 
 # ---- reading a release ----------------------------------------------------------------------------

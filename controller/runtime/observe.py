@@ -119,7 +119,7 @@ def _proposed(
 ) -> observations.WrittenBack | None:
     """What Git holds for the bump proposal status owes; looked up only while one is owed."""
     owed, follow = status.proposal, release.spec.model.follow
-    if owed is None or owed.commit is not None or owed.held or follow is None or io.repository is None:
+    if owed is None or owed.commit is not None or owed.held or follow is None:
         return None
     try:
         return io.repository.fetch_proposed(release, owed, follow.target)
@@ -135,7 +135,7 @@ def _written_back(
 ) -> observations.WrittenBack | None:
     """What Git holds for the write-back a rollback owes; looked up only while one is owed."""
     owed = status.last_rollback.git_write_back if status.last_rollback is not None else None
-    if owed is None or owed.settled or io.repository is None:
+    if owed is None or owed.settled:
         return None
     try:
         return io.repository.fetch_written_back(release, owed)

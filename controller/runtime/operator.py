@@ -36,7 +36,12 @@ from controller.runtime import slack as slack_
 
 
 def build_api(config: settings_.RuntimeSettings) -> kubeapi.KubeApi:
-    return kubeapi.KubeApi.from_kubeconfig(config.kubeconfig, timeout=config.request_timeout)
+    try:
+        return kubeapi.KubeApi.from_kubeconfig(config.kubeconfig, timeout=config.request_timeout)
+    except errors.ConfigError as exc:
+        raise StartupError(
+            f"no cluster to talk to ({exc}): run in a pod with a ServiceAccount, or pass --kubeconfig"
+        ) from exc
 
 
 def build_workspaces(config: settings_.RuntimeSettings) -> gitremote.Workspaces:

@@ -68,42 +68,27 @@ def execute(
             case actions.ProposeBump():
                 _propose(io, release, action, logger)
             case actions.WriteBackToGit():
-                if io.repository is None:
-                    message = (
-                        f"no Git repository configured: {action.model_name} "
-                        f"not restored to version {action.restore_version}"
+                try:
+                    io.repository.apply_write_back(release, action)
+                except errors.ModelReleaseError as exc:
+                    # Never holds or fails the rollout; the domain asks again, backing off. Said once
+                    # per try, so the Event shows the latest error and how often it failed.
+                    again = endings.git_retry_backoff(action.attempt)
+                    message = f"try {action.attempt}: {exc}; trying again in {schema.format_duration(again)}"
+                    _skipped(
+                        io,
+                        release,
+                        "GitWriteBackFailed",
+                        message,
+                        action.key,
+                        str(action.attempt),
+                        logger=logger,
                     )
-                    _skipped(io, release, "GitWriteBackSkipped", message, action.key, logger=logger)
-                else:
-                    try:
-                        io.repository.apply_write_back(release, action)
-                    except errors.ModelReleaseError as exc:
-                        # Never holds or fails the rollout; the domain asks again, backing off. Said
-                        # once per try, so the Event shows the latest error and how often it failed.
-                        again = endings.git_retry_backoff(action.attempt)
-                        message = (
-                            f"try {action.attempt}: {exc}; trying again in {schema.format_duration(again)}"
-                        )
-                        _skipped(
-                            io,
-                            release,
-                            "GitWriteBackFailed",
-                            message,
-                            action.key,
-                            str(action.attempt),
-                            logger=logger,
-                        )
 
 
 def _propose(
     io: ports.Ports, release: ports.ReleaseRef, action: actions.ProposeBump, logger: logging.Logger
 ) -> None:
-    if io.repository is None:
-        message = (
-            f"no Git repository configured: version {action.version} of {action.model_name} not proposed"
-        )
-        _skipped(io, release, "ModelVersionBumpFailed", message, action.key, logger=logger)
-        return
     try:
         io.repository.apply_bump(release, action)
     except errors.ModelReleaseError as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import http.server
 import json
+import pathlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -30,6 +31,9 @@ class _Answers(http.server.BaseHTTPRequestHandler):
             key, times = self.path.rsplit("/", 2)[1:]
             _Answers.asked[key] += 1
             code, retry_after = (429, "0") if _Answers.asked[key] <= int(times) else (200, None)
+        elif self.path.startswith("/broken-watch"):
+            self._half_a_watch()
+            return
         else:
             code = int(self.path.rsplit("/", 1)[1])
         body = json.dumps({"kind": "Status", "message": f"server said {code}"}).encode()
@@ -40,6 +44,21 @@ class _Answers(http.server.BaseHTTPRequestHandler):
             self.send_header("Retry-After", retry_after)
         self.end_headers()
         self.wfile.write(body)
+
+    def _half_a_watch(self) -> None:
+        """One whole watch event, then half of the next, and the connection closes (chunked, as the
+        API server streams a watch)."""
+        self.protocol_version = "HTTP/1.1"
+        whole = json.dumps({"type": "ADDED", "object": {"metadata": {"name": "a"}}}).encode() + b"\n"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for chunk in (whole, b'{"type": "MODIFIED", "obj'):
+            self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+            self.wfile.flush()
+        self.wfile.write(b"40\r\n")  # a chunk announced, never sent: the connection drops
+        self.close_connection = True
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -110,3 +129,27 @@ def test_a_server_that_keeps_throttling_fails_as_unavailable_after_a_few_tries(a
     with pytest.raises(errors.UnavailableError, match="429"):
         api.get("/throttled/always/100")
     assert _Answers.asked["always"] == kubeapi.THROTTLE_RETRIES + 1
+
+
+def test_a_watch_that_breaks_off_mid_event_is_an_unavailable_error_after_the_events_it_delivered(
+    api: kubeapi.KubeApi,
+) -> None:
+    seen: list[str] = []
+
+    def follow() -> None:
+        seen.extend(event["type"] for event in api.stream("/broken-watch", {"watch": "1"}))
+
+    with pytest.raises(errors.UnavailableError, match="the watch broke off"):
+        follow()
+    assert seen == ["ADDED"]
+
+
+def test_a_kubeconfig_that_cannot_be_read_is_a_config_error_naming_the_problem(
+    tmp_path: pathlib.Path,
+) -> None:
+    with pytest.raises(errors.ConfigError):
+        kubeapi.KubeApi.from_kubeconfig(str(tmp_path / "missing"))
+    (tmp_path / "garbled").write_text("clusters: [not a kubeconfig\n")
+    with pytest.raises(errors.ConfigError):
+        kubeapi.KubeApi.from_kubeconfig(str(tmp_path / "garbled"))
+    assert kubeapi.kubeconfig_context(str(tmp_path / "missing"), None) == {}
