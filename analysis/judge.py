@@ -30,7 +30,7 @@ from datetime import timedelta
 import numpy as np
 import numpy.typing as npt
 
-from analysis import confidence, evidence, judgestate, observations, sequential, specs, verdicts
+from analysis import confidence, evidence, judgestate, readings, sequential, specs, verdicts
 
 FloatArray = sequential.FloatArray
 
@@ -79,7 +79,7 @@ class Levels:
 
 def assess(
     template: specs.AnalysisTemplateSpec,
-    series: Mapping[str, Sequence[observations.IntervalSample]],
+    series: Mapping[str, Sequence[readings.IntervalSample]],
     *,
     final: bool = False,
     canary_due: int = 0,
@@ -144,7 +144,7 @@ def _names(template: specs.AnalysisTemplateSpec) -> tuple[str, ...]:
 
 def fold(
     template: specs.AnalysisTemplateSpec,
-    series: Mapping[str, Sequence[observations.IntervalSample]],
+    series: Mapping[str, Sequence[readings.IntervalSample]],
     state: JudgeState | None = None,
     *,
     canary_due: int = 0,
@@ -233,7 +233,7 @@ def _effect_text(result: verdicts.MetricResult) -> str:
 def _fold_metric(
     metric: specs.MetricSpec,
     state: judgestate.MetricState,
-    intervals: tuple[observations.IntervalSample, ...],
+    intervals: tuple[readings.IntervalSample, ...],
     interval: timedelta,
     canary_due: int,
 ) -> judgestate.MetricState:
@@ -270,7 +270,7 @@ def _conclude_metric(
             return [_conclude_agreement(metric, levels, state, interval, final)]
 
 
-def _column(intervals: tuple[observations.IntervalSample, ...], arm: str, field: str) -> FloatArray:
+def _column(intervals: tuple[readings.IntervalSample, ...], arm: str, field: str) -> FloatArray:
     values = [getattr(getattr(i, arm), field) for i in intervals]
     return np.array([math.nan if v is None else float(v) for v in values], dtype=np.float64)
 
@@ -419,7 +419,7 @@ def _share(x: FloatArray, n: FloatArray) -> float | None:
 def _fold_error_rate(
     metric: specs.MetricSpec,
     was: judgestate.ErrorRateState,
-    intervals: tuple[observations.IntervalSample, ...],
+    intervals: tuple[readings.IntervalSample, ...],
     canary_due: int,
 ) -> judgestate.ErrorRateState:
     n_c, n_b = _column(intervals, "canary", "requests"), _column(intervals, "baseline", "requests")
@@ -457,7 +457,7 @@ def _conclude_error_rate(
 
 
 def _histograms(
-    intervals: tuple[observations.IntervalSample, ...], arm: str, metric: str, known: FloatArray, begin: int
+    intervals: tuple[readings.IntervalSample, ...], arm: str, metric: str, known: FloatArray, begin: int
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """(edges, cumulative counts per interval and finite edge, totals) for one arm; `known`: the
     edges of earlier intervals (empty before any), `begin`: the index of the first of these."""
@@ -470,7 +470,7 @@ def _histograms(
             rows.append([])
             totals.append(math.nan)
             continue
-        pairs = observations.bucket_edges(buckets)
+        pairs = readings.bucket_edges(buckets)
         these = [edge for edge, _ in pairs[:-1]]
         if edges is None:
             edges = these
@@ -506,7 +506,7 @@ def histogram_quantile(edges: FloatArray, cum: FloatArray, total: float, quantil
 def _fold_latency(
     metric: specs.MetricSpec,
     was: judgestate.LatencyState,
-    intervals: tuple[observations.IntervalSample, ...],
+    intervals: tuple[readings.IntervalSample, ...],
     canary_due: int,
 ) -> judgestate.LatencyState:
     assert metric.latency is not None
@@ -659,7 +659,7 @@ def _spacing(edges: FloatArray, index: int) -> float:
 
 
 def _gauge_values(
-    metric: specs.MetricSpec, intervals: tuple[observations.IntervalSample, ...], arm: str
+    metric: specs.MetricSpec, intervals: tuple[readings.IntervalSample, ...], arm: str
 ) -> FloatArray:
     value = _column(intervals, arm, "value")
     if metric.gauge is not None and metric.gauge.per_request:
@@ -670,7 +670,7 @@ def _gauge_values(
 
 
 def _fold_gauge(
-    metric: specs.MetricSpec, was: judgestate.GaugeState, intervals: tuple[observations.IntervalSample, ...]
+    metric: specs.MetricSpec, was: judgestate.GaugeState, intervals: tuple[readings.IntervalSample, ...]
 ) -> judgestate.GaugeState:
     g_c, g_b = _gauge_values(metric, intervals, "canary"), _gauge_values(metric, intervals, "baseline")
     increase = metric.bad_direction == specs.BadDirection.INCREASE
@@ -772,7 +772,7 @@ def _with_classes(
 def _fold_distribution(
     metric: specs.MetricSpec,
     was: judgestate.DistributionState,
-    intervals: tuple[observations.IntervalSample, ...],
+    intervals: tuple[readings.IntervalSample, ...],
 ) -> judgestate.DistributionState:
     named = {c for i in intervals for arm in (i.canary, i.baseline) for c in (arm.counts or {})}
     classes = tuple(sorted(set(was.classes) | named))
@@ -865,7 +865,7 @@ def _conclude_distribution(
 def _fold_agreement(
     metric: specs.MetricSpec,
     was: judgestate.AgreementState,
-    intervals: tuple[observations.IntervalSample, ...],
+    intervals: tuple[readings.IntervalSample, ...],
 ) -> judgestate.AgreementState:
     """A shadow's share of compared requests whose prediction differs from stable's; only the
     canary's counts are read."""

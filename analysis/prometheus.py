@@ -23,7 +23,7 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from pydantic import ValidationError
 
-from analysis import counters, observations, specs
+from analysis import counters, readings, specs
 
 MAX_STEP_SECONDS = 15.0
 # Where a native (exponential) histogram is read: every boundary of schema 2, 2^(k/4) — 19 % apart
@@ -151,8 +151,8 @@ class PrometheusSource:
 
     def fetch_observations(
         self, template: specs.AnalysisTemplateSpec, target: Target, window: counters.Window
-    ) -> dict[str, tuple[observations.IntervalSample, ...]]:
-        result: dict[str, tuple[observations.IntervalSample, ...]] = {}
+    ) -> dict[str, tuple[readings.IntervalSample, ...]]:
+        result: dict[str, tuple[readings.IntervalSample, ...]] = {}
         for metric in template.metrics:
             try:
                 variables = [
@@ -169,7 +169,7 @@ class PrometheusSource:
                     f"metric {metric.name}: its queries do not select raw counters: {problems}"
                 ) from None
             result[metric.name] = tuple(
-                observations.IntervalSample(
+                readings.IntervalSample(
                     start=datetime.fromtimestamp(window.start + index * window.interval, UTC),
                     canary=arms[0][index],
                     baseline=arms[1][index],
@@ -197,23 +197,23 @@ class PrometheusSource:
         variables: Mapping[str, str],
         window: counters.Window,
         native: list[counters.Series] | None = None,
-    ) -> list[observations.ArmSample]:
+    ) -> list[readings.ArmSample]:
         def series(query: str) -> list[counters.Series]:
             return self.fetch_series(specs.render_query(query, variables), window)
 
-        empty = [observations.ArmSample() for _ in range(window.count)]
+        empty = [readings.ArmSample() for _ in range(window.count)]
         if metric.error_rate is not None:
             requests_ = counters.summed_increases(series(metric.error_rate.requests), window)
             errors = counters.summed_increases(series(metric.error_rate.errors), window)
             return [
-                observations.ArmSample(requests=r, errors=min(e or 0.0, r)) if r is not None else sample
+                readings.ArmSample(requests=r, errors=min(e or 0.0, r)) if r is not None else sample
                 for r, e, sample in zip(requests_, errors, empty, strict=True)
             ]
         if metric.latency is not None:
             found = native if native is not None else series(metric.latency.buckets)
             rows = counters.grouped_increases(found, window, "le", counters.normalise_edge)
             return [
-                observations.ArmSample(buckets=row) if row is not None and "+Inf" in row else sample
+                readings.ArmSample(buckets=row) if row is not None and "+Inf" in row else sample
                 for row, sample in zip(rows, empty, strict=True)
             ]
         if metric.gauge is not None:
@@ -222,7 +222,7 @@ class PrometheusSource:
             if metric.gauge.per_request and metric.gauge.requests:
                 loads = counters.summed_increases(series(metric.gauge.requests), window)
             return [
-                observations.ArmSample(value=float(v), requests=load) if math.isfinite(v) else sample
+                readings.ArmSample(value=float(v), requests=load) if math.isfinite(v) else sample
                 for v, load, sample in zip(means, loads, empty, strict=True)
             ]
         if metric.agreement is not None:
@@ -230,7 +230,7 @@ class PrometheusSource:
                 series(metric.agreement.comparisons), window, metric.agreement.label
             )
             return [
-                observations.ArmSample(counts=row) if row is not None else sample
+                readings.ArmSample(counts=row) if row is not None else sample
                 for row, sample in zip(rows, empty, strict=True)
             ]
         assert metric.distribution is not None
@@ -238,7 +238,7 @@ class PrometheusSource:
             series(metric.distribution.counts), window, metric.distribution.label
         )
         return [
-            observations.ArmSample(counts=row) if row is not None else sample
+            readings.ArmSample(counts=row) if row is not None else sample
             for row, sample in zip(rows, empty, strict=True)
         ]
 

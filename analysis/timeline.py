@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from analysis import judge, observations, specs, verdicts
+from analysis import judge, readings, specs, verdicts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +48,7 @@ class Timeline:
 
 def replay(
     template: specs.AnalysisTemplateSpec,
-    series: Mapping[str, Sequence[observations.IntervalSample]],
+    series: Mapping[str, Sequence[readings.IntervalSample]],
     *,
     final: bool = False,
     canary_due: int = 0,
@@ -73,7 +73,7 @@ def replay(
 
 def _requests(
     template: specs.AnalysisTemplateSpec,
-    series: Mapping[str, Sequence[observations.IntervalSample]],
+    series: Mapping[str, Sequence[readings.IntervalSample]],
     index: int,
 ) -> tuple[float | None, float | None]:
     """Requests per arm in interval `index`: from a metric that counts both arms when there is one
@@ -89,7 +89,7 @@ def _requests(
     return found
 
 
-def _served(arm: observations.ArmSample) -> float | None:
+def _served(arm: readings.ArmSample) -> float | None:
     """Requests in an interval: counted, or the +Inf bucket of a histogram, or all comparisons."""
     if arm.requests is not None:
         return arm.requests

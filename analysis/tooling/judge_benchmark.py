@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 from scipy import stats
 
-from analysis import judge, markdown, observations, reference, specs, verdicts
+from analysis import judge, markdown, readings, reference, specs, verdicts
 from analysis.tooling import baselines, batch, observed, oracle, traffic_simulator
 
 TRAFFIC = (10.0, 100.0, 1000.0)
@@ -419,7 +419,7 @@ def _cpu_per_call(works: Sequence[Work], rounds: int = 9, repeat: int = 8) -> li
 
 
 def _look_from_state(
-    template: specs.AnalysisTemplateSpec, samples: Mapping[str, Sequence[observations.IntervalSample]]
+    template: specs.AnalysisTemplateSpec, samples: Mapping[str, Sequence[readings.IntervalSample]]
 ) -> tuple[Work, verdicts.EvidenceRecord]:
     """A look as the controller makes it at the end of `samples`, and the state it starts from:
     resume the record, fold the interval that settled, judge the newest two on a copy, pack."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analysis import observations, specs
+from analysis import readings, specs
 from analysis.tooling import traffic_simulator
 
 
@@ -14,21 +14,21 @@ def interval_samples(
     baseline: traffic_simulator.ArmCounts,
     release: int,
     edges: traffic_simulator.FloatArray = traffic_simulator.DEFAULT_EDGES,
-) -> dict[str, tuple[observations.IntervalSample, ...]]:
-    def arm(counts: traffic_simulator.ArmCounts, kind: specs.MetricKind, t: int) -> observations.ArmSample:
+) -> dict[str, tuple[readings.IntervalSample, ...]]:
+    def arm(counts: traffic_simulator.ArmCounts, kind: specs.MetricKind, t: int) -> readings.ArmSample:
         requests = float(counts.requests[release, t])
         match kind:
             case specs.MetricKind.ERROR_RATE:
-                return observations.ArmSample(requests=requests, errors=float(counts.errors[release, t]))
+                return readings.ArmSample(requests=requests, errors=float(counts.errors[release, t]))
             case specs.MetricKind.LATENCY:
                 row = counts.buckets[release, t]
                 buckets = {f"{e:.6g}": float(c) for e, c in zip(np.asarray(edges), row, strict=True)}
-                return observations.ArmSample(buckets={**buckets, "+Inf": requests})
+                return readings.ArmSample(buckets={**buckets, "+Inf": requests})
             case specs.MetricKind.GAUGE:
-                return observations.ArmSample(value=float(counts.gpu[release, t]))
+                return readings.ArmSample(value=float(counts.gpu[release, t]))
             case specs.MetricKind.DISTRIBUTION:
                 shares = counts.classes[release, t]
-                return observations.ArmSample(
+                return readings.ArmSample(
                     counts={c: float(n) for c, n in zip(traffic_simulator.CLASSES, shares, strict=True)}
                 )
             case specs.MetricKind.AGREEMENT:
@@ -37,7 +37,7 @@ def interval_samples(
     intervals = canary.requests.shape[1]
     return {
         metric.name: tuple(
-            observations.IntervalSample(
+            readings.IntervalSample(
                 canary=arm(canary, metric.kind, t), baseline=arm(baseline, metric.kind, t)
             )
             for t in range(intervals)

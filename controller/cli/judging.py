@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from analysis import judge, observations, schema, verdicts
+from analysis import judge, readings, schema, verdicts
 from controller import manifests
 from controller.resources import kinds
 
@@ -71,7 +71,7 @@ def _judge(args: argparse.Namespace) -> int:
     except yaml.YAMLError as error:
         return _fail(f"{source}: not JSON: {error}")
     try:
-        given = observations.JudgeInput.model_validate(document)
+        given = readings.JudgeInput.model_validate(document)
     except ValidationError as error:
         lines = [
             f"{source}: {manifests.format_path(tuple(e['loc'])) or '(top level)'}: {manifests.describe(e)}"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from controller import crdgen, releasetree
-from controller.cli import changes, ctl, judging, pipes, planview, validation
+from controller.cli import ctl, judging, pipes, planview, touched, validation
 from controller.resources import kinds
 from controller.runtime import settings as settings_defaults
 
@@ -360,13 +360,13 @@ def _plan(args: argparse.Namespace) -> int:
     tree = releasetree.read_paths(args.paths, cross=False)
     for problem in tree.problems:
         print(problem, file=sys.stderr)
-    loaded = [changes.Change(m, why="", before=None) for m in tree.manifests]
+    loaded = [touched.Change(m, why="", before=None) for m in tree.manifests]
     shown = tree.problems
     if args.base is not None:
         try:
-            loaded = changes.changed_releases(tree, args.paths, args.base)
-            shown = changes.in_changed_files(tree.problems, args.paths, args.base)
-        except changes.BaseError as error:
+            loaded = touched.changed_releases(tree, args.paths, args.base)
+            shown = touched.in_changed_files(tree.problems, args.paths, args.base)
+        except touched.BaseError as error:
             print(f"--base {args.base}: {error}", file=sys.stderr)
             return 2
     options = planview.Options(

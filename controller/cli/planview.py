@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from analysis import power, schema, specs
 from controller import manifests
-from controller.cli import changes
+from controller.cli import touched
 from controller.domain import planning
 from controller.resources import kinds, modelrelease
 
@@ -45,7 +45,7 @@ class ReleasePlan:
 
 
 def build(
-    loaded: Sequence[changes.Change],
+    loaded: Sequence[touched.Change],
     templates: dict[str, specs.AnalysisTemplateSpec],
     options: Options,
 ) -> list[ReleasePlan]:

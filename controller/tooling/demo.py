@@ -43,7 +43,7 @@ import yaml
 
 from analysis import prometheus, verdicts
 from controller import releasetree
-from controller.cli import changes, ctl, explain, planview, report, reporthtml
+from controller.cli import ctl, explain, planview, report, reporthtml, touched
 from controller.resources import releasestatus
 from controller.tooling import fleet, mlflowdemo, processes, prometheus_process, releaserepo
 from controller.tooling import slackstandin as slack
@@ -188,7 +188,7 @@ class Demo:
         self.out(f"PR from {branch}: modelrelease validate: {len(tree.files)} files, {verdict}")
         release = next(m for m in tree.manifests if m.source.endswith(RELEASE_FILE))
         [plan] = planview.build(
-            [changes.Change(release, why="", before=None)], tree.templates(), planview.Options()
+            [touched.Change(release, why="", before=None)], tree.templates(), planview.Options()
         )
         for line in planview.render_text([plan]).splitlines()[-2:]:
             self.out(f"  modelrelease plan: {line.strip()}")

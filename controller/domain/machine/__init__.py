@@ -24,11 +24,11 @@ from controller.domain import actions, planning
 from controller.domain import observations as obs_
 from controller.domain.machine import (
     changes,
-    commands,
     endings,
     proposals,
     resolve,
     situations,
+    steering,
     steps,
     table,
 )
@@ -67,7 +67,7 @@ def _advance_release(
     target = resolve.resolve(turn)
     if target is None:
         return resolve.without_target(turn)
-    if commands.act_on_commands(turn, target):
+    if steering.act_on_commands(turn, target):
         return turn.move()
     st = turn.status
     if st.revision != target.revision:

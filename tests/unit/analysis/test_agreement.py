@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis import evidence, judge, observations, sequential, specs, verdicts
+from analysis import evidence, judge, readings, sequential, specs, verdicts
 
 BOUND = 0.02  # "disagrees on at most 2 % of requests"
 ALPHA, BETA = 0.05, 0.1
@@ -80,9 +80,9 @@ def template(min_requests: int = 100) -> specs.AnalysisTemplateSpec:
     )
 
 
-def samples(agree: list[int], disagree: list[int]) -> tuple[observations.IntervalSample, ...]:
+def samples(agree: list[int], disagree: list[int]) -> tuple[readings.IntervalSample, ...]:
     return tuple(
-        observations.IntervalSample(canary=observations.ArmSample(counts={"agree": a, "disagree": d}))
+        readings.IntervalSample(canary=readings.ArmSample(counts={"agree": a, "disagree": d}))
         for a, d in zip(agree, disagree, strict=True)
     )
 

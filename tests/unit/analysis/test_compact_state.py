@@ -22,13 +22,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analysis import judge, observations, prometheus, reference, specs, verdicts
+from analysis import judge, prometheus, readings, reference, specs, verdicts
 from analysis.tooling import judge_benchmark, observed, traffic_simulator
 from tests.unit.analysis import documents
 
 BASIS = "recorded"
 SETTLING = 2  # the newest intervals judged on a copy, as the controller's RESETTLE
-Series = Mapping[str, Sequence[observations.IntervalSample]]
+Series = Mapping[str, Sequence[readings.IntervalSample]]
 
 
 def _through_status(record: verdicts.EvidenceRecord) -> verdicts.EvidenceRecord:
@@ -98,7 +98,7 @@ def _pieces(draw: st.DrawFn, length: int) -> list[int]:
 def test_any_document_folded_in_any_pieces_through_status_gets_the_verdict_of_the_whole(
     document: dict[str, Any], data: st.DataObject
 ) -> None:
-    given_input = observations.JudgeInput.model_validate(document)
+    given_input = readings.JudgeInput.model_validate(document)
     template, series = given_input.template, given_input.observations
     length = min((len(v) for v in series.values()), default=0)
     cuts = _pieces(data.draw, length)

@@ -8,7 +8,7 @@ import pathlib
 
 import pytest
 
-from analysis import judge, observations, reference, specs, verdicts
+from analysis import judge, readings, reference, specs, verdicts
 from analysis.tooling import observed, traffic_simulator
 from controller.cli import main as cli
 
@@ -79,8 +79,7 @@ def test_a_canary_with_no_series_at_all_while_the_baseline_serves_is_inconclusiv
         }
     )
     absent = tuple(
-        observations.IntervalSample(baseline=observations.ArmSample(requests=300.0, errors=1.0))
-        for _ in range(5)
+        readings.IntervalSample(baseline=readings.ArmSample(requests=300.0, errors=1.0)) for _ in range(5)
     )
     summary = judge.assess(template, {"errors": absent})
     assert summary.verdict == verdicts.Verdict.INCONCLUSIVE
@@ -113,12 +112,12 @@ def test_histograms_whose_edges_change_between_intervals_are_refused_with_the_in
     template = specs.AnalysisTemplateSpec.model_validate(
         {"metrics": [{"name": "lat", "kind": "latency", "latency": {"buckets": "x"}}]}
     )
-    first = observations.ArmSample(buckets={"0.1": 1, "+Inf": 2})
-    second = observations.ArmSample(buckets={"0.2": 1, "+Inf": 2})
+    first = readings.ArmSample(buckets={"0.1": 1, "+Inf": 2})
+    second = readings.ArmSample(buckets={"0.2": 1, "+Inf": 2})
     series = {
         "lat": (
-            observations.IntervalSample(canary=first, baseline=first),
-            observations.IntervalSample(canary=second, baseline=first),
+            readings.IntervalSample(canary=first, baseline=first),
+            readings.IntervalSample(canary=second, baseline=first),
         )
     }
     with pytest.raises(judge.InputError, match=r"observations.lat\[1\].canary.buckets: edges differ"):
@@ -166,7 +165,7 @@ def test_bad_judge_input_exits_two_naming_the_field(
 
 
 def test_a_run_without_a_complete_interval_is_running_and_inconclusive_at_max_duration() -> None:
-    empty = observations.IntervalSample()
+    empty = readings.IntervalSample()
     for series in (
         {m.name: () for m in TEMPLATE.metrics},
         {m.name: (empty, empty) for m in TEMPLATE.metrics},
@@ -181,11 +180,9 @@ def _one_metric(metric: dict[str, object]) -> specs.AnalysisTemplateSpec:
     )
 
 
-def _gauge_series(canary: list[float], baseline: list[float]) -> tuple[observations.IntervalSample, ...]:
+def _gauge_series(canary: list[float], baseline: list[float]) -> tuple[readings.IntervalSample, ...]:
     return tuple(
-        observations.IntervalSample(
-            canary=observations.ArmSample(value=c), baseline=observations.ArmSample(value=b)
-        )
+        readings.IntervalSample(canary=readings.ArmSample(value=c), baseline=readings.ArmSample(value=b))
         for c, b in zip(canary, baseline, strict=True)
     )
 
@@ -222,7 +219,7 @@ def test_a_template_of_gauges_alone_never_passes_because_nothing_shows_the_canar
 
 def test_a_gauge_canary_that_reports_nothing_is_never_a_pass() -> None:
     template = _one_metric({"name": "gpu", "kind": "gauge", "gauge": {"value": "x"}})
-    silent = tuple(observations.IntervalSample(baseline=observations.ArmSample(value=0.5)) for _ in range(5))
+    silent = tuple(readings.IntervalSample(baseline=readings.ArmSample(value=0.5)) for _ in range(5))
     summary = judge.assess(template, {"gpu": silent})
     assert summary.verdict == verdicts.Verdict.INCONCLUSIVE
     assert summary.rule is not None
@@ -239,11 +236,11 @@ def test_the_share_of_requests_above_the_slo_edge_is_judged_like_an_error_rate()
         }
     )
 
-    def sample(total: float, above: float) -> observations.ArmSample:
-        return observations.ArmSample(buckets={"0.1": total / 2, "0.2": total - above, "+Inf": total})
+    def sample(total: float, above: float) -> readings.ArmSample:
+        return readings.ArmSample(buckets={"0.1": total / 2, "0.2": total - above, "+Inf": total})
 
     series = tuple(
-        observations.IntervalSample(canary=sample(1000, 50), baseline=sample(9000, 90)) for _ in range(5)
+        readings.IntervalSample(canary=sample(1000, 50), baseline=sample(9000, 90)) for _ in range(5)
     )
     summary = judge.assess(template, {"lat": series})
     slo = next(m for m in summary.metrics if m.name == "lat:above-0.2s")
@@ -324,8 +321,8 @@ def test_a_latency_arm_that_never_reported_is_no_error_and_never_a_pass() -> Non
     """A canary never scraped, or a label typo in its query: Inconclusive once the baseline has served
     for minDuration (2m here), not left Running until maxDuration."""
     template = _one_metric({"name": "lat", "kind": "latency", "latency": {"buckets": "x"}})
-    reported = observations.ArmSample(buckets={"0.1": 900, "0.25": 990, "+Inf": 1000})
-    series = {"lat": tuple(observations.IntervalSample(baseline=reported) for _ in range(10))}
+    reported = readings.ArmSample(buckets={"0.1": 900, "0.25": 990, "+Inf": 1000})
+    series = {"lat": tuple(readings.IntervalSample(baseline=reported) for _ in range(10))}
     early = {"lat": series["lat"][:1]}
     assert judge.assess(template, early).verdict == verdicts.Verdict.RUNNING
     summary = judge.assess(template, series)

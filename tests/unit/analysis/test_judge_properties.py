@@ -12,7 +12,7 @@ from typing import Any
 
 from hypothesis import given
 
-from analysis import judge, observations, verdicts
+from analysis import judge, readings, verdicts
 from tests.unit.analysis import documents
 
 
@@ -28,7 +28,7 @@ def _finite(value: Any) -> bool:
 
 @given(documents.document())
 def test_any_document_the_schema_admits_gets_a_verdict_with_finite_figures(document: dict[str, Any]) -> None:
-    given_input = observations.JudgeInput.model_validate(document)
+    given_input = readings.JudgeInput.model_validate(document)
     summary = judge.assess(given_input.template, given_input.observations, final=given_input.final)
     assert summary.verdict in set(verdicts.Verdict)
     if given_input.final:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from analysis import judge, observations, reference, timeline, verdicts
+from analysis import judge, readings, reference, timeline, verdicts
 from analysis.tooling import observed, traffic_simulator
 
 TEMPLATE = reference.reference_template()
@@ -13,7 +13,7 @@ TEMPLATE = reference.reference_template()
 
 def _series(
     scenario: traffic_simulator.Scenario, intervals: int
-) -> Mapping[str, Sequence[observations.IntervalSample]]:
+) -> Mapping[str, Sequence[readings.IntervalSample]]:
     canary, baseline = traffic_simulator.simulate_intervals(scenario, seeds=1, intervals=intervals, seed=5)
     return observed.interval_samples(TEMPLATE, canary, baseline, 0)
 
