@@ -17,11 +17,10 @@ from datetime import datetime
 from typing import Any
 
 from controller import errors, manifests, releasetree
-from controller.adapters import events, gitremote, gitwriteback, kubeapi, secrets
+from controller.adapters import events, gitremote, kubeapi, labels, secrets
 from controller.resources import gitsource, kinds, meta
 
 LOGGER = logging.getLogger(__name__)
-SOURCE_LABEL = f"{meta.GROUP}/git-source"  # on everything a GitSource created: what it may prune
 SYNC_REQUEST = f"{meta.GROUP}/sync-requested"  # set by the webhook receiver: sync now
 SYNCED_KINDS = {"ModelRelease": "modelreleases", "AnalysisTemplate": "analysistemplates"}
 
@@ -228,15 +227,15 @@ class GitSourceSync:
         namespace = source.metadata.namespace or ""
         path = kubeapi.build_path(meta.API_VERSION, SYNCED_KINDS[kind], namespace, name)
         ours = {
-            "labels": {SOURCE_LABEL: source.metadata.name},
+            "labels": {labels.GIT_SOURCE: source.metadata.name},
             "annotations": {
-                gitwriteback.SOURCE_ANNOTATION: source.metadata.name,
-                gitwriteback.PATH_ANNOTATION: manifest.source,
-                gitwriteback.COMMIT_ANNOTATION: commit,
+                labels.GIT_SOURCE: source.metadata.name,
+                labels.GIT_PATH: manifest.source,
+                labels.GIT_COMMIT: commit,
             },
         }
         metadata = body.get("metadata") or {}
-        labels = {**(metadata.get("labels") or {}), **ours["labels"]}
+        wanted_labels = {**(metadata.get("labels") or {}), **ours["labels"]}
         annotations = {**(metadata.get("annotations") or {}), **ours["annotations"]}
         label = f"{kind}/{name}"
         try:
@@ -247,7 +246,7 @@ class GitSourceSync:
                 "metadata": {
                     **metadata,
                     "namespace": namespace,
-                    "labels": labels,
+                    "labels": wanted_labels,
                     "annotations": annotations,
                 },
             }
@@ -255,20 +254,20 @@ class GitSourceSync:
             outcome.applied.append(label)
             return
         live_labels = live.get("metadata", {}).get("labels") or {}
-        if live_labels.get(SOURCE_LABEL) != source.metadata.name:
+        if live_labels.get(labels.GIT_SOURCE) != source.metadata.name:
             outcome.problems.append(
                 gitsource.SyncProblem(
                     file=manifest.source,
                     line=manifest.line,
                     message=f"{label} exists and was not created by GitSource {source.metadata.name}; "
-                    f"left alone (label it {SOURCE_LABEL}={source.metadata.name} to hand it over)",
+                    f"left alone (label it {labels.GIT_SOURCE}={source.metadata.name} to hand it over)",
                 )
             )
             return
         spec_patch = merge_patch(live.get("spec") or {}, body.get("spec") or {})
         live_meta = live.get("metadata") or {}
         meta_patch = {
-            "labels": merge_patch(live_meta.get("labels") or {}, labels),
+            "labels": merge_patch(live_meta.get("labels") or {}, wanted_labels),
             "annotations": merge_patch(live_meta.get("annotations") or {}, annotations, keep_absent=True),
         }
         meta_patch = {k: v for k, v in meta_patch.items() if v}
@@ -299,13 +298,13 @@ class GitSourceSync:
         for kind, plural in SYNCED_KINDS.items():
             listed = self._api.get(
                 kubeapi.build_path(meta.API_VERSION, plural, namespace),
-                {"labelSelector": f"{SOURCE_LABEL}={source.metadata.name}"},
+                {"labelSelector": f"{labels.GIT_SOURCE}={source.metadata.name}"},
             )
             for item in listed.get("items") or []:
                 item_meta = item.get("metadata") or {}
                 name = item_meta.get("name", "")
                 managed.append(f"{kind}/{name}")
-                file = (item_meta.get("annotations") or {}).get(gitwriteback.PATH_ANNOTATION)
+                file = (item_meta.get("annotations") or {}).get(labels.GIT_PATH)
                 if (kind, name) in wanted or file in quarantined:
                     continue  # still in Git, or its file is broken now: never prune on a bad read
                 gone.append((f"{kind}/{name}", kubeapi.build_path(meta.API_VERSION, plural, namespace, name)))
@@ -429,7 +428,7 @@ def _under(source: str, path: str) -> bool:
 def _only_commit(meta_patch: dict[str, Any]) -> bool:
     """The only metadata change is the commit annotation: the object itself is as Git says."""
     annotations = meta_patch.get("annotations") or {}
-    return set(annotations) <= {gitwriteback.COMMIT_ANNOTATION}
+    return set(annotations) <= {labels.GIT_COMMIT}
 
 
 def merge_patch(live: Any, wanted: Any, *, keep_absent: bool = False) -> Any:

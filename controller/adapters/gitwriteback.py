@@ -19,13 +19,10 @@ from dataclasses import dataclass
 import pydantic
 
 from controller import errors, ports, yamledit
-from controller.adapters import gitremote, kubeapi, secrets
+from controller.adapters import gitremote, kubeapi, labels, secrets
 from controller.domain import actions, observations
 from controller.resources import gitsource, kinds, meta, modelrelease, releasestatus
 
-SOURCE_ANNOTATION = f"{meta.GROUP}/git-source"  # the GitSource that applied the release
-PATH_ANNOTATION = f"{meta.GROUP}/git-path"  # its file in that repository
-COMMIT_ANNOTATION = f"{meta.GROUP}/git-commit"  # the commit it was applied from
 VERSION_PATH = ("spec", "model", "version")
 
 
@@ -118,7 +115,7 @@ class GitWriteBack:
             kubeapi.build_path(meta.API_VERSION, "modelreleases", release.namespace, release.name)
         )
         annotations = body.get("metadata", {}).get("annotations") or {}
-        source_name, file = annotations.get(SOURCE_ANNOTATION), annotations.get(PATH_ANNOTATION)
+        source_name, file = annotations.get(labels.GIT_SOURCE), annotations.get(labels.GIT_PATH)
         if settings.repo_url is not None and settings.path is not None:
             credentials = secrets.git_credentials(self._api, release.namespace, settings.credentials)
             remote = gitremote.Remote(settings.repo_url, settings.branch, credentials)

@@ -23,15 +23,12 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
 from controller import errors
-from controller.adapters import kubeapi, slackmessages, slackpress
+from controller.adapters import kubeapi, labels, slackmessages, slackpress
 from controller.resources import meta, releasestatus
 
 LOGGER = logging.getLogger(__name__)
 APPROVERS_CONFIGMAP = "modelrelease-slack-approvers"
 APPROVERS_KEY = "approvers"
-VIA_LABEL = f"{meta.GROUP}/via"
-SLACK_USER_ANNOTATION = f"{meta.GROUP}/slack-user"
-SLACK_MESSAGE_ANNOTATION = f"{meta.GROUP}/slack-message"
 PAST = {
     releasestatus.ApprovalDecision.APPROVE: "Approved",
     releasestatus.ApprovalDecision.REJECT: "Rolled back",
@@ -157,10 +154,10 @@ class Interactions:
             "metadata": {
                 "name": press.approval_name,
                 "namespace": target.namespace,
-                "labels": {VIA_LABEL: "slack"},
+                "labels": {labels.VIA: "slack"},
                 "annotations": {
-                    SLACK_USER_ANNOTATION: press.user,
-                    SLACK_MESSAGE_ANNOTATION: f"{press.channel}/{press.message_ts}",
+                    labels.SLACK_USER: press.user,
+                    labels.SLACK_MESSAGE: f"{press.channel}/{press.message_ts}",
                 },
             },
             "spec": {

@@ -8,14 +8,14 @@ from typing import Any
 
 import pydantic
 
-from controller.adapters import gitwriteback
+from controller.adapters import labels
 from controller.resources import gitsource
 
 
 def source_of(release: dict[str, Any]) -> str | None:
     """The GitSource that applied the release, from its annotation; None when another tool did."""
     annotations = release["metadata"].get("annotations") or {}
-    name = annotations.get(gitwriteback.SOURCE_ANNOTATION)
+    name = annotations.get(labels.GIT_SOURCE)
     return str(name) if name else None
 
 
@@ -28,7 +28,7 @@ def describe(release: dict[str, Any], source: dict[str, Any] | None) -> list[str
     except pydantic.ValidationError:
         return []
     annotations = release["metadata"].get("annotations") or {}
-    file = annotations.get(gitwriteback.PATH_ANNOTATION)
+    file = annotations.get(labels.GIT_PATH)
     label = f"ModelRelease/{release['metadata']['name']}"
     said = []
     problems = [p for p in status.errors if p.file == file]

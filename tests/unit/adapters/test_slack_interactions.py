@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from slack_sdk import WebClient
 
-from controller.adapters import kubeapi, slackinteractions, slackmessages
+from controller.adapters import kubeapi, labels, slackinteractions, slackmessages
 from controller.domain import actions
 from controller.runtime import slack as slack_runtime
 from controller.tooling import slackstandin as slack
@@ -122,10 +122,7 @@ def test_a_signed_press_by_an_approver_creates_one_approval_and_takes_the_button
         "identity": "slack:U0ADA",
         "reason": "rolled back from Slack",
     }
-    assert (
-        approval["metadata"]["annotations"][slackinteractions.SLACK_MESSAGE_ANNOTATION]
-        == f"C0RELEASES/{gate.ts}"
-    )
+    assert approval["metadata"]["annotations"][labels.SLACK_MESSAGE] == f"C0RELEASES/{gate.ts}"
     assert not gate.buttons_left()
 
 
