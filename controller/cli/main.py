@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from controller.runtime.operator import AnalysisFactory
 
 DEFAULT_CRD_DIR = Path("crds")
+# `modelrelease run`'s defaults are the settings' own: said once, in controller/runtime/settings.py.
+DEFAULTS = settings_defaults.RuntimeSettings()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -119,14 +121,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="peering priority, higher acts (default: a random one per process, so replicas never tie)",
     )
     run.add_argument(
-        "--peering-lifetime", type=float, default=60.0, help="seconds a silent peer counts as alive"
+        "--peering-lifetime",
+        type=float,
+        default=DEFAULTS.peering_lifetime,
+        help="seconds a silent peer counts as alive",
     )
-    run.add_argument("--poll-interval", type=float, default=30.0, help="longest seconds between reconciles")
-    run.add_argument("--request-timeout", type=float, default=10.0, help="seconds per API request")
+    run.add_argument(
+        "--poll-interval",
+        type=float,
+        default=DEFAULTS.poll_interval.total_seconds(),
+        help="longest seconds between reconciles",
+    )
+    run.add_argument(
+        "--request-timeout", type=float, default=DEFAULTS.request_timeout, help="seconds per API request"
+    )
     run.add_argument(
         "--analysis",
         choices=("none", "prometheus"),
-        default="none",
+        default=DEFAULTS.analysis,
         help="analysis backend: prometheus (the judge; needs --prometheus) or none (every analysis "
         "ends INCONCLUSIVE at its maxDuration)",
     )
@@ -144,7 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
         "X-Hub-Signature-256) and, with --mlflow-webhook-secret-file, POST /hooks/mlflow",
     )
     run.add_argument(
-        "--webhook-host", "--git-webhook-host", dest="webhook_host", default="0.0.0.0", help="their address"
+        "--webhook-host",
+        "--git-webhook-host",
+        dest="webhook_host",
+        default=DEFAULTS.webhook_host,
+        help="their address",
     )
     run.add_argument("--git-cache-dir", help="folder for repository clones (default: the temp folder)")
     run.add_argument(
@@ -152,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="serve the controller's metrics on /metrics on this port (0: any free)",
     )
-    run.add_argument("--metrics-host", default="0.0.0.0", help="address of /metrics")
+    run.add_argument("--metrics-host", default=DEFAULTS.metrics_host, help="address of /metrics")
     run.add_argument(
         "--health-port",
         type=int,
@@ -162,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     registry.add_argument(
         "--registry",
         choices=("pinned", "mlflow"),
-        default="pinned",
+        default=DEFAULTS.registry,
         help="mlflow: resolve, gate and promote versions in an MLflow registry; pinned (default): take "
         "spec.model.version as given",
     )
@@ -186,7 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="serve Slack's interactivity URL (POST /slack/interactions) on this port (0: any free)",
     )
-    slack.add_argument("--slack-interactions-host", default="0.0.0.0", help="address of that endpoint")
+    slack.add_argument(
+        "--slack-interactions-host", default=DEFAULTS.slack_interactions_host, help="address of that endpoint"
+    )
     slack.add_argument(
         "--slack-app-token-file",
         help="file holding an app-level token (xapp-…): receive presses over Socket Mode, no ingress needed",
@@ -194,10 +212,15 @@ def build_parser() -> argparse.ArgumentParser:
     slack.add_argument(
         "--slack-retry-max",
         type=float,
-        default=60.0,
-        help="longest seconds between two attempts of a message Slack did not take (default 60)",
+        default=DEFAULTS.slack_retry_max,
+        help="longest seconds between two attempts of a message Slack did not take "
+        f"(default {DEFAULTS.slack_retry_max:g})",
     )
-    slack.add_argument("--slack-api-url", default=SLACK_API, help=f"Slack Web API base (default {SLACK_API})")
+    slack.add_argument(
+        "--slack-api-url",
+        default=DEFAULTS.slack_api_url,
+        help=f"Slack Web API base (default {DEFAULTS.slack_api_url})",
+    )
     run.set_defaults(handler=run_controller)
     run.epilog = (
         f"Every option can also come from the environment, e.g. {ENV_PREFIX}PROMETHEUS for --prometheus "
@@ -209,9 +232,6 @@ def build_parser() -> argparse.ArgumentParser:
     judging.add_commands(commands)
 
     return parser
-
-
-SLACK_API = "https://slack.com/api/"
 
 
 ENV_PREFIX = "MODELRELEASE_"
