@@ -24,6 +24,6 @@ RUN apt-get update \
 COPY --from=build /opt/modelrelease /opt/modelrelease
 ENV PATH=/opt/modelrelease/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOME=/tmp
 USER 65532:65532
-EXPOSE 8080 8081 8082 8083
+EXPOSE 8080 8081 8082
 ENTRYPOINT ["modelrelease"]
 CMD ["run", "--metrics-port=8080", "--health-port=8081"]

@@ -152,8 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--git-webhook-port",
         dest="webhook_port",
         type=int,
-        help="serve the webhooks on this port (0: any free): POST /hooks/git (Git pushes, "
-        "X-Hub-Signature-256) and, with --mlflow-webhook-secret-file, POST /hooks/mlflow",
+        help="serve every inbound callback on this one port (0: any free): POST /hooks/git (Git pushes, "
+        "X-Hub-Signature-256), with --mlflow-webhook-secret-file POST /hooks/mlflow, and with "
+        "--slack-signing-secret-file Slack's interactivity URL POST /slack/interactions",
     )
     run.add_argument(
         "--webhook-host",
@@ -195,16 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     slack.add_argument(
         "--slack-signing-secret-file",
-        help="file holding the app's signing secret: checks presses on --slack-interactions-port",
+        help="file holding the app's signing secret: checks the presses Slack posts to its "
+        "interactivity URL, POST /slack/interactions on --webhook-port",
     )
-    slack.add_argument(
-        "--slack-interactions-port",
-        type=int,
-        help="serve Slack's interactivity URL (POST /slack/interactions) on this port (0: any free)",
-    )
-    slack.add_argument(
-        "--slack-interactions-host", default=DEFAULTS.slack_interactions_host, help="address of that endpoint"
-    )
+    for moved in ("--slack-interactions-port", "--slack-interactions-host"):
+        slack.add_argument(moved, action=_Moved, help=argparse.SUPPRESS)
     slack.add_argument(
         "--slack-app-token-file",
         help="file holding an app-level token (xapp-…): receive presses over Socket Mode, no ingress needed",
@@ -237,6 +233,16 @@ def build_parser() -> argparse.ArgumentParser:
 ENV_PREFIX = "MODELRELEASE_"
 
 
+class _Moved(argparse.Action):
+    """An option that no longer exists, refused with where its job went."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        parser.error(
+            f"{self.option_strings[0]} is gone: Slack's interactivity URL (POST /slack/interactions) is "
+            "served with the other inbound callbacks on --webhook-port (and --webhook-host)"
+        )
+
+
 def apply_environment(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
     """Defaults for `parser`'s options from MODELRELEASE_<OPTION> variables; a bad value exits naming
     the variable, as a bad flag would."""
@@ -248,6 +254,8 @@ def apply_environment(parser: argparse.ArgumentParser, environ: Mapping[str, str
         raw = environ.get(variable)
         if raw is None or raw == "":
             continue
+        if isinstance(action, _Moved):
+            action(parser)
         try:
             defaults[action.dest] = _convert(action, raw)
         except ValueError as exc:
@@ -313,8 +321,6 @@ def run_controller(args: argparse.Namespace, analysis_factory: AnalysisFactory |
         git_cache_dir=args.git_cache_dir,
         slack_token_file=args.slack_token_file,
         slack_signing_secret_file=args.slack_signing_secret_file,
-        slack_interactions_port=args.slack_interactions_port,
-        slack_interactions_host=args.slack_interactions_host,
         slack_app_token_file=args.slack_app_token_file,
         slack_api_url=args.slack_api_url,
         slack_retry_max=args.slack_retry_max,

@@ -102,14 +102,17 @@ def build_model_registry(config: settings_.RuntimeSettings) -> ports.ModelRegist
 
 
 def build_webhook_routes(
-    config: settings_.RuntimeSettings, api: kubeapi.KubeApi
-) -> dict[str, webhooks.Receiver]:
-    routes: dict[str, webhooks.Receiver] = {
-        gitwebhook.PATH: gitwebhook.PushReceiver(api, config.namespaces).handle
-    }
+    config: settings_.RuntimeSettings, api: kubeapi.KubeApi, slack: slack_.Slack | None = None
+) -> dict[str, webhooks.Route]:
+    """Every inbound callback on the one port: Git pushes, MLflow events and, with a signing secret to
+    check them, Slack's button presses."""
+    routes = {gitwebhook.PATH: webhooks.json_route(gitwebhook.PushReceiver(api, config.namespaces).handle)}
     if config.mlflow_webhook_secret_file:
         secret = pathlib.Path(config.mlflow_webhook_secret_file).read_text().strip()
-        routes[mlflowwebhook.PATH] = mlflowwebhook.AliasReceiver(api, config.namespaces, secret).handle
+        receiver = mlflowwebhook.AliasReceiver(api, config.namespaces, secret)
+        routes[mlflowwebhook.PATH] = webhooks.json_route(receiver.handle)
+    if slack is not None and config.slack_signing_secret_file is not None:
+        routes[slack_.PATH] = slack_.route(slack.interactions)
     return routes
 
 
@@ -200,17 +203,11 @@ PEERING_GROUP = "kopf.dev/v1"
 
 def _start_slack(config: settings_.RuntimeSettings, slack: slack_.Slack, log: logging.Logger) -> None:
     log.info("Slack notifications through %s", config.slack_api_url)
-    if config.slack_interactions_port is not None:
-        if config.slack_signing_secret_file is None:
-            raise StartupError("--slack-interactions-port needs --slack-signing-secret-file to check presses")
-        server = slack_.serve(
-            slack.interactions, config.slack_interactions_host, config.slack_interactions_port
-        )
-        log.info(
-            "Slack interactivity on %s:%d%s",
-            config.slack_interactions_host,
-            server.server_address[1],
-            slack_.PATH,
+    unserved = config.slack_signing_secret_file is not None and config.webhook_port is None
+    if unserved and config.slack_app_token_file is None:
+        raise StartupError(
+            f"--slack-signing-secret-file checks presses on POST {slack_.PATH}, served on "
+            "--webhook-port: set it (or --slack-app-token-file for Socket Mode)"
         )
     if config.slack_app_token_file is not None:
         try:
@@ -243,7 +240,7 @@ def run(config: settings_.RuntimeSettings, analysis_factory: AnalysisFactory = b
     if slack is not None:
         _start_slack(config, slack, log)
     if config.webhook_port is not None:
-        routes = build_webhook_routes(config, api)
+        routes = build_webhook_routes(config, api, slack)
         server = webhooks.serve(routes, config.webhook_host, config.webhook_port)
         log.info("webhooks on %s:%d: %s", config.webhook_host, server.server_address[1], ", ".join(routes))
     if config.standalone:

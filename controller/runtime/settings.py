@@ -24,7 +24,8 @@ class RuntimeSettings:
     prometheus_url: str | None = None
     prometheus_token_file: str | None = None  # a bearer token, read per query; never in a spec or a log
     backoff_max: float = 60.0
-    webhook_port: int | None = None  # the webhook receivers' port (Git pushes, MLflow events); None: none
+    # The one port of inbound callbacks: Git pushes, MLflow events, Slack presses; None: none.
+    webhook_port: int | None = None
     webhook_host: str = "0.0.0.0"
     metrics_port: int | None = None  # serve /metrics (prometheus_client) on this port; None: not served
     metrics_host: str = "0.0.0.0"
@@ -32,9 +33,7 @@ class RuntimeSettings:
     git_cache_dir: str | None = None  # where repository clones are cached (default: the temp folder)
     # Slack: secrets are files (mounted from Secrets), read at start and never logged.
     slack_token_file: str | None = None  # the bot token; None: notifications are Events only
-    slack_signing_secret_file: str | None = None
-    slack_interactions_port: int | None = None  # the interactivity endpoint; None: none
-    slack_interactions_host: str = "0.0.0.0"
+    slack_signing_secret_file: str | None = None  # checks presses on the webhook port's /slack/interactions
     slack_app_token_file: str | None = None  # Socket Mode instead of (or as well as) the endpoint
     slack_api_url: str = "https://slack.com/api/"
     slack_retry_max: float = 60.0  # longest wait between two attempts of an undelivered message

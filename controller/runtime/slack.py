@@ -1,5 +1,6 @@
 """Slack in the controller process: the sender (a Kopf daemon per release), the interactivity
-endpoint (its own port) and Socket Mode — built only when a bot token is configured.
+endpoint (a route of the inbound server, `webhooks`) and Socket Mode — built only when a bot token
+is configured.
 
 The daemon delivers each release's outbox in a worker thread, woken by the release's watch events
 (every queued message is followed by a status write), by a due retry, or every 30 s; peering
@@ -17,8 +18,6 @@ import pathlib
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from http import HTTPStatus
-from http.server import ThreadingHTTPServer
 from typing import Any
 
 import kopf
@@ -32,7 +31,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from controller import errors, ports
 from controller.adapters import events, kubeapi, slackinteractions, slacknotifier, slackoutbox, slackpress
 from controller.resources import meta, modelrelease, releasestatus
-from controller.runtime import handlers, httpserve
+from controller.runtime import handlers, httpserve, webhooks
 from controller.runtime import settings as settings_
 
 LOGGER = logging.getLogger("modelrelease.slack")
@@ -150,34 +149,16 @@ ERROR_RETRY = 5.0  # the API failed reading or writing the outbox
 MIN_WAIT = 0.2
 
 
-def serve(interactions: slackinteractions.Interactions, host: str, port: int) -> ThreadingHTTPServer:
-    """The interactivity URL: POST /slack/interactions, answered within Slack's three seconds. A
-    request without Slack's signature headers, or with a timestamp outside five minutes, is refused
-    before its body is read; the body is then read only up to MAX_BODY."""
+def route(interactions: slackinteractions.Interactions) -> webhooks.Route:
+    """The interactivity URL (POST /slack/interactions on the inbound server), answered within Slack's
+    three seconds. A request without Slack's signature headers, or with a timestamp outside five
+    minutes, is refused before its body is read; the body is then read only up to MAX_BODY."""
 
-    class Handler(httpserve.Handler):
-        def post(self) -> None:
-            if self.path.split("?")[0] != PATH:
-                self._answer(HTTPStatus.NOT_FOUND, f"not found: POST {PATH}")
-                return
-            try:
-                headers, body = httpserve.read_body(self, MAX_BODY, _signed_headers)
-            except httpserve.BodyRefusedError as refused:
-                LOGGER.warning(
-                    "Slack request refused (%d) before its body: %s", refused.status, refused.reason
-                )
-                self._answer(refused.status, refused.reason)
-                return
-            answer = interactions.answer_http(headers, body)
-            self._answer(answer.status, answer.text)
+    def receive(headers: dict[str, str], body: bytes) -> webhooks.Answer:
+        answer = interactions.answer_http(headers, body)
+        return webhooks.Answer(answer.status, answer.text.encode(), "text/plain; charset=utf-8")
 
-        def _answer(self, status: HTTPStatus, text: str) -> None:
-            self.answer(status, text.encode(), "text/plain; charset=utf-8")
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # refusals are logged with their reason by Interactions
-
-    return httpserve.serve(Handler, host, port, "slack-interactions")
+    return webhooks.Route(receive, max_body=MAX_BODY, check_headers=_signed_headers)
 
 
 def _signed_headers(headers: dict[str, str]) -> None:

@@ -57,7 +57,7 @@ def slack_flags(tmp_path: pathlib.Path, standin: slack.SlackStandIn, *, port: in
         "2",
     ]
     if port is not None:
-        flags += ["--slack-interactions-port", str(port), "--slack-interactions-host", "127.0.0.1"]
+        flags += ["--webhook-port", str(port), "--webhook-host", "127.0.0.1"]
     else:
         flags += ["--slack-app-token-file", str(files["app-token"])]
     return flags

@@ -118,6 +118,7 @@ def test_the_controller_runs_hardened_in_two_coordinated_replicas_with_probes_on
     args = main.build_parser().parse_args(container["args"])  # the args are real `modelrelease run` options
     assert args.standalone is False, "two replicas coordinate through peering"
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert set(ports) == {"metrics", "health", "webhooks"}, "one port for every inbound callback"
     assert args.health_port == ports["health"]
     assert args.metrics_port == ports["metrics"]
     assert args.webhook_port == ports["webhooks"]

@@ -59,3 +59,26 @@ def test_the_real_run_command_reads_its_variables(monkeypatch: pytest.MonkeyPatc
     args = main.build_parser().parse_args(["run"])
     assert args.metrics_port == 9100
     assert args.prometheus == "http://prometheus:9090"
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ"),
+    [
+        (["run", "--slack-interactions-port", "8083"], {}),
+        (["run"], {"MODELRELEASE_SLACK_INTERACTIONS_PORT": "8083"}),
+    ],
+)
+def test_the_retired_slack_port_is_refused_saying_where_presses_arrive_now(
+    argv: list[str],
+    environ: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for variable, value in environ.items():
+        monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit):
+        main.build_parser().parse_args(argv)
+    said = capsys.readouterr().err
+    assert "--slack-interactions-port is gone" in said
+    assert "/slack/interactions" in said
+    assert "--webhook-port" in said

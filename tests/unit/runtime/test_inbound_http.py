@@ -1,7 +1,7 @@
-"""The Slack interactivity endpoint and the webhook server against a hostile client, over raw sockets:
-an unsigned or malformed request is refused before its body is read (memory stays flat under a
-100 MB body with `Content-Length: -1`), every malformed header is a 400 or 401, idle connections
-are closed, and no more than MAX_CONNECTIONS are held at once."""
+"""The one inbound server (Slack's interactivity URL beside the webhooks) against a hostile client,
+over raw sockets: an unsigned or malformed request is refused before its body is read (memory stays
+flat under a 100 MB body with `Content-Length: -1`), every malformed header is a 400 or 401, idle
+connections are closed, and no more than MAX_CONNECTIONS are held at once."""
 
 from __future__ import annotations
 
@@ -42,10 +42,19 @@ def idle_timeout(monkeypatch: pytest.MonkeyPatch) -> float:
 
 @pytest.fixture
 def slack_port(idle_timeout: float) -> Iterator[int]:
-    server = slack_runtime.serve(NoInteractions(), "127.0.0.1", 0)  # type: ignore[arg-type]
+    server = _inbound()
     yield _port(server)
     server.shutdown()
     server.server_close()
+
+
+def _inbound() -> ThreadingHTTPServer:
+    """The one inbound server as the controller runs it: a Git webhook route beside Slack's."""
+    routes = {
+        "/hooks/git": webhooks.json_route(lambda headers, body: (200, {})),
+        slack_runtime.PATH: slack_runtime.route(NoInteractions()),  # type: ignore[arg-type]
+    }
+    return webhooks.serve(routes, "127.0.0.1", 0)
 
 
 def _port(server: ThreadingHTTPServer) -> int:
@@ -164,7 +173,7 @@ def test_idle_connections_are_closed_and_at_most_max_connections_are_held(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(httpserve.Handler, "timeout", 6.0)  # long enough to check the extra ones first
-    server = slack_runtime.serve(NoInteractions(), "127.0.0.1", 0)  # type: ignore[arg-type]
+    server = _inbound()
     held = [_connect(_port(server)) for _ in range(httpserve.MAX_CONNECTIONS)]
     extra = [_connect(_port(server)) for _ in range(4)]
     try:
@@ -185,7 +194,7 @@ def test_idle_connections_are_closed_and_at_most_max_connections_are_held(
 
 
 def test_the_webhook_server_refuses_a_negative_content_length_before_reading(idle_timeout: float) -> None:
-    server = webhooks.serve({"/hooks/git": lambda headers, body: (200, {})}, "127.0.0.1", 0)
+    server = _inbound()
     try:
         with _connect(_port(server)) as sock:
             sock.sendall(b"POST /hooks/git HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n")
