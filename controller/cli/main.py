@@ -7,7 +7,6 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -200,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
         "interactivity URL, POST /slack/interactions on --webhook-port",
     )
     for moved in ("--slack-interactions-port", "--slack-interactions-host"):
-        slack.add_argument(moved, action=_Moved, help=argparse.SUPPRESS)
+        slack.add_argument(moved, action=_Moved, help=argparse.SUPPRESS, default=argparse.SUPPRESS)
     slack.add_argument(
         "--slack-app-token-file",
         help="file holding an app-level token (xapp-…): receive presses over Socket Mode, no ingress needed",
@@ -282,53 +281,11 @@ def run_controller(args: argparse.Namespace, analysis_factory: AnalysisFactory |
     `analysis_factory` replaces the judge only for a caller in Python (the test rig); no flag can."""
     from controller.runtime import operator, settings
 
-    selector: dict[str, str] = {}
-    for term in args.selector:
-        key, sep, value = term.partition("=")
-        if not sep or not key:
-            print(f"--selector {term!r}: expected KEY=VALUE", file=sys.stderr)
-            return 2
-        selector[key] = value
-    if args.registry == "mlflow" and not args.mlflow_tracking_uri:
-        print("--registry mlflow needs --mlflow-tracking-uri URI (e.g. http://mlflow:5000)", file=sys.stderr)
+    try:
+        config = settings.RuntimeSettings.from_options(vars(args))
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
         return 2
-    if args.mlflow_webhook_secret_file and args.webhook_port is None:
-        print(
-            "--mlflow-webhook-secret-file needs --webhook-port PORT to serve /hooks/mlflow", file=sys.stderr
-        )
-        return 2
-    if args.analysis == "prometheus" and not args.prometheus:
-        print("--analysis prometheus needs --prometheus URL (e.g. http://prometheus:9090)", file=sys.stderr)
-        return 2
-    config = settings.RuntimeSettings(
-        kubeconfig=args.kubeconfig,
-        namespaces=tuple(args.namespace),
-        label_selector=selector,
-        standalone=args.standalone,
-        peering_name=None if args.standalone else args.peering,
-        priority=args.priority if args.priority is not None else settings.build_random_priority(),
-        peering_lifetime=args.peering_lifetime,
-        poll_interval=timedelta(seconds=args.poll_interval),
-        request_timeout=args.request_timeout,
-        analysis=args.analysis,
-        prometheus_url=args.prometheus,
-        prometheus_token_file=args.prometheus_token_file,
-        webhook_port=args.webhook_port,
-        webhook_host=args.webhook_host,
-        metrics_port=args.metrics_port,
-        metrics_host=args.metrics_host,
-        health_port=args.health_port,
-        git_cache_dir=args.git_cache_dir,
-        slack_token_file=args.slack_token_file,
-        slack_signing_secret_file=args.slack_signing_secret_file,
-        slack_app_token_file=args.slack_app_token_file,
-        slack_api_url=args.slack_api_url,
-        slack_retry_max=args.slack_retry_max,
-        registry=args.registry,
-        mlflow_tracking_uri=args.mlflow_tracking_uri,
-        mlflow_token_file=args.mlflow_token_file,
-        mlflow_webhook_secret_file=args.mlflow_webhook_secret_file,
-    )
     try:
         operator.run(config, analysis_factory or operator.build_analysis)
     except operator.StartupError as exc:

@@ -32,7 +32,7 @@ def endpoint(api: kubeapi.KubeApi) -> Iterator[str]:
             body["spec"]["model"]["follow"] = {"alias": alias}
         api.create(kubeapi.build_path(meta.API_VERSION, "modelreleases", NAMESPACE), body)
     receiver = mlflowwebhook.AliasReceiver(api, (NAMESPACE,), SECRET)
-    server = webhooks.serve({mlflowwebhook.PATH: receiver.handle}, "127.0.0.1", 0)
+    server = webhooks.serve({mlflowwebhook.PATH: webhooks.json_route(receiver.handle)}, "127.0.0.1", 0)
     yield f"http://127.0.0.1:{server.server_address[1]}{mlflowwebhook.PATH}"
     server.shutdown()
     server.server_close()

@@ -19,6 +19,7 @@ from slack_sdk import WebClient
 from controller.adapters import kubeapi, labels, slackinteractions, slackmessages
 from controller.domain import actions
 from controller.runtime import slack as slack_runtime
+from controller.runtime import webhooks
 from controller.tooling import slackstandin as slack
 from tests.cluster import harness
 
@@ -44,7 +45,7 @@ def standin() -> Iterator[slack.SlackStandIn]:
 def endpoint(controller_api: kubeapi.KubeApi, standin: slack.SlackStandIn) -> Iterator[str]:
     client = WebClient(token=TOKEN, base_url=standin.api_url)
     interactions = slackinteractions.Interactions(controller_api, client, SECRET)
-    server = slack_runtime.serve(interactions, "127.0.0.1", 0)
+    server = webhooks.serve({slack_runtime.PATH: slack_runtime.route(interactions)}, "127.0.0.1", 0)
     yield f"http://127.0.0.1:{server.server_address[1]}{slack_runtime.PATH}"
     server.shutdown()
     server.server_close()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from datetime import timedelta
 
 import pytest
 
 from controller.cli import main
+from controller.runtime import settings
 
 
 def _run_parser(environ: dict[str, str]) -> argparse.ArgumentParser:
@@ -82,3 +84,38 @@ def test_the_retired_slack_port_is_refused_saying_where_presses_arrive_now(
     assert "--slack-interactions-port is gone" in said
     assert "/slack/interactions" in said
     assert "--webhook-port" in said
+
+
+def _run_options(argv: list[str]) -> dict[str, object]:
+    return vars(main.build_parser().parse_args(["run", *argv]))
+
+
+def test_every_run_option_is_a_setting_and_the_defaults_are_the_settings_own() -> None:
+    options = _run_options([])
+    fields = set(settings.RuntimeSettings.model_fields)
+    for name in options:
+        if name in ("command", "handler"):
+            continue
+        assert settings.RENAMED.get(name, name) in fields, f"--{name.replace('_', '-')} has no setting"
+    built = settings.RuntimeSettings.from_options(options)
+    assert built.model_copy(update={"priority": 0}) == settings.RuntimeSettings()
+
+
+def test_options_become_settings_and_the_rules_across_options_name_them() -> None:
+    built = settings.RuntimeSettings.from_options(
+        _run_options(
+            ["--namespace", "ml", "--selector", "team=search", "--poll-interval", "2", "--standalone"]
+        )
+    )
+    assert built.namespaces == ("ml",)
+    assert built.label_selector == {"team": "search"}
+    assert built.poll_interval == timedelta(seconds=2)
+    assert built.peering_name is None, "standalone: no peering"
+    for argv, said in (
+        (["--registry", "mlflow"], "--registry mlflow needs --mlflow-tracking-uri"),
+        (["--analysis", "prometheus"], "--analysis prometheus needs --prometheus URL"),
+        (["--mlflow-webhook-secret-file", "/s"], "needs --webhook-port PORT"),
+        (["--selector", "team"], "--selector 'team': expected KEY=VALUE"),
+    ):
+        with pytest.raises(ValueError, match=said):
+            settings.RuntimeSettings.from_options(_run_options(argv))
