@@ -66,38 +66,32 @@ def execute(
             case actions.PromoteModel() | actions.TagRolledBack() | actions.LogRolloutRun():
                 _registry_write(io, release, action, logger)
             case actions.ProposeBump():
-                _propose(io, release, action, logger)
+                _git_write(io, release, action, "ModelVersionBumpFailed", logger)
             case actions.WriteBackToGit():
-                try:
-                    io.repository.apply_write_back(release, action)
-                except errors.ModelReleaseError as exc:
-                    # Never holds or fails the rollout; the domain asks again, backing off. Said once
-                    # per try, so the Event shows the latest error and how often it failed.
-                    again = endings.git_retry_backoff(action.attempt)
-                    message = f"try {action.attempt}: {exc}; trying again in {schema.format_duration(again)}"
-                    _skipped(
-                        io,
-                        release,
-                        "GitWriteBackFailed",
-                        message,
-                        action.key,
-                        str(action.attempt),
-                        logger=logger,
-                    )
+                _git_write(io, release, action, "GitWriteBackFailed", logger)
 
 
-def _propose(
-    io: ports.Ports, release: ports.ReleaseRef, action: actions.ProposeBump, logger: logging.Logger
+def _git_write(
+    io: ports.Ports,
+    release: ports.ReleaseRef,
+    action: actions.WriteBackToGit | actions.ProposeBump,
+    failed: str,
+    logger: logging.Logger,
 ) -> None:
+    """A write to the release repository the status owes (a rollback's write-back, a version bump).
+
+    A failure never holds or fails the rollout: the write stays owed and the domain asks again,
+    backing off. It is said once per try, so the Event shows the latest error and how often.
+    """
     try:
-        io.repository.apply_bump(release, action)
+        if isinstance(action, actions.WriteBackToGit):
+            io.repository.apply_write_back(release, action)
+        else:
+            io.repository.apply_bump(release, action)
     except errors.ModelReleaseError as exc:
-        # The proposal stays owed in status; the domain asks again, backing off. Said once per try.
         again = endings.git_retry_backoff(action.attempt)
         message = f"try {action.attempt}: {exc}; trying again in {schema.format_duration(again)}"
-        _skipped(
-            io, release, "ModelVersionBumpFailed", message, action.key, str(action.attempt), logger=logger
-        )
+        _skipped(io, release, failed, message, action.key, str(action.attempt), logger=logger)
 
 
 def _registry_write(
