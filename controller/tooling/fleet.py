@@ -165,16 +165,29 @@ class _Pod:
 
 
 class ObjectSource(Protocol):
-    """Where the fleet reads the cluster's objects (`tests.controlplane.kube.Kube`)."""
+    """Where the fleet reads the cluster's objects (`tests.controlplane.kube.Kube`; "" = every namespace)."""
 
-    def objects(self, plural: str) -> list[dict[str, Any]]: ...
+    def objects(self, plural: str, namespace: str = "") -> list[dict[str, Any]]: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class _Snapshot:
+    """What the fleet serves from, read in one list per kind (not one per release)."""
+
+    pods: list[dict[str, Any]]
+    services: dict[str, list[dict[str, Any]]]
+    routes: dict[str, list[dict[str, Any]]]
+    virtual_services: dict[str, list[dict[str, Any]]]
 
 
 class ServingFleet:
     """A cluster's pods as servers: advanced in time, scraped per pod."""
 
-    def __init__(self, cluster_store: ObjectSource, scenario: FleetScenario, *, seed: int = 0) -> None:
+    def __init__(
+        self, cluster_store: ObjectSource, scenario: FleetScenario, *, seed: int = 0, namespace: str = ""
+    ) -> None:
         self._store = cluster_store
+        self._namespace = namespace  # "" serves every namespace's releases
         self.scenario = scenario
         self._rng = np.random.default_rng(seed)
         self._pods: dict[tuple[str, str], _Pod] = {}
@@ -185,16 +198,27 @@ class ServingFleet:
 
     def advance(self, now: float) -> None:
         """Serve the traffic routed to each Ready pod from the last call to `now` (epoch seconds)."""
+        # Read before taking the lock: a scrape waiting on the lock must not wait on the API server
+        # too (Prometheus gives up on a scrape after its interval, 1 s in the tests).
+        snapshot = self._read()
         with self._lock:
-            pods = [
-                p
-                for p in self._store.objects("pods")
-                if RELEASE in ((p.get("metadata") or {}).get("labels") or {})
-            ]
-            self._sync(pods)
+            self._sync(snapshot.pods)
             if self._last is not None and now > self._last:
-                self._serve(pods, now - self._last, now)
+                self._serve(snapshot, now - self._last, now)
             self._last = now if self._last is None else max(self._last, now)
+
+    def _read(self) -> _Snapshot:
+        pods = [
+            p
+            for p in self._store.objects("pods", self._namespace)
+            if RELEASE in ((p.get("metadata") or {}).get("labels") or {})
+        ]
+        return _Snapshot(
+            pods,
+            _by_namespace(self._store.objects("services", self._namespace)),
+            _by_namespace(self._store.objects("httproutes", self._namespace)),
+            _by_namespace(self._store.objects("virtualservices", self._namespace)),
+        )
 
     def _sync(self, pods: list[dict[str, Any]]) -> None:
         present = set()
@@ -217,17 +241,17 @@ class ServingFleet:
         for gone in set(self._pods) - present:
             del self._pods[gone]
 
-    def _serve(self, pods: list[dict[str, Any]], seconds: float, now: float) -> None:
+    def _serve(self, snapshot: _Snapshot, seconds: float, now: float) -> None:
         scenario = self.scenario
         load = 1.0 + scenario.diurnal_amplitude * math.sin(2 * math.pi * now / scenario.day_seconds)
-        for (namespace, release), members in _by_release(pods).items():
+        for (namespace, release), members in _by_release(snapshot.pods).items():
             services = [
                 service
-                for service in _objects(self._store, "services", namespace)
+                for service in snapshot.services.get(namespace, [])
                 if ((service.get("spec") or {}).get("selector") or {}).get(RELEASE) == release
             ]
-            routes = _objects(self._store, "httproutes", namespace)
-            virtual_services = _objects(self._store, "virtualservices", namespace)
+            routes = snapshot.routes.get(namespace, [])
+            virtual_services = snapshot.virtual_services.get(namespace, [])
             shares = dataplane.pod_shares(
                 _production_service(members, release),
                 services,  # the release's own: routes are matched by the Services they name
@@ -368,10 +392,11 @@ def _production_service(pods: list[dict[str, Any]], release: str) -> str:
     return release
 
 
-def _objects(cluster_store: ObjectSource, plural: str, namespace: str) -> list[dict[str, Any]]:
-    return [
-        o for o in cluster_store.objects(plural) if (o.get("metadata") or {}).get("namespace") == namespace
-    ]
+def _by_namespace(objects: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for o in objects:
+        groups.setdefault(str((o.get("metadata") or {}).get("namespace", "")), []).append(o)
+    return groups
 
 
 # ---- serving it to Prometheus ---------------------------------------------------------------------
@@ -394,7 +419,7 @@ class FleetServer:
         self._clock = clock
         self._tick = tick
         self._stopped = threading.Event()
-        handler = _handler(fleet, clock)
+        handler = _handler(fleet)
         self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.address = f"127.0.0.1:{self._server.server_address[1]}"
         self._threads = [
@@ -409,9 +434,14 @@ class FleetServer:
         return self
 
     def stop(self) -> None:
+        """Stop serving and wait for the ticker: an advance still reading the cluster after stop
+        would outlive the cluster (or the test) it reads."""
         self._stopped.set()
         self._server.shutdown()
         self._server.server_close()
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join()
 
     def _keep_current(self) -> None:
         while not self._stopped.wait(self._tick):
@@ -427,17 +457,18 @@ class FleetServer:
         os.replace(temporary, self._targets_file)  # Prometheus never reads a half-written file
 
 
-def _handler(fleet: ServingFleet, clock: Callable[[], float]) -> type[BaseHTTPRequestHandler]:
+def _handler(fleet: ServingFleet) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             parts = self.path.split("?")[0].strip("/").split("/")
             if len(parts) != 4 or parts[0] != "pods" or parts[3] != "metrics":
-                self.send_error(404, "metrics live at /pods/<namespace>/<pod>/metrics")
+                self._refuse("metrics live at /pods/<namespace>/<pod>/metrics")
                 return
-            fleet.advance(clock())
+            # The counters as the last advance left them (the ticker advances every `tick`): a
+            # scrape that advanced the fleet itself would read the API server while Prometheus waits.
             body = fleet.exposition(parts[1], parts[2])
             if body is None:
-                self.send_error(404, f"no pod {parts[1]}/{parts[2]} serves here")
+                self._refuse(f"no pod {parts[1]}/{parts[2]} serves here")  # a target gone since
                 return
             data = body.encode()
             # A scraper that gave up (its timeout, or Prometheus stopping) has nobody left to answer.
@@ -447,6 +478,10 @@ def _handler(fleet: ServingFleet, clock: Callable[[], float]) -> type[BaseHTTPRe
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+        def _refuse(self, why: str) -> None:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.send_error(404, why)
 
         def log_message(self, format: str, *args: Any) -> None:
             return

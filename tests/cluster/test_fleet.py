@@ -40,7 +40,8 @@ def plane(real_cluster: harness.Cluster, tmp_path_factory: pytest.TempPathFactor
     folder = tmp_path_factory.mktemp("fleet")
     clock = [time.time()]
     world = harness.World(real_cluster, folder / "world")
-    serving = fleet.ServingFleet(real_cluster.kube, fleet.FleetScenario(requests_per_second=RATE), seed=2)
+    scenario = fleet.FleetScenario(requests_per_second=RATE)
+    serving = fleet.ServingFleet(real_cluster.kube, scenario, seed=2, namespace=world.namespace)
     server = fleet.FleetServer(serving, folder / "targets.json", clock=lambda: clock[0], tick=0.2).start()
     prometheus = prometheus_server.PrometheusServer(folder, file_sd=folder / "targets.json").start()
     try:
@@ -142,6 +143,25 @@ def _wait_ready(plane: Plane, release: str, pods: int = 4) -> None:
         return sum(dataplane.is_ready(p) for p in mine) == pods
 
     _until(ready, f"{pods} Ready pods of {release}")
+
+
+def _settled(world: harness.World, release: str) -> int:
+    """How many pods serve the release, once its Deployments have every pod they want Ready and no
+    pod is starting or terminating (a count taken mid-change would wait for a scrape that never comes)."""
+
+    def count() -> int:
+        wanted = sum(
+            int(d["spec"].get("replicas", 1))
+            for d in world.objects("deployments")
+            if d["spec"]["template"]["metadata"].get("labels", {}).get(fleet.RELEASE) == release
+        )
+        mine = [
+            p for p in world.objects("pods") if p["metadata"].get("labels", {}).get(fleet.RELEASE) == release
+        ]
+        settled = all(dataplane.is_ready(p) and not p["metadata"].get("deletionTimestamp") for p in mine)
+        return len(mine) if settled and len(mine) == wanted else 0
+
+    return int(_until(count, f"the pods of {release} to settle"))
 
 
 def test_with_the_replica_ratio_the_canary_gets_its_share_of_ready_pods(plane: Plane) -> None:
@@ -254,12 +274,13 @@ def test_the_share_prometheus_sees_follows_the_weight_the_controller_set(
         "ranker", lambda s: bool(s.get("analysis")), what="held at the analysis step"
     )
     clock = [time.time()]
-    serving = fleet.ServingFleet(world.kube, fleet.FleetScenario(requests_per_second=RATE), seed=3)
+    scenario = fleet.FleetScenario(requests_per_second=RATE)
+    serving = fleet.ServingFleet(world.kube, scenario, seed=3, namespace=world.namespace)
     server = fleet.FleetServer(serving, tmp_path / "targets.json", clock=lambda: clock[0], tick=0.2).start()
     prometheus = prometheus_server.PrometheusServer(tmp_path, file_sd=tmp_path / "targets.json").start()
     try:
         plane = Plane(world, serving, prometheus, clock)
-        pods = len([p for p in world.objects("pods") if dataplane.is_ready(p)])
+        pods = _settled(world, "ranker")
         canary = held["canaryRevision"]
         before = _counts(plane, "ranker", pods)
         clock[0] += JUMP

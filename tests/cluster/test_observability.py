@@ -43,7 +43,7 @@ def test_every_dashboard_panel_returns_series_from_a_prometheus_that_scraped_the
     scenario = fleet.FleetScenario.from_document(
         {"requestsPerSecond": 3000, "versions": {"2": {"disagreement": 0.005}, "3": {"disagreement": 0.10}}}
     )
-    serving = fleet.ServingFleet(world.kube, scenario, seed=7)
+    serving = fleet.ServingFleet(world.kube, scenario, seed=7, namespace=world.namespace)
     server = fleet.FleetServer(serving, tmp_path / "targets.json", clock=time.time, tick=0.2).start()
     prometheus = prometheus_server.PrometheusServer(
         tmp_path, [f"127.0.0.1:{metrics_port}"], file_sd=tmp_path / "targets.json"

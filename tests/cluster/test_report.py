@@ -51,7 +51,7 @@ def test_the_report_replays_the_rollback_and_its_page_renders_its_plots_in_headl
     scenario = fleet.FleetScenario.from_document(
         {"requestsPerSecond": 3000, "versions": {"3": {"disagreement": 0.10}}}
     )
-    serving = fleet.ServingFleet(world.kube, scenario, seed=7)
+    serving = fleet.ServingFleet(world.kube, scenario, seed=7, namespace=world.namespace)
     server = fleet.FleetServer(serving, tmp_path / "targets.json", clock=time.time, tick=0.2).start()
     prometheus = prometheus_server.PrometheusServer(tmp_path, file_sd=tmp_path / "targets.json").start()
     world.create(test_shadow.SHADOW_TEMPLATE)

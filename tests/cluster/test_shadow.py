@@ -105,7 +105,7 @@ def plane(world: harness.World, tmp_path: pathlib.Path) -> Iterator[prometheus_s
     scenario = fleet.FleetScenario.from_document(
         {"requestsPerSecond": 3000, "versions": {"2": {"disagreement": 0.005}, "3": {"disagreement": 0.10}}}
     )
-    serving = fleet.ServingFleet(world.kube, scenario, seed=7)
+    serving = fleet.ServingFleet(world.kube, scenario, seed=7, namespace=world.namespace)
     server = fleet.FleetServer(serving, tmp_path / "targets.json", clock=time.time, tick=0.2).start()
     prometheus = prometheus_server.PrometheusServer(tmp_path, file_sd=tmp_path / "targets.json").start()
     try:

@@ -64,7 +64,11 @@ class Resource:
 class Kube:
     def __init__(self, url: str, tls: ssl.SSLContext) -> None:
         self.url = url
-        self._tls = tls
+        # Built once, with no proxies: urlopen would build an opener per call from the environment,
+        # and a thread calling while pytest rewrites os.environ (PYTEST_CURRENT_TEST) fails mid-read.
+        self._opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=tls)
+        )
         self._resources: dict[str, list[Resource]] = {}
 
     # ----- raw calls ----------------------------------------------------------------------------
@@ -86,7 +90,7 @@ class Kube:
         for attempt in itertools.count(1):
             request = urllib.request.Request(url, data=data, method=method, headers=headers)
             try:
-                with urllib.request.urlopen(request, context=self._tls, timeout=timeout) as answer:
+                with self._opener.open(request, timeout=timeout) as answer:
                     return json.loads(answer.read() or b"null")
             except urllib.error.HTTPError as error:
                 # 429 with Retry-After is the server asking to be asked again (a new CRD's storage
