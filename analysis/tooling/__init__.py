@@ -1,4 +1,4 @@
 """Tooling around the judge, not part of a production install: the traffic simulator, OpenMetrics
-history for promtool backfills, a live exporter, the batch judge used for calibration, and the
+history for promtool backfills, the batch judge used for calibration, and the
 judge benchmark. The product (`analysis` outside this package, `controller`) never imports it;
 an import contract says so."""

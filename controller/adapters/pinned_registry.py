@@ -1,7 +1,7 @@
 """The registry of an install without MLflow: a pinned `spec.model.version` is taken as given.
 
-Aliases and required tags need a real registry, so they fail with a message saying so; the MLflow
-adapter (its own issue) replaces this one.
+Aliases and required tags need a real registry, so they fail with a message saying so. With
+`--registry mlflow` the MLflow wing (`adapters/mlflow/mlflow_registry.py`) is used instead.
 """
 
 from __future__ import annotations

@@ -20,9 +20,10 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from analysis import prometheus, verdicts
+from analysis import verdicts
 from controller import errors
 from controller.adapters import kubeapi
+from controller.adapters.prometheus import prometheus_source
 from controller.adapters.releases import release_path
 from controller.cli import explain, gitstate, pipes, reporthtml, textformat
 from controller.cli import report as report_
@@ -520,9 +521,9 @@ def _report(cluster: Cluster, args: argparse.Namespace, now: datetime) -> str:
 
     token = pathlib.Path(args.prometheus_token_file) if args.prometheus_token_file else None
     try:
-        with prometheus.PrometheusSource(args.prometheus, token_file=token) as source:
+        with prometheus_source.PrometheusSource(args.prometheus, token_file=token) as source:
             built = report_.build_report(release, template, source, now)
-    except prometheus.SourceError as error:
+    except prometheus_source.SourceError as error:
         raise CtlError(str(error)) from None
     text = report_.render_text(built)
     if args.html:

@@ -107,7 +107,7 @@ def _load_template(path: Path) -> kinds.AnalysisTemplate:
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    from analysis import prometheus
+    from controller.adapters.prometheus import prometheus_source
 
     try:
         template = _load_template(args.template)
@@ -120,24 +120,24 @@ def _analyze(args: argparse.Namespace) -> int:
         return _fail(str(error))
     if end <= start:
         return _fail(f"--end {end.isoformat()} is not after --start {start.isoformat()}")
-    target = prometheus.Target(
+    target = prometheus_source.Target(
         namespace=args.namespace,
         release=args.release,
-        canary=prometheus.ArmSelector(args.canary, args.canary_track),
-        baseline=prometheus.ArmSelector(args.baseline, args.baseline_track),
+        canary=prometheus_source.ArmSelector(args.canary, args.canary_track),
+        baseline=prometheus_source.ArmSelector(args.baseline, args.baseline_track),
         model=args.model,
     )
-    window = prometheus.build_window(start, end, template.spec.interval, warmup)
+    window = prometheus_source.build_window(start, end, template.spec.interval, warmup)
     print(
         f"judging {window.count} interval(s) of {schema.format_duration(template.spec.interval)} "
         f"from {start.isoformat()} against {args.prometheus}",
         file=sys.stderr,
     )
     try:
-        with prometheus.PrometheusSource(args.prometheus, token_file=args.token_file) as source:
+        with prometheus_source.PrometheusSource(args.prometheus, token_file=args.token_file) as source:
             series = source.fetch_observations(template.spec, target, window)
         return _print(judge.assess(template.spec, series, final=args.final))
-    except prometheus.SourceError as error:
+    except prometheus_source.SourceError as error:
         return _fail(str(error), 1)
-    except (prometheus.DataError, judge.InputError) as error:
+    except (prometheus_source.DataError, judge.InputError) as error:
         return _fail(f"{args.template}: {error}")

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from controller import crdgen, releasetree
-from controller.cli import ctl, judging, pipes, planview, touched, validation
+from controller.adapters.git import touched
+from controller.cli import ctl, judging, pipes, planview, validation
 from controller.resources import kinds
 from controller.runtime import settings as settings_defaults
 
@@ -315,7 +316,7 @@ def _crds(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     tree = releasetree.read_paths(args.paths)
     if args.registry:
-        from controller.adapters import mlflow_registry  # MLflow is a heavy import: only when asked
+        from controller.adapters.mlflow import mlflow_registry  # MLflow is a heavy import: only when asked
         from controller.cli import registrycheck
 
         bad = tree.bad_files

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from analysis import power, schema, specs
 from controller import manifests
-from controller.cli import touched
+from controller.adapters.git import touched
 from controller.domain import planning
 from controller.resources import kinds, modelrelease
 

@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from analysis import judge, prometheus, timeline, verdicts
-from controller.adapters import prometheus_analysis
+from analysis import judge, timeline, verdicts
+from controller.adapters.prometheus import prometheus_analysis, prometheus_source
 from controller.cli import textformat
 from controller.domain import actions, planning
 from controller.resources import modelrelease, releasestatus
@@ -44,7 +44,7 @@ class Report:
 def build_report(
     release: Obj,
     fetch_template: Callable[[str], Obj | None],
-    source: prometheus.PrometheusSource,
+    source: prometheus_source.PrometheusSource,
     now: datetime,
 ) -> Report:
     spec = modelrelease.ModelReleaseSpec.model_validate(release["spec"])
@@ -75,7 +75,7 @@ def _replay(
     spec: modelrelease.ModelReleaseSpec,
     record: releasestatus.StepAnalysis,
     fetch_template: Callable[[str], Obj | None],
-    source: prometheus.PrometheusSource,
+    source: prometheus_source.PrometheusSource,
     now: datetime,
 ) -> tuple[timeline.Timeline | None, str | None]:
     if record.canary_revision is None or record.baseline_revision is None:
@@ -97,15 +97,15 @@ def _replay(
     # `now` that became finishedAt: one interval more lets the replay see every look it judged on
     # (a look after the decision only follows it).
     end = min(record.finished_at + template.interval, now) if record.finished_at else now
-    window = prometheus.build_window(
+    window = prometheus_source.build_window(
         record.evidence_since or record.started_at, end, template.interval, spec.serving.warmup
     )
     try:
         series = source.fetch_observations(template, target, window)
         final = record.finished_at is not None and record.verdict == verdicts.Verdict.INCONCLUSIVE
-        due = prometheus.first_interval_from(window, record.started_at)  # as the controller judged it
+        due = prometheus_source.first_interval_from(window, record.started_at)  # as the controller judged it
         return timeline.replay(template, series, final=final, canary_due=due), None
-    except (judge.InputError, prometheus.DataError) as error:
+    except (judge.InputError, prometheus_source.DataError) as error:
         return None, f"Prometheus returned data the judge cannot read: {error}"
 
 

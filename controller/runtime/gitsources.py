@@ -17,7 +17,7 @@ from typing import Any
 import kopf
 import pydantic
 
-from controller.adapters import gitsync
+from controller.adapters.git import gitsync
 from controller.resources import kinds, meta
 
 LOGGER = logging.getLogger(__name__)

@@ -4,8 +4,9 @@ A daemon (not change handlers) suits a level-based engine: Kopf starts one for e
 sees, also after a restart (resume), and stops it on deletion. Each loop reconciles once and then
 waits for the engine's requeue time, a wake-up from an event (the release, its Deployments, pods
 or Approvals changed), or the poll interval, whichever comes first. Transient errors go back to
-Kopf as `kopf.TemporaryError`, so Kopf restarts the daemon with backoff; permanent ones are
-written to status as phase Failed with the reason, and the daemon waits for the object to change.
+Kopf as `kopf.TemporaryError`, so Kopf restarts the daemon with backoff (the engine records them
+in a ReconcileError condition); permanent ones go to the engine, whose halt (Blocked while a stable
+serves, else Failed, with its conditions) is written, and the daemon waits for the object to change.
 """
 
 from __future__ import annotations
@@ -149,7 +150,8 @@ def register(
 
     @kopf.on.delete(meta.GROUP, meta.VERSION, "modelreleases", registry=registry, labels=release_filter)
     def clean_up(**kwargs: Any) -> None:
-        """Delete what the release created; a real cluster's GC would too, but nothing relies on it."""
+        """Delete what the release owns at once (the garbage collector would, after its own delay), and
+        say which user-owned route still names the deleted Services."""
         name: str = kwargs["name"]
         namespace: str = kwargs["namespace"]
         logger: logging.Logger = kwargs["logger"]

@@ -13,26 +13,25 @@ from typing import Any
 
 import kopf
 
-from analysis import prometheus
 from controller import errors, ports
 from controller.adapters import (
     approvals,
     events,
-    gitremote,
-    gitsync,
-    gitwriteback,
     kubeapi,
     no_analysis,
     pinned_registry,
-    prometheus_analysis,
     releases,
     traffic,
     workloads,
 )
-from controller.runtime import gitsources, gitwebhook, handlers, mlflowwebhook, webhooks
+from controller.adapters.git import gitremote, gitsync, gitwebhook, gitwriteback
+from controller.adapters.mlflow import mlflowwebhook
+from controller.adapters.prometheus import prometheus_analysis, prometheus_source
+from controller.adapters.slack import slackconnection
+from controller.runtime import gitsources, handlers, webhooks
 from controller.runtime import metrics as metrics_
 from controller.runtime import settings as settings_
-from controller.runtime import slack as slack_
+from controller.runtime import slackdaemon as slack_
 
 
 def build_api(config: settings_.RuntimeSettings) -> kubeapi.KubeApi:
@@ -62,7 +61,7 @@ def build_analysis(config: settings_.RuntimeSettings, api: kubeapi.KubeApi) -> p
     if not config.prometheus_url:
         raise ValueError("--analysis prometheus needs --prometheus URL")
     token = pathlib.Path(config.prometheus_token_file) if config.prometheus_token_file else None
-    source = prometheus.PrometheusSource(
+    source = prometheus_source.PrometheusSource(
         config.prometheus_url, timeout=config.request_timeout, token_file=token
     )
     return prometheus_analysis.PrometheusAnalysis(api, source, handlers.utcnow)
@@ -72,7 +71,7 @@ def build_ports(
     config: settings_.RuntimeSettings,
     api: kubeapi.KubeApi,
     workspaces: gitremote.Workspaces | None = None,
-    slack: slack_.Slack | None = None,
+    slack: slackconnection.Slack | None = None,
     kube_events: events.KubeEvents | None = None,
     analysis_factory: AnalysisFactory = build_analysis,
 ) -> ports.Ports:
@@ -95,14 +94,14 @@ def build_model_registry(config: settings_.RuntimeSettings) -> ports.ModelRegist
         return pinned_registry.PinnedVersionRegistry()
     if not config.mlflow_tracking_uri:
         raise ValueError("--registry mlflow needs --mlflow-tracking-uri")
-    from controller.adapters import mlflow_registry  # MLflow is a heavy import: only when used
+    from controller.adapters.mlflow import mlflow_registry  # MLflow is a heavy import: only when used
 
     token = pathlib.Path(config.mlflow_token_file).read_text().strip() if config.mlflow_token_file else None
     return mlflow_registry.connect(config.mlflow_tracking_uri, token=token, timeout=config.request_timeout)
 
 
 def build_webhook_routes(
-    config: settings_.RuntimeSettings, api: kubeapi.KubeApi, slack: slack_.Slack | None = None
+    config: settings_.RuntimeSettings, api: kubeapi.KubeApi, slack: slackconnection.Slack | None = None
 ) -> dict[str, webhooks.Route]:
     """Every inbound callback on the one port: Git pushes, MLflow events and, with a signing secret to
     check them, Slack's button presses."""
@@ -121,7 +120,7 @@ def build_registry(
     api: kubeapi.KubeApi,
     io: ports.Ports,
     workspaces: gitremote.Workspaces | None = None,
-    slack: slack_.Slack | None = None,
+    slack: slackconnection.Slack | None = None,
     metrics: metrics_.ControllerMetrics | None = None,
     kube_events: events.KubeEvents | None = None,
 ) -> kopf.OperatorRegistry:
@@ -201,7 +200,9 @@ def ensure_peering(api: kubeapi.KubeApi, config: settings_.RuntimeSettings) -> N
 PEERING_GROUP = "kopf.dev/v1"
 
 
-def _start_slack(config: settings_.RuntimeSettings, slack: slack_.Slack, log: logging.Logger) -> None:
+def _start_slack(
+    config: settings_.RuntimeSettings, slack: slackconnection.Slack, log: logging.Logger
+) -> None:
     log.info("Slack notifications through %s", config.slack_api_url)
     unserved = config.slack_signing_secret_file is not None and config.webhook_port is None
     if unserved and config.slack_app_token_file is None:
@@ -211,10 +212,10 @@ def _start_slack(config: settings_.RuntimeSettings, slack: slack_.Slack, log: lo
         )
     if config.slack_app_token_file is not None:
         try:
-            app_token = slack_.read_secret(config.slack_app_token_file, "app-level token")
+            app_token = slackconnection.read_secret(config.slack_app_token_file, "app-level token")
         except ValueError as exc:
             raise StartupError(str(exc)) from exc
-        slack_.connect_socket_mode(slack.interactions, app_token, slack.client)
+        slackconnection.connect_socket_mode(slack.interactions, app_token, slack.client)
         log.info("Slack Socket Mode connected")
 
 

@@ -41,9 +41,11 @@ from typing import Any
 
 import yaml
 
-from analysis import prometheus, verdicts
+from analysis import verdicts
 from controller import releasetree
-from controller.cli import ctl, explain, planview, report, reporthtml, touched
+from controller.adapters.git import touched
+from controller.adapters.prometheus import prometheus_source
+from controller.cli import ctl, explain, planview, report, reporthtml
 from controller.resources import releasestatus
 from controller.tooling import fleet, mlflowdemo, processes, prometheus_process, releaserepo
 from controller.tooling import slackstandin as slack
@@ -212,7 +214,7 @@ class Demo:
                     return None  # gone: the report says so
                 raise
 
-        with prometheus.PrometheusSource(self.prometheus.url) as source:
+        with prometheus_source.PrometheusSource(self.prometheus.url) as source:
             built = report.build_report(release, template, source, now)
         page.write_text(reporthtml.render_html(built), encoding="utf-8")
         decided = [

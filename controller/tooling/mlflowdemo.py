@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from mlflow import MlflowClient
 
-from controller.adapters import mlflow_registry
+from controller.adapters.mlflow import mlflow_registry
 
 OUTCOME_TAG, REASON_TAG = mlflow_registry.OUTCOME_TAG, mlflow_registry.REASON_TAG
 CANDIDATE = "champion-candidate"  # the alias the training pipeline moves; the demo's release follows it

@@ -11,8 +11,8 @@ from typing import Any
 import yaml
 from mlflow import MlflowClient
 
+from controller.adapters.mlflow import mlflowwebhook
 from controller.cli import ctl
-from controller.runtime import mlflowwebhook
 from controller.tooling import mlflow_process
 from controller.tooling.prometheus_process import free_port
 from tests import gitrepos

@@ -24,11 +24,13 @@ import pytest
 import yaml
 
 from analysis import reference, verdicts
-from analysis.tooling import exporter, openmetrics, traffic_simulator
-from controller.adapters import kubeapi, prometheus_analysis
+from analysis.tooling import openmetrics, traffic_simulator
+from controller.adapters import kubeapi
+from controller.adapters.prometheus import prometheus_analysis
 from controller.domain import actions
 from controller.ports import ReleaseRef
 from controller.resources import modelrelease
+from controller.tooling import exporter
 from tests.cluster import harness
 from tests.integration import prometheus_server
 

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import pytest
 
 from analysis import reference
-from analysis.tooling import exporter, openmetrics, traffic_simulator
+from analysis.tooling import openmetrics, traffic_simulator
+from controller.tooling import exporter
 from tests.cluster import harness
 from tests.integration import prometheus_server
 

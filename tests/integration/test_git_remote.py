@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from controller.adapters import gitremote
+from controller.adapters.git import gitremote
 from tests import gitrepos
 
 RELEASE = """\

@@ -17,8 +17,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from analysis import judge, prometheus, reference, specs, verdicts
-from analysis.tooling import judge_benchmark, native_exposition, openmetrics, traffic_simulator
+from analysis import judge, reference, specs, verdicts
+from analysis.tooling import judge_benchmark, openmetrics, traffic_simulator
+from controller.adapters.prometheus import prometheus_source
+from controller.tooling import native_exposition
 from tests.integration import prometheus_server
 
 RELEASES = {
@@ -85,20 +87,20 @@ def _judged(served: Scraped, release: str) -> verdicts.AnalysisSummary:
     while _scraped_seconds(served, release) < 30 and time.monotonic() < deadline:
         time.sleep(0.5)  # waiting on a real server's scrapes, with a deadline
     assert _scraped_seconds(served, release) >= 30, "Prometheus did not scrape the native histograms"
-    target = prometheus.Target(
+    target = prometheus_source.Target(
         namespace="ml",
         release=release,
-        canary=prometheus.ArmSelector("c1", "canary"),
-        baseline=prometheus.ArmSelector("s1", "stable"),
+        canary=prometheus_source.ArmSelector("c1", "canary"),
+        baseline=prometheus_source.ArmSelector("s1", "stable"),
         model="7",
     )
-    window = prometheus.build_window(
+    window = prometheus_source.build_window(
         datetime.fromtimestamp(served.started + 3, UTC),
         datetime.now(UTC) - timedelta(seconds=1),
         P99_ONLY.interval,
         timedelta(0),
     )
-    with prometheus.PrometheusSource(served.prometheus.url) as source:
+    with prometheus_source.PrometheusSource(served.prometheus.url) as source:
         series = source.fetch_observations(P99_ONLY, target, window)
     [(_name, intervals)] = series.items()
     edges = {edge for interval in intervals for edge in (interval.baseline.buckets or {})}

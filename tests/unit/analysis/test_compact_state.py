@@ -22,8 +22,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analysis import judge, prometheus, readings, reference, specs, verdicts
+from analysis import judge, readings, reference, specs, verdicts
 from analysis.tooling import judge_benchmark, observed, traffic_simulator
+from controller.adapters.prometheus import prometheus_source
 from tests.unit.analysis import documents
 
 BASIS = "recorded"
@@ -82,7 +83,7 @@ def test_looks_from_the_compact_state_equal_a_full_recomputation_on_every_record
 
 @pytest.mark.parametrize("name", ["aa", "p99+25", "episodes"])
 def test_the_compact_state_on_native_histograms_continues_bit_for_bit(name: str) -> None:
-    template, series = _recorded(name, prometheus.NATIVE_EDGES[20:70])
+    template, series = _recorded(name, prometheus_source.NATIVE_EDGES[20:70])
     record = None
     for count in range(0, judge_benchmark.INTERVALS + 1, 7):
         looked, record = _look(template, series, record, count, final=False)

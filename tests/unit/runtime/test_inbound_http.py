@@ -16,9 +16,8 @@ from http.server import ThreadingHTTPServer
 
 import pytest
 
-from controller.adapters import slackinteractions, slackpress
-from controller.runtime import httpserve, webhooks
-from controller.runtime import slack as slack_runtime
+from controller.adapters.slack import slackinteractions, slackpress
+from controller.runtime import httpserve, slackdaemon, webhooks
 
 SECRET = "inbound-signing-secret"
 
@@ -52,7 +51,7 @@ def _inbound() -> ThreadingHTTPServer:
     """The one inbound server as the controller runs it: a Git webhook route beside Slack's."""
     routes = {
         "/hooks/git": webhooks.json_route(lambda headers, body: (200, {})),
-        slack_runtime.PATH: slack_runtime.route(NoInteractions()),  # type: ignore[arg-type]
+        slackdaemon.PATH: slackdaemon.route(NoInteractions()),  # type: ignore[arg-type]
     }
     return webhooks.serve(routes, "127.0.0.1", 0)
 
@@ -78,7 +77,7 @@ def _status_of(sock: socket.socket) -> int:
 
 
 def _request(port: int, headers: dict[str, str], body: bytes = b"") -> int:
-    lines = [f"POST {slack_runtime.PATH} HTTP/1.1", "Host: 127.0.0.1"]
+    lines = [f"POST {slackdaemon.PATH} HTTP/1.1", "Host: 127.0.0.1"]
     lines += [f"{k}: {v}" for k, v in headers.items()]
     with _connect(port) as sock:
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
@@ -102,7 +101,7 @@ def test_an_unsigned_request_with_content_length_minus_one_is_refused_before_its
     try:
         with _connect(slack_port) as sock:
             sock.sendall(
-                f"POST {slack_runtime.PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n".encode()
+                f"POST {slackdaemon.PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n".encode()
             )
             sent = threading.Event()
 
@@ -134,7 +133,7 @@ def test_a_request_without_slacks_headers_is_refused_without_reading_the_body(sl
     [
         ({"Content-Length": "ten"}, 400),
         ({}, 411),
-        ({"Content-Length": str(slack_runtime.MAX_BODY + 1)}, 413),
+        ({"Content-Length": str(slackdaemon.MAX_BODY + 1)}, 413),
         (
             {
                 "Content-Length": "0",

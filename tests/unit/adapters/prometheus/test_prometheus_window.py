@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from analysis import counters, prometheus
+from analysis import counters
+from controller.adapters.prometheus import prometheus_source
 
 
 class RoundingClient:
@@ -35,12 +36,12 @@ def test_a_pod_running_before_the_window_counts_from_its_first_interval_whatever
     fraction: float,
 ) -> None:
     started = datetime(2026, 11, 23, 20, 0, 0, tzinfo=UTC) + timedelta(seconds=fraction)
-    window = prometheus.build_window(
+    window = prometheus_source.build_window(
         started, started + timedelta(seconds=20), timedelta(seconds=2), timedelta(seconds=3)
     )
     assert window.start >= started.timestamp()
     assert window.start == int(window.start)
-    source = prometheus.PrometheusSource("http://127.0.0.1:9")
+    source = prometheus_source.PrometheusSource("http://127.0.0.1:9")
     source._client = RoundingClient()  # type: ignore[assignment]
     [series] = source.fetch_series("requests_total", window)
     increases, present = counters.counter_increases(series, window)

@@ -6,7 +6,8 @@ import base64
 import binascii
 
 from controller import errors
-from controller.adapters import gitremote, kubeapi
+from controller.adapters import kubeapi
+from controller.adapters.git import gitremote
 from controller.resources import gitsource
 
 

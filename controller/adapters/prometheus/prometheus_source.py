@@ -1,6 +1,6 @@
 """The Prometheus source: range queries for both arms → what the judge reads.
 
-The only module of `analysis` that does I/O (import-linter carves it out). It renders each
+The Prometheus wing's reading half (`analysis`, the judge, does no I/O). It renders each
 metric's PromQL per arm, asks Prometheus for raw samples over the window (from one warm-up
 before it) at a step that divides the interval, and hands them to `counters` for the
 arithmetic. Failures surface as `SourceError` naming the query, which the controller treats

@@ -23,7 +23,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
 from controller import errors
-from controller.adapters import kubeapi, labels, slackmessages, slackpress
+from controller.adapters import kubeapi, labels
+from controller.adapters.slack import slackmessages, slackpress
 from controller.resources import meta, releasestatus
 
 LOGGER = logging.getLogger(__name__)

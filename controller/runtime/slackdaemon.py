@@ -1,6 +1,6 @@
-"""Slack in the controller process: the sender (a Kopf daemon per release), the interactivity
-endpoint (a route of the inbound server, `webhooks`) and Socket Mode — built only when a bot token
-is configured.
+"""Slack's Kopf wiring: the sender (a Kopf daemon per release) and the interactivity endpoint (a
+route of the inbound server, `webhooks`); the clients themselves are the Slack wing's
+(`adapters/slack/slackconnection.py`), built only when a bot token is configured.
 
 The daemon delivers each release's outbox in a worker thread, woken by the release's watch events
 (every queued message is followed by a status write), by a due retry, or every 30 s; peering
@@ -12,9 +12,7 @@ ending), the release's reconcile daemon is woken so status says it at once.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
-import pathlib
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -22,14 +20,10 @@ from typing import Any
 
 import kopf
 import pydantic
-from slack_sdk import WebClient
-from slack_sdk.socket_mode import SocketModeClient
-from slack_sdk.socket_mode.client import BaseSocketModeClient
-from slack_sdk.socket_mode.request import SocketModeRequest
-from slack_sdk.socket_mode.response import SocketModeResponse
 
 from controller import errors, ports
-from controller.adapters import events, kubeapi, slackinteractions, slacknotifier, slackoutbox, slackpress
+from controller.adapters import events, kubeapi
+from controller.adapters.slack import slackconnection, slackinteractions, slacknotifier, slackpress
 from controller.resources import meta, modelrelease, releasestatus
 from controller.runtime import handlers, httpserve, webhooks
 from controller.runtime import settings as settings_
@@ -39,53 +33,28 @@ PATH = "/slack/interactions"
 MAX_BODY = 64 * 1024
 
 
-@dataclasses.dataclass(frozen=True)
-class Slack:
-    client: WebClient
-    notifier: slacknotifier.SlackNotifier
-    sender: slacknotifier.SlackSender
-    interactions: slackinteractions.Interactions
-
-
-def read_secret(path: str, what: str) -> str:
-    try:
-        value = pathlib.Path(path).read_text().strip()
-    except OSError as exc:
-        raise ValueError(f"cannot read the Slack {what} from {path}: {exc.strerror}") from None
-    if not value:
-        raise ValueError(f"the Slack {what} file {path} is empty")
-    return value
-
-
 def build(
     config: settings_.RuntimeSettings,
     api: kubeapi.KubeApi,
     kube_events: events.KubeEvents,
     clock: Callable[[], datetime],
-) -> Slack | None:
+) -> slackconnection.Slack | None:
+    """Slack's clients when a bot token is configured (None: no Slack in this process)."""
     if config.slack_token_file is None:
         return None
-    token = read_secret(config.slack_token_file, "bot token")
-    secret = (
-        read_secret(config.slack_signing_secret_file, "signing secret")
-        if config.slack_signing_secret_file
-        else None
+    settings = slackconnection.SlackSettings(
+        token_file=config.slack_token_file,
+        signing_secret_file=config.slack_signing_secret_file,
+        api_url=config.slack_api_url,
+        timeout=config.request_timeout,
+        retry_max=config.slack_retry_max,
     )
-    client = WebClient(token=token, base_url=config.slack_api_url, timeout=int(config.request_timeout))
-    outboxes = slackoutbox.Outboxes(api)
-    return Slack(
-        client=client,
-        notifier=slacknotifier.SlackNotifier(outboxes, events.EventNotifier(kube_events)),
-        sender=slacknotifier.SlackSender(
-            client, outboxes, kube_events, clock, max_backoff=config.slack_retry_max
-        ),
-        interactions=slackinteractions.Interactions(api, client, secret),
-    )
+    return slackconnection.build(settings, api, kube_events, clock)
 
 
 def register(
     registry: kopf.OperatorRegistry,
-    slack: Slack,
+    slack: slackconnection.Slack,
     config: settings_.RuntimeSettings,
     wake: Callable[[str, str], None],
 ) -> None:
@@ -166,19 +135,3 @@ def _signed_headers(headers: dict[str, str]) -> None:
         slackpress.check_signed_headers(headers, time.time())
     except slackpress.PressRefusedError as refused:
         raise httpserve.BodyRefusedError(refused.status, refused.reason) from None
-
-
-def connect_socket_mode(
-    interactions: slackinteractions.Interactions, app_token: str, client: WebClient
-) -> SocketModeClient:
-    """Presses over Socket Mode: acknowledged at once (Slack waits three seconds), then answered."""
-    socket = SocketModeClient(app_token=app_token, web_client=client, auto_reconnect_enabled=True)
-
-    def on_request(connection: BaseSocketModeClient, request: SocketModeRequest) -> None:
-        connection.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id))
-        if request.type == "interactive":
-            interactions.answer_payload(request.payload)
-
-    socket.socket_mode_request_listeners.append(on_request)
-    socket.connect()
-    return socket

@@ -17,7 +17,8 @@ from http import HTTPStatus
 from typing import Any
 
 from controller import errors
-from controller.adapters import gitsync, kubeapi, secrets
+from controller.adapters import kubeapi
+from controller.adapters.git import gitcredentials, gitsync
 from controller.resources import kinds, meta
 
 LOGGER = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class PushReceiver:
             if not any(isinstance(u, str) and same_repository(u, source.spec.url) for u in urls):
                 continue
             try:
-                secret = secrets.read_key(
+                secret = gitcredentials.read_key(
                     self._api, source.metadata.namespace or "", source.spec.webhook_secret
                 )
             except errors.ModelReleaseError as error:

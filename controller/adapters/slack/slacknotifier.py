@@ -24,7 +24,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from controller import errors, ports
-from controller.adapters import events, slackmessages, slackoutbox
+from controller.adapters import events
+from controller.adapters.slack import slackmessages, slackoutbox
 from controller.domain import actions, observations
 from controller.resources import modelrelease, releasestatus
 

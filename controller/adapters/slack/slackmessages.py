@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from analysis import verdicts
-from controller.adapters import slackpress
+from controller.adapters.slack import slackpress
 from controller.domain import actions
 from controller.resources import modelrelease, releasestatus
 

@@ -14,7 +14,8 @@ from slack_sdk import WebClient
 
 from analysis import verdicts
 from controller import ports
-from controller.adapters import events, kubeapi, slackmessages, slacknotifier, slackoutbox
+from controller.adapters import events, kubeapi
+from controller.adapters.slack import slackmessages, slacknotifier, slackoutbox
 from controller.domain import actions, naming
 from controller.resources import modelrelease, releasestatus
 from controller.tooling import slackstandin as slack

@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 
 from analysis import verdicts
 from controller import errors
-from controller.adapters import mlflow_registry, mlflow_runs
+from controller.adapters.mlflow import mlflow_registry, mlflow_runs
 from controller.cli import main
 from controller.domain import actions
 from controller.resources import modelrelease, releasestatus

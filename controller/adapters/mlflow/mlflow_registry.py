@@ -21,7 +21,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException, RestException
 
 from controller import errors
-from controller.adapters import mlflow_runs
+from controller.adapters.mlflow import mlflow_runs
 from controller.domain import actions, observations
 from controller.resources import modelrelease, releasestatus
 

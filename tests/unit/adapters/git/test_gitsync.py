@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from controller.adapters import events, gitremote, gitsync, kubeapi
+from controller.adapters import events, kubeapi
+from controller.adapters.git import gitremote, gitsync
 from controller.cli import ctl, explain
 from controller.resources import kinds, meta
 from tests import gitrepos

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import pydantic
 
 from controller import errors, ports, yamledit
-from controller.adapters import gitremote, kubeapi, labels, secrets
+from controller.adapters import kubeapi, labels
+from controller.adapters.git import gitcredentials, gitremote
 from controller.domain import actions, observations
 from controller.resources import gitsource, kinds, meta, modelrelease, releasestatus
 
@@ -117,7 +118,7 @@ class GitWriteBack:
         annotations = body.get("metadata", {}).get("annotations") or {}
         source_name, file = annotations.get(labels.GIT_SOURCE), annotations.get(labels.GIT_PATH)
         if settings.repo_url is not None and settings.path is not None:
-            credentials = secrets.git_credentials(self._api, release.namespace, settings.credentials)
+            credentials = gitcredentials.git_credentials(self._api, release.namespace, settings.credentials)
             remote = gitremote.Remote(settings.repo_url, settings.branch, credentials)
             return _location(
                 remote, settings.path, settings.target or gitsource.WriteBackTarget.BRANCH, release
@@ -129,7 +130,7 @@ class GitWriteBack:
             except pydantic.ValidationError as error:
                 raise errors.PermanentError(f"GitSource {source_name} is invalid: {error}") from None
             spec = source.spec
-            credentials = secrets.git_credentials(
+            credentials = gitcredentials.git_credentials(
                 self._api, release.namespace, spec.credentials, spec.ssh_known_hosts
             )
             remote = gitremote.Remote(spec.url, spec.branch, credentials)

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from controller.adapters import kubeapi
+from controller.adapters.mlflow import mlflowwebhook
 from controller.resources import meta
-from controller.runtime import mlflowwebhook, webhooks
+from controller.runtime import webhooks
 from tests.cluster import harness
 
 NAMESPACE = "default"

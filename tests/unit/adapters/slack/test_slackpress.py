@@ -10,7 +10,7 @@ from http import HTTPStatus
 import pytest
 from slack_sdk import WebClient
 
-from controller.adapters import slackpress
+from controller.adapters.slack import slackpress
 from controller.resources import releasestatus
 from controller.tooling import slackstandin as slack
 

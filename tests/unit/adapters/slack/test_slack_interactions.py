@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from slack_sdk import WebClient
 
-from controller.adapters import kubeapi, labels, slackinteractions, slackmessages
+from controller.adapters import kubeapi, labels
+from controller.adapters.slack import slackconnection, slackinteractions, slackmessages
 from controller.domain import actions
-from controller.runtime import slack as slack_runtime
-from controller.runtime import webhooks
+from controller.runtime import slackdaemon, webhooks
 from controller.tooling import slackstandin as slack
 from tests.cluster import harness
 
@@ -45,8 +45,8 @@ def standin() -> Iterator[slack.SlackStandIn]:
 def endpoint(controller_api: kubeapi.KubeApi, standin: slack.SlackStandIn) -> Iterator[str]:
     client = WebClient(token=TOKEN, base_url=standin.api_url)
     interactions = slackinteractions.Interactions(controller_api, client, SECRET)
-    server = webhooks.serve({slack_runtime.PATH: slack_runtime.route(interactions)}, "127.0.0.1", 0)
-    yield f"http://127.0.0.1:{server.server_address[1]}{slack_runtime.PATH}"
+    server = webhooks.serve({slackdaemon.PATH: slackdaemon.route(interactions)}, "127.0.0.1", 0)
+    yield f"http://127.0.0.1:{server.server_address[1]}{slackdaemon.PATH}"
     server.shutdown()
     server.server_close()
 
@@ -245,7 +245,7 @@ def test_a_press_over_socket_mode_creates_the_approval_without_any_inbound_endpo
     gate = Gate(api, standin, ["U0ADA"])
     client = WebClient(token=TOKEN, base_url=standin.api_url)
     interactions = slackinteractions.Interactions(controller_api, client, signing_secret=None)
-    socket = slack_runtime.connect_socket_mode(interactions, APP_TOKEN, client)
+    socket = slackconnection.connect_socket_mode(interactions, APP_TOKEN, client)
     try:
         standin.press_over_socket(channel="ml-releases", ts=gate.ts, action_id="approve", user="U0ADA")
         # Answered after its acknowledgement: done when the pressed message has lost its buttons.

@@ -17,7 +17,8 @@ from datetime import datetime
 from typing import Any
 
 from controller import errors, manifests, releasetree
-from controller.adapters import events, gitremote, kubeapi, labels, secrets
+from controller.adapters import events, kubeapi, labels
+from controller.adapters.git import gitcredentials, gitremote
 from controller.resources import gitsource, kinds, meta
 
 LOGGER = logging.getLogger(__name__)
@@ -138,7 +139,9 @@ class GitSourceSync:
 
     def _sync(self, source: kinds.GitSource) -> SyncOutcome:
         spec, namespace = source.spec, source.metadata.namespace or ""
-        credentials = secrets.git_credentials(self._api, namespace, spec.credentials, spec.ssh_known_hosts)
+        credentials = gitcredentials.git_credentials(
+            self._api, namespace, spec.credentials, spec.ssh_known_hosts
+        )
         with self._workspaces.using(gitremote.Remote(spec.url, spec.branch, credentials)) as workspace:
             commit = workspace.checkout_tip()
             outcome = SyncOutcome(commit=commit)

@@ -29,9 +29,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from analysis import counters, judge, prometheus, specs, verdicts
+from analysis import counters, judge, specs, verdicts
 from controller import errors, ports
 from controller.adapters import kubeapi
+from controller.adapters.prometheus import prometheus_source
 from controller.domain import actions
 from controller.resources import meta
 
@@ -44,7 +45,7 @@ class PrometheusAnalysis:
     def __init__(
         self,
         api: kubeapi.KubeApi,
-        source: prometheus.PrometheusSource,
+        source: prometheus_source.PrometheusSource,
         clock: Callable[[], datetime],
     ) -> None:
         self._api = api
@@ -81,20 +82,20 @@ class PrometheusAnalysis:
             # before recording the verdict looks at the same intervals and reaches the same verdict.
             ends = run.start + run.max_duration
             final = self._clock() >= ends
-            window = prometheus.build_window(
+            window = prometheus_source.build_window(
                 run.evidence_since or run.start,
                 min(self._clock(), ends),
                 template.interval,
                 release.spec.serving.warmup,
             )
             try:
-                due = prometheus.first_interval_from(window, run.start)
+                due = prometheus_source.first_interval_from(window, run.start)
                 results[run.run] = self._judge(template, target, window, run, due, final=final)
                 self._outage = None
-            except prometheus.SourceError as error:
+            except prometheus_source.SourceError as error:
                 self._outage = (self._clock() + OUTAGE_BACKOFF, str(error))
                 raise errors.UnavailableError(str(error)) from error
-            except (judge.InputError, prometheus.DataError) as error:
+            except (judge.InputError, prometheus_source.DataError) as error:
                 rule = f"Prometheus returned data the judge cannot read: {error}"
                 results[run.run] = verdicts.AnalysisSummary(verdict=verdicts.Verdict.INCONCLUSIVE, rule=rule)
         return results
@@ -102,7 +103,7 @@ class PrometheusAnalysis:
     def _judge(
         self,
         template: specs.AnalysisTemplateSpec,
-        target: prometheus.Target,
+        target: prometheus_source.Target,
         window: counters.Window,
         run: actions.StartAnalysis,
         due: int,
@@ -157,7 +158,7 @@ class PrometheusAnalysis:
 
 
 def evidence_basis(
-    template: specs.AnalysisTemplateSpec, target: prometheus.Target, window: counters.Window
+    template: specs.AnalysisTemplateSpec, target: prometheus_source.Target, window: counters.Window
 ) -> str:
     """What a compact state belongs to: the template, the arms and the window's start and spacing."""
     described = {
@@ -176,13 +177,13 @@ def build_target(
     canary_track: str,
     baseline_revision: str,
     model: str,
-) -> prometheus.Target:
+) -> prometheus_source.Target:
     """What the template's queries select: the canary's pods by revision and track, the stable's."""
-    return prometheus.Target(
+    return prometheus_source.Target(
         namespace=namespace,
         release=release,
-        canary=prometheus.ArmSelector(canary_revision, canary_track),
-        baseline=prometheus.ArmSelector(baseline_revision, actions.Track.STABLE.value),
+        canary=prometheus_source.ArmSelector(canary_revision, canary_track),
+        baseline=prometheus_source.ArmSelector(baseline_revision, actions.Track.STABLE.value),
         model=model,
     )
 
