@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -173,6 +174,23 @@ def _fail_of(*log_fails: FloatArray) -> FloatArray:
     return np.asarray(np.max(np.stack(log_fails, axis=0), axis=0), dtype=np.float64)
 
 
+# One side of a test: (worse?, weight of fresh starts, its state) -> (log evidence, state after).
+Tested = Callable[[bool, float, sequential.MixtureState | None], tuple[FloatArray, sequential.MixtureState]]
+
+
+def _both_ways(
+    tested: Tested, state: TestState | None
+) -> tuple[
+    FloatArray, sequential.MixtureState, FloatArray, sequential.MixtureState, sequential.ScoreState | None
+]:
+    """One test's fail and pass e-processes, each continued from its state, and its score's state."""
+    log_fail, fail = tested(True, sequential.FAIL_FRESH, None if state is None else state.fail)
+    log_pass, passing = tested(False, sequential.PASS_FRESH, None if state is None else state.passing)
+    was_score = None if state is None else state.score
+    assert was_score is None or isinstance(was_score, sequential.ScoreState)
+    return log_fail, fail, log_pass, passing, was_score
+
+
 def _tested(
     log_fail: FloatArray,
     log_pass: FloatArray,
@@ -229,10 +247,7 @@ def count_evidence(
             state=was,
         )
 
-    log_fail, fail = tested(True, sequential.FAIL_FRESH, None if state is None else state.fail)
-    log_pass, passing = tested(False, sequential.PASS_FRESH, None if state is None else state.passing)
-    was_score = None if state is None else state.score
-    assert was_score is None or isinstance(was_score, sequential.ScoreState)
+    log_fail, fail, log_pass, passing, was_score = _both_ways(tested, state)
     final_z, score = sequential.count_ratio_z(n_c, x_c, n_b, x_b, rho0, dispersion=phi, state=was_score)
     peak, after = _tested(log_fail, log_pass, state, fail, passing, score, dispersed)
     return Evidence(
@@ -514,10 +529,7 @@ def agreement(
             state=mixture,
         )
 
-    log_fail, fail = tested(True, sequential.FAIL_FRESH, None if was is None else was.fail)
-    log_pass, passing = tested(False, sequential.PASS_FRESH, None if was is None else was.passing)
-    was_score = None if was is None else was.score
-    assert was_score is None or isinstance(was_score, sequential.ScoreState)
+    log_fail, fail, log_pass, passing, was_score = _both_ways(tested, was)
     final_z, score = sequential.share_z(n, disagreements, bound, dispersion=phi, state=was_score)
     peak, after = _tested(log_fail, log_pass, was, fail, passing, score, dispersed)
     return Evidence(log_fail=log_fail, log_pass=peak, state=EvidenceState(tests=(after,)), final_z=final_z)

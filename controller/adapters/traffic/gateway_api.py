@@ -98,8 +98,7 @@ class GatewayApiRouter(routes.RouteRouter):
                 rule.pop("filters", None)
 
     def header_rule(self, route: dict[str, Any], release: ports.ReleaseRef) -> dict[str, Any] | None:
-        name = routes.header_rule_name(release)
-        return next((r for r in route.get("spec", {}).get("rules") or [] if r.get("name") == name), None)
+        return routes.named_rule(route.get("spec", {}).get("rules") or [], release)
 
     def write_header_rule(
         self, route: dict[str, Any], release: ports.ReleaseRef, header: modelrelease.SetHeaderRoute | None
@@ -113,9 +112,10 @@ class GatewayApiRouter(routes.RouteRouter):
             matches = [
                 {**m, "headers": [*(m.get("headers") or []), *extra]} for m in base.get("matches") or [{}]
             ]
-            refs = [_service_ref(services.canary_service(release.name), port, header.weight)]
-            if header.weight < 100:
-                refs.append(_service_ref(services.stable_service(release.name), port, 100 - header.weight))
+            refs = [
+                _service_ref(service, port, weight)
+                for service, weight in routes.cohort_split(release, header.weight)
+            ]
             rules.insert(rules.index(base) + 1, {"name": name, "matches": matches, "backendRefs": refs})
         route["spec"]["rules"] = rules
 

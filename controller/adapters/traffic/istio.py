@@ -86,8 +86,7 @@ class IstioRouter(routes.RouteRouter):
             http.pop("mirrorPercentage", None)
 
     def header_rule(self, route: dict[str, Any], release: ports.ReleaseRef) -> dict[str, Any] | None:
-        name = routes.header_rule_name(release)
-        return next((h for h in route.get("spec", {}).get("http") or [] if h.get("name") == name), None)
+        return routes.named_rule(route.get("spec", {}).get("http") or [], release)
 
     def write_header_rule(
         self, route: dict[str, Any], release: ports.ReleaseRef, header: modelrelease.SetHeaderRoute | None
@@ -101,15 +100,9 @@ class IstioRouter(routes.RouteRouter):
                 {**m, "headers": {**(m.get("headers") or {}), **extra}} for m in base.get("match") or [{}]
             ]
             destinations = [
-                {"destination": {"host": services.canary_service(release.name)}, "weight": header.weight}
+                {"destination": {"host": service}, "weight": weight}
+                for service, weight in routes.cohort_split(release, header.weight)
             ]
-            if header.weight < 100:
-                destinations.append(
-                    {
-                        "destination": {"host": services.stable_service(release.name)},
-                        "weight": 100 - header.weight,
-                    }
-                )
             http.insert(http.index(base), {"name": name, "match": matches, "route": destinations})
         route["spec"]["http"] = http
 

@@ -196,6 +196,20 @@ def header_rule_name(release: ports.ReleaseRef) -> str:
     return f"modelrelease-{naming.release_label(release.name)}-header"[:63]
 
 
+def named_rule(rules: list[dict[str, Any]], release: ports.ReleaseRef) -> dict[str, Any] | None:
+    """The cohort rule modelrelease added to a route's rules (HTTPRoute rules, Istio http routes)."""
+    name = header_rule_name(release)
+    return next((rule for rule in rules if rule.get("name") == name), None)
+
+
+def cohort_split(release: ports.ReleaseRef, weight: int) -> list[tuple[str, int]]:
+    """Where a header cohort's requests go: (Service, weight) for the canary, and stable's remainder."""
+    split = [(services.canary_service(release.name), weight)]
+    if weight < 100:
+        split.append((services.stable_service(release.name), 100 - weight))
+    return split
+
+
 def stable_and_canary(weights: dict[str, int], release: ports.ReleaseRef) -> tuple[int, int] | None:
     """The (stable, canary) weights among a route's backends by Service name; None before we routed."""
     stable, canary = services.stable_service(release.name), services.canary_service(release.name)
