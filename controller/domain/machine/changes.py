@@ -2,7 +2,8 @@
 
 Each function takes a status and returns the changed copy. Every copy goes through `_changed`,
 which refuses a field the status does not have (pydantic's `model_copy(update=...)` would drop a
-misspelt one silently) and a phase change the table does not allow.
+misspelt one silently), a phase change that names no event, and one the table does not list for
+the (phase, event) pair.
 """
 
 from __future__ import annotations
@@ -34,13 +35,15 @@ class UnknownFieldError(AssertionError):
     """A status change names a field the status does not have: a bug in the machine."""
 
 
-def _changed(status: Status, fields: Mapping[str, object]) -> Status:
+def _changed(status: Status, fields: Mapping[str, object], event: table.Event | None = None) -> Status:
     unknown = fields.keys() - Status.model_fields.keys()
     if unknown:
         raise UnknownFieldError(f"ModelReleaseStatus has no field {', '.join(sorted(unknown))}")
-    phase = fields.get("phase")
-    if isinstance(phase, Phase):
-        table.check(status.phase, phase)
+    if "phase" in fields:
+        phase = fields["phase"]
+        if event is None or not isinstance(phase, Phase):
+            raise table.IllegalTransitionError(f"a phase change to {phase} names no event")
+        table.check(status.phase, event, phase)
     return status.model_copy(update=dict(fields))
 
 
@@ -168,13 +171,14 @@ def canary_cleared(status: Status) -> Status:
 
 def halted(status: Status, phase: Phase, reason: str, message: str) -> Status:
     """Pending, Blocked or Failed, with why; whatever was under way is kept to resume from."""
-    assert phase in table.HALTED, phase
-    return _changed(status, {"phase": phase, "reason": reason, "message": message})
+    return _changed(status, {"phase": phase, "reason": reason, "message": message}, table.Event.HALTED)
 
 
 def stable_again(status: Status, message: str) -> Status:
     """The spec asks for what stable serves, and nothing else runs."""
-    return _changed(status, {"phase": Phase.SUCCEEDED, "reason": "Stable", "message": message})
+    return _changed(
+        status, {"phase": Phase.SUCCEEDED, "reason": "Stable", "message": message}, table.Event.SPEC_AT_STABLE
+    )
 
 
 def retry_requested(status: Status, now: datetime) -> Status:
@@ -186,6 +190,7 @@ def retry_requested(status: Status, now: datetime) -> Status:
             "message": "retry requested",
             "step_started_at": now,
         },
+        table.Event.RETRY,
     )
 
 
@@ -210,6 +215,7 @@ def first_deploy_started(status: Status, target: Target, message: str, now: date
             "approvals": (),
             "notifications": (),
         },
+        table.Event.FIRST_DEPLOY_STARTED,
     )
 
 
@@ -226,7 +232,11 @@ def first_deploy_done(status: Status, target: Target, replicas: int, message: st
     cleared = _changed(
         deployed, {"canary_revision": None, "canary_model_version": None, "step_started_at": None}
     )
-    return _changed(cleared, {"phase": Phase.SUCCEEDED, "reason": "Deployed", "message": message})
+    return _changed(
+        cleared,
+        {"phase": Phase.SUCCEEDED, "reason": "Deployed", "message": message},
+        table.Event.FIRST_DEPLOY_WARM,
+    )
 
 
 # ---- a rollout --------------------------------------------------------------------------------
@@ -256,6 +266,7 @@ def started_rollout(
             "notifications": (),
             "retiring": (),
         },
+        table.Event.ROLLOUT_STARTED,
     )
 
 
@@ -278,6 +289,7 @@ def restarted_for_new_steps(status: Status, steps_hash: str, now: datetime) -> S
             "reason": "StepsChanged",
             "message": "the steps changed; progress starts again at step 0",
         },
+        table.Event.STEPS_EDITED,
     )
 
 
@@ -288,12 +300,14 @@ def sheltered(status: Status, dropped: tuple[str, ...], reason: str, message: st
 
 
 def paused(status: Status, reason: str, message: str) -> Status:
-    return _changed(status, {"phase": Phase.PAUSED, "reason": reason, "message": message})
+    return _changed(status, {"phase": Phase.PAUSED, "reason": reason, "message": message}, table.Event.PAUSED)
 
 
 def awaiting_approval(status: Status, message: str) -> Status:
     return _changed(
-        status, {"phase": Phase.AWAITING_APPROVAL, "reason": "AwaitingApproval", "message": message}
+        status,
+        {"phase": Phase.AWAITING_APPROVAL, "reason": "AwaitingApproval", "message": message},
+        table.Event.APPROVAL_STEP,
     )
 
 
@@ -306,6 +320,7 @@ def analysis_started(status: Status, record: releasestatus.StepAnalysis, message
             "reason": "Analysing",
             "message": message,
         },
+        table.Event.ANALYSIS_STARTED,
     )
 
 
@@ -339,6 +354,7 @@ def step_completed(
             "reason": "Promoting" if last else "StepCompleted",
             "message": f"{label} complete" + ("; promoting" if last else ""),
         },
+        table.Event.STEP_COMPLETED,
     )
 
 
@@ -354,12 +370,15 @@ def promoted_full(status: Status, step_count: int, now: datetime) -> Status:
             "reason": "PromotedFull",
             "message": "promote --full: skipping the remaining steps",
         },
+        table.Event.PROMOTE_FULL,
     )
 
 
 def promoting(status: Status) -> Status:
     return _changed(
-        status, {"phase": Phase.PROMOTING, "reason": "Promoting", "message": "all steps complete; promoting"}
+        status,
+        {"phase": Phase.PROMOTING, "reason": "Promoting", "message": "all steps complete; promoting"},
+        table.Event.LAST_STEP_DONE,
     )
 
 
@@ -384,7 +403,9 @@ def promoted(
             "history": _appended(status.history, record),
         },
     )
-    return _changed(promoted_, {"phase": Phase.SUCCEEDED, "reason": "Promoted", "message": message})
+    return _changed(
+        promoted_, {"phase": Phase.SUCCEEDED, "reason": "Promoted", "message": message}, table.Event.PROMOTED
+    )
 
 
 def rolled_back(status: Status, rollback: releasestatus.Rollback) -> Status:
@@ -400,6 +421,7 @@ def rolled_back(status: Status, rollback: releasestatus.Rollback) -> Status:
             "last_rollback": rollback,
             "history": _appended(status.history, record),
         },
+        table.Event.ROLLED_BACK,
     )
 
 

@@ -10,9 +10,16 @@ keeps its canary and resumes where it was, which is why they lead back to every 
 
 Same-phase changes (the next step, a new reason) are not phase changes and are not listed.
 docs/architecture.md draws this table; a test holds the two together.
+
+Every phase change is also named: `Event` lists what moves a release (a step completed, a halt, a
+promotion…), each with the phases it may lead to, and `TRANSITIONS`, keyed by (phase, event), is
+what a status change is checked against — an event unlisted for the current phase, or a phase the
+event does not lead to, raises. Its pairs are ALLOWED's, each split by the events that reach it.
 """
 
 from __future__ import annotations
+
+import enum
 
 from controller.resources import releasestatus
 
@@ -48,10 +55,66 @@ ALLOWED: dict[Phase, frozenset[Phase]] = {
 }
 
 
+class Event(enum.Enum):
+    """What changes a release's phase; the value says it as the diagram does."""
+
+    HALTED = "halted: the plan does not fit, the model is unresolvable, the spec is invalid, an API error"
+    SPEC_AT_STABLE = "the spec is back at the stable revision"
+    RETRY = "retry requested"
+    FIRST_DEPLOY_STARTED = "first deploy started"
+    FIRST_DEPLOY_WARM = "first deploy warm"
+    ROLLOUT_STARTED = "a new revision's rollout started"
+    STEPS_EDITED = "steps edited mid-rollout: back to step 0"
+    PAUSED = "pause step, analysis Inconclusive or maxDuration reached, approval timed out"
+    APPROVAL_STEP = "approval step reached"
+    ANALYSIS_STARTED = "analysis step started"
+    STEP_COMPLETED = "step completed"
+    PROMOTE_FULL = "promote --full"
+    LAST_STEP_DONE = "every step complete"
+    PROMOTED = "promoted"
+    ROLLED_BACK = "rolled back"
+
+
+# The phases each event may lead to.
+TARGETS: dict[Event, frozenset[Phase]] = {
+    Event.HALTED: HALTED,
+    Event.SPEC_AT_STABLE: frozenset({Phase.SUCCEEDED}),
+    Event.RETRY: frozenset({Phase.PENDING}),
+    Event.FIRST_DEPLOY_STARTED: frozenset({Phase.PROGRESSING}),
+    Event.FIRST_DEPLOY_WARM: frozenset({Phase.SUCCEEDED}),
+    Event.ROLLOUT_STARTED: frozenset({Phase.PROGRESSING}),
+    Event.STEPS_EDITED: frozenset({Phase.PROGRESSING}),
+    Event.PAUSED: frozenset({Phase.PAUSED}),
+    Event.APPROVAL_STEP: frozenset({Phase.AWAITING_APPROVAL}),
+    Event.ANALYSIS_STARTED: frozenset({Phase.PROGRESSING}),
+    Event.STEP_COMPLETED: frozenset({Phase.PROGRESSING, Phase.PROMOTING}),
+    Event.PROMOTE_FULL: frozenset({Phase.PROMOTING}),
+    Event.LAST_STEP_DONE: frozenset({Phase.PROMOTING}),
+    Event.PROMOTED: frozenset({Phase.SUCCEEDED}),
+    Event.ROLLED_BACK: frozenset({Phase.ROLLED_BACK}),
+}
+
+# (phase, event) → the phases that event may lead to from that phase (the phase itself included: an
+# event may leave the phase as it is, like the next step of Progressing). A pair not listed raises.
+TRANSITIONS: dict[tuple[Phase, Event], frozenset[Phase]] = {
+    (phase, event): reachable
+    for phase in Phase
+    for event, targets in TARGETS.items()
+    if (reachable := targets & (ALLOWED[phase] | {phase}))
+}
+
+
 class IllegalTransitionError(AssertionError):
     """A phase change the table does not list: a bug in the machine, never a user error."""
 
 
-def check(current: Phase, new: Phase) -> None:
-    if new != current and new not in ALLOWED[current]:
-        raise IllegalTransitionError(f"{current.value} → {new.value} is not an allowed phase transition")
+def check(current: Phase, event: Event, new: Phase) -> None:
+    reachable = TRANSITIONS.get((current, event))
+    if reachable is None:
+        raise IllegalTransitionError(
+            f"{current.value} → {new.value} ({event.name}): {event.name} is not an event of {current.value}"
+        )
+    if new not in reachable:
+        raise IllegalTransitionError(
+            f"{current.value} → {new.value} ({event.name}) is not an allowed phase transition"
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pathlib
 import re
+from datetime import UTC, datetime
 
 import pytest
 
@@ -63,3 +64,35 @@ def test_a_status_change_naming_a_field_the_status_lacks_raises_instead_of_dropp
     status = releasestatus.ModelReleaseStatus()
     with pytest.raises(changes.UnknownFieldError, match="canary_wieght"):
         changes._changed(status, {"canary_wieght": 5})
+
+
+def test_the_events_reach_exactly_the_allowed_phase_changes_and_none_outside_them() -> None:
+    by_events = {
+        (phase, target)
+        for (phase, _), targets in table.TRANSITIONS.items()
+        for target in targets
+        if target != phase
+    }
+    allowed = {(source, dest) for source, dests in table.ALLOWED.items() for dest in dests}
+    assert by_events == allowed
+    assert set(table.TARGETS) == set(table.Event)
+
+
+def test_a_phase_change_naming_no_event_raises() -> None:
+    progressing = releasestatus.ModelReleaseStatus(phase=Phase.PROGRESSING)
+    with pytest.raises(table.IllegalTransitionError, match="names no event"):
+        changes._changed(progressing, {"phase": Phase.PAUSED})
+
+
+def test_an_event_leading_to_a_phase_it_does_not_lead_to_raises_even_where_the_phases_allow_it() -> None:
+    progressing = releasestatus.ModelReleaseStatus(phase=Phase.PROGRESSING)
+    assert Phase.SUCCEEDED in table.ALLOWED[Phase.PROGRESSING]
+    with pytest.raises(table.IllegalTransitionError, match=r"Progressing → Succeeded \(PAUSED\)"):
+        changes._changed(progressing, {"phase": Phase.SUCCEEDED}, table.Event.PAUSED)
+
+
+def test_an_event_unlisted_for_the_current_phase_raises() -> None:
+    succeeded = releasestatus.ModelReleaseStatus(phase=Phase.SUCCEEDED)
+    assert (Phase.SUCCEEDED, table.Event.PROMOTE_FULL) not in table.TRANSITIONS
+    with pytest.raises(table.IllegalTransitionError, match="PROMOTE_FULL is not an event of Succeeded"):
+        changes.promoted_full(succeeded, 3, datetime(2026, 1, 1, tzinfo=UTC))
