@@ -94,12 +94,22 @@ TARGETS: dict[Event, frozenset[Phase]] = {
     Event.ROLLED_BACK: frozenset({Phase.ROLLED_BACK}),
 }
 
+# The phases an event can happen in, where the machine guards it (every phase otherwise: a halted
+# rollout resumes into whatever was under way, so most events also come from the halted phases).
+# Narrowed only where the code that raises the event checks the phase first; a pair left out that
+# the machine can reach would fail every reconcile of that release.
+SOURCES: dict[Event, frozenset[Phase]] = {
+    Event.RETRY: frozenset({Phase.ROLLED_BACK, Phase.FAILED, Phase.BLOCKED}),  # steering._retry
+    Event.PROMOTED: frozenset({Phase.PROMOTING}),  # steps._promote_when_warm: Promoting first
+    Event.FIRST_DEPLOY_WARM: EVERY - {Phase.FAILED},  # situations.first_deploy leaves Failed alone
+}
+
 # (phase, event) → the phases that event may lead to from that phase (the phase itself included: an
 # event may leave the phase as it is, like the next step of Progressing). A pair not listed raises.
 TRANSITIONS: dict[tuple[Phase, Event], frozenset[Phase]] = {
     (phase, event): reachable
-    for phase in Phase
     for event, targets in TARGETS.items()
+    for phase in SOURCES.get(event, EVERY)
     if (reachable := targets & (ALLOWED[phase] | {phase}))
 }
 

@@ -96,3 +96,15 @@ def test_an_event_unlisted_for_the_current_phase_raises() -> None:
     assert (Phase.SUCCEEDED, table.Event.PROMOTE_FULL) not in table.TRANSITIONS
     with pytest.raises(table.IllegalTransitionError, match="PROMOTE_FULL is not an event of Succeeded"):
         changes.promoted_full(succeeded, 3, datetime(2026, 1, 1, tzinfo=UTC))
+
+
+def test_a_promotion_is_an_event_only_of_promoting_and_a_retry_only_of_a_halted_or_rolled_back_release() -> (
+    None
+):
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    paused = releasestatus.ModelReleaseStatus(phase=Phase.PAUSED)
+    with pytest.raises(table.IllegalTransitionError, match="RETRY is not an event of Paused"):
+        changes.retry_requested(paused, now)
+    assert {phase for phase, event in table.TRANSITIONS if event == table.Event.PROMOTED} == {Phase.PROMOTING}
+    rolled_back = releasestatus.ModelReleaseStatus(phase=Phase.ROLLED_BACK)
+    assert changes.retry_requested(rolled_back, now).phase == Phase.PENDING
