@@ -26,7 +26,7 @@ import yaml
 from analysis import reference, verdicts
 from analysis.tooling import openmetrics, traffic_simulator
 from controller.adapters import kubeapi
-from controller.adapters.prometheus import prometheus_analysis
+from controller.adapters.prometheus import prometheus_analysis, prometheus_source
 from controller.domain import actions
 from controller.ports import ReleaseRef
 from controller.resources import modelrelease
@@ -277,7 +277,7 @@ def _adapter(
         {**body["spec"], "serving": {**body["spec"]["serving"], "warmup": "60s"}}
     )
     release = ReleaseRef(namespace="ml", name=release_name, uid="u1", spec=spec)
-    with prometheus_analysis.prometheus.PrometheusSource(served.prometheus.url) as source:
+    with prometheus_source.PrometheusSource(served.prometheus.url) as source:
         yield prometheus_analysis.PrometheusAnalysis(api, source, clock), release
 
 
@@ -372,16 +372,16 @@ def test_the_look_at_max_duration_judges_the_window_up_to_max_duration_however_l
 
 
 def test_an_unreachable_prometheus_is_a_transient_error_for_the_controller(tmp_path: pathlib.Path) -> None:
-    source = prometheus_analysis.prometheus.PrometheusSource(
+    source = prometheus_source.PrometheusSource(
         f"http://127.0.0.1:{prometheus_server.free_port()}", timeout=2
     )
-    window = prometheus_analysis.prometheus.build_window(
+    window = prometheus_source.build_window(
         datetime(2026, 1, 1, tzinfo=UTC),
         datetime(2026, 1, 1, 0, 5, tzinfo=UTC),
         timedelta(minutes=1),
         timedelta(0),
     )
-    with source, pytest.raises(prometheus_analysis.prometheus.SourceError, match="did not answer"):
+    with source, pytest.raises(prometheus_source.SourceError, match="did not answer"):
         source.fetch_series("up", window)
 
 
@@ -407,7 +407,7 @@ def test_the_bearer_token_is_read_from_its_file_on_every_query(tmp_path: pathlib
     thread.start()
     token = tmp_path / "token"
     token.write_text("first\n")
-    window = prometheus_analysis.prometheus.build_window(
+    window = prometheus_source.build_window(
         datetime(2026, 1, 1, tzinfo=UTC),
         datetime(2026, 1, 1, 0, 2, tzinfo=UTC),
         timedelta(minutes=1),
@@ -415,14 +415,12 @@ def test_the_bearer_token_is_read_from_its_file_on_every_query(tmp_path: pathlib
     )
     url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        with prometheus_analysis.prometheus.PrometheusSource(url, token_file=token) as source:
+        with prometheus_source.PrometheusSource(url, token_file=token) as source:
             source.fetch_series("up", window)
             token.write_text("rotated\n")
             source.fetch_series("up", window)
             token.unlink()
-            with pytest.raises(
-                prometheus_analysis.prometheus.SourceError, match="cannot read the Prometheus token"
-            ):
+            with pytest.raises(prometheus_source.SourceError, match="cannot read the Prometheus token"):
                 source.fetch_series("up", window)
     finally:
         server.shutdown()

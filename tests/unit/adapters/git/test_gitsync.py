@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from controller.adapters import events, kubeapi
-from controller.adapters.git import gitremote, gitsync
+from controller.adapters.git import gitremote, gitsync, syncplan
 from controller.cli import ctl, explain
 from controller.resources import kinds, meta
 from tests import gitrepos
@@ -267,8 +267,8 @@ def test_the_release_itself_says_its_file_is_quarantined_or_that_git_no_longer_h
 
 
 def test_a_refusal_over_hundreds_of_objects_names_ten_in_its_message_and_keeps_all_in_status() -> None:
-    outcome = gitsync.SyncOutcome(commit="c0ffee" * 7, prune_refused="path scales holds no manifest")
+    outcome = syncplan.SyncOutcome(commit="c0ffee" * 7, prune_refused="path scales holds no manifest")
     outcome.unpruned = [f"ModelRelease/model-{n:03}" for n in range(300)]
-    message = gitsync.describe(outcome, prune=True)
+    message = syncplan.describe(outcome, prune=True)
     assert "ModelRelease/model-009 and 290 more" in message
     assert "model-010" not in message
