@@ -23,8 +23,7 @@ import kopf
 from controller import errors, ports
 from controller.adapters import labels
 from controller.resources import meta, releasestatus
-from controller.runtime import metrics as metrics_
-from controller.runtime import pacing, reconciler
+from controller.runtime import pacing, reconciler, telemetry
 from controller.runtime import settings as settings_
 
 
@@ -55,7 +54,7 @@ def register(
     io: ports.Ports,
     *,
     clock: Callable[[], datetime] = utcnow,
-    metrics: metrics_.ControllerMetrics | None = None,
+    metrics: telemetry.ControllerMetrics | None = None,
 ) -> Wakeups:
     wakeups = Wakeups()
     release_filter: dict[str, Any] | None = dict(config.label_selector) or None

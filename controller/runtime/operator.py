@@ -28,10 +28,8 @@ from controller.adapters.git import gitremote, gitsync, gitwebhook, gitwriteback
 from controller.adapters.mlflow import mlflowwebhook
 from controller.adapters.prometheus import prometheus_analysis, prometheus_source
 from controller.adapters.slack import slackconnection
-from controller.runtime import gitsources, handlers, webhooks
-from controller.runtime import metrics as metrics_
+from controller.runtime import gitsources, handlers, slackdaemon, telemetry, webhooks
 from controller.runtime import settings as settings_
-from controller.runtime import slackdaemon as slack_
 
 
 def build_api(config: settings_.RuntimeSettings) -> kubeapi.KubeApi:
@@ -111,7 +109,7 @@ def build_webhook_routes(
         receiver = mlflowwebhook.AliasReceiver(api, config.namespaces, secret)
         routes[mlflowwebhook.PATH] = webhooks.json_route(receiver.handle)
     if slack is not None and config.slack_signing_secret_file is not None:
-        routes[slack_.PATH] = slack_.route(slack.interactions)
+        routes[slackdaemon.PATH] = slackdaemon.route(slack.interactions)
     return routes
 
 
@@ -121,7 +119,7 @@ def build_registry(
     io: ports.Ports,
     workspaces: gitremote.Workspaces | None = None,
     slack: slackconnection.Slack | None = None,
-    metrics: metrics_.ControllerMetrics | None = None,
+    metrics: telemetry.ControllerMetrics | None = None,
     kube_events: events.KubeEvents | None = None,
 ) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
@@ -145,7 +143,7 @@ def build_registry(
 
     wakeups = handlers.register(registry, config, io, metrics=metrics)
     if slack is not None:
-        slack_.register(registry, slack, config, wakeups.wake)
+        slackdaemon.register(registry, slack, config, wakeups.wake)
     sync = gitsync.GitSourceSync(
         api,
         workspaces or build_workspaces(config),
@@ -207,7 +205,7 @@ def _start_slack(
     unserved = config.slack_signing_secret_file is not None and config.webhook_port is None
     if unserved and config.slack_app_token_file is None:
         raise StartupError(
-            f"--slack-signing-secret-file checks presses on POST {slack_.PATH}, served on "
+            f"--slack-signing-secret-file checks presses on POST {slackdaemon.PATH}, served on "
             "--webhook-port: set it (or --slack-app-token-file for Socket Mode)"
         )
     if config.slack_app_token_file is not None:
@@ -224,11 +222,11 @@ def run(config: settings_.RuntimeSettings, analysis_factory: AnalysisFactory = b
     api = build_api(config)
     workspaces = build_workspaces(config)
     log = logging.getLogger("modelrelease")
-    metrics = metrics_.ControllerMetrics()
+    metrics = telemetry.ControllerMetrics()
     api.on_failure = metrics.count_api_error
     kube_events = events.KubeEvents(api, handlers.utcnow, on_warning=metrics.count_warning)
     try:
-        slack = slack_.build(config, api, kube_events, handlers.utcnow)
+        slack = slackdaemon.build(config, api, kube_events, handlers.utcnow)
     except ValueError as exc:
         raise StartupError(str(exc)) from exc
     try:

@@ -22,8 +22,7 @@ from controller.domain import actions, engine, machine, planning
 from controller.domain import decision as decisions
 from controller.domain.machine import endings
 from controller.resources import modelrelease, releasestatus
-from controller.runtime import metrics as metrics_
-from controller.runtime import observe, statuspatch
+from controller.runtime import observe, statuspatch, telemetry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,7 +143,7 @@ def reconcile_release(
     *,
     clock: Callable[[], datetime],
     logger: logging.Logger,
-    metrics: metrics_.ControllerMetrics | None = None,
+    metrics: telemetry.ControllerMetrics | None = None,
 ) -> Reconciled:
     try:
         body = io.releases.fetch_release(namespace, name)
@@ -186,7 +185,7 @@ def reconcile_release(
 
 
 def observe_metrics(
-    metrics: metrics_.ControllerMetrics,
+    metrics: telemetry.ControllerMetrics,
     release: ports.ReleaseRef,
     before: releasestatus.ModelReleaseStatus,
     after: releasestatus.ModelReleaseStatus,

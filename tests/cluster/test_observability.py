@@ -99,9 +99,9 @@ def test_every_dashboard_panel_returns_series_from_a_prometheus_that_scraped_the
 
 
 def test_the_dashboard_queries_only_metrics_the_controller_exports() -> None:
-    from controller.runtime import metrics
+    from controller.runtime import telemetry
 
-    text = metrics.prometheus_client.generate_latest(metrics.ControllerMetrics().registry).decode()
+    text = telemetry.prometheus_client.generate_latest(telemetry.ControllerMetrics().registry).decode()
     exported = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")}
     names: set[str] = set()
     for _, expr in panel_queries():

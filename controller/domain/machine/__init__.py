@@ -31,13 +31,13 @@ from controller.domain.machine import (
     steering,
     steps,
     table,
+    turns,
 )
-from controller.domain.machine import turn as turn_
 from controller.resources import modelrelease, releasestatus
 
 Phase = releasestatus.Phase
-Move = turn_.Move
-POLL = turn_.POLL
+Move = turns.Move
+POLL = turns.POLL
 ALLOWED = table.ALLOWED
 
 
@@ -53,7 +53,7 @@ def advance(
     for settle in (endings.write_back_owed, endings.registry_owed, proposals.propose_owed):
         if move.actions or move.status != status:
             return move
-        move = settle(turn_.Turn(spec, status, observations, now), move)
+        move = settle(turns.Turn(spec, status, observations, now), move)
     return move
 
 
@@ -63,7 +63,7 @@ def _advance_release(
     observations: obs_.Observations,
     now: datetime,
 ) -> Move:
-    turn = turn_.Turn(spec, status, observations, now)
+    turn = turns.Turn(spec, status, observations, now)
     target = resolve.resolve(turn)
     if target is None:
         return resolve.without_target(turn)
@@ -99,7 +99,7 @@ def build_running_analyses(
     if isinstance(plan, planning.Refusal):
         return ()
     return tuple(
-        turn_.build_analysis_run(spec, status, record, plan)
+        turns.build_analysis_run(spec, status, record, plan)
         for record in status.analysis
         if record.finished_at is None
         and record.step_index < len(plan.steps)

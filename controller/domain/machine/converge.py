@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from controller.domain import actions
 from controller.domain import observations as obs_
-from controller.domain.machine import turn as turn_
+from controller.domain.machine import turns
 
 
 @dataclass(frozen=True)
@@ -20,11 +20,11 @@ class Want:
     create: actions.CreateWorkload | None = None
 
 
-def retiring_wants(turn: turn_.Turn) -> dict[str, Want]:
+def retiring_wants(turn: turns.Turn) -> dict[str, Want]:
     return {r.name: Want(None) for r in turn.status.retiring}
 
 
-def converge(turn: turn_.Turn, wants: dict[str, Want], traffic: actions.SetTrafficWeight | None) -> bool:
+def converge(turn: turns.Turn, wants: dict[str, Want], traffic: actions.SetTrafficWeight | None) -> bool:
     """Queue the actions that make the world match `wants` and `traffic`; True if any, or if held."""
     world = turn.obs.workloads
     downs: list[actions.Action] = [actions.DeleteWorkload(name=n) for n in sorted(world) if n not in wants]
@@ -66,7 +66,7 @@ def converge(turn: turn_.Turn, wants: dict[str, Want], traffic: actions.SetTraff
                 # Never route toward a workload that is not Ready, whatever the status says
                 # (e.g. resuming from a status older than the world): wait for it instead.
                 held = True
-                turn.wait_until(turn.now + turn_.POLL)
+                turn.wait_until(turn.now + turns.POLL)
     queued = [*first, *downs, *ups, *last]
     turn.act(*queued)
     return bool(queued) or held

@@ -10,14 +10,13 @@ from datetime import timedelta
 
 from analysis import verdicts
 from controller.domain import actions
-from controller.domain.machine import changes
-from controller.domain.machine import turn as turn_
-from controller.domain.machine.turn import earliest
+from controller.domain.machine import changes, turns
+from controller.domain.machine.turns import earliest
 from controller.resources import releasestatus
 
 
 def roll_back(
-    turn: turn_.Turn,
+    turn: turns.Turn,
     target: changes.Target,
     reason: str,
     message: str,
@@ -91,7 +90,7 @@ def describe_failure(metric: verdicts.MetricResult) -> str:
     return ", ".join(parts)
 
 
-def write_back_owed(turn: turn_.Turn, idle: turn_.Move) -> turn_.Move:
+def write_back_owed(turn: turns.Turn, idle: turns.Move) -> turns.Move:
     """When nothing else moves: settle the Git write-back a rollback owes, once.
 
     Git is looked at for the key first, so a commit pushed by a process killed before it could
@@ -154,14 +153,14 @@ def git_retry_backoff(attempts: int) -> timedelta:
     return min(doubled, WRITE_BACK_MAX_RETRY)
 
 
-def abandon_canary(turn: turn_.Turn, reason: str, message: str) -> None:
+def abandon_canary(turn: turns.Turn, reason: str, message: str) -> None:
     """The canary is no longer wanted (superseded, spec back at stable, model unresolvable)."""
     turn.stop_running_analyses("rollout abandoned")
     turn.change(changes.canary_cleared(turn.status))
     turn.event(reason, message)
 
 
-def owe_promotion(turn: turn_.Turn, target: changes.Target) -> None:
+def owe_promotion(turn: turns.Turn, target: changes.Target) -> None:
     """The promotion alias is to point at the promoted version (done later: registry_owed)."""
     owe_registry(
         turn,
@@ -174,7 +173,7 @@ def owe_promotion(turn: turn_.Turn, target: changes.Target) -> None:
     )
 
 
-def owe_rollout_run(turn: turn_.Turn, target: changes.Target) -> None:
+def owe_rollout_run(turn: turns.Turn, target: changes.Target) -> None:
     """The rollout that just ended (the newest history entry) is to be logged as an MLflow run, with
     the analyses it ran; they are copied into the owed write because the next rollout replaces them."""
     record = turn.status.history[-1]
@@ -192,14 +191,14 @@ def owe_rollout_run(turn: turn_.Turn, target: changes.Target) -> None:
     )
 
 
-def owe_registry(turn: turn_.Turn, write: releasestatus.RegistryWrite) -> None:
+def owe_registry(turn: turns.Turn, write: releasestatus.RegistryWrite) -> None:
     """Owed, done later (registry_owed); the move that owes it is a checkpoint, as it was when it
     acted the write at once."""
     turn.change(changes.registry_owed(turn.status, write))
     turn.checkpoint()
 
 
-def registry_owed(turn: turn_.Turn, idle: turn_.Move) -> turn_.Move:
+def registry_owed(turn: turns.Turn, idle: turns.Move) -> turns.Move:
     """When nothing else moves: the registry writes rollouts owe, oldest first, each until the
     registry is seen to hold it — asked again after 5 s, doubling to each minute — so an outage
     delays them and nothing else."""

@@ -16,9 +16,8 @@ from __future__ import annotations
 import dataclasses
 
 from controller.domain import actions
-from controller.domain.machine import changes, endings
-from controller.domain.machine import turn as turn_
-from controller.domain.machine.turn import earliest
+from controller.domain.machine import changes, endings, turns
+from controller.domain.machine.turns import earliest
 from controller.resources import releasestatus
 
 
@@ -26,7 +25,7 @@ def build_key(namespace: str, name: str, version: str) -> str:
     return f"bump/{namespace}/{name}/{version}"
 
 
-def propose_owed(turn: turn_.Turn, idle: turn_.Move) -> turn_.Move:
+def propose_owed(turn: turns.Turn, idle: turns.Move) -> turns.Move:
     """When nothing else moves: notice an alias move, then get its bump committed, once."""
     follow, pinned = turn.spec.model.follow, turn.spec.model.version
     if follow is None or pinned is None:

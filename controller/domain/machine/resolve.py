@@ -7,14 +7,13 @@ registry alias that moves mid-rollout does not change the running rollout.
 from __future__ import annotations
 
 from controller.domain import naming
-from controller.domain.machine import changes, endings, situations
-from controller.domain.machine import turn as turn_
+from controller.domain.machine import changes, endings, situations, turns
 from controller.resources import releasestatus
 
 Phase = releasestatus.Phase
 
 
-def resolve(turn: turn_.Turn) -> changes.Target | None:
+def resolve(turn: turns.Turn) -> changes.Target | None:
     reference = naming.build_model_reference(turn.spec.model)
     pinned = turn.status.resolved_model
     if pinned is None or pinned.reference != reference:
@@ -33,7 +32,7 @@ def resolve(turn: turn_.Turn) -> changes.Target | None:
     )
 
 
-def without_target(turn: turn_.Turn) -> turn_.Move:
+def without_target(turn: turns.Turn) -> turns.Move:
     """No rollout can start: hold the world on stable (abandoning any canary) and say why."""
     phase, reason, message = _unresolved_reason(turn)
     st = turn.status
@@ -53,7 +52,7 @@ def without_target(turn: turn_.Turn) -> turn_.Move:
     return situations.hold(turn)
 
 
-def _unresolved_reason(turn: turn_.Turn) -> tuple[Phase, str, str]:
+def _unresolved_reason(turn: turns.Turn) -> tuple[Phase, str, str]:
     model = turn.spec.model
     wanted = f"{model.name} {'version ' + model.version if model.version else 'alias ' + str(model.alias)}"
     found = turn.obs.model

@@ -4,15 +4,14 @@ stable, holding after a rollback, and starting a rollout."""
 from __future__ import annotations
 
 from controller.domain import actions, naming, planning
-from controller.domain.machine import changes, converge, endings
-from controller.domain.machine import turn as turn_
+from controller.domain.machine import changes, converge, endings, turns
 from controller.resources import releasestatus
 
 Phase = releasestatus.Phase
 Want = converge.Want
 
 
-def first_deploy(turn: turn_.Turn, target: changes.Target) -> turn_.Move:
+def first_deploy(turn: turns.Turn, target: changes.Target) -> turns.Move:
     """No stable yet: deploy the revision whole, route to it when warm, and call it stable."""
     st = turn.status
     replicas = turn.spec.serving.replicas
@@ -51,10 +50,10 @@ def first_deploy(turn: turn_.Turn, target: changes.Target) -> turn_.Move:
         turn.notify(actions.NotificationEvent.FAILED, target.revision, "failed", message)
         turn.event("ProgressDeadlineExceeded", message, warning=True, key="first-deploy")
         return turn.move()
-    return turn.move(turn_.earliest(deadline, warm_at))
+    return turn.move(turns.earliest(deadline, warm_at))
 
 
-def steady(turn: turn_.Turn, target: changes.Target) -> turn_.Move:
+def steady(turn: turns.Turn, target: changes.Target) -> turns.Move:
     """The spec asks for what stable already serves: keep it whole and alone."""
     st = turn.status
     if st.canary_revision is not None:
@@ -84,7 +83,7 @@ def steady(turn: turn_.Turn, target: changes.Target) -> turn_.Move:
     return turn.move(min((r.at for r in turn.status.retiring), default=None))
 
 
-def hold(turn: turn_.Turn) -> turn_.Move:
+def hold(turn: turns.Turn) -> turns.Move:
     """Stable only, whole; everything else removed once it has no traffic."""
     st = turn.status
     if retire_due(turn):
@@ -102,7 +101,7 @@ def hold(turn: turn_.Turn) -> turn_.Move:
     return turn.move(min((r.at for r in st.retiring), default=None))
 
 
-def retire_due(turn: turn_.Turn) -> bool:
+def retire_due(turn: turns.Turn) -> bool:
     due = [r for r in turn.status.retiring if r.at <= turn.now]
     if due:
         turn.change(changes.retirements_done(turn.status, turn.now))
@@ -112,7 +111,7 @@ def retire_due(turn: turn_.Turn) -> bool:
     return bool(due)
 
 
-def begin(turn: turn_.Turn, target: changes.Target) -> turn_.Move:
+def begin(turn: turns.Turn, target: changes.Target) -> turns.Move:
     """A new revision: abandon any other canary, then start the rollout if its plan fits."""
     st = turn.status
     if st.canary_revision is not None:

@@ -8,15 +8,14 @@ later by surprise.
 from __future__ import annotations
 
 from controller.domain import planning
-from controller.domain.machine import changes, endings, steps
-from controller.domain.machine import turn as turn_
+from controller.domain.machine import changes, endings, steps, turns
 from controller.resources import commands, releasestatus
 
 Command = commands.Command
 Phase = releasestatus.Phase
 
 
-def act_on_commands(turn: turn_.Turn, target: changes.Target) -> bool:
+def act_on_commands(turn: turns.Turn, target: changes.Target) -> bool:
     """Act on the first fresh command, in this precedence; True if one was taken."""
     for command, handler in (
         (Command.RETRY, _retry),
@@ -30,7 +29,7 @@ def act_on_commands(turn: turn_.Turn, target: changes.Target) -> bool:
     return _report_unknown(turn, target)
 
 
-def _take(turn: turn_.Turn, command: Command) -> bool:
+def _take(turn: turns.Turn, command: Command) -> bool:
     """True once per fresh command token; the token is then recorded as handled."""
     token = turn.obs.commands.tokens.get(command)
     if token is None or token == turn.status.handled_commands.token(command):
@@ -39,7 +38,7 @@ def _take(turn: turn_.Turn, command: Command) -> bool:
     return True
 
 
-def _report_unknown(turn: turn_.Turn, target: changes.Target) -> bool:
+def _report_unknown(turn: turns.Turn, target: changes.Target) -> bool:
     """A misspelt command annotation is said once per token (and per rollout), never ignored silently."""
     reported = False
     for entry in turn.obs.commands.unknown:
@@ -58,7 +57,7 @@ def _report_unknown(turn: turn_.Turn, target: changes.Target) -> bool:
     return reported
 
 
-def _retry(turn: turn_.Turn, target: changes.Target) -> None:
+def _retry(turn: turns.Turn, target: changes.Target) -> None:
     if turn.status.phase in (Phase.ROLLED_BACK, Phase.FAILED, Phase.BLOCKED):
         turn.change(changes.retry_requested(turn.status, turn.now))
         turn.event("RetryRequested", f"retrying revision {target.revision}")
@@ -66,14 +65,14 @@ def _retry(turn: turn_.Turn, target: changes.Target) -> None:
         turn.event("RetryIgnored", f"nothing to retry in phase {turn.status.phase.value}")
 
 
-def _abort(turn: turn_.Turn, target: changes.Target) -> None:
+def _abort(turn: turns.Turn, target: changes.Target) -> None:
     if turn.in_rollout(target):
         endings.roll_back(turn, target, "Aborted", f"aborted by an operator at {turn.step_label()}")
     else:
         turn.event("AbortIgnored", f"no rollout in progress (phase {turn.status.phase.value})")
 
 
-def _promote_full(turn: turn_.Turn, target: changes.Target) -> None:
+def _promote_full(turn: turns.Turn, target: changes.Target) -> None:
     plan = turn.plan
     if not turn.in_rollout(target) or isinstance(plan, planning.Refusal):
         turn.event("PromoteIgnored", f"no rollout to promote (phase {turn.status.phase.value})")
@@ -84,7 +83,7 @@ def _promote_full(turn: turn_.Turn, target: changes.Target) -> None:
     turn.event("PromotedFull", "remaining steps skipped by an operator")
 
 
-def _promote(turn: turn_.Turn, target: changes.Target) -> None:
+def _promote(turn: turns.Turn, target: changes.Target) -> None:
     """Past the current gate (pause, approval, analysis): the step is complete."""
     plan = turn.plan
     index = turn.status.current_step_index

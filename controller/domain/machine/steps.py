@@ -14,10 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from analysis import schema, verdicts
-from controller.domain import actions, naming, planning
-from controller.domain import observations as obs_
-from controller.domain.machine import changes, converge, endings
-from controller.domain.machine import turn as turn_
+from controller.domain import actions, naming, observations, planning
+from controller.domain.machine import changes, converge, endings, turns
 from controller.resources import modelrelease, releasestatus
 
 Phase = releasestatus.Phase
@@ -36,7 +34,7 @@ class Step:
     traffic: actions.SetTrafficWeight  # where traffic is while the step is in force
 
 
-def progress(turn: turn_.Turn, target: changes.Target) -> turn_.Move:
+def progress(turn: turns.Turn, target: changes.Target) -> turns.Move:
     st = turn.status
     plan = turn.plan
     if isinstance(plan, planning.Refusal):
@@ -88,7 +86,7 @@ def progress(turn: turn_.Turn, target: changes.Target) -> turn_.Move:
     return move
 
 
-def _watch_in_background(turn: turn_.Turn, step: Step) -> bool:
+def _watch_in_background(turn: turns.Turn, step: Step) -> bool:
     """The background analysis: started when the rollout reaches its step; a Fail rolls back.
 
     It never completes a step (a Pass or an Inconclusive only informs). True when it acted.
@@ -106,8 +104,8 @@ def _watch_in_background(turn: turn_.Turn, step: Step) -> bool:
             template=background.template,
             started_at=turn.now,
         )
-        started = turn_.build_analysis_run(turn.spec, st, record, turn.plan)
-        turn.change(changes.background_started(st, turn_.described(record, started)))
+        started = turns.build_analysis_run(turn.spec, st, record, turn.plan)
+        turn.change(changes.background_started(st, turns.described(record, started)))
         turn.act(started)
         turn.event("AnalysisStarted", f"background analysis {background.template}: run {run}")
         return True
@@ -136,7 +134,7 @@ def _watch_in_background(turn: turn_.Turn, step: Step) -> bool:
     return True
 
 
-def _walk(turn: turn_.Turn, step: Step) -> datetime | None:
+def _walk(turn: turns.Turn, step: Step) -> datetime | None:
     """Check the step; complete it if it is. Returns when to look again."""
     completion = IS_COMPLETE[step.entry.kind](turn, step)
     if completion.complete:
@@ -144,7 +142,7 @@ def _walk(turn: turn_.Turn, step: Step) -> datetime | None:
     return completion.wake_at
 
 
-def complete_step(turn: turn_.Turn, target: changes.Target, index: int, entry: planning.PlannedStep) -> None:
+def complete_step(turn: turns.Turn, target: changes.Target, index: int, entry: planning.PlannedStep) -> None:
     plan = turn.plan
     assert not isinstance(plan, planning.Refusal)
     last = index + 1 >= len(plan.steps)
@@ -183,7 +181,7 @@ class Completion:
 NOT_YET = Completion()
 
 
-def _weight_complete(turn: turn_.Turn, step: Step) -> Completion:
+def _weight_complete(turn: turns.Turn, step: Step) -> Completion:
     """The canary is warm at its replicas, stable has what its share needs, traffic is at the weight."""
     entry = step.entry
     canary = turn.workload(step.target.revision)
@@ -201,7 +199,7 @@ def _weight_complete(turn: turn_.Turn, step: Step) -> Completion:
     )
 
 
-def _pause_complete(turn: turn_.Turn, step: Step) -> Completion:
+def _pause_complete(turn: turns.Turn, step: Step) -> Completion:
     entry = step.entry
     st = turn.status
     if st.phase != Phase.PAUSED:
@@ -218,7 +216,7 @@ def _pause_complete(turn: turn_.Turn, step: Step) -> Completion:
     return Completion(complete=True) if turn.now >= ends else Completion(wake_at=ends)
 
 
-def _approval_complete(turn: turn_.Turn, step: Step) -> Completion:
+def _approval_complete(turn: turns.Turn, step: Step) -> Completion:
     target, index, entry = step.target, step.index, step.entry
     st = turn.status
     if st.phase == Phase.PAUSED and st.reason == APPROVAL_TIMED_OUT:
@@ -269,7 +267,7 @@ def _approval_complete(turn: turn_.Turn, step: Step) -> Completion:
         return NOT_YET
     # One voice per identity (a Slack user ID, an authenticated Kubernetes user), the first counts:
     # `by` is a display name anyone can write, so it never makes two approvers of one person.
-    approvers: dict[str, obs_.ObservedApproval] = {}
+    approvers: dict[str, observations.ObservedApproval] = {}
     for approval in relevant:
         approvers.setdefault(approval.identity, approval)
     recorded = {
@@ -333,7 +331,7 @@ def _progressed(
     return moved or (metrics, result.rule) != (record.metrics, record.rule)
 
 
-def _analysis_complete(turn: turn_.Turn, step: Step) -> Completion:
+def _analysis_complete(turn: turns.Turn, step: Step) -> Completion:
     target, index, entry = step.target, step.index, step.entry
     st = turn.status
     assert entry.analysis is not None
@@ -346,9 +344,9 @@ def _analysis_complete(turn: turn_.Turn, step: Step) -> Completion:
         record = releasestatus.StepAnalysis(
             step_index=index, run=run, template=entry.analysis.template, started_at=turn.now
         )
-        started = turn_.build_analysis_run(turn.spec, st, record, turn.plan)
+        started = turns.build_analysis_run(turn.spec, st, record, turn.plan)
         message = f"{entry.label}: comparing canary with stable"
-        turn.change(changes.analysis_started(st, turn_.described(record, started), message))
+        turn.change(changes.analysis_started(st, turns.described(record, started), message))
         turn.act(started)
         turn.event("AnalysisStarted", f"{entry.label}: run {run}")
         return NOT_YET
@@ -378,7 +376,7 @@ def _analysis_complete(turn: turn_.Turn, step: Step) -> Completion:
                     warning=True,
                     key=f"{run}/unavailable",
                 )
-        return Completion(wake_at=min(ends, turn.now + turn_.POLL))
+        return Completion(wake_at=min(ends, turn.now + turns.POLL))
     finished = record.model_copy(
         update={"finished_at": turn.now, "verdict": verdict, "rule": rule, "metrics": metrics}
     )
@@ -406,7 +404,7 @@ def _analysis_complete(turn: turn_.Turn, step: Step) -> Completion:
     return NOT_YET
 
 
-def _shadow_complete(turn: turn_.Turn, step: Step) -> Completion:
+def _shadow_complete(turn: turns.Turn, step: Step) -> Completion:
     """A shadow: the canary warm at its size for the mirrored load, the mirror on; then its analysis
     judges it on mirrored traffic like any analysis step (a Fail rolls back before any user saw it)."""
     canary = turn.workload(step.target.revision)
@@ -417,7 +415,7 @@ def _shadow_complete(turn: turn_.Turn, step: Step) -> Completion:
     return _analysis_complete(turn, step)
 
 
-IS_COMPLETE: dict[planning.StepKind, Callable[[turn_.Turn, Step], Completion]] = {
+IS_COMPLETE: dict[planning.StepKind, Callable[[turns.Turn, Step], Completion]] = {
     planning.StepKind.WEIGHT: _weight_complete,
     planning.StepKind.PAUSE: _pause_complete,
     planning.StepKind.APPROVAL: _approval_complete,
@@ -430,7 +428,7 @@ IS_COMPLETE: dict[planning.StepKind, Callable[[turn_.Turn, Step], Completion]] =
 # ---- promotion ------------------------------------------------------------------------------------
 
 
-def _promote_when_warm(turn: turn_.Turn, step: Step) -> turn_.Move:
+def _promote_when_warm(turn: turns.Turn, step: Step) -> turns.Move:
     st = turn.status
     target, entry = step.target, step.entry
     if st.phase != Phase.PROMOTING:
@@ -460,7 +458,7 @@ def _promote_when_warm(turn: turn_.Turn, step: Step) -> turn_.Move:
 # ---- shared by the checks -----------------------------------------------------------------------
 
 
-def _traffic_reached(turn: turn_.Turn, step: Step) -> bool:
+def _traffic_reached(turn: turns.Turn, step: Step) -> bool:
     """Traffic is at least where the status says (ahead is fine: a status not yet written)."""
     seen, wanted = turn.obs.traffic, step.traffic
     if seen is None:
@@ -474,10 +472,10 @@ def _traffic_reached(turn: turn_.Turn, step: Step) -> bool:
 
 
 def _wait_for_warm(
-    turn: turn_.Turn,
+    turn: turns.Turn,
     target: changes.Target,
     label: str,
-    workload: obs_.Workload | None,
+    workload: observations.Workload | None,
     replicas: int,
     warm_at: datetime | None,
 ) -> datetime | None:
@@ -488,10 +486,10 @@ def _wait_for_warm(
         message = f"{label}: {turn.readiness(name, workload, replicas)} after {turn.deadline_text()}"
         endings.roll_back(turn, target, "ProgressDeadlineExceeded", message)
         return None
-    return turn_.earliest(deadline, warm_at)
+    return turns.earliest(deadline, warm_at)
 
 
-def _canary_lost(turn: turn_.Turn, canary_name: str, stable_name: str) -> bool:
+def _canary_lost(turn: turns.Turn, canary_name: str, stable_name: str) -> bool:
     """The canary carries weight but has no Ready pod (deleted by hand, every pod crashed) while
     stable could serve: its users get errors, whatever the status says."""
     st = turn.status
@@ -504,7 +502,7 @@ def _canary_lost(turn: turn_.Turn, canary_name: str, stable_name: str) -> bool:
     return (canary is None or canary.ready_replicas == 0) and stable is not None and stable.ready_replicas > 0
 
 
-def _shelter_on_stable(turn: turn_.Turn, step: Step, wants: dict[str, Want]) -> turn_.Move:
+def _shelter_on_stable(turn: turns.Turn, step: Step, wants: dict[str, Want]) -> turns.Move:
     """Route everything to stable until the canary is Ready again; a running analysis of this step
     is dropped, to start afresh on traffic the canary really serves."""
     st = turn.status
@@ -523,10 +521,12 @@ def _shelter_on_stable(turn: turn_.Turn, step: Step, wants: dict[str, Want]) -> 
         stable_revision=step.traffic.stable_revision, canary_revision=step.target.revision, canary_weight=0
     )
     converge.converge(turn, wants, shelter)
-    return turn.move(turn.now + turn_.POLL)
+    return turn.move(turn.now + turns.POLL)
 
 
-def _approvals_for(turn: turn_.Turn, index: int, target: changes.Target) -> list[obs_.ObservedApproval]:
+def _approvals_for(
+    turn: turns.Turn, index: int, target: changes.Target
+) -> list[observations.ObservedApproval]:
     """Decisions on this gate of this attempt, oldest first."""
     started = turn.status.rollout_started_at
     assert started is not None
@@ -542,7 +542,7 @@ def _approvals_for(turn: turn_.Turn, index: int, target: changes.Target) -> list
     )
 
 
-def _report_mismatched_approvals(turn: turn_.Turn, index: int, target: changes.Target) -> None:
+def _report_mismatched_approvals(turn: turns.Turn, index: int, target: changes.Target) -> None:
     """An Approval made for this release during this attempt that does not name the waiting gate
     is reported once (an Event on it and the status message), never silently ignored."""
     started = turn.status.rollout_started_at
@@ -567,7 +567,7 @@ def _report_mismatched_approvals(turn: turn_.Turn, index: int, target: changes.T
         )
 
 
-def _report_late_approvals(turn: turn_.Turn, index: int, target: changes.Target) -> None:
+def _report_late_approvals(turn: turns.Turn, index: int, target: changes.Target) -> None:
     """An Approval for a gate that already timed out and closed decides nothing; say so once (an
     Event on it), with what does decide now."""
     counted = {record.via for record in turn.status.approvals}
@@ -590,7 +590,7 @@ PAST = {releasestatus.ApprovalDecision.APPROVE: "approved", releasestatus.Approv
 
 
 def record_approval(
-    turn: turn_.Turn,
+    turn: turns.Turn,
     target: changes.Target,
     decision: releasestatus.ApprovalDecision,
     by: str,
@@ -626,7 +626,7 @@ def record_approval(
     )
 
 
-def _keep_analysis_running(turn: turn_.Turn) -> bool:
+def _keep_analysis_running(turn: turns.Turn) -> bool:
     """An analysis the status says is running must be running (e.g. after a restart)."""
     restarted = False
     for record in turn.status.analysis:
@@ -635,6 +635,6 @@ def _keep_analysis_running(turn: turn_.Turn) -> bool:
             and record.finished_at is None
             and record.run not in turn.obs.analysis
         ):
-            turn.act(turn_.build_analysis_run(turn.spec, turn.status, record, turn.plan))
+            turn.act(turns.build_analysis_run(turn.spec, turn.status, record, turn.plan))
             restarted = True
     return restarted

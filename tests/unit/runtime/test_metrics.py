@@ -9,8 +9,7 @@ import prometheus_client
 from controller import ports
 from controller.domain import engine
 from controller.resources import commands, modelrelease, releasestatus
-from controller.runtime import metrics as metrics_
-from controller.runtime import reconciler
+from controller.runtime import reconciler, telemetry
 from tests.unit.domain import builders
 from tests.unit.domain import world as w
 
@@ -23,7 +22,7 @@ STEPS = [
 ]
 
 
-def _value(metrics: metrics_.ControllerMetrics, name: str, **labels: str) -> float:
+def _value(metrics: telemetry.ControllerMetrics, name: str, **labels: str) -> float:
     value = metrics.registry.get_sample_value(name, labels)
     return 0.0 if value is None else value
 
@@ -34,7 +33,7 @@ class Observed:
     def __init__(self, world: w.World, spec: modelrelease.ModelReleaseSpec) -> None:
         self.world, self.spec = world, spec
         self.status = releasestatus.ModelReleaseStatus()
-        self.metrics = metrics_.ControllerMetrics()
+        self.metrics = telemetry.ControllerMetrics()
 
     def until(self, done: object, limit: int = 2000) -> None:
         for _ in range(limit):
@@ -92,7 +91,7 @@ def test_a_rolled_back_rollout_counts_the_rollback_by_reason_and_a_failing_metri
 
 
 def test_warnings_about_outside_systems_count_as_delivery_failures_by_target() -> None:
-    m = metrics_.ControllerMetrics()
+    m = telemetry.ControllerMetrics()
     for reason in ("SlackUndelivered", "GitWriteBackFailed", "RegistryUpdateFailed", "RegistryUpdateFailed"):
         m.count_warning(reason)
     m.count_warning("ProgressDeadlineExceeded")
@@ -107,7 +106,7 @@ def test_warnings_about_outside_systems_count_as_delivery_failures_by_target() -
 
 
 def test_a_release_that_is_gone_leaves_the_phase_gauge() -> None:
-    m = metrics_.ControllerMetrics()
+    m = telemetry.ControllerMetrics()
     before = releasestatus.ModelReleaseStatus()
     after = before.model_copy(update={"phase": Phase.PROGRESSING})
     m.observe_transition("ml", "fraud", before, after, None, False, datetime(2026, 1, 1))
@@ -118,7 +117,7 @@ def test_a_release_that_is_gone_leaves_the_phase_gauge() -> None:
 
 def test_the_series_alerts_count_on_exist_at_zero_before_their_first_event() -> None:
     # increase() over a series born at 1 is 0: the first rollback of a process would not alert.
-    text = prometheus_client.generate_latest(metrics_.ControllerMetrics().registry).decode()
+    text = prometheus_client.generate_latest(telemetry.ControllerMetrics().registry).decode()
     assert 'modelrelease_rollouts_total{outcome="RolledBack",reason="AnalysisFailed"} 0.0' in text
     assert 'modelrelease_verdicts_total{metric="",verdict="Fail"} 0.0' in text
     assert 'modelrelease_rollout_duration_seconds_count{outcome="Promoted",waiting="excluded"} 0.0' in text
