@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck contracts pytest crds crds-check prometheus chromium controlplane benchmark clean
+.PHONY: test demo lint typecheck contracts pytest crds crds-check prometheus chromium controlplane peers benchmark clean
 
 test: lint typecheck contracts crds-check pytest
 
@@ -61,9 +61,23 @@ $(CONTROLPLANE): tests/controlplane/go.mod tests/controlplane/go.sum tests/contr
 	@test -f $@ || echo "building the Kubernetes $(K8S_VERSION) control plane from Go modules: the first build on a machine takes several minutes (docs/testing.md)"
 	$(PYTHON) tests/controlplane/build.py $(GO) bin/controlplane "-s -w $(VERSION_FLAGS)"
 
+# The peers the side-by-side benchmark runs beside modelrelease on the same control plane: Flagger and
+# Argo Rollouts, each built from the Go module proxy in its own wrapper module (tests/peers/; Argo
+# Rollouts' copies its replace block). Binaries git-ignored; docs/testing.md says how long a first build takes.
+FLAGGER := tests/peers/bin/flagger
+ARGO_ROLLOUTS := tests/peers/bin/rollouts-controller
+
+peers: $(FLAGGER) $(ARGO_ROLLOUTS)
+
+$(FLAGGER): tests/peers/flagger/go.mod tests/peers/flagger/go.sum
+	$(PYTHON) tests/controlplane/build.py $(GO) ../bin/flagger "-s -w" tests/peers/flagger github.com/fluxcd/flagger/cmd/flagger "Flagger v1.44.0"
+
+$(ARGO_ROLLOUTS): tests/peers/argorollouts/go.mod tests/peers/argorollouts/go.sum
+	$(PYTHON) tests/controlplane/build.py $(GO) ../bin/rollouts-controller "-s -w" tests/peers/argorollouts github.com/argoproj/argo-rollouts/cmd/rollouts-controller "Argo Rollouts v1.9.2"
+
 # Two workers, each taking whole test files (module fixtures stay shared): every test still runs
 # once; most of the suite waits on processes (Prometheus, MLflow, the controller), not on a core.
-pytest: $(STAMP) prometheus chromium controlplane
+pytest: $(STAMP) prometheus chromium controlplane peers
 	$(BIN)/pytest -q -n 2 --dist loadfile
 
 benchmark: $(STAMP)

@@ -96,8 +96,8 @@ class Cluster:
         for crd in crds:
             self.kube.apply(crd)
         names = [crd["metadata"]["name"] for crd in crds]
-        established = lambda: all(_established(self.kube, name) for name in names)  # noqa: E731
-        wait_until(established, timeout=60, what="the CRDs established")
+        all_established = lambda: all(established(self.kube, name) for name in names)  # noqa: E731
+        wait_until(all_established, timeout=60, what="the CRDs established")
         ordered = sorted(
             (doc for doc in access.rendered_deploy() if doc["kind"] in DEPLOY_KINDS),
             key=lambda doc: DEPLOY_KINDS.index(doc["kind"]),
@@ -387,7 +387,7 @@ def _crds(path: pathlib.Path) -> Iterator[Obj]:
             yield doc
 
 
-def _established(kube: Kube, name: str) -> bool:
+def established(kube: Kube, name: str) -> bool:
     crd = kube.get("customresourcedefinitions", "", name)
     conditions = (crd.get("status") or {}).get("conditions") or []
     return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)

@@ -41,15 +41,16 @@ def module_dir(module: str, version: str) -> pathlib.Path:
 
 def gateway_api_crds() -> list[dict[str, Any]]:
     folder = module_dir(*GATEWAY_API) / "config" / "crd" / "standard"
-    return [doc for name in GATEWAY_API_FILES for doc in _crds(folder / name)]
+    return [doc for name in GATEWAY_API_FILES for doc in crds_in(folder / name)]
 
 
 def istio_crds() -> list[dict[str, Any]]:
     path = module_dir(*ISTIO_API) / "kubernetes" / "customresourcedefinitions.gen.yaml"
-    return [doc for doc in _crds(path) if doc["spec"]["group"] == ISTIO_GROUP]
+    return [doc for doc in crds_in(path) if doc["spec"]["group"] == ISTIO_GROUP]
 
 
-def _crds(path: pathlib.Path) -> list[dict[str, Any]]:
+def crds_in(path: pathlib.Path) -> list[dict[str, Any]]:
+    """The CustomResourceDefinitions of one YAML file."""
     return [
         doc
         for doc in yaml.safe_load_all(path.read_text(encoding="utf-8"))
