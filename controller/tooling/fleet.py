@@ -245,10 +245,14 @@ class ServingFleet:
         scenario = self.scenario
         load = 1.0 + scenario.diurnal_amplitude * math.sin(2 * math.pi * now / scenario.day_seconds)
         for (namespace, release), members in _by_release(snapshot.pods).items():
+            # The release's Services: those selecting by its label (ours, also while a canary has no
+            # pod yet) and any that selects its pods (a peer's: Flagger's -primary/-canary, Argo
+            # Rollouts' Service), as kube-proxy would route to them.
             services = [
                 service
                 for service in snapshot.services.get(namespace, [])
                 if ((service.get("spec") or {}).get("selector") or {}).get(RELEASE) == release
+                or any(dataplane.selects(service, pod) for pod in members)
             ]
             routes = snapshot.routes.get(namespace, [])
             virtual_services = snapshot.virtual_services.get(namespace, [])

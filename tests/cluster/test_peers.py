@@ -5,13 +5,16 @@ peer takes its own objects through their first moves here, as it would on a clus
 from __future__ import annotations
 
 import contextlib
+import math
 import pathlib
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from controller.tooling import dataplane, fleet, prometheus_process
 from tests.cluster import harness
 from tests.peers import launch
 
@@ -36,8 +39,16 @@ def peer_crds(real_cluster: harness.Cluster) -> None:
     )
 
 
-def _deployment(name: str, replicas: int) -> dict[str, Any]:
-    labels = {"app": name}
+def _deployment(name: str, replicas: int, version: str = "1") -> dict[str, Any]:
+    # The fleet serves pods that carry a release label and reads the model version from the env,
+    # as it does for modelrelease's own pods: the peers copy both from the template.
+    labels = {"app": name, fleet.RELEASE: name}
+    server = {
+        "name": "server",
+        "image": "triton:24.08",
+        "ports": [{"containerPort": 8000}],
+        "env": [{"name": "MODEL_VERSION", "value": version}],
+    }
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -47,11 +58,7 @@ def _deployment(name: str, replicas: int) -> dict[str, Any]:
             "selector": {"matchLabels": labels},
             "template": {
                 "metadata": {"labels": labels},
-                "spec": {
-                    "containers": [
-                        {"name": "server", "image": "triton:24.08", "ports": [{"containerPort": 8000}]}
-                    ]
-                },
+                "spec": {"containers": [server]},
             },
         },
     }
@@ -115,8 +122,8 @@ def test_flagger_takes_a_deployment_over_as_its_primary_and_initialises_the_cana
     }
 
 
-def test_argo_rollouts_deploys_a_rollout_and_pauses_a_new_version_at_its_first_canary_step(
-    argo_rollouts: launch.Peer, world: harness.World
+def test_argo_rollouts_pauses_a_new_version_at_its_first_step_and_the_fleet_serves_it_a_quarter(
+    argo_rollouts: launch.Peer, world: harness.World, tmp_path: pathlib.Path
 ) -> None:
     template = _deployment("scorer", replicas=4)["spec"]
     world.create(
@@ -138,11 +145,8 @@ def test_argo_rollouts_deploys_a_rollout_and_pauses_a_new_version_at_its_first_c
     world.wait_until(
         lambda: phase() == "Healthy", timeout=90, what=f"a Healthy rollout ({argo_rollouts.log})"
     )
-    world.patch(
-        "rollouts",
-        "scorer",
-        {"spec": {"template": {"spec": {"containers": [{"name": "server", "image": "triton:24.09"}]}}}},
-    )
+    model_2 = _deployment("scorer", replicas=4, version="2")["spec"]["template"]["spec"]
+    world.patch("rollouts", "scorer", {"spec": {"template": {"spec": model_2}}})
     world.wait_until(
         lambda: phase() == "Paused", timeout=90, what=f"the rollout paused ({argo_rollouts.log})"
     )
@@ -155,3 +159,72 @@ def test_argo_rollouts_deploys_a_rollout_and_pauses_a_new_version_at_its_first_c
     # Without a traffic router Argo Rollouts makes the weight a pod ratio within spec.replicas: 25 %
     # of four is one canary pod beside three stable ones (its docs: basic canary).
     assert sizes == [1, 3]
+    _the_fleet_serves_the_canary(world, tmp_path, service="scorer", share=0.25)  # 1 pod of 4
+
+
+RATE = 1000.0
+JUMP = 40.0  # seconds of fleet time: 40,000 requests
+
+
+def _the_fleet_serves_the_canary(
+    world: harness.World, folder: pathlib.Path, *, service: str, share: float
+) -> None:
+    """The fleet serves the peer's pods as the Services select them and the real Prometheus sees the
+    canary (model 2) serve `share` of the requests. Bound: the canary's count is Binomial(n, share)
+    given the total; 5 standard deviations (a false failure about once in 3.5 million runs)."""
+    world.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": service},
+            "spec": {"selector": {"app": service}, "ports": [{"port": 8000}]},
+        }
+    )
+
+    def settled() -> list[dict[str, Any]] | None:
+        pods = world.objects("pods")
+        moving = any(not dataplane.is_ready(p) or p["metadata"].get("deletionTimestamp") for p in pods)
+        return None if moving else pods
+
+    pods = harness.wait_until(settled, timeout=60, what="every pod of the peer Ready, none terminating")
+    clock = [time.time()]
+    serving = fleet.ServingFleet(
+        world.kube, fleet.FleetScenario(requests_per_second=RATE), seed=5, namespace=world.namespace
+    )
+    with contextlib.ExitStack() as running:
+        server = fleet.FleetServer(serving, folder / "targets.json", clock=lambda: clock[0], tick=0.2)
+        running.callback(server.start().stop)
+        prometheus = prometheus_process.PrometheusServer(folder, file_sd=folder / "targets.json")
+        running.callback(prometheus.start().stop)
+        before = _by_version(world, serving, prometheus, clock[0], len(pods))
+        clock[0] += JUMP
+        after = _by_version(world, serving, prometheus, clock[0], len(pods))
+    served = {version: after[version] - before.get(version, 0.0) for version in after}
+    total = sum(served.values())
+    assert total > 0.9 * RATE * JUMP
+    canary = served.get("2", 0.0) / total
+    assert abs(canary - share) <= 5 * math.sqrt(share * (1 - share) / total), canary
+
+
+def _by_version(
+    world: harness.World,
+    serving: fleet.ServingFleet,
+    prometheus: prometheus_process.PrometheusServer,
+    now: float,
+    pods: int,
+) -> dict[str, float]:
+    """Requests per model version once Prometheus has scraped every pod after fleet time `now`."""
+    serving.advance(now)
+    since = time.time()
+    series = f'inference_requests_total{{namespace="{world.namespace}"}}'
+
+    def scraped() -> bool:
+        stamps = prometheus.query(f"timestamp({series})")
+        return len(stamps) >= pods and min(float(row["value"][1]) for row in stamps) > since  # type: ignore[index]
+
+    harness.wait_until(scraped, timeout=30, what="every pod scraped")
+    totals: dict[str, float] = {}
+    for row in prometheus.query(series):
+        version = str(row["metric"]["model_version"])  # type: ignore[index]
+        totals[version] = totals.get(version, 0.0) + float(row["value"][1])  # type: ignore[index]
+    return totals
