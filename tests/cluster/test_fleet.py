@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from controller.tooling import dataplane, fleet
-from tests.cluster import harness
+from tests.cluster import fleetcounts, harness
 from tests.controlplane.cluster import READY_AFTER
 from tests.integration import prometheus_server
 
@@ -105,20 +105,10 @@ def _until(check: Any, what: str, timeout: float = 30.0) -> Any:
 
 def _counts(plane: Plane, release: str, pods: int) -> dict[str, float]:
     """Requests per revision, once Prometheus has scraped every pod of the release at this fleet time."""
-    plane.fleet.advance(plane.clock[0])
-    since = time.time()
     series = f'inference_requests_total{{namespace="{plane.world.namespace}", release="{release}"}}'
-
-    def scraped() -> bool:
-        stamps = plane.prometheus.query(f"timestamp({series})")
-        return len(stamps) >= pods and min(float(row["value"][1]) for row in stamps) > since  # type: ignore[index]
-
-    _until(scraped, f"every pod of {release} scraped after fleet time {plane.clock[0]}")
-    totals: dict[str, float] = {}
-    for row in plane.prometheus.query(series):
-        revision = str(row["metric"]["revision"])  # type: ignore[index]
-        totals[revision] = totals.get(revision, 0.0) + float(row["value"][1])  # type: ignore[index]
-    return totals
+    return fleetcounts.served_until(
+        plane.fleet, plane.prometheus, plane.clock[0], series, pods=pods, by="revision"
+    )
 
 
 def _canary_share(plane: Plane, release: str, pods: int = 4) -> tuple[float, float]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import math
 import pathlib
-import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,14 +14,9 @@ from typing import Any
 import pytest
 
 from controller.tooling import dataplane, fleet, prometheus_process
-from tests.cluster import harness
+from tests.cluster import fleetcounts, harness
+from tests.controlplane import cluster
 from tests.peers import launch
-
-
-def _free_port() -> int:
-    with contextlib.closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +65,7 @@ def flagger(peer_crds: None, world: harness.World, tmp_path: pathlib.Path) -> It
         tmp_path / "flagger.log",
         namespace=world.namespace,
         prometheus="http://127.0.0.1:1",  # no check runs before the canary is initialised
-        port=_free_port(),
+        port=cluster.free_ports(1)[0],
     )
     yield peer
     peer.stop()
@@ -79,12 +73,13 @@ def flagger(peer_crds: None, world: harness.World, tmp_path: pathlib.Path) -> It
 
 @pytest.fixture
 def argo_rollouts(peer_crds: None, world: harness.World, tmp_path: pathlib.Path) -> Iterator[launch.Peer]:
+    healthz, metrics = cluster.free_ports(2)
     peer = launch.start_argo_rollouts(
         world.kubeconfig,
         tmp_path / "argo-rollouts.log",
         namespace=world.namespace,
-        healthz_port=_free_port(),
-        metrics_port=_free_port(),
+        healthz_port=healthz,
+        metrics_port=metrics,
     )
     yield peer
     peer.stop()
@@ -164,6 +159,7 @@ def test_argo_rollouts_pauses_a_new_version_at_its_first_step_and_the_fleet_serv
 
 RATE = 1000.0
 JUMP = 40.0  # seconds of fleet time: 40,000 requests
+BY = "model_version"  # the peers' arms differ by the model version their pods serve
 
 
 def _the_fleet_serves_the_canary(
@@ -188,6 +184,7 @@ def _the_fleet_serves_the_canary(
 
     pods = harness.wait_until(settled, timeout=60, what="every pod of the peer Ready, none terminating")
     clock = [time.time()]
+    series = f'inference_requests_total{{namespace="{world.namespace}"}}'
     serving = fleet.ServingFleet(
         world.kube, fleet.FleetScenario(requests_per_second=RATE), seed=5, namespace=world.namespace
     )
@@ -196,35 +193,15 @@ def _the_fleet_serves_the_canary(
         running.callback(server.start().stop)
         prometheus = prometheus_process.PrometheusServer(folder, file_sd=folder / "targets.json")
         running.callback(prometheus.start().stop)
-        before = _by_version(world, serving, prometheus, clock[0], len(pods))
+        before = fleetcounts.served_until(
+            serving, prometheus, clock[0], series, pods=len(pods), by="model_version"
+        )
         clock[0] += JUMP
-        after = _by_version(world, serving, prometheus, clock[0], len(pods))
+        after = fleetcounts.served_until(
+            serving, prometheus, clock[0], series, pods=len(pods), by="model_version"
+        )
     served = {version: after[version] - before.get(version, 0.0) for version in after}
     total = sum(served.values())
     assert total > 0.9 * RATE * JUMP
     canary = served.get("2", 0.0) / total
     assert abs(canary - share) <= 5 * math.sqrt(share * (1 - share) / total), canary
-
-
-def _by_version(
-    world: harness.World,
-    serving: fleet.ServingFleet,
-    prometheus: prometheus_process.PrometheusServer,
-    now: float,
-    pods: int,
-) -> dict[str, float]:
-    """Requests per model version once Prometheus has scraped every pod after fleet time `now`."""
-    serving.advance(now)
-    since = time.time()
-    series = f'inference_requests_total{{namespace="{world.namespace}"}}'
-
-    def scraped() -> bool:
-        stamps = prometheus.query(f"timestamp({series})")
-        return len(stamps) >= pods and min(float(row["value"][1]) for row in stamps) > since  # type: ignore[index]
-
-    harness.wait_until(scraped, timeout=30, what="every pod scraped")
-    totals: dict[str, float] = {}
-    for row in prometheus.query(series):
-        version = str(row["metric"]["model_version"])  # type: ignore[index]
-        totals[version] = totals.get(version, 0.0) + float(row["value"][1])  # type: ignore[index]
-    return totals

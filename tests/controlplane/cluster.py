@@ -173,7 +173,7 @@ class ControlPlane:
         self.folder.mkdir(parents=True, exist_ok=True)
         identities = (pki.ADMIN, pki.CONTROLLER_MANAGER, pki.SCHEDULER, pki.KWOK)
         files = self._files = pki.write(self.folder, identities)
-        etcd_client, etcd_peer, self.port = _free_ports(3)
+        etcd_client, etcd_peer, self.port = free_ports(3)
         self._launch(
             "etcd",
             "--name=etcd",
@@ -404,7 +404,7 @@ def _tail(path: pathlib.Path, size: int = 3000) -> str:
         return f"(unreadable: {error})"
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
     """Ports the kernel has just handed out, held together so they differ from one another."""
     with contextlib.ExitStack() as stack:
         sockets = [stack.enter_context(socket.socket()) for _ in range(count)]

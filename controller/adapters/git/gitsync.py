@@ -13,7 +13,6 @@ never touched. Credentials come from a Secret and never appear in status, Events
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -23,7 +22,6 @@ from controller.adapters import events, kubeapi, labels
 from controller.adapters.git import gitcredentials, gitremote, syncplan
 from controller.resources import gitsource, kinds, meta
 
-LOGGER = logging.getLogger(__name__)
 SYNC_REQUEST = f"{meta.GROUP}/sync-requested"  # set by the webhook receiver: sync now
 
 
@@ -92,7 +90,7 @@ class GitSourceSync:
     def _apply(
         self, namespace: str, key: syncplan.Key, action: syncplan.Apply, outcome: syncplan.SyncOutcome
     ) -> None:
-        label = f"{key[0]}/{key[1]}"
+        label = syncplan.label(key)
         match action:
             case syncplan.Create(body=body):
                 collection = kubeapi.build_path(meta.API_VERSION, syncplan.SYNCED_KINDS[key[0]], namespace)
@@ -122,7 +120,7 @@ class GitSourceSync:
         return managed
 
     def _prune(self, namespace: str, prune: syncplan.Prune, outcome: syncplan.SyncOutcome) -> None:
-        outcome.unpruned = [f"{kind}/{name}" for kind, name in prune.gone]
+        outcome.unpruned = [syncplan.label(key) for key in prune.gone]
         outcome.prune_refused = prune.refused
         if not prune.delete:
             return
@@ -131,7 +129,7 @@ class GitSourceSync:
                 self._api.delete(_path(namespace, key))
             except errors.NotFoundError:
                 pass
-            outcome.pruned.append(f"{key[0]}/{key[1]}")
+            outcome.pruned.append(syncplan.label(key))
         outcome.unpruned = []
 
     def _write_status(self, namespace: str, name: str, status: gitsource.GitSourceStatus) -> None:

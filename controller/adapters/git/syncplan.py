@@ -58,6 +58,11 @@ class SourceEvent:
     identity: tuple[str, ...]
 
 
+def label(key: Key) -> str:
+    """How status, messages and Events name an object: `Kind/name`."""
+    return f"{key[0]}/{key[1]}"
+
+
 # ---- reading ---------------------------------------------------------------------------------------
 
 
@@ -169,12 +174,11 @@ def to_apply(
         return Create({**body, "metadata": {**owned, "annotations": annotations}})
     live_meta = live.get("metadata") or {}
     if (live_meta.get("labels") or {}).get(labels.GIT_SOURCE) != name:
-        label = f"{key[0]}/{key[1]}"
         return Leave(
             gitsource.SyncProblem(
                 file=manifest.source,
                 line=manifest.line,
-                message=f"{label} exists and was not created by GitSource {name}; "
+                message=f"{label(key)} exists and was not created by GitSource {name}; "
                 f"left alone (label it {labels.GIT_SOURCE}={name} to hand it over)",
             )
         )
