@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck contracts pytest crds crds-check prometheus chromium controlplane peers benchmark clean
+.PHONY: test demo lint typecheck contracts pytest crds crds-check prometheus chromium controlplane peers peers-benchmark scale-benchmark benchmark clean
 
 test: lint typecheck contracts crds-check pytest
 
@@ -82,6 +82,16 @@ pytest: $(STAMP) prometheus chromium controlplane peers
 
 benchmark: $(STAMP)
 	$(BIN)/python -m analysis.tooling.judge_benchmark --out docs/benchmarks.md
+
+# modelrelease, Flagger and Argo Rollouts side by side on the same releases, cluster, fleet and
+# Prometheus (issue 28): builds the peers, runs 20 releases per tool and scenario (about 50 minutes
+# here), prints the table and writes it into docs/benchmarks.md.
+peers-benchmark: $(STAMP) prometheus controlplane peers
+	$(BIN)/python -m controller.tooling.peers --out docs/benchmarks.md
+
+# One controller, 1,000 releases in 20 namespaces rolling out at once (issue 28).
+scale-benchmark: $(STAMP) prometheus controlplane
+	$(BIN)/python -m controller.tooling.scale_benchmark --out docs/benchmarks.md
 
 crds: $(STAMP)
 	$(BIN)/modelrelease crds

@@ -23,6 +23,10 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 
 
+# Prometheus' default lookback delta: a range query bridges gaps up to this long.
+LOOKBACK_SECONDS = 300.0
+
+
 @dataclasses.dataclass(frozen=True)
 class Series:
     labels: Mapping[str, str]
@@ -45,8 +49,14 @@ class Window:
 
     @property
     def query_start(self) -> float:
-        """Query from one warm-up earlier, so a series already there at `start` is known to be warm."""
-        return self.start - self.warmup
+        """Where to read from: one warm-up earlier, so a series already there at `start` is known to
+        be warm, and at least Prometheus' lookback (5 minutes) earlier, so a series with a gap at
+        `start` (failed scrapes mark it stale) is still known and its increase across the gap lands
+        in the interval that ends it. Reading from `start - warmup` only, a look that re-read from a
+        boundary inside such a gap took the series for a new pod: its increases were dropped as warm-up
+        and the one across the gap was never seen (issue 28: incremental looks counted a quarter of
+        the canary's requests that one look over the same window counts)."""
+        return self.start - max(self.warmup, LOOKBACK_SECONDS)
 
     def index_of(self, times: FloatArray) -> npt.NDArray[np.int64]:
         """Interval holding each time: (start + k·I, start + (k+1)·I]; -1 outside the window."""

@@ -13,7 +13,9 @@ from typing import Any
 
 from analysis import specs
 
-ARM = 'namespace="{{namespace}}", release="{{release}}", revision="{{revision}}", track="{{track}}"'
+# An arm is its revision: the pods carry their release and revision labels, not their track (a
+# Deployment's track changes at promotion, and a pod template label would restart its pods).
+ARM = 'namespace="{{namespace}}", release="{{release}}", revision="{{revision}}"'
 
 
 def reference_manifest(name: str = "inference-slo", interval: str = "1m") -> dict[str, Any]:

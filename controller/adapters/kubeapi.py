@@ -57,9 +57,18 @@ class KubeApi:
 
     @classmethod
     def from_kubeconfig(
-        cls, path: str | None = None, *, context: str | None = None, timeout: float = 10.0
+        cls,
+        path: str | None = None,
+        *,
+        context: str | None = None,
+        timeout: float = 10.0,
+        connections: int | None = None,
     ) -> KubeApi:
+        """`connections`: HTTP connections kept to the API server, one per thread that may call at
+        once (the client's default, 5 per core, makes extra threads open and drop connections)."""
         configuration = kubernetes.client.Configuration()
+        if connections is not None:
+            configuration.connection_pool_maxsize = connections
         try:
             try:
                 kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]

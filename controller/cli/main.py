@@ -136,6 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--request-timeout", type=float, default=DEFAULTS.request_timeout, help="seconds per API request"
     )
     run.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULTS.workers,
+        help="reconciles run at once, each in a thread waiting on the API server or Prometheus "
+        f"(default {DEFAULTS.workers}; docs/operations.md sizes it)",
+    )
+    run.add_argument(
         "--analysis",
         choices=("none", "prometheus"),
         default=DEFAULTS.analysis,

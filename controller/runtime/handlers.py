@@ -12,9 +12,10 @@ serves, else Failed, with its conditions) is written, and the daemon waits for t
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,6 +49,19 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def finalizer_for(selector: Mapping[str, str]) -> str:
+    """The finalizer this controller puts on its releases: one per shard (label selector).
+
+    Kopf watches every release and removes its finalizer from one no handler of its selects; on a
+    release of another shard, whose Kopf puts it straight back, that is a write war (hundreds of
+    patches a minute per release, and status writes failing on the changed resourceVersion). A
+    finalizer of the shard's own is one the other shards never hold, so they leave it alone."""
+    if not selector:
+        return f"{meta.GROUP}/finalizer"
+    terms = ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
+    return f"{meta.GROUP}/finalizer-{hashlib.sha256(terms.encode()).hexdigest()[:10]}"
+
+
 def register(
     registry: kopf.OperatorRegistry,
     config: settings_.RuntimeSettings,
@@ -66,7 +80,7 @@ def register(
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
             prefix=meta.GROUP, key="last-handled-configuration"
         )
-        settings.persistence.finalizer = f"{meta.GROUP}/finalizer"
+        settings.persistence.finalizer = finalizer_for(config.label_selector)
         settings.posting.level = logging.WARNING  # our transitions are posted as Events by the reconciler
         settings.peering.lifetime = int(config.peering_lifetime)
         settings.networking.request_timeout = config.request_timeout * 3

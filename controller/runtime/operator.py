@@ -6,6 +6,7 @@ The cluster is reached through the kubeconfig (or the in-cluster service account
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import pathlib
 from collections.abc import Callable
@@ -34,7 +35,9 @@ from controller.runtime import settings as settings_
 
 def build_api(config: settings_.RuntimeSettings) -> kubeapi.KubeApi:
     try:
-        return kubeapi.KubeApi.from_kubeconfig(config.kubeconfig, timeout=config.request_timeout)
+        return kubeapi.KubeApi.from_kubeconfig(
+            config.kubeconfig, timeout=config.request_timeout, connections=config.workers + 4
+        )
     except errors.ConfigError as exc:
         raise StartupError(
             f"no cluster to talk to ({exc}): run in a pod with a ServiceAccount, or pass --kubeconfig"
@@ -256,14 +259,22 @@ def run(config: settings_.RuntimeSettings, analysis_factory: AnalysisFactory = b
         )
     registry = build_registry(config, api, io, workspaces, slack, metrics, kube_events)
     liveness = f"http://0.0.0.0:{config.health_port}/healthz" if config.health_port is not None else None
-    asyncio.run(
-        kopf.operator(
-            registry=registry,
-            liveness_endpoint=liveness,
-            standalone=config.standalone,
-            priority=config.priority,
-            peering_name=config.peering_name,
-            namespaces=list(config.namespaces),
-            clusterwide=not config.namespaces,
-        )
+    asyncio.run(_operate(registry, config, liveness))
+
+
+async def _operate(
+    registry: kopf.OperatorRegistry, config: settings_.RuntimeSettings, liveness: str | None
+) -> None:
+    # Every release's reconcile runs in a thread of the loop's default executor (asyncio.to_thread).
+    asyncio.get_running_loop().set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="reconcile")
+    )
+    await kopf.operator(
+        registry=registry,
+        liveness_endpoint=liveness,
+        standalone=config.standalone,
+        priority=config.priority,
+        peering_name=config.peering_name,
+        namespaces=list(config.namespaces),
+        clusterwide=not config.namespaces,
     )

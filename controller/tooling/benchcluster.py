@@ -56,9 +56,9 @@ class BenchCluster:
 
 
 @contextlib.contextmanager
-def running(folder: pathlib.Path, *, gpus_per_node: int = 8) -> Iterator[BenchCluster]:
-    """A started cluster of 4 KWOK nodes with `gpus_per_node` GPUs each, stopped on leaving."""
-    started = harness.Cluster(folder / "controlplane", gpus_per_node=gpus_per_node)
+def running(folder: pathlib.Path, *, nodes: int = 4, gpus_per_node: int = 8) -> Iterator[BenchCluster]:
+    """A started cluster of `nodes` KWOK nodes with `gpus_per_node` GPUs each, stopped on leaving."""
+    started = harness.Cluster(folder / "controlplane", nodes=nodes, gpus_per_node=gpus_per_node)
     try:
         started.start()
         yield BenchCluster(started, folder)

@@ -20,9 +20,15 @@ well (they cost it latency samples and GPU time like any request, and count unde
 prediction with the stable's, counting `shadow_comparisons_total{outcome="agree|disagree"}` at the
 version's `disagreement` share. A header-route rule gets `cohortShare` of the requests.
 
+For benchmarks it keeps, per release, the requests each model version served (kept after its pods
+are gone) and the GPU-seconds its bound pods held (`tally`); a scenario may add noisy neighbours
+(slow episodes on any pod, either model); and `/metrics` serves every pod's series on one page, each
+labelled as a per-pod scrape would be, for fleets too large to scrape pod by pod.
+
 What it does not model: request queueing and load-dependent latency, pod-to-pod network, partial
 failures of a Service without Ready pods (those requests are simply not served), restarts, which
-requests carry a cohort's header (a fixed share does), or disagreement that depends on the request.
+requests carry a cohort's header (a fixed share does), disagreement that depends on the request, or
+neighbours that slow a whole node at once (each pod's episodes are its own).
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ RELEASE_NAME = "modelrelease.dev/release-name"
 REVISION = "modelrelease.dev/revision"
 TRACK = "modelrelease.dev/track"
 MODEL_VERSION = "modelrelease.dev/model-version"
+GPU = "nvidia.com/gpu"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +100,12 @@ class FleetScenario:
     gpu_noise: float = 0.02
     cohort_share: float = 0.0  # share of requests that carry a header route's header
     disagreement: float = 0.005  # a version's disagreement with stable unless it says otherwise
+    # Noisy neighbours: each pod, whatever it serves, starts slow episodes at this rate (per hour of
+    # fleet time) that last `slow_episode_seconds` on average (exponential) and slow every request
+    # by `slow_episode_slowdown` — another tenant's job sharing the node's GPU, PCIe or memory bus.
+    slow_episodes_per_hour: float = 0.0
+    slow_episode_seconds: float = 120.0
+    slow_episode_slowdown: float = 0.5
     base: traffic_simulator.Behaviour = dataclasses.field(default_factory=traffic_simulator.Behaviour)
     versions: Mapping[str, VersionBehaviour] = dataclasses.field(default_factory=dict)
 
@@ -125,6 +138,9 @@ class FleetScenario:
             "gpuNoise": "gpu_noise",
             "cohortShare": "cohort_share",
             "disagreement": "disagreement",
+            "slowEpisodesPerHour": "slow_episodes_per_hour",
+            "slowEpisodeSeconds": "slow_episode_seconds",
+            "slowEpisodeSlowdown": "slow_episode_slowdown",
         }
         fields: dict[str, Any] = {}
         for key, value in document.items():
@@ -162,6 +178,18 @@ class _Pod:
     labels: dict[str, str]
     counters: openmetrics.PodCounters
     ready_since: float | None
+    gpus: float = 0.0
+    slow_until: float = 0.0  # a noisy neighbour slows it until then
+
+
+@dataclasses.dataclass(frozen=True)
+class Tally:
+    """What one release's pods have done since the fleet started: requests served per model version
+    (kept after the pods are gone: users exposed to a version) and GPU-seconds held by its pods,
+    Ready or not (a scheduled pod holds its GPUs while it loads)."""
+
+    served: Mapping[str, float]
+    gpu_seconds: float
 
 
 class ObjectSource(Protocol):
@@ -195,6 +223,8 @@ class ServingFleet:
         self._lock = threading.Lock()
         # Solving a quantile change takes seconds: done once here, not while a scrape waits.
         self._behaviours = {version: scenario.behaviour(version) for version in scenario.versions}
+        self._served: dict[tuple[str, str, str], float] = {}
+        self._gpu_seconds: dict[tuple[str, str], float] = {}
 
     def advance(self, now: float) -> None:
         """Serve the traffic routed to each Ready pod from the last call to `now` (epoch seconds)."""
@@ -235,7 +265,7 @@ class ServingFleet:
                     classes=np.zeros(len(self.scenario.base.class_shares)),
                 )
                 labels = {**(meta.get("labels") or {}), MODEL_VERSION: _model_version(pod)}
-                self._pods[key] = _Pod(labels, counters, ready_since)
+                self._pods[key] = _Pod(labels, counters, ready_since, gpus=_gpus(pod))
             else:
                 known.ready_since = ready_since
         for gone in set(self._pods) - present:
@@ -245,6 +275,10 @@ class ServingFleet:
         scenario = self.scenario
         load = 1.0 + scenario.diurnal_amplitude * math.sin(2 * math.pi * now / scenario.day_seconds)
         for (namespace, release), members in _by_release(snapshot.pods).items():
+            held = sum(self._pods[(namespace, p["metadata"]["name"])].gpus for p in members if _bound(p))
+            self._gpu_seconds[(namespace, release)] = self._gpu_seconds.get((namespace, release), 0.0) + (
+                held * seconds
+            )
             # The release's Services: those selecting by its label (ours, also while a canary has no
             # pod yet) and any that selects its pods (a peer's: Flagger's -primary/-canary, Argo
             # Rollouts' Service), as kube-proxy would route to them.
@@ -274,6 +308,7 @@ class ServingFleet:
                 if scenario.warmup_seconds > 0 and pod.ready_since is not None:
                     age = max(0.0, now - pod.ready_since)
                     slowdown += scenario.warmup_slowdown * math.exp(-age / scenario.warmup_seconds)
+                slowdown *= self._neighbour(pod, seconds, now)
                 version = pod.labels.get(MODEL_VERSION, "")
                 if version not in self._behaviours:
                     self._behaviours[version] = scenario.behaviour(version)
@@ -288,6 +323,7 @@ class ServingFleet:
                     scenario.gpu_noise,
                 )
                 counters = pod.counters
+                copied = 0.0
                 if copies > 0 and draw.requests[0] > 0:
                     # Which of the served requests were copies: each one independently, by its share.
                     copied = float(self._rng.binomial(int(draw.requests[0]), copies / expected))
@@ -296,10 +332,29 @@ class ServingFleet:
                     counters.disagree += disagreed
                     counters.agree += copied - disagreed
                 counters.requests += float(draw.requests[0])
+                served = (namespace, release, version)
+                self._served[served] = self._served.get(served, 0.0) + float(draw.requests[0] - copied)
                 counters.errors += float(draw.errors[0])
                 counters.buckets = counters.buckets + np.cumsum(draw.buckets[0])
                 counters.gpu = float(draw.gpu[0])
                 counters.classes = counters.classes + draw.classes[0]
+
+    def _neighbour(self, pod: _Pod, seconds: float, now: float) -> float:
+        """The latency factor a noisy neighbour puts on `pod` now (1: none), starting episodes at random."""
+        scenario = self.scenario
+        if scenario.slow_episodes_per_hour <= 0:
+            return 1.0
+        if now >= pod.slow_until:
+            starts = 1.0 - math.exp(-scenario.slow_episodes_per_hour * seconds / 3600.0)
+            if self._rng.random() < starts:
+                pod.slow_until = now + float(self._rng.exponential(scenario.slow_episode_seconds))
+        return 1.0 + scenario.slow_episode_slowdown if now < pod.slow_until else 1.0
+
+    def tally(self, namespace: str, release: str) -> Tally:
+        """The release's requests per model version and GPU-seconds so far (zeros if never seen)."""
+        with self._lock:
+            served = {v: n for (ns, r, v), n in self._served.items() if (ns, r) == (namespace, release)}
+            return Tally(served, self._gpu_seconds.get((namespace, release), 0.0))
 
     def exposition(self, namespace: str, name: str) -> str | None:
         """The pod's metrics in the Prometheus text format (None: no such pod)."""
@@ -339,27 +394,50 @@ class ServingFleet:
                 ]
             return "\n".join(lines) + "\n"
 
+    def exposition_all(self) -> str:
+        """Every pod's metrics on one page, each series labelled with its pod's target labels (what
+        `targets` gives a per-pod scrape): one scrape for a fleet too large to scrape pod by pod."""
+        with self._lock:
+            pods = sorted(self._pods)
+        lines = []
+        for namespace, name in pods:
+            body = self.exposition(namespace, name)
+            pod = self._pods.get((namespace, name))
+            if body is None or pod is None:
+                continue  # gone since
+            target = ",".join(
+                f'{key}="{value}"' for key, value in _target_labels(namespace, name, pod).items()
+            )
+            for line in body.splitlines():
+                if line.startswith("#"):
+                    continue  # a family's TYPE once per pod would repeat it; the series need no type
+                series, value = line.rsplit(" ", 1)
+                if series.endswith("}"):
+                    lines.append(f"{series[:-1]},{target}}} {value}")
+                else:
+                    lines.append(f"{series}{{{target}}} {value}")
+        return "\n".join(lines) + "\n"
+
     def targets(self, address: str) -> list[dict[str, Any]]:
         """file_sd target groups: one per pod, with the labels a Kubernetes discovery would attach."""
         with self._lock:
             groups = []
             for (namespace, name), pod in sorted(self._pods.items()):
-                labels = pod.labels
-                groups.append(
-                    {
-                        "targets": [address],
-                        "labels": {
-                            "__metrics_path__": f"/pods/{namespace}/{name}/metrics",
-                            "namespace": namespace,
-                            "pod": name,
-                            "release": labels.get(RELEASE, ""),
-                            "revision": labels.get(REVISION, ""),
-                            "track": labels.get(TRACK, ""),
-                            "model_version": labels.get(MODEL_VERSION, ""),
-                        },
-                    }
-                )
+                path = {"__metrics_path__": f"/pods/{namespace}/{name}/metrics"}
+                groups.append({"targets": [address], "labels": path | _target_labels(namespace, name, pod)})
             return groups
+
+
+def _target_labels(namespace: str, name: str, pod: _Pod) -> dict[str, str]:
+    """The labels a Kubernetes discovery (relabelling the pod's labels) would give the pod's series."""
+    return {
+        "namespace": namespace,
+        "pod": name,
+        "release": pod.labels.get(RELEASE, ""),
+        "revision": pod.labels.get(REVISION, ""),
+        "track": pod.labels.get(TRACK, ""),
+        "model_version": pod.labels.get(MODEL_VERSION, ""),
+    }
 
 
 def _model_version(pod: dict[str, Any]) -> str:
@@ -369,6 +447,20 @@ def _model_version(pod: dict[str, Any]) -> str:
             if variable.get("name") == "MODEL_VERSION" and variable.get("value") is not None:
                 return str(variable["value"])
     return str(((pod.get("metadata") or {}).get("labels") or {}).get(MODEL_VERSION, ""))
+
+
+def _gpus(pod: dict[str, Any]) -> float:
+    """The GPUs the pod's containers are limited to (the scheduler reserves them)."""
+    total = 0.0
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        limits = (container.get("resources") or {}).get("limits") or {}
+        total += float(limits.get(GPU, 0))
+    return total
+
+
+def _bound(pod: dict[str, Any]) -> bool:
+    """Scheduled to a node: from then on its GPUs are its own, until the pod is gone."""
+    return bool((pod.get("spec") or {}).get("nodeName"))
 
 
 def _ready_since(pod: dict[str, Any]) -> float | None:
@@ -465,8 +557,11 @@ def _handler(fleet: ServingFleet) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             parts = self.path.split("?")[0].strip("/").split("/")
+            if parts == ["metrics"]:
+                self._answer(fleet.exposition_all())
+                return
             if len(parts) != 4 or parts[0] != "pods" or parts[3] != "metrics":
-                self._refuse("metrics live at /pods/<namespace>/<pod>/metrics")
+                self._refuse("metrics live at /pods/<namespace>/<pod>/metrics (all pods: /metrics)")
                 return
             # The counters as the last advance left them (the ticker advances every `tick`): a
             # scrape that advanced the fleet itself would read the API server while Prometheus waits.
@@ -474,6 +569,9 @@ def _handler(fleet: ServingFleet) -> type[BaseHTTPRequestHandler]:
             if body is None:
                 self._refuse(f"no pod {parts[1]}/{parts[2]} serves here")  # a target gone since
                 return
+            self._answer(body)
+
+        def _answer(self, body: str) -> None:
             data = body.encode()
             # A scraper that gave up (its timeout, or Prometheus stopping) has nobody left to answer.
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):

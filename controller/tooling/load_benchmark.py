@@ -17,7 +17,6 @@ import argparse
 import collections
 import dataclasses
 import math
-import os
 import pathlib
 import sys
 import tempfile
@@ -73,23 +72,18 @@ def _release(index: int, version: str) -> dict[str, Any]:
     }
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _all(bench: benchcluster.BenchCluster, check: Callable[[dict[str, Any]], bool]) -> bool:
     releases = bench.kube.objects("modelreleases", "default", group=GROUP)
     return bool(releases) and all(check(r.get("status") or {}) for r in releases)
 
 
 def _measure(bench: benchcluster.BenchCluster, pid: int, phase: str, releases: int, seconds: float) -> Window:
-    began, cpu = datetime.now(UTC), _cpu_seconds(pid)
+    began, cpu = datetime.now(UTC), processes.cpu_seconds(pid)
     time.sleep(seconds)  # the measuring window itself: requests and CPU are counted over it
     ended = datetime.now(UTC)
     requests = [call for call in bench.controller_calls(since=began) if call.at < ended]
     kinds = collections.Counter(f"{call.verb} {call.resource}" for call in requests).most_common(3)
-    return Window(phase, releases, seconds, len(requests), _cpu_seconds(pid) - cpu, tuple(kinds))
+    return Window(phase, releases, seconds, len(requests), processes.cpu_seconds(pid) - cpu, tuple(kinds))
 
 
 def _loading_pods(bench: benchcluster.BenchCluster) -> int:

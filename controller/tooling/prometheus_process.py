@@ -57,6 +57,8 @@ class PrometheusServer:
         *,
         file_sd: pathlib.Path | None = None,
         native_histograms: bool = False,
+        scrape_interval: str = "1s",
+        fleet_page: str | None = None,
     ) -> None:
         self.folder = folder
         # Native histograms are scraped (in the protobuf format) only behind this feature flag.
@@ -66,11 +68,18 @@ class PrometheusServer:
         jobs: list[dict[str, object]] = []
         if scrape_targets:
             jobs.append({"job_name": "simulated", "static_configs": [{"targets": list(scrape_targets)}]})
+        if fleet_page is not None:  # one page of every pod's series, labelled by the fleet itself
+            jobs.append(
+                {"job_name": "fleet", "honor_labels": True, "static_configs": [{"targets": [fleet_page]}]}
+            )
         if file_sd is not None:  # targets that follow pods, as Kubernetes discovery would
             jobs.append(
                 {"job_name": "pods", "file_sd_configs": [{"files": [str(file_sd)], "refresh_interval": "1s"}]}
             )
-        config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1m"}, "scrape_configs": jobs}
+        config = {
+            "global": {"scrape_interval": scrape_interval, "evaluation_interval": "1m"},
+            "scrape_configs": jobs,
+        }
         (folder / "prometheus.yml").write_text(json.dumps(config))
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -97,6 +106,12 @@ class PrometheusServer:
             what="prometheus",
         )
         return self
+
+    @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise RuntimeError("prometheus is not running")
+        return self._process.pid
 
     def query(self, promql: str) -> list[dict[str, object]]:
         url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})

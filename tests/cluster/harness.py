@@ -80,8 +80,8 @@ def release_body(name: str, version: str = "1", **spec_overrides: Any) -> dict[s
 class Cluster:
     """The control plane of one test process, with everything the product needs installed."""
 
-    def __init__(self, folder: pathlib.Path, *, gpus_per_node: int = 8) -> None:
-        self.plane = cluster.ControlPlane(folder, gpus_per_node=gpus_per_node)
+    def __init__(self, folder: pathlib.Path, *, nodes: int = 4, gpus_per_node: int = 8) -> None:
+        self.plane = cluster.ControlPlane(folder, nodes=nodes, gpus_per_node=gpus_per_node)
         self.kube: Kube
 
     def start(self) -> Cluster:

@@ -209,6 +209,10 @@ class ControlPlane:
             f"--audit-policy-file={policy}",
             f"--audit-log-path={self.audit_log}",
             "--audit-log-maxbackup=0",
+            # Never rotated: readers keep an offset into this one file (a test's mark, a benchmark's
+            # whole run), and the default 100 MB rotation left the 1,000-release benchmark reading
+            # only the last 100 MB of its rollout.
+            "--audit-log-maxsize=1000000",
             "--profiling=false",
         )
         self._kubeconfig(self.kubeconfig, pki.ADMIN)

@@ -68,17 +68,24 @@ def start_flagger(
     prometheus: str,
     port: int,
     mesh_provider: str = "kubernetes",
+    control_loop_interval: str = "10s",
 ) -> Peer:
-    """Flagger watching one namespace, asking `prometheus` for its checks (its flags, cmd/flagger)."""
+    """Flagger watching one namespace ("" every one), asking `prometheus` for its checks (its flags,
+    cmd/flagger). The primary's pods keep our release label (`-include-label-prefix`): Flagger copies
+    no other label to them by default, and the fleet serves a release's pods by that label."""
     command = [
         str(_binary("flagger")),
         f"-kubeconfig={kubeconfig}",
-        f"-namespace={namespace}",
+        *([f"-namespace={namespace}"] if namespace else []),
         f"-metrics-server={prometheus}",
         f"-mesh-provider={mesh_provider}",
         f"-port={port}",
         "-log-level=info",
         "-enable-config-tracking=false",
+        "-include-label-prefix=modelrelease.dev",
+        # Flagger advances a canary at most once per control loop (default 10 s), whatever its
+        # analysis interval: a benchmark that compresses time must compress this too.
+        f"-control-loop-interval={control_loop_interval}",
     ]
     return _start("flagger", command, log, f"http://127.0.0.1:{port}/healthz")
 
@@ -86,12 +93,12 @@ def start_flagger(
 def start_argo_rollouts(
     kubeconfig: pathlib.Path, log: pathlib.Path, *, namespace: str, healthz_port: int, metrics_port: int
 ) -> Peer:
-    """The Argo Rollouts controller in namespaced mode (no cluster-wide RBAC), one namespace."""
+    """The Argo Rollouts controller in namespaced mode (no cluster-wide RBAC), one namespace; with
+    `namespace` "", cluster-wide."""
     command = [
         str(_binary("rollouts-controller")),
         f"--kubeconfig={kubeconfig}",
-        f"--namespace={namespace}",
-        "--namespaced",
+        *([f"--namespace={namespace}", "--namespaced"] if namespace else []),
         f"--healthzPort={healthz_port}",
         f"--metricsPort={metrics_port}",
         "--leader-elect=false",

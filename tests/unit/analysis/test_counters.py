@@ -64,3 +64,23 @@ def test_gauges_average_every_warm_sample_in_the_interval() -> None:
     means = counters.gauge_means([a, b], WINDOW)
     assert means[0] == (0.7 + 0.6 + 0.2 + 0.4) / 4
     assert np.isnan(means[1])
+
+
+def _as_read(series: counters.Series, window: counters.Window) -> counters.Series:
+    """What a range query for `window` returns of the series: its samples from the query's start."""
+    keep = series.times >= window.query_start
+    return counters.Series(series.labels, series.times[keep], series.values[keep])
+
+
+def test_a_window_that_starts_inside_a_scrape_gap_counts_what_the_whole_window_counts() -> None:
+    """Failed scrapes leave a counter stale for a while (here 38–52 s). A look that re-reads from a
+    boundary inside the gap must still know the series and count the increase across the gap —
+    the compact state folds such pieces and promises what one look over the whole window gives."""
+    times = np.array([t for t in np.arange(0.0, 101.0) if not 38 < t < 52])
+    pod = counters.Series({"pod": "canary"}, times, 10.0 * times)
+    whole = counters.Window(start=20.0, interval=5.0, count=16, warmup=5.0)
+    piece = counters.Window(start=45.0, interval=5.0, count=5, warmup=5.0)  # intervals 5–9 of whole
+    everything = counters.summed_increases([_as_read(pod, whole)], whole)
+    assert counters.summed_increases([_as_read(pod, piece)], piece) == everything[5:10]
+    # (50, 55]: the increase across the gap (38 → 52: 140) and three 1 s scrapes after it (30).
+    assert everything[6] == 170.0

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from controller.cli import main
-from controller.runtime import settings
+from controller.runtime import handlers, settings
 
 
 def _run_parser(environ: dict[str, str]) -> argparse.ArgumentParser:
@@ -119,3 +119,19 @@ def test_options_become_settings_and_the_rules_across_options_name_them() -> Non
     ):
         with pytest.raises(ValueError, match=said):
             settings.RuntimeSettings.from_options(_run_options(argv))
+
+
+def test_reconcile_workers_are_a_setting_with_a_floor_and_a_ceiling() -> None:
+    assert settings.RuntimeSettings.from_options(_run_options(["--workers", "64"])).workers == 64
+    for bad in ("0", "513"):
+        with pytest.raises(ValueError, match="workers"):
+            settings.RuntimeSettings.from_options(_run_options(["--workers", bad]))
+
+
+def test_each_shard_has_a_finalizer_of_its_own_and_an_unsharded_controller_the_plain_one() -> None:
+    assert handlers.finalizer_for({}) == "modelrelease.dev/finalizer"
+    shard_a = handlers.finalizer_for({"modelrelease.dev/shard": "a"})
+    assert shard_a.startswith("modelrelease.dev/finalizer-")
+    assert shard_a == handlers.finalizer_for({"modelrelease.dev/shard": "a"})  # every replica alike
+    assert shard_a != handlers.finalizer_for({"modelrelease.dev/shard": "b"})
+    assert handlers.finalizer_for({"b": "2", "a": "1"}) == handlers.finalizer_for({"a": "1", "b": "2"})
