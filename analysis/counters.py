@@ -48,15 +48,22 @@ class Window:
         return self.start + self.interval * np.arange(self.count + 1, dtype=np.float64)
 
     @property
+    def known_from(self) -> float:
+        """A series first seen after this is a pod that started inside the read: its first `warmup`
+        is left out. One seen at or before it is warm by `start`, whether it began there or long
+        before (a raw read cannot tell which, and need not)."""
+        return self.start - self.warmup
+
+    @property
     def query_start(self) -> float:
-        """Where to read from: one warm-up earlier, so a series already there at `start` is known to
-        be warm, and at least Prometheus' lookback (5 minutes) earlier, so a series with a gap at
-        `start` (failed scrapes mark it stale) is still known and its increase across the gap lands
-        in the interval that ends it. Reading from `start - warmup` only, a look that re-read from a
-        boundary inside such a gap took the series for a new pod: its increases were dropped as warm-up
-        and the one across the gap was never seen (issue 28: incremental looks counted a quarter of
-        the canary's requests that one look over the same window counts)."""
-        return self.start - max(self.warmup, LOOKBACK_SECONDS)
+        """Where to read from: Prometheus' lookback (5 minutes) before `known_from`, so a running
+        series is seen before it — a scrape gap at `start` (failed scrapes mark a series stale) can
+        last up to the lookback, and the increase across it lands in the interval that ends it.
+        Reading from `start - warmup` only, a look that re-read from a boundary inside such a gap took
+        the series for a new pod: its increases were dropped as warm-up and the one across the gap
+        was never seen (issue 28: incremental looks counted a quarter of the canary's requests that
+        one look over the same window counts)."""
+        return self.known_from - LOOKBACK_SECONDS
 
     def index_of(self, times: FloatArray) -> npt.NDArray[np.int64]:
         """Interval holding each time: (start + k·I, start + (k+1)·I]; -1 outside the window."""
@@ -67,8 +74,8 @@ class Window:
 def _pod_starts(series: Series, window: Window, restarts: npt.NDArray[np.bool_]) -> FloatArray:
     """For each sample, when the pod behind the series last started (-inf: long enough ago)."""
     starts = np.where(restarts, series.times, -math.inf)
-    # A series that appears after the query start is a new pod; one present from the start is warm.
-    if len(series.times) and series.times[0] > window.query_start + window.interval / 1000:
+    # A series that appears after `known_from` is a new pod; one seen by then is warm at `start`.
+    if len(series.times) and series.times[0] > window.known_from:
         starts[0] = series.times[0]
     return np.asarray(np.maximum.accumulate(starts), dtype=np.float64)
 

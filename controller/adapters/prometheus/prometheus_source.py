@@ -1,10 +1,10 @@
-"""The Prometheus source: range queries for both arms → what the judge reads.
+"""The Prometheus source: both arms' raw samples → what the judge reads.
 
 The Prometheus wing's reading half (`analysis`, the judge, does no I/O). It renders each
-metric's PromQL per arm, asks Prometheus for raw samples over the window (from one warm-up
-before it) at a step that divides the interval, and hands them to `counters` for the
-arithmetic. Failures surface as `SourceError` naming the query, which the controller treats
-as transient.
+metric's PromQL per arm, asks Prometheus for the raw samples of each series over the window
+(and Prometheus' lookback before it; an expression that has no raw samples is evaluated at a
+step that divides the interval), and hands them to `counters` for the arithmetic. Failures
+surface as `SourceError` naming the query, which the controller treats as transient.
 """
 
 from __future__ import annotations
@@ -39,6 +39,20 @@ def native_query(buckets: str) -> str | None:
     the classic query is more than a selector, so there is no native series to name)."""
     found = _SELECTOR.match(buckets)
     return None if found is None else found.group(1) + (found.group(2) or "")
+
+
+# A series selector and nothing else: an optional metric name, then optional label matchers whose
+# quoted values may hold any character. Only these have raw samples to read as a range vector.
+_PLAIN_SELECTOR = re.compile(
+    r"""^\s*(?=[a-zA-Z_:{])([a-zA-Z_:][a-zA-Z0-9_:]*)?\s*"""
+    r"""(\{(?:[^{}"'`]|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)*\})?\s*$""",
+    re.DOTALL,
+)
+
+
+def is_selector(query: str) -> bool:
+    """Whether the query is a plain series selector (`name{label="value", …}`), not an expression."""
+    return _PLAIN_SELECTOR.match(query) is not None
 
 
 class SourceError(Exception):
@@ -124,19 +138,33 @@ class PrometheusSource:
         self.close()
 
     def fetch_series(self, query: str, window: counters.Window) -> list[counters.Series]:
-        step = window.interval / max(1, math.ceil(window.interval / MAX_STEP_SECONDS))
-        end = window.start + window.interval * window.count
-        # Whole seconds, never later than the query start: the client rounds to whole seconds, and a
-        # first sample after `query_start` would read as a pod that just started (see build_window).
+        """Every series the query selects, from `window.query_start` to the window's end.
+
+        A plain selector is read raw: one instant query of a range vector returns every scraped
+        sample and never a staleness marker. Evaluating it every step instead (a range query)
+        answers nothing at a step whose last event was a failed scrape — Prometheus marks a
+        target's series stale on each — so under failing scrapes whole intervals read as "no data"
+        and a new pod's first samples fall into its warm-up (issue 28: canaries with thousands of
+        requests in Prometheus judged silent). An expression (`sum by (le) (…)`, a function) has no
+        raw samples and is evaluated at a step that divides the interval."""
+        end = math.ceil(window.start + window.interval * window.count)
+        # Whole seconds, never later than the query start: a first sample after `known_from` would
+        # read as a pod that just started (see build_window).
         first = math.floor(window.query_start)
         self._authorise()
         try:
-            result = self._client.custom_query_range(
-                query,
-                start_time=datetime.fromtimestamp(first, UTC),
-                end_time=datetime.fromtimestamp(math.ceil(end), UTC),
-                step=f"{step:g}s",
-            )
+            if is_selector(query):
+                result = self._client.custom_query(
+                    f"{query}[{(end - first) * 1000}ms]", params={"time": str(end)}
+                )
+            else:
+                step = window.interval / max(1, math.ceil(window.interval / MAX_STEP_SECONDS))
+                result = self._client.custom_query_range(
+                    query,
+                    start_time=datetime.fromtimestamp(first, UTC),
+                    end_time=datetime.fromtimestamp(end, UTC),
+                    step=f"{step:g}s",
+                )
         except (PrometheusApiClientException, requests.RequestException) as error:
             raise SourceError(f"Prometheus at {self.url} did not answer {query!r}: {error}") from error
         series = []

@@ -46,6 +46,18 @@ def test_increases_of_a_pod_within_its_warmup_are_left_out() -> None:
     assert counters.summed_increases([restarted], window) == [10.0, 0.0, 0.0]
 
 
+def test_a_running_pod_read_raw_is_warm_at_the_window_start_even_with_a_five_minute_warmup() -> None:
+    """A raw read's first sample of a running pod comes a scrape after the read's start, not at it:
+    the read reaches a lookback further back than the warm-up, so the pod is known to be warm by
+    `start`, and one that appeared within the warm-up before `start` is still cold."""
+    window = counters.Window(start=10_000.0, interval=60.0, count=2, warmup=300.0)
+    first = window.query_start + 15  # the first scrape inside the read
+    running = _series([first, 9_700, 10_000, 10_060, 10_120], [0, 50, 100, 160, 220])
+    arrived = _series([9_750, 10_000, 10_060, 10_120], [0, 10, 20, 30])  # warm at 10,050
+    assert counters.summed_increases([running], window) == [60.0, 60.0]
+    assert counters.summed_increases([arrived], window) == [0.0, 10.0]
+
+
 def test_histogram_buckets_are_summed_per_edge_across_pods() -> None:
     pods = [
         _series([1000, 1060], [0, 3], le="0.1"),
