@@ -49,6 +49,28 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+LEGACY_FINALIZER = f"{meta.GROUP}/finalizer"  # every controller's before shards had their own
+
+
+def owes_legacy_cleanup(metadata: Mapping[str, Any], own: str) -> bool:
+    """Whether a shard should take the shared pre-shard finalizer off a release it selects.
+
+    A release created before the upgrade keeps `LEGACY_FINALIZER`, which no sharded controller adds
+    or removes — so `kubectl delete` would hang on it for ever. The shard removes it once its own
+    finalizer guards the release, or once the release is being deleted anyway (the garbage collector
+    removes what it owns; nothing is left that the old finalizer waited for)."""
+    held = metadata.get("finalizers") or []
+    return LEGACY_FINALIZER in held and (own in held or bool(metadata.get("deletionTimestamp")))
+
+
+def drop_legacy_finalizer(body: kopf.RawBody) -> None:
+    """Kopf applies this to the freshest body as a JSON patch guarded by its resourceVersion, so a
+    finalizer another controller adds meanwhile is never lost."""
+    held = (body.get("metadata") or {}).get("finalizers") or []
+    if LEGACY_FINALIZER in held:
+        body["metadata"]["finalizers"] = [f for f in held if f != LEGACY_FINALIZER]
+
+
 def finalizer_for(selector: Mapping[str, str]) -> str:
     """The finalizer this controller puts on its releases: one per shard (label selector).
 
@@ -57,7 +79,7 @@ def finalizer_for(selector: Mapping[str, str]) -> str:
     patches a minute per release, and status writes failing on the changed resourceVersion). A
     finalizer of the shard's own is one the other shards never hold, so they leave it alone."""
     if not selector:
-        return f"{meta.GROUP}/finalizer"
+        return LEGACY_FINALIZER
     terms = ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
     return f"{meta.GROUP}/finalizer-{hashlib.sha256(terms.encode()).hexdigest()[:10]}"
 
@@ -181,9 +203,17 @@ def register(
         except errors.TransientError as exc:
             raise kopf.TemporaryError(str(exc), delay=2) from exc
 
+    own_finalizer = finalizer_for(config.label_selector)
+
     @kopf.on.event(meta.GROUP, meta.VERSION, "modelreleases", registry=registry, labels=release_filter)
     def release_changed(**kwargs: Any) -> None:
         wakeups.wake(kwargs["namespace"], kwargs["name"])
+        if own_finalizer != LEGACY_FINALIZER and owes_legacy_cleanup(kwargs["meta"], own_finalizer):
+            kwargs["logger"].info(
+                "removing %s, left from before shards had finalizers of their own", LEGACY_FINALIZER
+            )
+            patch: kopf.Patch = kwargs["patch"]
+            patch.fns.append(drop_legacy_finalizer)
 
     @kopf.on.event("apps", "v1", "deployments", registry=registry, labels=owned)
     def deployment_changed(**kwargs: Any) -> None:

@@ -580,7 +580,9 @@ def run_scenario(
         # compressed 15 s, Prometheus' default: 320 per-pod targets every second on a Python server
         # failed half their scrapes in the first runs (scrape_health says what this run saw).
         prometheus = prometheus_process.PrometheusServer(
-            folder / "prometheus", scrape_interval=clock.duration(SCRAPE_MINUTES), fleet_page=server.address
+            folder / "prometheus",
+            scrape_interval=f"{round(SCRAPE_MINUTES * clock.minute * 1000)}ms",  # no fractions of a second
+            fleet_page=server.address,
         ).start()
         stack.callback(prometheus.stop)
         for obj in (

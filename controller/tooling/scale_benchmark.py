@@ -20,7 +20,9 @@ Figures: time to deploy model 1 everywhere; at rest (every release Succeeded) AP
 release per minute and controller CPU; during the rollout, the delay from a timed pause's end
 (`stepStartedAt` + duration) to the status write that leaves it, p50/p99 (from the API server's
 audit log, which keeps each status write's response), API requests per step transition, Prometheus
-queries per analysis look and Prometheus' own CPU and RSS, controller CPU-seconds and peak RSS.
+queries per analysis look and Prometheus' own CPU and RSS, controller CPU-seconds and peak RSS, and
+Slack calls per rollout: every release follows its rollout in a Slack thread, posted through
+slack-sdk's WebClient (the production path) to the loopback stand-in the tests use.
 """
 
 from __future__ import annotations
@@ -33,14 +35,14 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 
 from analysis import markdown
-from controller.tooling import benchcluster, fleet, processes, prometheus_process
+from controller.tooling import benchcluster, fleet, processes, prometheus_process, slackstandin
 from tests.controlplane import audit
 from tests.controlplane.kube import wait_until
 
@@ -54,6 +56,8 @@ STEPS = [
     {"pause": {"duration": f"{PAUSE_SECONDS:g}s"}},
 ]
 PAUSES = (1, 3)  # the timed pauses' step indices
+SLACK_CHANNEL = "ml-releases"
+SLACK_TOKEN = "xoxb-scale-benchmark"  # the stand-in's, on loopback
 
 
 def _release(namespace: str, name: str) -> dict[str, Any]:
@@ -71,6 +75,7 @@ def _release(namespace: str, name: str) -> dict[str, Any]:
             },
             "strategy": {"canary": {"steps": STEPS, "scaleDownDelay": "0s"}},
             "gpuBudget": {"maxExtraGPUs": 1},
+            "notifications": {"slack": {"channel": f"#{SLACK_CHANNEL}"}},
         },
     }
 
@@ -132,6 +137,8 @@ class Figures:
     prometheus_rss_mb: float
     controller_cpu_seconds: float
     controller_peak_rss_mb: float
+    slack_calls_per_rollout: Mapping[str, float]
+    slack_threads: int  # rollouts with a thread of their own (one each: none lost, none twice)
 
 
 History = dict[tuple[str, str], list[tuple[datetime, dict[str, Any]]]]
@@ -211,12 +218,20 @@ def run(releases: int, namespaces: int, work: pathlib.Path, say: Any) -> Figures
             work / "prometheus", scrape_interval="5s", fleet_page=server.address
         ).start()
         prometheus_pid = prometheus.pid
+        slack = slackstandin.SlackStandIn(
+            token=SLACK_TOKEN, signing_secret="unused", channels={SLACK_CHANNEL: "C0SCALE"}
+        ).__enter__()
+        (work / "slack-token").write_text(SLACK_TOKEN)
         controller = bench.start_controller(
             work / "controller.log",
             "--analysis",
             "prometheus",
             "--prometheus",
             prometheus.url,
+            "--slack-token-file",
+            str(work / "slack-token"),
+            "--slack-api-url",
+            slack.api_url,
             scripted=False,
         )
         try:
@@ -259,6 +274,7 @@ def run(releases: int, namespaces: int, work: pathlib.Path, say: Any) -> Figures
             cpu_before = processes.cpu_seconds(controller.pid)
             prometheus_cpu_before = processes.cpu_seconds(prometheus_pid)
             queries_before = _prometheus_queries(prometheus.url)
+            slack_before = len(slack.calls)
             started = time.monotonic()
             for namespace, name in names:
                 kube.patch(
@@ -297,6 +313,15 @@ def run(releases: int, namespaces: int, work: pathlib.Path, say: Any) -> Figures
             writes = _status_writes(calls)
             transitions = _transitions(writes)
             looks = _looks(every_release)
+            slack_calls: dict[str, float] = {}
+            for call in slack.calls[slack_before:]:
+                slack_calls[call.method] = slack_calls.get(call.method, 0.0) + 1 / releases
+            threads = {
+                thread
+                for r in every_release
+                for thread in [((r.get("status") or {}).get("slack") or {}).get("threadTs")]
+                if thread
+            }
             return Figures(
                 releases=releases,
                 namespaces=namespaces,
@@ -316,9 +341,12 @@ def run(releases: int, namespaces: int, work: pathlib.Path, say: Any) -> Figures
                 prometheus_rss_mb=processes.peak_rss_mb(prometheus_pid),
                 controller_cpu_seconds=controller_cpu,
                 controller_peak_rss_mb=processes.peak_rss_mb(controller.pid),
+                slack_calls_per_rollout=slack_calls,
+                slack_threads=len(threads),
             )
         finally:
             processes.stop(controller)
+            slack.__exit__(None, None, None)
             prometheus.stop()
             server.stop()
 
@@ -352,7 +380,13 @@ def report(f: Figures, command: str) -> str:
             f"{f.prometheus_rss_mb:.0f} MB |",
             f"| controller during the rollout: CPU | {f.controller_cpu_seconds:.0f} s |",
             f"| controller peak RSS | {f.controller_peak_rss_mb:.0f} MB |",
-            "| Slack / Git / MLflow calls per rollout | not configured here (see the note below) |",
+            "| Slack calls per rollout (a stand-in on loopback, through slack-sdk) | "
+            + ", ".join(
+                f"{method} {count:.2f}" for method, count in sorted(f.slack_calls_per_rollout.items())
+            )
+            + f"; {f.slack_threads:,} releases with a thread of their own |",
+            "| Git / MLflow calls per rollout | not configured here: a promoted rollout writes nothing to "
+            "Git (write-back is for rollbacks) and the model is pinned (`--registry pinned`) |",
         ]
     )
 

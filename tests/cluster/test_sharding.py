@@ -1,7 +1,8 @@
 """Past one controller: shards split the releases by label (`--selector`), each shard a peering group
 of its own with two replicas. No release is acted on by two shards, a release no shard selects is
-left alone, and killing a shard's acting replica mid-rollout leaves its releases to the survivor
-(docs/operations.md, "Sharding")."""
+left alone, killing a shard's acting replica mid-rollout leaves its releases to the survivor, and a
+release from before shards had finalizers of their own loses the shared one (docs/operations.md,
+"Sharding")."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pathlib
 import time
 from typing import Any
 
+from controller.runtime import handlers
 from tests.cluster import harness
 
 SHARD = "modelrelease.dev/shard"
@@ -16,6 +18,7 @@ LIFETIME = "5"  # seconds a silent replica counts as alive (the default 60 s is 
 # Two timed pauses: the rollout moves by itself, so a shard that stops acting shows as a stuck release.
 STEPS = [{"setWeight": 25}, {"pause": {"duration": "3s"}}, {"setWeight": 50}, {"pause": {"duration": "3s"}}]
 RELEASES = {"alpha-1": "a", "alpha-2": "a", "beta-1": "b", "beta-2": "b"}
+UPGRADED = "beta-2"
 
 
 def _release(name: str, version: str, shard: str | None) -> dict[str, Any]:
@@ -66,7 +69,10 @@ def test_shards_split_releases_by_selector_and_a_shards_standby_takes_over_its_r
             what="each shard's two replicas in its own peering object",
         )
         for name, shard in RELEASES.items():
-            world.create(_release(name, "1", shard))
+            body = _release(name, "1", shard)
+            if name == UPGRADED:  # created before the upgrade: it carries the shared finalizer
+                body["metadata"]["finalizers"] = [handlers.LEGACY_FINALIZER]
+            world.create(body)
         world.create(_release("unsharded", "1", None))
         for name in RELEASES:
             world.wait_for_phase(name, "Succeeded", timeout=60)
@@ -93,6 +99,10 @@ def test_shards_split_releases_by_selector_and_a_shards_standby_takes_over_its_r
         writers = _writers(world, name)
         assert writers, f"{name} was never written"
         assert writers <= credentials[shard], f"{name} (shard {shard}) written by another shard: {writers}"
+    # The release from before the upgrade lost the shared finalizer to its shard's own, so a delete
+    # never waits on a finalizer no controller removes.
+    held = world.release(UPGRADED)["metadata"].get("finalizers")
+    assert held == [handlers.finalizer_for({SHARD: "b"})], held
     # A release no shard selects is nobody's: no controller wrote it, it has no status.
     assert not _writers(world, "unsharded")
     assert not world.release("unsharded").get("status")

@@ -135,3 +135,17 @@ def test_each_shard_has_a_finalizer_of_its_own_and_an_unsharded_controller_the_p
     assert shard_a == handlers.finalizer_for({"modelrelease.dev/shard": "a"})  # every replica alike
     assert shard_a != handlers.finalizer_for({"modelrelease.dev/shard": "b"})
     assert handlers.finalizer_for({"b": "2", "a": "1"}) == handlers.finalizer_for({"a": "1", "b": "2"})
+
+
+def test_a_shard_takes_the_shared_pre_shard_finalizer_off_once_its_own_guards_the_release() -> None:
+    own = handlers.finalizer_for({"modelrelease.dev/shard": "a"})
+    legacy = handlers.LEGACY_FINALIZER
+    assert handlers.owes_legacy_cleanup({"finalizers": [legacy, own]}, own)
+    assert not handlers.owes_legacy_cleanup({"finalizers": [legacy]}, own)  # not guarded yet: wait
+    assert handlers.owes_legacy_cleanup(
+        {"finalizers": [legacy], "deletionTimestamp": "2026-12-03T00:00:00Z"}, own
+    )
+    assert not handlers.owes_legacy_cleanup({"finalizers": [own]}, own)
+    body = {"metadata": {"finalizers": ["example.com/keep", legacy, own]}}
+    handlers.drop_legacy_finalizer(body)
+    assert body["metadata"]["finalizers"] == ["example.com/keep", own]
