@@ -1,6 +1,6 @@
 """Benchmark (not a test): one controller, N releases rolling out at once (1,000 in 20 namespaces).
 
-    python -m controller.tooling.scale_benchmark [--releases 1000] [--namespaces 20]
+    python -m controller.tooling.scale_benchmark [--releases 1000] [--namespaces 20] [--no-slack]
                                                  [--out docs/benchmarks.md]
 
 The real control plane (tests/controlplane) with KWOK nodes holding one GPU per pod, the controller
@@ -60,7 +60,8 @@ SLACK_CHANNEL = "ml-releases"
 SLACK_TOKEN = "xoxb-scale-benchmark"  # the stand-in's, on loopback
 
 
-def _release(namespace: str, name: str) -> dict[str, Any]:
+def _release(namespace: str, name: str, slack: bool) -> dict[str, Any]:
+    notifications = {"notifications": {"slack": {"channel": f"#{SLACK_CHANNEL}"}}} if slack else {}
     return {
         "apiVersion": f"{GROUP}/v1alpha1",
         "kind": "ModelRelease",
@@ -75,7 +76,7 @@ def _release(namespace: str, name: str) -> dict[str, Any]:
             },
             "strategy": {"canary": {"steps": STEPS, "scaleDownDelay": "0s"}},
             "gpuBudget": {"maxExtraGPUs": 1},
-            "notifications": {"slack": {"channel": f"#{SLACK_CHANNEL}"}},
+            **notifications,
         },
     }
 
@@ -205,7 +206,7 @@ def _looks(releases: Sequence[dict[str, Any]]) -> int:
     return looks
 
 
-def run(releases: int, namespaces: int, work: pathlib.Path, say: Any) -> Figures:
+def run(releases: int, namespaces: int, work: pathlib.Path, say: Any, *, slack_on: bool = True) -> Figures:
     per_namespace = -(-releases // namespaces)
     nodes = max(4, -(-2 * releases // 100) + 1)  # 110 pods a node; each release peaks at 2 pods
     with benchcluster.running(work, nodes=nodes, gpus_per_node=110) as bench:
@@ -228,10 +229,11 @@ def run(releases: int, namespaces: int, work: pathlib.Path, say: Any) -> Figures
             "prometheus",
             "--prometheus",
             prometheus.url,
-            "--slack-token-file",
-            str(work / "slack-token"),
-            "--slack-api-url",
-            slack.api_url,
+            *(
+                ("--slack-token-file", str(work / "slack-token"), "--slack-api-url", slack.api_url)
+                if slack_on
+                else ()
+            ),
             scripted=False,
         )
         try:
@@ -243,7 +245,7 @@ def run(releases: int, namespaces: int, work: pathlib.Path, say: Any) -> Figures
                 for i in range(per_namespace):
                     if len(names) < releases:
                         names.append((namespace, f"model-{i:03d}"))
-                        kube.create(_release(namespace, names[-1][1]))
+                        kube.create(_release(namespace, names[-1][1], slack_on))
             began = time.monotonic()
 
             def count(check: Any) -> int:
@@ -381,10 +383,14 @@ def report(f: Figures, command: str) -> str:
             f"| controller during the rollout: CPU | {f.controller_cpu_seconds:.0f} s |",
             f"| controller peak RSS | {f.controller_peak_rss_mb:.0f} MB |",
             "| Slack calls per rollout (a stand-in on loopback, through slack-sdk) | "
-            + ", ".join(
-                f"{method} {count:.2f}" for method, count in sorted(f.slack_calls_per_rollout.items())
-            )
-            + f"; {f.slack_threads:,} releases with a thread of their own |",
+            + (
+                ", ".join(
+                    f"{method} {count:.2f}" for method, count in sorted(f.slack_calls_per_rollout.items())
+                )
+                + f"; {f.slack_threads:,} releases with a thread of their own |"
+                if f.slack_calls_per_rollout
+                else "off (`--no-slack`) |"
+            ),
             "| Git / MLflow calls per rollout | not configured here: a promoted rollout writes nothing to "
             "Git (write-back is for rollbacks) and the model is pinned (`--registry pinned`) |",
         ]
@@ -397,6 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--namespaces", type=int, default=20)
     parser.add_argument("--work", type=pathlib.Path, help="keep logs here (default: a temporary folder)")
     parser.add_argument("--out", type=pathlib.Path, help="Markdown file to update (docs/benchmarks.md)")
+    parser.add_argument("--no-slack", action="store_true", help="releases without Slack notifications")
     args = parser.parse_args(argv)
     command = "python -m controller.tooling.scale_benchmark " + " ".join(
         sys.argv[1:] if argv is None else argv
@@ -404,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         work = args.work or pathlib.Path(scratch)
         work.mkdir(parents=True, exist_ok=True)
-        figures = run(args.releases, args.namespaces, work, print)
+        figures = run(args.releases, args.namespaces, work, print, slack_on=not args.no_slack)
     print(json.dumps(dataclasses.asdict(figures), default=str)[:2000])
     text = report(figures, command.strip())
     print(text)
