@@ -134,6 +134,12 @@ def build_crd(kind: kinds.Kind) -> dict[str, Any]:
     if kind.status is not None:
         properties["status"] = build_structural_schema(kind.status)
         version["subresources"] = {"status": {}}
+        if kind.scale is not None:
+            version["subresources"]["scale"] = {
+                "specReplicasPath": kind.scale.spec_replicas,
+                "statusReplicasPath": kind.scale.status_replicas,
+                "labelSelectorPath": kind.scale.label_selector,
+            }
     version["schema"] = {
         "openAPIV3Schema": {"type": "object", "required": ["spec"], "properties": properties}
     }

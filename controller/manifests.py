@@ -7,7 +7,7 @@ is reported, not just the first.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,7 @@ class Foreign:
     kind: str
     name: str
     namespace: str
+    document: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ def read_text(text: str, source: str, *, in_folder: bool = False) -> Loaded:
                     str(document["kind"]),
                     str(metadata.get("name", "")),
                     str(metadata.get("namespace", "")),
+                    document,
                 )
             )
             continue

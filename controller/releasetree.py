@@ -141,6 +141,7 @@ def cross_check(tree: Tree) -> list[manifests_.Problem]:
                         f"{EXTERNAL_REFS} annotation if it is managed elsewhere",
                     )
                 )
+        problems += _workload_ref_problems(tree, manifest, external)
         route = _route_ref(release.spec.traffic_routing)
         if route is not None:
             loc, kind, name = route
@@ -154,6 +155,96 @@ def cross_check(tree: Tree) -> list[manifests_.Problem]:
                     )
                 )
     return problems
+
+
+def _workload_ref_problems(
+    tree: Tree, manifest: manifests_.Manifest, external: set[tuple[str, str]]
+) -> list[manifests_.Problem]:
+    release = manifest.resource
+    assert isinstance(release, kinds.ModelRelease)
+    ref = release.spec.serving.workload_ref
+    if (
+        ref is None
+        or referenced_deployment(tree, manifest) is not None
+        or ("Deployment", ref.name) in external
+    ):
+        return []
+    namespace = _namespace(manifest)
+    loc = ("spec", "serving", "workloadRef", "name")
+    named = [f for f in tree.foreign if f.name == ref.name and f.namespace == namespace]
+    if named:
+        other = named[0]
+        return [
+            _at(
+                manifest,
+                loc,
+                f"{ref.name!r} is a {other.kind} ({other.source}:{other.line}), not a Deployment: "
+                "workloadRef adopts the pod template of a Deployment only",
+            )
+        ]
+    return [
+        _at(
+            manifest,
+            loc,
+            f"Deployment {ref.name!r} is not in the repository{_in(namespace)}; add it (a chart rendered "
+            f"into the repository), or list Deployment/{ref.name} in the {EXTERNAL_REFS} annotation if it is "
+            "deployed from elsewhere",
+        )
+    ]
+
+
+def referenced_deployment(tree: Tree, manifest: manifests_.Manifest) -> manifests_.Foreign | None:
+    """The Deployment a release's workloadRef names, when the files hold it (same namespace)."""
+    release = manifest.resource
+    assert isinstance(release, kinds.ModelRelease)
+    ref = release.spec.serving.workload_ref
+    if ref is None:
+        return None
+    namespace = _namespace(manifest)
+    return next(
+        (
+            f
+            for f in tree.foreign
+            if f.kind == "Deployment" and f.name == ref.name and f.namespace == namespace
+        ),
+        None,
+    )
+
+
+@dataclass(frozen=True)
+class Autoscaler:
+    """An HPA or a KEDA ScaledObject in the files that sizes a release through its /scale."""
+
+    kind: str
+    name: str
+    source: str
+    minimum: int
+    maximum: int
+
+
+AUTOSCALER_DEFAULTS = {  # (min, max) when the object leaves them out
+    "HorizontalPodAutoscaler": ("minReplicas", 1, "maxReplicas", None),
+    "ScaledObject": ("minReplicaCount", 0, "maxReplicaCount", 100),
+}
+
+
+def autoscaler_of(tree: Tree, manifest: manifests_.Manifest) -> Autoscaler | None:
+    release = manifest.resource
+    assert isinstance(release, kinds.ModelRelease)
+    namespace = _namespace(manifest)
+    for found in tree.foreign:
+        if found.kind not in AUTOSCALER_DEFAULTS or found.namespace != namespace:
+            continue
+        spec = found.document.get("spec") or {}
+        target = spec.get("scaleTargetRef") or {}
+        if target.get("kind") != "ModelRelease" or target.get("name") != release.metadata.name:
+            continue
+        low_key, low, high_key, high = AUTOSCALER_DEFAULTS[found.kind]
+        maximum = spec.get(high_key, high)
+        if not isinstance(maximum, int):
+            continue
+        return Autoscaler(found.kind, found.name, found.source, int(spec.get(low_key, low)), maximum)
+    return None
 
 
 def _duplicates(tree: Tree) -> list[manifests_.Problem]:

@@ -7,13 +7,14 @@ and resume logic counts pods, not the Deployment's aggregate.
 from __future__ import annotations
 
 import contextlib
+import copy
 from datetime import datetime
 from typing import Any
 
 from controller import errors, ports
 from controller.adapters import kubeapi, labels
 from controller.domain import actions, naming, observations
-from controller.resources import meta
+from controller.resources import meta, modelrelease
 
 FAILING_REASONS = frozenset(
     {"CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError", "InvalidImageName"}
@@ -39,16 +40,43 @@ def is_owned_by(obj: dict[str, Any], uid: str) -> bool:
 def build_deployment(release: ports.ReleaseRef, action: actions.CreateWorkload) -> dict[str, Any]:
     serving = action.serving
     selector = {labels.RELEASE: naming.release_label(release.name), labels.REVISION: action.revision}
-    env = [
-        *serving.env,
+    model_env = [
         {"name": serving.model_uri_env, "value": action.model_uri},
         {"name": "MODEL_NAME", "value": action.model_name},
         {"name": "MODEL_VERSION", "value": action.model_version},
     ]
+    adopted = serving.adopted is not None
+    template = _adopted_template(serving, model_env) if adopted else _inline_template(serving, model_env)
+    template_meta = template.setdefault("metadata", {})
+    template_meta["labels"] = {**(template_meta.get("labels") or {}), **serving.pod_labels, **selector}
+    template_meta["annotations"] = {
+        **(template_meta.get("annotations") or {}),
+        **serving.pod_annotations,
+        labels.RELEASE_NAME: release.name,
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": action.name,
+            "namespace": release.namespace,
+            "labels": {**selector, labels.TRACK: action.track.value, labels.MANAGED_BY: labels.MANAGER},
+            "annotations": {labels.MODEL_VERSION: action.model_version, labels.RELEASE_NAME: release.name},
+            "ownerReferences": [owner_reference(release)],
+        },
+        "spec": {
+            "replicas": action.replicas,
+            "selector": {"matchLabels": selector},
+            "template": template,
+        },
+    }
+
+
+def _inline_template(serving: modelrelease.Serving, model_env: list[dict[str, Any]]) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": serving.image,
-        "env": env,
+        "env": [*serving.env, *model_env],
         "resources": serving.resources.model_dump(mode="json", by_alias=True, exclude_defaults=True),
         "securityContext": {"allowPrivilegeEscalation": False},
     }
@@ -68,28 +96,26 @@ def build_deployment(release: ports.ReleaseRef, action: actions.CreateWorkload) 
         pod_spec["tolerations"] = list(serving.tolerations)
     if serving.service_account_name:
         pod_spec["serviceAccountName"] = serving.service_account_name
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": action.name,
-            "namespace": release.namespace,
-            "labels": {**selector, labels.TRACK: action.track.value, labels.MANAGED_BY: labels.MANAGER},
-            "annotations": {labels.MODEL_VERSION: action.model_version, labels.RELEASE_NAME: release.name},
-            "ownerReferences": [owner_reference(release)],
-        },
-        "spec": {
-            "replicas": action.replicas,
-            "selector": {"matchLabels": selector},
-            "template": {
-                "metadata": {
-                    "labels": {**serving.pod_labels, **selector},
-                    "annotations": {**serving.pod_annotations, labels.RELEASE_NAME: release.name},
-                },
-                "spec": pod_spec,
-            },
-        },
-    }
+    return {"metadata": {}, "spec": pod_spec}
+
+
+def _adopted_template(serving: modelrelease.Serving, model_env: list[dict[str, Any]]) -> dict[str, Any]:
+    """The referenced Deployment's pod template as it is, the model injected into its container (the
+    named one, else the first): a variable the template sets under the same name is replaced."""
+    assert serving.adopted is not None
+    assert serving.workload_ref is not None
+    template = copy.deepcopy(serving.adopted.template)
+    containers = (template.get("spec") or {}).get("containers") or []
+    wanted = serving.workload_ref.container
+    target = next((c for c in containers if wanted is None or c.get("name") == wanted), None)
+    if target is None:
+        raise errors.InvalidError(
+            f"spec.serving.workloadRef.container: Deployment {serving.workload_ref.name} has no container "
+            f"{wanted!r} (it has {', '.join(str(c.get('name')) for c in containers) or 'none'})"
+        )
+    injected = {variable["name"] for variable in model_env}
+    target["env"] = [*(v for v in target.get("env") or [] if v.get("name") not in injected), *model_env]
+    return template
 
 
 def _ready_since(pod: dict[str, Any]) -> datetime | None:
@@ -149,6 +175,18 @@ class KubeWorkloads:
                 failing=failing,
             )
         return result
+
+    def fetch_referenced(self, namespace: str, name: str) -> tuple[dict[str, Any], int]:
+        """The pod template and replicas of the Deployment a release's `workloadRef` names."""
+        try:
+            deployment = self._api.get(self._deployments_path(namespace, name))
+        except errors.NotFoundError:
+            raise errors.NotFoundError(
+                f"spec.serving.workloadRef: Deployment {namespace}/{name} does not exist; "
+                "the release starts once it does"
+            ) from None
+        spec = deployment.get("spec") or {}
+        return spec.get("template") or {}, int(spec.get("replicas", 1))
 
     def apply_create(self, release: ports.ReleaseRef, action: actions.CreateWorkload) -> None:
         body = build_deployment(release, action)

@@ -366,7 +366,7 @@ def _plan(args: argparse.Namespace) -> int:
         expected_rps=args.expected_rps,
         expected_error_rate=args.expected_error_rate,
     )
-    plans = planview.build(loaded, tree.templates(), options)
+    plans = planview.build(loaded, tree.templates(), options, tree)
     if args.format == "markdown":
         print(planview.render_markdown(plans, against=args.base, problems=shown))
     else:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from analysis import power, schema, specs
-from controller import manifests
+from controller import manifests, releasetree
 from controller.adapters.git import touched
 from controller.domain import planning
 from controller.resources import kinds, modelrelease
@@ -38,6 +38,9 @@ class ReleasePlan:
     estimates: tuple[str, ...]
     why: str = ""  # why a `--base` plan includes it
     before: kinds.ModelRelease | None = None  # what the base has (the stable it starts from)
+    autoscaler: releasetree.Autoscaler | None = None  # what sizes it, when the files hold one
+    at_maximum: planning.RolloutPlan | planning.Refusal | None = None  # the plan at its maxReplicas
+    template_note: str = ""  # where the pod template (and its GPUs) came from, for a workloadRef
 
     @property
     def refused(self) -> bool:
@@ -48,17 +51,24 @@ def build(
     loaded: Sequence[touched.Change],
     templates: dict[str, specs.AnalysisTemplateSpec],
     options: Options,
+    tree: releasetree.Tree | None = None,
 ) -> list[ReleasePlan]:
     """A plan per release. The stable it starts from is what the base runs (a `--base` change), as
-    the controller will size it — not the new spec's replicas; the options override both."""
+    the controller will size it — not the new spec's replicas; the options override both. With the
+    files read (`tree`): a workloadRef's Deployment supplies the pod template, and an autoscaler that
+    targets the release gets a second plan at its maximum, where the GPU peak is."""
     plans = []
     for change in loaded:
         manifest = change.manifest
         release = manifest.resource
         if not isinstance(release, kinds.ModelRelease):
             continue
-        spec = release.spec
-        running = change.before.spec if change.before is not None else spec
+        spec, note = _adopted(release.spec, tree, manifest)
+        scaler = releasetree.autoscaler_of(tree, manifest) if tree is not None else None
+        if scaler is not None:  # the autoscaler sizes it: planned at its minimum, and at its maximum below
+            spec = _sized(spec, max(1, scaler.minimum))
+        release = release.model_copy(update={"spec": spec})
+        running = change.before.spec if change.before is not None and scaler is None else spec
         stable = planning.StableFootprint(
             replicas=options.stable_replicas or running.serving.replicas,
             gpus_per_replica=options.stable_gpus
@@ -71,8 +81,62 @@ def build(
             estimates = tuple(
                 step_lengths(plan, templates, options.expected_rps, options.expected_error_rate)
             )
-        plans.append(ReleasePlan(manifest, release, stable, plan, estimates, change.why, change.before))
+        at_maximum = None
+        if scaler is not None:
+            biggest = _sized(spec, scaler.maximum)
+            footprint = planning.StableFootprint(scaler.maximum, stable.gpus_per_replica)
+            at_maximum = planning.plan_rollout(biggest, footprint)
+        plans.append(
+            ReleasePlan(
+                manifest,
+                release,
+                stable,
+                plan,
+                estimates,
+                change.why,
+                change.before,
+                scaler,
+                at_maximum,
+                note,
+            )
+        )
     return plans
+
+
+def _sized(spec: modelrelease.ModelReleaseSpec, replicas: int) -> modelrelease.ModelReleaseSpec:
+    """The spec at another size, as `/scale` would set it (the template, adopted or not, kept)."""
+    return spec.model_copy(update={"serving": spec.serving.model_copy(update={"replicas": replicas})})
+
+
+def _adopted(
+    spec: modelrelease.ModelReleaseSpec, tree: releasetree.Tree | None, manifest: manifests.Manifest
+) -> tuple[modelrelease.ModelReleaseSpec, str]:
+    """The spec with its workloadRef's pod template read in from the files, and a line saying so."""
+    ref = spec.serving.workload_ref
+    if ref is None:
+        return spec, ""
+    found = releasetree.referenced_deployment(tree, manifest) if tree is not None else None
+    if found is None:
+        return spec, f"pod template: Deployment {ref.name} (not among the files: GPUs per replica unknown, 0)"
+    deployment = found.document.get("spec") or {}
+    serving = spec.serving.adopting(deployment.get("template") or {}, int(deployment.get("replicas", 1)))
+    return (
+        spec.model_copy(update={"serving": serving}),
+        f"pod template: Deployment {ref.name} ({found.source}:{found.line})",
+    )
+
+
+def _autoscaled_line(item: ReleasePlan) -> str:
+    scaler, plan = item.autoscaler, item.at_maximum
+    if scaler is None or plan is None:
+        return ""
+    said = f"sized by {scaler.kind} {scaler.name} ({scaler.minimum}–{scaler.maximum} replicas)"
+    if isinstance(plan, planning.Refusal):
+        return (
+            f"{said}; at {scaler.maximum} it does not fit: {plan.message}. A rollout resized that far "
+            "waits at that step until the size or the budget allows it"
+        )
+    return f"{said}; at {scaler.maximum}: peak GPUs {plan.peak_gpus}, budget {plan.budget_gpus}: fits"
 
 
 def describe_change(item: ReleasePlan) -> str:
@@ -198,6 +262,7 @@ def render_text(plans: Sequence[ReleasePlan]) -> str:
         for label, weight, canary, stable, gpus in (HEADERS, *rows):
             lines.append(f"  {label:<{wide}} {weight:>{weights}} {canary:>6} {stable:>6} {gpus:>5}")
         lines.append(f"  {_budget_line(item, plan)}")
+        lines.extend(f"  {line}" for line in (_autoscaled_line(item), item.template_note) if line)
         least, on_top = minimum_duration(item.release, plan)
         lines.append(f"  takes at least {schema.format_duration(least) if least else '0s'}" + _plus(on_top))
         lines.extend(f"  {line}" for line in item.estimates)
@@ -234,6 +299,7 @@ def render_markdown(
         lines += [
             "",
             f"- {_budget_line(item, plan)}",
+            *(f"- {_escape(line)}" for line in (_autoscaled_line(item), item.template_note) if line),
             f"- takes at least {schema.format_duration(least) if least else '0s'}" + _plus(on_top),
         ]
         lines += [f"- {_escape(line)}" for line in item.estimates]

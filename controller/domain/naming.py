@@ -21,6 +21,8 @@ def build_revision(serving: modelrelease.Serving, model_name: str, model_version
     """Hash of the pod template and the resolved model; replicas are left out so scaling
     stable in place never starts a rollout."""
     template = serving.model_dump(mode="json", by_alias=True, exclude={"replicas"})
+    if serving.adopted is not None:  # the referenced Deployment's template is the release's pod template
+        template["adoptedTemplate"] = serving.adopted.template
     return _digest({"serving": template, "model": model_name, "version": model_version}, REVISION_LENGTH)
 
 

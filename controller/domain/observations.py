@@ -156,6 +156,9 @@ class Observations(schema.Frozen):
     model: RegistryVersion | None = None
     model_error: str | None = Field(None, description="Why the registry could not resolve spec.model.")
     workloads: dict[str, Workload] = Field(default_factory=dict)
+    pod_selector: str | None = Field(
+        None, description="The label selector of every pod of the release, all tracks (for /scale)."
+    )
     traffic: Traffic | None = None
     analysis: dict[str, verdicts.AnalysisSummary] = Field(default_factory=dict)
     approvals: tuple[ObservedApproval, ...] = ()

@@ -43,6 +43,9 @@ class PlannedStep:
     approval: modelrelease.ApprovalStep | None = None
     mirror: int = 0  # percent of the stable's requests copied to the canary while in this step
     header_route: modelrelease.SetHeaderRoute | None = None  # in force while in this step
+    # Why this step does not fit the budget at the size now (a step ahead of a resized rollout: the
+    # rollout waits before entering it); its replicas are then the step before's.
+    does_not_fit: str | None = None
 
     def describe_traffic(self) -> str:
         """The canary's users (the weight), plus what else reaches it: mirrored copies, a cohort."""
@@ -77,15 +80,25 @@ class Refusal:
 def plan_against_status(
     spec: modelrelease.ModelReleaseSpec, status: releasestatus.ModelReleaseStatus
 ) -> RolloutPlan | Refusal:
-    """The plan sized against the stable the status records (the spec's replicas before a first deploy)."""
+    """The plan at the release's size now (`spec.serving.replicas`, which `/scale` sets: an HPA, `kubectl
+    scale`), with the stable's GPUs per replica as the status records them.
+
+    Re-planned on every look, so a resize mid-rollout keeps each step's split of the new size and
+    the budget (stable × GPUs + maxExtraGPUs) follows the size too."""
     stable = StableFootprint(
-        replicas=status.stable_replicas or spec.serving.replicas,
-        gpus_per_replica=status.stable_gpus_per_replica,
+        replicas=spec.serving.replicas,
+        gpus_per_replica=status.stable_gpus_per_replica if status.stable_revision else spec.gpus_per_replica,
     )
-    return plan_rollout(spec, stable)
+    current = status.current_step_index if status.canary_revision is not None else None
+    return plan_rollout(spec, stable, current=current)
 
 
-def plan_rollout(spec: modelrelease.ModelReleaseSpec, stable: StableFootprint) -> RolloutPlan | Refusal:
+def plan_rollout(
+    spec: modelrelease.ModelReleaseSpec, stable: StableFootprint, *, current: int | None = None
+) -> RolloutPlan | Refusal:
+    """Every step sized under the budget, or the first that cannot be. With `current` (a rollout under
+    way, at that step) a step that does not fit is planned with the reason (`does_not_fit`) instead:
+    a resize may leave a step too large for now, and the rollout waits at it until it fits."""
     sizer = _Sizer(
         canary_full=spec.serving.replicas,
         canary_gpus=spec.gpus_per_replica,
@@ -97,6 +110,7 @@ def plan_rollout(spec: modelrelease.ModelReleaseSpec, stable: StableFootprint) -
         ),
         extra=spec.gpu_budget.max_extra_gpus if spec.gpu_budget else None,
         by_replicas=spec.traffic_routing.by_replicas,
+        current=current,
     )
     try:
         if spec.strategy.canary is not None:
@@ -122,6 +136,19 @@ class _Sizer:
     budget: int | None
     extra: int | None
     by_replicas: bool
+    current: int | None = None
+
+    def fitted(
+        self, label: str, weight_before: int, weight: int, before: tuple[int, int]
+    ) -> tuple[tuple[int, int], str | None]:
+        """The step's (canary, stable) replicas; in a rollout under way, for a step that does not fit,
+        the step before's and the reason it does not (the machine waits before it)."""
+        try:
+            return self.canary_step(label, weight_before, weight), None
+        except _DoesNotFitError as error:
+            if self.current is None:
+                raise
+            return before, str(error)
 
     def gpus(self, step: PlannedStep) -> int:
         return self.gpus_for(step.canary_replicas, step.stable_replicas)
@@ -188,17 +215,18 @@ def _plan_canary(
     steps: list[PlannedStep] = []
     weight = 0
     header: modelrelease.SetHeaderRoute | None = None  # a header route holds until a setWeight
+    misfit: str | None = None  # why the sizes in force (the last setWeight's) do not fit now
     canary, stable = sizer.canary_step("rollout start", 0, 0)
     for index, step in enumerate(strategy.steps):
         label = f"step {index} ({step.describe()})"
         if step.set_weight is not None:
-            canary, stable = sizer.canary_step(label, weight, step.set_weight)
+            (canary, stable), misfit = sizer.fitted(label, weight, step.set_weight, (canary, stable))
             weight, header = step.set_weight, None
-            steps.append(PlannedStep(StepKind.WEIGHT, label, canary, stable, weight))
+            steps.append(PlannedStep(StepKind.WEIGHT, label, canary, stable, weight, does_not_fit=misfit))
         elif step.shadow is not None:
             # The canary takes `percent` of the stable's load on top of no user traffic: sized like a
             # canary at that share, beside a stable that still serves everyone.
-            mirrored, beside = sizer.canary_step(label, 0, step.shadow.percent)
+            (mirrored, beside), too_big = sizer.fitted(label, 0, step.shadow.percent, (canary, stable))
             steps.append(
                 PlannedStep(
                     StepKind.SHADOW,
@@ -209,12 +237,21 @@ def _plan_canary(
                     analysis=step.shadow.analysis,
                     mirror=step.shadow.percent,
                     header_route=header,
+                    does_not_fit=too_big,
                 )
             )
         elif step.set_header_route is not None:
             header = step.set_header_route
             steps.append(
-                PlannedStep(StepKind.HEADER_ROUTE, label, canary, stable, weight, header_route=header)
+                PlannedStep(
+                    StepKind.HEADER_ROUTE,
+                    label,
+                    canary,
+                    stable,
+                    weight,
+                    header_route=header,
+                    does_not_fit=misfit,
+                )
             )
         elif step.pause is not None:
             steps.append(
@@ -226,6 +263,7 @@ def _plan_canary(
                     weight,
                     pause=step.pause.duration,
                     header_route=header,
+                    does_not_fit=misfit,
                 )
             )
         elif step.analysis is not None:
@@ -238,6 +276,7 @@ def _plan_canary(
                     weight,
                     analysis=step.analysis,
                     header_route=header,
+                    does_not_fit=misfit,
                 )
             )
         else:
@@ -250,10 +289,11 @@ def _plan_canary(
                     weight,
                     approval=step.approval,
                     header_route=header,
+                    does_not_fit=misfit,
                 )
             )
-    canary, stable = sizer.canary_step("promotion", weight, 100)
-    return tuple(steps), PlannedStep(StepKind.WEIGHT, "promotion", canary, stable, 100)
+    (canary, stable), too_big = sizer.fitted("promotion", weight, 100, (canary, stable))
+    return tuple(steps), PlannedStep(StepKind.WEIGHT, "promotion", canary, stable, 100, does_not_fit=too_big)
 
 
 def _plan_blue_green(

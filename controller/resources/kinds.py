@@ -64,6 +64,16 @@ class Kind:
     status: type[BaseModel] | None
     short_names: tuple[str, ...] = ()
     printer_columns: tuple[PrinterColumn, ...] = field(default=())
+    scale: ScaleSubresource | None = None
+
+
+@dataclass(frozen=True)
+class ScaleSubresource:
+    """Where `/scale` reads and writes: what `kubectl scale`, an HPA or a KEDA ScaledObject size."""
+
+    spec_replicas: str
+    status_replicas: str
+    label_selector: str
 
 
 AGE = PrinterColumn("Age", ".metadata.creationTimestamp", "date")
@@ -77,12 +87,14 @@ KINDS: tuple[Kind, ...] = (
         spec=modelrelease.ModelReleaseSpec,
         status=releasestatus.ModelReleaseStatus,
         short_names=("mrel",),
+        scale=ScaleSubresource(".spec.serving.replicas", ".status.replicas", ".status.selector"),
         printer_columns=(
             PrinterColumn("Phase", ".status.phase", description="Where the rollout is."),
             PrinterColumn("Step", ".status.currentStepIndex", "integer", "Index of the current step."),
             PrinterColumn("Weight", ".status.canaryWeight", "integer", "Canary traffic share, percent."),
             PrinterColumn("Stable", ".status.stableModelVersion", description="Model version of stable."),
             PrinterColumn("Canary", ".status.canaryModelVersion", description="Model version of canary."),
+            PrinterColumn("Replicas", ".spec.serving.replicas", "integer", "Desired size (/scale)."),
             PrinterColumn("Verdict", ".status.analysis[-1:].verdict", description="Last analysis verdict."),
             AGE,
         ),

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import timedelta
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import Field, PrivateAttr, StringConstraints, field_validator, model_validator
 
 from analysis import schema
 from controller.resources import gitsource, meta
@@ -60,10 +61,59 @@ class Resources(schema.Frozen):
     requests: dict[str, schema.Quantity] = Field(default_factory=dict)
 
 
-class Serving(schema.Frozen):
-    """The pod template of the model server. Replicas are not part of the revision."""
+class WorkloadRef(schema.Frozen):
+    """An existing Deployment (a Helm chart's, say) whose pod template the release serves.
 
-    image: str = Field(min_length=1)
+    The release runs that template in Deployments of its own (the model injected as for an inline
+    template), scales the referenced Deployment to zero once it serves, and otherwise leaves it as it
+    is; an edit to its template starts a rollout as a spec edit does."""
+
+    kind: str = Field("Deployment", description="Only Deployment can be referenced.")
+    name: str = Field(pattern=meta.DNS_SUBDOMAIN, description="The Deployment, in the release's namespace.")
+    container: str | None = Field(
+        None, min_length=1, description="The container the model is injected into; default: the first."
+    )
+
+    @field_validator("kind")
+    @classmethod
+    def _only_deployments(cls, value: str) -> str:
+        if value != "Deployment":
+            raise ValueError(f"only a Deployment can be referenced (got kind {value!r})")
+        return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Adopted:
+    """What the controller read from the Deployment `workloadRef` names: its pod template and size."""
+
+    template: dict[str, Any]
+    replicas: int
+
+
+# What a referenced Deployment's template says instead; an inline value beside workloadRef is refused.
+TEMPLATE_FIELDS = (
+    "image",
+    "resources",
+    "command",
+    "args",
+    "env",
+    "ports",
+    "node_selector",
+    "tolerations",
+    "readiness_probe",
+    "liveness_probe",
+    "service_account_name",
+)
+
+
+class Serving(schema.Frozen):
+    """The pod template of the model server — inline, or a Deployment's (`workloadRef`). Replicas are
+    not part of the revision: they are the release's size, which `/scale` (an HPA, `kubectl scale`) sets."""
+
+    image: str | None = Field(None, min_length=1)
+    workload_ref: WorkloadRef | None = Field(
+        None, description="Serve an existing Deployment's pod template instead of an inline one."
+    )
     replicas: int = Field(1, ge=1, le=1000)
     resources: Resources = Resources()
     command: tuple[str, ...] = ()
@@ -81,9 +131,24 @@ class Serving(schema.Frozen):
     warmup: Annotated[schema.Duration, schema.within(timedelta(0), timedelta(hours=2))] = Field(
         timedelta(0), description="Time after a pod is Ready before it takes traffic or counts in analysis."
     )
+    _adopted: Adopted | None = PrivateAttr(None)
+
+    @property
+    def adopted(self) -> Adopted | None:
+        """The referenced Deployment as read this reconcile (None: inline template, or not read)."""
+        return self._adopted
+
+    def adopting(self, template: dict[str, Any], replicas: int) -> Serving:
+        """This serving with the referenced Deployment's pod template read in (the shell reads it)."""
+        copy = self.model_copy()
+        copy._adopted = Adopted(template=template, replicas=replicas)
+        return copy
 
     def gpus_per_replica(self, resource_name: str) -> int:
-        """Whole accelerators one replica asks for (its limit, else its request)."""
+        """Whole accelerators one replica asks for (each container's limit, else its request)."""
+        if self._adopted is not None:
+            containers = (self._adopted.template.get("spec") or {}).get("containers") or []
+            return sum(_accelerators(c.get("resources") or {}, resource_name) for c in containers)
         value = self.resources.limits.get(resource_name, self.resources.requests.get(resource_name, 0))
         return int(value)
 
@@ -95,6 +160,30 @@ class Serving(schema.Frozen):
                 if name.endswith("/gpu") and not str(quantity).isdigit():
                     raise ValueError(f"{name}: {quantity!r} is not a whole number of accelerators")
         return value
+
+    @model_validator(mode="after")
+    def _one_template(self) -> Self:
+        if self.workload_ref is None:
+            if self.image is None:
+                raise ValueError("give 'image' (an inline pod template) or 'workloadRef' (a Deployment's)")
+            return self
+        inline = [
+            type(self).model_fields[name].alias or name
+            for name in TEMPLATE_FIELDS
+            if name in self.model_fields_set and getattr(self, name)
+        ]
+        if inline:
+            raise ValueError(
+                f"workloadRef takes the pod template from Deployment {self.workload_ref.name}; "
+                f"remove {', '.join(inline)} (or drop workloadRef)"
+            )
+        return self
+
+
+def _accelerators(resources: dict[str, Any], resource_name: str) -> int:
+    limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
+    value = limits.get(resource_name, requests.get(resource_name, 0))
+    return int(str(value)) if str(value).isdigit() else 0
 
 
 class AnalysisStep(schema.Frozen):
@@ -414,7 +503,7 @@ class ModelReleaseSpec(schema.Frozen):
     @model_validator(mode="after")
     def _budget_resource_is_requested(self) -> Self:
         budget = self.gpu_budget
-        if budget is not None:
+        if budget is not None and self.serving.workload_ref is None:  # a Deployment's: checked once read
             limits = self.serving.resources.limits
             requests = self.serving.resources.requests
             if budget.resource_name not in limits and budget.resource_name not in requests:

@@ -251,6 +251,12 @@ class ModelReleaseStatus(schema.Frozen):
     stable_model_version: str | None = None
     stable_replicas: int | None = None
     stable_gpus_per_replica: int = 0
+    replicas: int | None = Field(
+        None, description="Pods the release's Deployments ask for now, all tracks (the /scale status)."
+    )
+    selector: str | None = Field(
+        None, description="Label selector of the release's pods, all tracks (the /scale selector)."
+    )
     canary_revision: str | None = None
     canary_model_version: str | None = None
     resolved_model: ResolvedModel | None = None

@@ -50,6 +50,7 @@ def observe(
         model=model,
         model_error=model_error,
         workloads=io.workloads.fetch_workloads(release),
+        pod_selector=f"{labels.RELEASE}={naming.release_label(release.name)}",
         traffic=io.router(release).fetch_traffic(release),
         analysis=_analysis(io, release, running),
         approvals=io.approvals.fetch_approvals(release),

@@ -22,7 +22,7 @@ from controller.domain import actions, engine, machine, planning
 from controller.domain import decision as decisions
 from controller.domain.machine import endings
 from controller.resources import modelrelease, releasestatus
-from controller.runtime import observe, statuspatch, telemetry
+from controller.runtime import adoption, observe, statuspatch, telemetry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,6 +172,7 @@ def reconcile_release(
             now=clock(),
         )
         return Reconciled(requeue_after=None, status_written=_write_halt(io, body, status, halted))
+    spec = adoption.adopt(io, namespace, spec)
     release = ports.ReleaseRef(namespace=namespace, name=name, uid=body["metadata"]["uid"], spec=spec)
     now = clock()
     observed = observe.observe(io, release, body, status)
@@ -211,10 +212,14 @@ def clean_up_release(
     the rules modelrelease wrote, which name the deleted Services: that is said in an Event and in
     the log, because rewriting a route to a backend the user did not choose would be a guess.
     """
-    io.workloads.apply_cleanup(namespace, name, uid)
     try:
-        parsed = modelrelease.ModelReleaseSpec.model_validate(spec)
+        parsed: modelrelease.ModelReleaseSpec | None = modelrelease.ModelReleaseSpec.model_validate(spec)
     except pydantic.ValidationError:
+        parsed = None
+    if parsed is not None:
+        adoption.hand_back(io, ports.ReleaseRef(namespace=namespace, name=name, uid=uid, spec=parsed), logger)
+    io.workloads.apply_cleanup(namespace, name, uid)
+    if parsed is None:
         return
     routing = parsed.traffic_routing
     route = (

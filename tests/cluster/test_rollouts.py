@@ -160,7 +160,17 @@ def test_kubectl_get_mrel_shows_the_printer_columns(
         check=True,
     )
     header, row = shown.stdout.splitlines()
-    assert header.split() == ["NAME", "PHASE", "STEP", "WEIGHT", "STABLE", "CANARY", "VERDICT", "AGE"]
+    assert header.split() == [
+        "NAME",
+        "PHASE",
+        "STEP",
+        "WEIGHT",
+        "STABLE",
+        "CANARY",
+        "REPLICAS",
+        "VERDICT",
+        "AGE",
+    ]
     assert row.split()[:2] == ["ranker", "Succeeded"]
     assert shown.stderr == ""
 

@@ -75,7 +75,10 @@ AUDIT_POLICY = {
                 {"group": "", "resources": ["services"]},
                 {"group": "gateway.networking.k8s.io", "resources": ["httproutes"]},
                 {"group": "networking.istio.io", "resources": ["virtualservices"]},
-                {"group": "modelrelease.dev", "resources": ["modelreleases", "modelreleases/status"]},
+                {
+                    "group": "modelrelease.dev",
+                    "resources": ["modelreleases", "modelreleases/status", "modelreleases/scale"],
+                },
             ],
         },
         {"level": "Metadata"},
@@ -206,6 +209,9 @@ class ControlPlane:
             "--authorization-mode=Node,RBAC",
             "--endpoint-reconciler-type=none",  # loopback has no default route to advertise
             "--allow-privileged=true",
+            # An APIService (the HPA's external metrics) is reached at its Service's endpoint address:
+            # there is no kube-proxy to make a ClusterIP answer.
+            "--enable-aggregator-routing=true",
             f"--audit-policy-file={policy}",
             f"--audit-log-path={self.audit_log}",
             "--audit-log-maxbackup=0",
@@ -231,6 +237,8 @@ class ControlPlane:
             "--bind-address=127.0.0.1",
             "--secure-port=0",
             "--profiling=false",
+            # The HPA looks every 2 s instead of 15 s: a test of autoscaling waits seconds, not minutes.
+            "--horizontal-pod-autoscaler-sync-period=2s",
         )
         self._launch(
             "kube-scheduler",
@@ -290,6 +298,11 @@ class ControlPlane:
         certificate, or `token` when given."""
         user: dict[str, str] = {"token": token} if token else self._certificate(pki.ADMIN)
         return self._write_kubeconfig(path, "admin" if not token else "token", user, namespace, server)
+
+    def serving_tls(self) -> tuple[str, str]:
+        """The API server's certificate and key files (for a test's own server the cluster calls)."""
+        assert self._files is not None
+        return str(self._files.serving), str(self._files.key)
 
     def fault_proxy(self) -> faultproxy.FaultProxy:
         """A fault-injecting proxy in front of this API server, serving the API server's certificate."""

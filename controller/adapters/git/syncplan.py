@@ -182,7 +182,7 @@ def to_apply(
                 f"left alone (label it {labels.GIT_SOURCE}={name} to hand it over)",
             )
         )
-    spec_patch = merge_patch(live.get("spec") or {}, body.get("spec") or {})
+    spec_patch = merge_patch(live.get("spec") or {}, _sized_live(key, body.get("spec") or {}, live))
     meta_patch = {
         "labels": merge_patch(live_meta.get("labels") or {}, wanted_labels),
         "annotations": merge_patch(live_meta.get("annotations") or {}, annotations, keep_absent=True),
@@ -194,6 +194,21 @@ def to_apply(
     if spec_patch:
         patch["spec"] = spec_patch
     return Patch(patch, spec_changed=bool(spec_patch))
+
+
+def _sized_live(key: Key, wanted: dict[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
+    """A release whose file leaves out `serving.replicas` is sized by someone else — an HPA or KEDA
+    through `/scale`, `kubectl scale` — as a Deployment under an HPA is: its live size stays."""
+    serving = wanted.get("serving")
+    live_size = ((live.get("spec") or {}).get("serving") or {}).get("replicas")
+    if (
+        key[0] != "ModelRelease"
+        or not isinstance(serving, dict)
+        or "replicas" in serving
+        or live_size is None
+    ):
+        return wanted
+    return {**wanted, "serving": {**serving, "replicas": live_size}}
 
 
 # ---- pruning ---------------------------------------------------------------------------------------

@@ -49,8 +49,16 @@ def advance(
 ) -> Move:
     move = _advance_release(spec, status, observations, now)
     # Last, when the release itself is settled, one at a time: what a rollback owes Git, what
-    # rollouts owe the registry, and a version the followed alias moved to, proposed in Git.
-    for settle in (endings.write_back_owed, endings.registry_owed, proposals.propose_owed):
+    # rollouts owe the registry, a version the followed alias moved to, proposed in Git, the adopted
+    # Deployment scaled to zero, and the size /scale reads.
+    settles = (
+        endings.write_back_owed,
+        endings.registry_owed,
+        proposals.propose_owed,
+        situations.idle_adopted,
+        situations.size_said,
+    )
+    for settle in settles:
         if move.actions or move.status != status:
             return move
         move = settle(turns.Turn(spec, status, observations, now), move)

@@ -54,6 +54,11 @@ def revision_seen(status: Status, revision: str) -> Status:
     return _changed(status, {"revision": revision})
 
 
+def size_observed(status: Status, replicas: int, selector: str | None) -> Status:
+    """What `/scale` reads: the pods the release's Deployments ask for, and how to select them."""
+    return _changed(status, {"replicas": replicas, "selector": selector})
+
+
 def model_pinned(status: Status, resolved: releasestatus.ResolvedModel) -> Status:
     return _changed(status, {"resolved_model": resolved})
 
@@ -70,6 +75,12 @@ def command_handled(status: Status, command: commands.Command, token: str) -> St
 def said(status: Status, reason: str | None, message: str) -> Status:
     """The reason and message change; the phase stays."""
     return _changed(status, {"reason": reason, "message": message})
+
+
+def fits_again(status: Status, message: str, now: datetime) -> Status:
+    """A rollout that waited for its plan to fit goes on; the step's clock (its progress deadline)
+    starts again, as the wait was not the step's to make progress in."""
+    return _changed(status, {"reason": "ResizeFits", "message": message, "step_started_at": now})
 
 
 def stable_footprint_set(status: Status, replicas: int, gpus_per_replica: int) -> Status:

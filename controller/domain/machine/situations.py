@@ -90,7 +90,7 @@ def hold(turn: turns.Turn) -> turns.Move:
         return turn.move()
     assert st.stable_revision is not None
     wants = {
-        turn.workload_name(st.stable_revision): Want(st.stable_replicas),
+        turn.workload_name(st.stable_revision): Want(turn.spec.serving.replicas),
         **converge.retiring_wants(turn),
     }
     traffic = actions.SetTrafficWeight(
@@ -152,3 +152,25 @@ def begin(turn: turns.Turn, target: changes.Target) -> turns.Move:
     turn.notify(actions.NotificationEvent.STARTED, target.revision, "started", message)
     turn.event("RolloutStarted", message)
     return turn.move()
+
+
+def idle_adopted(turn: turns.Turn, idle: turns.Move) -> turns.Move:
+    """When nothing else moves and the release serves: the Deployment its workloadRef adopted serves
+    no more. It is scaled to zero (Argo Rollouts' `scaleDown: onsuccess`) and otherwise left as it
+    is; scaled again by someone (a Helm upgrade, an Argo CD sync), it is scaled down again."""
+    ref, adopted = turn.spec.serving.workload_ref, turn.spec.serving.adopted
+    if ref is None or adopted is None or adopted.replicas == 0 or turn.status.stable_revision is None:
+        return idle
+    turn.act(actions.ScaleWorkload(name=ref.name, replicas=0))
+    message = f"Deployment {ref.name} scaled from {adopted.replicas} to 0: the release serves its template"
+    turn.event("AdoptedScaledDown", message, key=f"adopted-{adopted.replicas}")
+    return turn.move(idle.wake_at)
+
+
+def size_said(turn: turns.Turn, idle: turns.Move) -> turns.Move:
+    """When nothing else moves: status says what `/scale` reads (the pods asked for, the selector)."""
+    replicas = sum(w.replicas for w in turn.obs.workloads.values())
+    if (turn.status.replicas, turn.status.selector) == (replicas, turn.obs.pod_selector):
+        return idle
+    turn.change(changes.size_observed(turn.status, replicas, turn.obs.pod_selector))
+    return turn.move(idle.wake_at)

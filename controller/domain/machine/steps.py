@@ -22,6 +22,7 @@ Phase = releasestatus.Phase
 Verdict = verdicts.Verdict
 Want = converge.Want
 CANARY_UNAVAILABLE = "CanaryUnavailable"
+RESIZE_WAITING = "ResizeWaiting"
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,7 @@ def progress(turn: turns.Turn, target: changes.Target) -> turns.Move:
     st = turn.status
     plan = turn.plan
     if isinstance(plan, planning.Refusal):
-        endings.roll_back(turn, target, plan.reason, plan.message)
-        return turn.move()
+        return _wait_for_room(turn, plan)
     steps_hash = naming.build_steps_hash(turn.spec.strategy)
     if st.steps_hash != steps_hash:
         turn.stop_running_analyses("steps changed")
@@ -48,6 +48,14 @@ def progress(turn: turns.Turn, target: changes.Target) -> turns.Move:
         return turn.move()
     index = st.current_step_index or 0
     entry = plan.steps[index] if index < len(plan.steps) else plan.promotion
+    if entry.does_not_fit is not None:
+        return _wait_for_room(turn, planning.Refusal("GPUBudgetExceeded", entry.does_not_fit))
+    if st.reason == RESIZE_WAITING:
+        size = turn.spec.serving.replicas
+        message = f"the plan fits the release's size again ({size}); {turn.step_label()} continues"
+        turn.change(changes.fits_again(st, message, turn.now))
+        turn.event("ResizeFits", message, key=f"fits-{turn.spec.serving.replicas}")
+        return turn.move()
     assert st.stable_revision is not None
     stable_name = turn.workload_name(st.stable_revision)
     canary_name = turn.workload_name(target.revision)
@@ -84,6 +92,19 @@ def progress(turn: turns.Turn, target: changes.Target) -> turns.Move:
     if converge.converge(turn, wants, traffic) or _keep_analysis_running(turn):
         return turn.move()
     return move
+
+
+def _wait_for_room(turn: turns.Turn, refusal: planning.Refusal) -> turns.Move:
+    """Mid-rollout, the plan no longer fits (the release was resized, or the budget or steps edited):
+    neither roll back nor overrun the budget. Both tracks keep their size and traffic its weight,
+    status says why, and the rollout goes on when the size or the budget lets it (a scale back, a
+    larger maxExtraGPUs) — or an operator aborts it."""
+    size = turn.spec.serving.replicas
+    message = f"at {size} replicas the rollout does not fit its GPU budget, so it waits: {refusal.message}"
+    if (turn.status.reason, turn.status.message) != (RESIZE_WAITING, message):
+        turn.change(changes.said(turn.status, RESIZE_WAITING, message))
+        turn.event(RESIZE_WAITING, message, warning=True, key=f"waits-{size}")
+    return turn.move(turn.now + turns.POLL)
 
 
 def _watch_in_background(turn: turns.Turn, step: Step) -> bool:
@@ -189,7 +210,7 @@ def _weight_complete(turn: turns.Turn, step: Step) -> Completion:
     assert turn.status.stable_revision is not None
     stable = turn.workload(turn.status.stable_revision)
     stable_needed = min(
-        entry.stable_replicas, math.ceil((turn.status.stable_replicas or 0) * (100 - entry.weight) / 100)
+        entry.stable_replicas, math.ceil(turn.spec.serving.replicas * (100 - entry.weight) / 100)
     )
     stable_ready = stable is not None and stable.ready_replicas >= stable_needed
     if warm and stable_ready and _traffic_reached(turn, step):

@@ -100,6 +100,15 @@ class World:
     followed_tags: dict[str, str] = field(default_factory=dict)  # that version's tags and status
     followed_status: str = "READY"
     bumps: dict[str, str] = field(default_factory=dict)  # bump key -> the commit carrying it
+    adopted_replicas: dict[str, int] = field(default_factory=dict)  # workloadRef Deployments scaled
+
+    def read_adopted(self, spec: modelrelease.ModelReleaseSpec) -> modelrelease.ModelReleaseSpec:
+        """The spec as the shell hands it over: the adopted Deployment read again (its size now)."""
+        ref, adopted = spec.serving.workload_ref, spec.serving.adopted
+        if ref is None or adopted is None or ref.name not in self.adopted_replicas:
+            return spec
+        serving = spec.serving.adopting(adopted.template, self.adopted_replicas[ref.name])
+        return spec.model_copy(update={"serving": serving})
 
     # -- the world moving on its own --------------------------------------------------------
 
@@ -131,6 +140,8 @@ class World:
             case actions.ScaleWorkload():
                 if action.name in self.deployments:
                     self.deployments[action.name].scale(action.replicas, self.now)
+                else:  # a Deployment the release adopted (workloadRef): only its size is ours to set
+                    self.adopted_replicas[action.name] = action.replicas
             case actions.DeleteWorkload():
                 self.deployments.pop(action.name, None)
             case actions.SetTrafficWeight():
@@ -228,6 +239,7 @@ class World:
         }
         return obs_.Observations(
             release=obs_.ReleaseIdentity(name=RELEASE, generation=self.generation),
+            pod_selector=f"modelrelease.dev/release={RELEASE}",
             model=obs_.RegistryVersion(
                 version=self.model_version,
                 uri=f"models:/fraud/{self.model_version}",
@@ -296,6 +308,7 @@ class Run:
         done: list[actions.Action] = []
         said: list[decisions.Event] = []
         for _ in range(engine.MAX_MOVES):
+            self.spec = self.world.read_adopted(self.spec)
             decision = engine.reconcile(self.spec, self.status, self.world.observe(), now=self.world.now)
             for action in decision.actions:
                 self.world.execute(action)

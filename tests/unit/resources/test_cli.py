@@ -126,7 +126,7 @@ def test_validate_names_the_file_line_and_column_of_broken_yaml(
         f"{release}:20:11: not valid YAML: expected ',' or ']', but got ':' "
         "(while parsing a flow sequence at line 19, column 6)"
     )
-    assert summary == "5 file(s), 2 resource(s): 1 problem(s)"
+    assert summary == "8 file(s), 3 resource(s): 1 problem(s)"
 
 
 def test_validate_names_the_file_line_and_field_of_a_schema_error_and_keeps_checking_the_rest(
@@ -286,3 +286,74 @@ def test_the_plan_comment_says_why_a_release_is_included_and_counts_an_invalid_o
     assert "### Invalid manifests" in markdown
     assert "setWeight: 150 is above 100" in markdown
     assert "Included: AnalysisTemplate latency-and-errors changed." in markdown
+
+
+def test_validate_refuses_a_workload_ref_to_a_missing_deployment_or_another_kind_with_file_field_and_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = _repo_copy(tmp_path)
+    chat = repo / "releases" / "chat"
+    (chat / "deployment.yaml").unlink()
+    assert cli.main(["validate", str(repo)]) == 1
+    missing = capsys.readouterr().err
+    assert (
+        f"{chat / 'release.yaml'}:14: ModelRelease chat: spec.serving.workloadRef.name: "
+        "Deployment 'vllm-chat' is not in the repository in namespace ml-serving" in missing
+    )
+    (chat / "statefulset.yaml").write_text(
+        "apiVersion: apps/v1\nkind: StatefulSet\n"
+        "metadata: {name: vllm-chat, namespace: ml-serving}\nspec: {}\n"
+    )
+    assert cli.main(["validate", str(repo)]) == 1
+    other = capsys.readouterr().err
+    assert (
+        f"{chat / 'release.yaml'}:14: ModelRelease chat: spec.serving.workloadRef.name: 'vllm-chat' is a "
+        f"StatefulSet ({chat / 'statefulset.yaml'}:1), not a Deployment" in other
+    )
+    release = chat / "release.yaml"
+    release.write_text(
+        release.read_text().replace("{kind: Deployment, name: vllm-chat}", "{kind: StatefulSet, name: x}")
+    )
+    assert cli.main(["validate", str(repo)]) == 1
+    kind = capsys.readouterr().err
+    assert (
+        f"{release}:14: ModelRelease chat: spec.serving.workloadRef.kind: "
+        "only a Deployment can be referenced (got kind 'StatefulSet')" in kind
+    )
+
+
+def test_validate_refuses_an_inline_template_field_beside_a_workload_ref(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = _repo_copy(tmp_path)
+    release = repo / "releases" / "chat" / "release.yaml"
+    release.write_text(
+        release.read_text().replace("    warmup: 3m\n", "    warmup: 3m\n    image: vllm:0.7\n")
+    )
+    assert cli.main(["validate", str(repo)]) == 1
+    assert (
+        "workloadRef takes the pod template from Deployment vllm-chat; remove image"
+        in capsys.readouterr().err
+    )
+
+
+def test_plan_reads_an_adopted_deployments_gpus_and_shows_the_peak_at_the_autoscalers_maximum(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["plan", str(TEMPLATE_REPO)]) == 0
+    text = capsys.readouterr().out
+    chat = text[text.index("ModelRelease chat") :].split("takes at least")[0]
+    assert (
+        "peak GPUs 4 = stable 2 + 2 extra; budget 2 + maxExtraGPUs 3 = 5: fits" in chat
+    )  # at the minimum, 2
+    assert "sized by HorizontalPodAutoscaler chat (2–6 replicas); at 6: peak GPUs 9, budget 9: fits" in chat
+    assert "pod template: Deployment vllm-chat" in chat
+    repo = _repo_copy(tmp_path)
+    scaler = repo / "releases" / "chat" / "autoscaler.yaml"
+    scaler.write_text(scaler.read_text().replace("maxReplicas: 6", "maxReplicas: 10"))
+    assert cli.main(["plan", str(repo)]) == 0
+    wider = capsys.readouterr().out
+    assert (
+        "at 10 it does not fit: promotion: the canary needs 10×1 GPUs while stable still serves 50%" in wider
+    )
+    assert "A rollout resized that far waits at that step" in wider

@@ -81,13 +81,20 @@ def test_every_crd_schema_is_structural(kind: str) -> None:
     assert _walk(_crd_schema(kind), kind) == []
 
 
-def test_the_modelrelease_crd_has_the_status_subresource_short_name_and_printer_columns() -> None:
+def test_the_modelrelease_crd_has_status_and_scale_subresources_short_name_and_printer_columns() -> None:
     crd = yaml.safe_load((CRD_DIR / "modelreleases.modelrelease.dev.yaml").read_text())
     version = crd["spec"]["versions"][0]
-    assert version["subresources"] == {"status": {}}
+    assert version["subresources"] == {
+        "status": {},
+        "scale": {
+            "specReplicasPath": ".spec.serving.replicas",
+            "statusReplicasPath": ".status.replicas",
+            "labelSelectorPath": ".status.selector",
+        },
+    }
     assert crd["spec"]["names"]["shortNames"] == ["mrel"]
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["Phase", "Step", "Weight", "Stable", "Canary", "Verdict", "Age"]
+    assert columns == ["Phase", "Step", "Weight", "Stable", "Canary", "Replicas", "Verdict", "Age"]
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)

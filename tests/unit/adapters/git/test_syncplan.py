@@ -81,6 +81,18 @@ def test_a_changed_spec_is_a_merge_patch_of_what_changed_and_nulls_what_git_remo
     assert action == syncplan.Patch({"spec": {"x": 1, "gone": None}}, spec_changed=True)
 
 
+def test_a_release_whose_file_leaves_out_its_replicas_keeps_the_size_an_autoscaler_gave_it() -> None:
+    autoscaled = {**BODY, "spec": {"serving": {"image": "vllm:0.6"}}}
+    live = _live(spec={"serving": {"image": "vllm:0.5", "replicas": 7}})
+    action = syncplan.to_apply(_source(), KEY, _manifest(), autoscaled, COMMIT, live)
+    assert action == syncplan.Patch({"spec": {"serving": {"image": "vllm:0.6"}}}, spec_changed=True)
+    pinned = {**BODY, "spec": {"serving": {"image": "vllm:0.6", "replicas": 4}}}
+    action = syncplan.to_apply(_source(), KEY, _manifest(), pinned, COMMIT, live)
+    assert action == syncplan.Patch(
+        {"spec": {"serving": {"image": "vllm:0.6", "replicas": 4}}}, spec_changed=True
+    )
+
+
 def test_an_object_whose_file_is_quarantined_now_is_never_pruned() -> None:
     outcome = syncplan.SyncOutcome(commit=COMMIT)
     managed: dict[syncplan.Key, str | None] = {
