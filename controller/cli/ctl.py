@@ -236,8 +236,9 @@ def render_status(release: Obj, events: Sequence[Obj], now: datetime, source: Ob
             said = f"held: it {proposal.held}"
         lines.append(f"  alias {proposal.alias} moved to version {proposal.version}, proposed in Git: {said}")
     lines += [f"  {line}" for line in gitstate.describe(release, source)]
+    # The plan the controller walks: at the release's size now (an HPA may have resized it).
     footprint = planning.StableFootprint(
-        replicas=st.stable_replicas or spec.serving.replicas,
+        replicas=spec.serving.replicas,
         gpus_per_replica=st.stable_gpus_per_replica or spec.gpus_per_replica,
     )
     plan = planning.plan_rollout(spec, footprint)
