@@ -215,9 +215,22 @@ def register(
             patch: kopf.Patch = kwargs["patch"]
             patch.fns.append(drop_legacy_finalizer)
 
+    @kopf.index(
+        meta.GROUP, meta.VERSION, "modelreleases", id="adopters", registry=registry, labels=release_filter
+    )
+    def adopters(**kwargs: Any) -> dict[tuple[str, str], str] | None:
+        return adopted_deployment(kwargs["namespace"], kwargs["name"], kwargs["spec"])
+
     @kopf.on.event("apps", "v1", "deployments", registry=registry, labels=owned)
     def deployment_changed(**kwargs: Any) -> None:
         wakeups.wake(kwargs["namespace"], _release_of(kwargs))
+
+    @kopf.on.event("apps", "v1", "deployments", registry=registry, labels={labels.RELEASE: kopf.ABSENT})
+    def adopted_deployment_changed(**kwargs: Any) -> None:
+        """A Deployment a release adopts (workloadRef) changed: its template may be a new revision."""
+        index: kopf.Index[tuple[str, str], str] = kwargs["adopters"]
+        for release in index.get((kwargs["namespace"], kwargs["name"]), []):
+            wakeups.wake(kwargs["namespace"], release)
 
     @kopf.on.event("", "v1", "pods", registry=registry, labels=owned)
     def pod_changed(**kwargs: Any) -> None:
@@ -228,6 +241,14 @@ def register(
         wakeups.wake(kwargs["namespace"], kwargs["spec"].get("release"))
 
     return wakeups
+
+
+def adopted_deployment(
+    namespace: str, name: str, spec: Mapping[str, Any]
+) -> dict[tuple[str, str], str] | None:
+    """The index entry of a release that adopts a Deployment: (namespace, Deployment) -> release."""
+    ref = ((spec.get("serving") or {}).get("workloadRef") or {}).get("name")
+    return {(namespace, str(ref)): name} if ref else None
 
 
 MAX_QUICK_CONFLICTS = 5

@@ -7,6 +7,7 @@ size when the release is deleted."""
 from __future__ import annotations
 
 import copy
+import pathlib
 from typing import Any
 
 from tests.cluster import harness
@@ -203,3 +204,46 @@ def test_a_release_whose_workload_ref_names_no_deployment_is_blocked_and_starts_
     assert not world.deployments()
     world.create(copy.deepcopy(helm_rendered()))
     world.wait_for_phase("ranker", "Succeeded", timeout=60)
+
+
+def at_rest(world: harness.World) -> bool:
+    """The adopted Deployment's pods are gone, and the controller looked at the pods after the last
+    one went: nothing is left to wake it but a change (or its poll)."""
+    if (world.get("deployments", "vllm-ranker").get("status") or {}).get("replicas", 0) != 0:
+        return False
+    calls = world.calls()
+    gone = [
+        c.seq
+        for c in calls
+        if c.verb == "delete" and c.plural == "pods" and c.name.startswith("vllm-ranker-")
+    ]
+    looked = [
+        c.seq for c in calls if c.user == harness.CONTROLLER_USER and c.verb == "list" and c.plural == "pods"
+    ]
+    return bool(gone) and bool(looked) and looked[-1] > gone[-1]
+
+
+def test_an_edit_of_the_adopted_template_wakes_the_controller_without_waiting_for_its_poll(
+    world: harness.World, tmp_path: pathlib.Path
+) -> None:
+    """The controller looks again at least every 5 minutes here: a rollout that starts within 20 s of
+    the edit was started by the watch on the adopted Deployment (an index of the releases adopting it)."""
+    controller = harness.Controller(world, tmp_path / "controller.log", "--poll-interval", "300").start()
+    world.on_close(controller.stop)
+    world.create(helm_rendered())
+    world.create(adopting_release("1"))
+    first = world.wait_for_phase("ranker", "Succeeded")
+    world.wait_until(lambda: at_rest(world), timeout=30, what="the controller at rest after the adoption")
+    new_image = {
+        "spec": {"template": {"spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.6.4"}]}}}
+    }
+    world.patch(
+        "deployments", "vllm-ranker", new_image, content_type="application/strategic-merge-patch+json"
+    )
+    started = world.wait_for_status(
+        "ranker",
+        lambda s: s.get("canaryRevision") not in (None, first["stableRevision"]),
+        timeout=20,
+        what="a rollout of the edited template",
+    )
+    assert started["canaryModelVersion"] == "1"

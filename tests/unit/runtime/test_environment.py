@@ -149,3 +149,10 @@ def test_a_shard_takes_the_shared_pre_shard_finalizer_off_once_its_own_guards_th
     body = {"metadata": {"finalizers": ["example.com/keep", legacy, own]}}
     handlers.drop_legacy_finalizer(body)
     assert body["metadata"]["finalizers"] == ["example.com/keep", own]
+
+
+def test_a_release_adopting_a_deployment_is_indexed_under_that_deployment_and_others_are_not() -> None:
+    adopting = {"serving": {"workloadRef": {"kind": "Deployment", "name": "vllm-chat"}}}
+    assert handlers.adopted_deployment("ml", "chat", adopting) == {("ml", "vllm-chat"): "chat"}
+    assert handlers.adopted_deployment("ml", "ranker", {"serving": {"image": "vllm:0.6"}}) is None
+    assert handlers.adopted_deployment("ml", "broken", {}) is None
