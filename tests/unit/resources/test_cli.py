@@ -357,3 +357,20 @@ def test_plan_reads_an_adopted_deployments_gpus_and_shows_the_peak_at_the_autosc
         "at 10 it does not fit: promotion: the canary needs 10×1 GPUs while stable still serves 50%" in wider
     )
     assert "A rollout resized that far waits at that step" in wider
+
+
+def test_plan_reads_a_keda_scaled_object_that_targets_the_release_with_its_default_maximum(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = _repo_copy(tmp_path)
+    (repo / "releases" / "chat" / "autoscaler.yaml").write_text(
+        "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\n"
+        "metadata: {name: chat-queue, namespace: ml-serving}\n"
+        "spec:\n"
+        "  scaleTargetRef: {apiVersion: modelrelease.dev/v1alpha1, kind: ModelRelease, name: chat}\n"
+        "  minReplicaCount: 3\n"
+        "  triggers: [{type: prometheus, metadata: {query: 'sum(vllm_num_requests_waiting)'}}]\n"
+    )
+    assert cli.main(["plan", str(repo)]) == 0
+    text = capsys.readouterr().out
+    assert "sized by ScaledObject chat-queue (3–100 replicas); at 100 it does not fit" in text
