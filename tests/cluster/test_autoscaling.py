@@ -3,8 +3,8 @@ and by the real HPA controller (kube-controller-manager) from a metric the fleet
 
 The HPA reads `inference_requests_per_second` — the release's request rate, a PromQL query to the
 real Prometheus that scrapes the fleet, served through the aggregator by a small external-metrics
-adapter (tests/controlplane/metricsadapter.py) — against a target of 10 requests/s per replica.
-The fleet's offered load is the test's knob: 40 requests/s, then 80, then 20.
+adapter (tests/controlplane/metricsadapter.py) — against a target of 20 requests/s per replica.
+The fleet's offered load is the test's knob: 70 requests/s, then 150, 30 and 90.
 
 What is checked, replayed from the audit log: every write of the release's size (the HPA's
 `modelreleases/scale` updates, kubectl's) and every Deployment write, in the order the API server
@@ -34,7 +34,10 @@ from tests.integration import prometheus_server
 KUBECTL = pathlib.Path(sys.executable).parent / "kubectl"
 EXTRA = 4
 PAUSED = {"canary": {"steps": [{"setWeight": 25}, {"pause": {}}, {"setWeight": 50}], "scaleDownDelay": "0s"}}
-PER_REPLICA = 10  # the HPA's target: requests/s per replica
+# The HPA's target: requests/s per replica. Each offered load sits mid-way between two sizes (150 → 8,
+# 30 → 2, 90 → 5), 4½ standard deviations of the 20 s rate's noise from the next size's edge, so
+# the HPA's answer does not hang on a scrape's luck.
+PER_REPLICA = 20
 METRIC = "inference_requests_per_second"
 
 
@@ -159,14 +162,14 @@ class Fleet:
         matchers = ",".join(
             f'{k}="{v}"' for k, v in (term.split("=", 1) for term in selector.split(",") if term)
         )
-        query = f'sum(rate(inference_requests_total{{namespace="{namespace}",{matchers}}}[10s]))'
+        query = f'sum(rate(inference_requests_total{{namespace="{namespace}",{matchers}}}[20s]))'
         rows = self.prometheus.query(query)
         return float(rows[0]["value"][1]) if rows else 0.0  # type: ignore[index]
 
 
 @pytest.fixture
 def serving_fleet(world: harness.World, tmp_path: pathlib.Path) -> Iterator[Fleet]:
-    scenario = fleet.FleetScenario(requests_per_second=40.0)
+    scenario = fleet.FleetScenario(requests_per_second=70.0)
     serving = fleet.ServingFleet(world.kube, scenario, seed=5, namespace=world.namespace)
     server = fleet.FleetServer(serving, tmp_path / "targets.json", clock=time.time, tick=0.2).start()
     folder = tmp_path / "prometheus"
@@ -246,12 +249,12 @@ def test_the_real_hpa_scales_a_release_up_and_down_during_a_canary_within_the_bu
     world.wait_until(lambda: settled_at(world, 4), timeout=60, what="the 25 % split of 4")
     rate = lambda: serving_fleet.rate(world.namespace, "release=ranker")  # noqa: E731
     world.wait_until(
-        lambda: 32 <= rate() <= 48, timeout=60, what="Prometheus sees the release's 40 requests/s"
+        lambda: 56 <= rate() <= 84, timeout=60, what="Prometheus sees the release's 70 requests/s"
     )
     world.apply(hpa(1, 8))
 
     sizes_settled = {}
-    for offered, size in ((80.0, 8), (20.0, 2), (50.0, 5)):
+    for offered, size in ((150.0, 8), (30.0, 2), (90.0, 5)):
         serving_fleet.offer(offered)
         world.wait_until(
             lambda size=size: world.release("ranker")["spec"]["serving"]["replicas"] == size,  # type: ignore[misc]
