@@ -4,7 +4,7 @@ and by the real HPA controller (kube-controller-manager) from a metric the fleet
 The HPA reads `inference_requests_per_second` — the release's request rate, a PromQL query to the
 real Prometheus that scrapes the fleet, served through the aggregator by a small external-metrics
 adapter (tests/controlplane/metricsadapter.py) — against a target of 20 requests/s per replica.
-The fleet's offered load is the test's knob: 70 requests/s, then 150, 30 and 90.
+The fleet's offered load is the test's knob: 70 requests/s, then 200, 30 and 90.
 
 What is checked, replayed from the audit log: every write of the release's size (the HPA's
 `modelreleases/scale` updates, kubectl's) and every Deployment write, in the order the API server
@@ -34,9 +34,10 @@ from tests.integration import prometheus_server
 KUBECTL = pathlib.Path(sys.executable).parent / "kubectl"
 EXTRA = 4
 PAUSED = {"canary": {"steps": [{"setWeight": 25}, {"pause": {}}, {"setWeight": 50}], "scaleDownDelay": "0s"}}
-# The HPA's target: requests/s per replica. Each offered load sits mid-way between two sizes (150 → 8,
-# 30 → 2, 90 → 5), 4½ standard deviations of the 20 s rate's noise from the next size's edge, so
-# the HPA's answer does not hang on a scrape's luck.
+# The HPA's target: requests/s per replica. Each offered load is at least 4½ standard deviations of
+# the 20 s rate's Poisson noise (√(rate × 20) / 20) from the edge of another size: 200 → 8 (the
+# maximum; 7 below 140), 30 → 2 (edges 20 and 40), 90 → 5 (edges 80 and 100) — so the HPA's answer
+# does not hang on a scrape's luck.
 PER_REPLICA = 20
 METRIC = "inference_requests_per_second"
 
@@ -254,7 +255,7 @@ def test_the_real_hpa_scales_a_release_up_and_down_during_a_canary_within_the_bu
     world.apply(hpa(1, 8))
 
     sizes_settled = {}
-    for offered, size in ((150.0, 8), (30.0, 2), (90.0, 5)):
+    for offered, size in ((200.0, 8), (30.0, 2), (90.0, 5)):
         serving_fleet.offer(offered)
         world.wait_until(
             lambda size=size: world.release("ranker")["spec"]["serving"]["replicas"] == size,  # type: ignore[misc]
