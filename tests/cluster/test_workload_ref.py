@@ -99,6 +99,13 @@ def argo_cd_health(deployment: dict[str, Any]) -> str:
     return "Progressing" if status.get("availableReplicas", 0) < updated else "Healthy"
 
 
+def edit_image(world: harness.World, image: str) -> None:
+    """What a chart upgrade does to the adopted Deployment: a new image in its template."""
+    template = {"spec": {"containers": [{"name": "vllm", "image": image}]}}
+    patch = {"spec": {"template": template}}
+    world.patch("deployments", "vllm-ranker", patch, content_type="application/strategic-merge-patch+json")
+
+
 def ours(world: harness.World) -> dict[str, dict[str, Any]]:
     return {name: d for name, d in world.deployments().items() if name != "vllm-ranker"}
 
@@ -141,12 +148,7 @@ def test_an_adopting_release_deploys_rolls_out_and_back_leaving_the_deployment_a
     promoted = world.wait_for_status(
         "ranker", lambda s: s.get("phase") == "Succeeded" and s.get("stableModelVersion") == "2"
     )
-    new_image = {
-        "spec": {"template": {"spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.6.4"}]}}}
-    }
-    world.patch(
-        "deployments", "vllm-ranker", new_image, content_type="application/strategic-merge-patch+json"
-    )
+    edit_image(world, "vllm/vllm-openai:v0.6.4")
     edited = world.wait_for_status(
         "ranker",
         lambda s: (
@@ -234,12 +236,7 @@ def test_an_edit_of_the_adopted_template_wakes_the_controller_without_waiting_fo
     world.create(adopting_release("1"))
     first = world.wait_for_phase("ranker", "Succeeded")
     world.wait_until(lambda: at_rest(world), timeout=30, what="the controller at rest after the adoption")
-    new_image = {
-        "spec": {"template": {"spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.6.4"}]}}}
-    }
-    world.patch(
-        "deployments", "vllm-ranker", new_image, content_type="application/strategic-merge-patch+json"
-    )
+    edit_image(world, "vllm/vllm-openai:v0.6.4")
     started = world.wait_for_status(
         "ranker",
         lambda s: s.get("canaryRevision") not in (None, first["stableRevision"]),
