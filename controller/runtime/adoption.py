@@ -21,11 +21,18 @@ def adopt(
     """The spec with the referenced Deployment's pod template read in (unchanged without workloadRef).
 
     Raises NotFoundError (the release is Blocked, and tried again) while the Deployment is missing,
-    InvalidError when its template cannot serve under the release's GPU budget."""
+    InvalidError when it has no container to inject the model into or its template asks for none of
+    the GPUs the release's budget counts."""
     ref = spec.serving.workload_ref
     if ref is None:
         return spec
     template, replicas = io.workloads.fetch_referenced(namespace, ref.name)
+    names = [str(c.get("name")) for c in (template.get("spec") or {}).get("containers") or []]
+    if not names or (ref.container is not None and ref.container not in names):
+        raise errors.InvalidError(
+            f"spec.serving.workloadRef.container: Deployment {namespace}/{ref.name} has no container "
+            f"{ref.container or '(none at all)'!r}; it has {', '.join(names) or 'none'}"
+        )
     serving = spec.serving.adopting(template, replicas)
     budget = spec.gpu_budget
     if budget is not None and serving.gpus_per_replica(budget.resource_name) == 0:
