@@ -185,6 +185,12 @@ class KubeWorkloads:
                 f"spec.serving.workloadRef: Deployment {namespace}/{name} does not exist; "
                 "the release starts once it does"
             ) from None
+        if (deployment["metadata"].get("labels") or {}).get(labels.MANAGED_BY) == labels.MANAGER:
+            # Adopting a release's own Deployment would have the engine scale it to zero under itself.
+            raise errors.InvalidError(
+                f"spec.serving.workloadRef: Deployment {namespace}/{name} is one modelrelease runs for a "
+                "release; reference the Deployment your chart or manifests deploy"
+            )
         spec = deployment.get("spec") or {}
         return spec.get("template") or {}, int(spec.get("replicas", 1))
 

@@ -207,6 +207,21 @@ def test_a_release_whose_workload_ref_names_no_deployment_is_blocked_and_starts_
     world.create(copy.deepcopy(helm_rendered()))
     world.wait_for_phase("ranker", "Succeeded", timeout=60)
 
+    # A typo naming a release's own Deployment is refused: adopting it would scale serving to zero.
+    (serving,) = ours(world)
+    mistaken = adopting_release("1")
+    mistaken["metadata"]["name"] = "mistaken"
+    mistaken["spec"]["serving"]["workloadRef"]["name"] = serving
+    world.create(mistaken)
+    refused = world.wait_for_status(
+        "mistaken", lambda s: "modelrelease runs" in s.get("message", ""), timeout=30
+    )
+    assert (
+        f"spec.serving.workloadRef: Deployment {world.namespace}/{serving} is one modelrelease runs"
+        in (refused["message"])
+    )
+    assert world.get("deployments", serving)["spec"]["replicas"] == 3
+
 
 def at_rest(world: harness.World) -> bool:
     """The adopted Deployment's pods are gone, and the controller looked at the pods after the last
